@@ -1,0 +1,92 @@
+//! Key material from config, pinned to algorithm families.
+
+use jsonwebtoken::{Algorithm, DecodingKey};
+
+use crate::config::TokenSettings;
+
+/// A configured key that does not parse.
+#[derive(Debug, thiserror::Error)]
+#[error("{key}: {reason}")]
+pub struct KeyError {
+    /// Config key path.
+    pub key: String,
+    /// What is wrong.
+    pub reason: String,
+}
+
+/// The keys and claim checks of one token kind.
+pub(super) struct KeySet {
+    hmac: Option<DecodingKey>,
+    hmac_previous: Option<(DecodingKey, i64)>,
+    rsa: Option<DecodingKey>,
+    ecdsa: Option<DecodingKey>,
+    pub(super) audience: String,
+    pub(super) issuer: String,
+    pub(super) user_id_claim: String,
+}
+
+impl std::fmt::Debug for KeySet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never print key material.
+        f.debug_struct("KeySet")
+            .field("hmac", &self.hmac.is_some())
+            .field("rsa", &self.rsa.is_some())
+            .field("ecdsa", &self.ecdsa.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl KeySet {
+    pub(super) fn from_settings(s: &TokenSettings, path: &str) -> Result<Self, KeyError> {
+        let error = |field: &str, reason: String| KeyError { key: format!("{path}.{field}"), reason };
+        let non_empty = |v: &str| (!v.is_empty()).then(|| v.to_owned());
+        let hmac = non_empty(&s.hmac_secret_key).map(|k| DecodingKey::from_secret(k.as_bytes()));
+        let hmac_previous = non_empty(&s.hmac_previous_secret_key)
+            .map(|k| (DecodingKey::from_secret(k.as_bytes()), s.hmac_previous_secret_key_valid_until));
+        let rsa = match non_empty(&s.rsa_public_key) {
+            Some(pem) => Some(
+                DecodingKey::from_rsa_pem(pem.as_bytes())
+                    .map_err(|e| error("rsa_public_key", format!("not a PEM RSA public key ({e})")))?,
+            ),
+            None => None,
+        };
+        let ecdsa = match non_empty(&s.ecdsa_public_key) {
+            Some(pem) => Some(
+                DecodingKey::from_ec_pem(pem.as_bytes())
+                    .map_err(|e| error("ecdsa_public_key", format!("not a PEM ECDSA public key ({e})")))?,
+            ),
+            None => None,
+        };
+        Ok(Self {
+            hmac,
+            hmac_previous,
+            rsa,
+            ecdsa,
+            audience: s.audience.clone(),
+            issuer: s.issuer.clone(),
+            user_id_claim: s.user_id_claim.clone(),
+        })
+    }
+
+    pub(super) fn has_keys(&self) -> bool {
+        self.hmac.is_some() || self.rsa.is_some() || self.ecdsa.is_some()
+    }
+
+    /// The keys that may verify `alg`, current key first.
+    pub(super) fn keys_for(&self, alg: Algorithm, now: i64) -> Vec<&DecodingKey> {
+        use Algorithm::*;
+        match alg {
+            HS256 | HS384 | HS512 => {
+                let previous = self
+                    .hmac_previous
+                    .as_ref()
+                    .filter(|(_, until)| *until <= 0 || now <= *until)
+                    .map(|(key, _)| key);
+                self.hmac.iter().chain(previous).collect()
+            }
+            RS256 | RS384 | RS512 => self.rsa.iter().collect(),
+            ES256 | ES384 => self.ecdsa.iter().collect(),
+            _ => Vec::new(),
+        }
+    }
+}

@@ -1,0 +1,567 @@
+//! Node configuration: the typed [`Settings`] tree, with Centrifugo v6 key names.
+//!
+//! Every section is `#[serde(default)]`, so a config file only names what it changes. Loading
+//! (file → v5 key mapping → environment overrides → validation) lives in [`load`]; the
+//! documented example of every key is `config/default.yaml`.
+
+pub mod duration;
+pub mod load;
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+pub use load::{load, ConfigError};
+
+/// The whole node configuration (Centrifugo v6 layout).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Settings {
+    /// `http_server.*`: listeners.
+    pub http_server: HttpServerSettings,
+    /// `log.*`: logging.
+    pub log: LogSettings,
+    /// `node.*`: node identity.
+    pub node: NodeSettings,
+    /// `shutdown.*`: graceful shutdown.
+    pub shutdown: ShutdownSettings,
+    /// `engine.*`: which engine backs history and presence.
+    pub engine: EngineSettings,
+    /// `broker.*`: the cross-node publication relay.
+    pub broker: BrokerSettings,
+    /// `presence_manager.*`: where presence lives.
+    pub presence_manager: PresenceManagerSettings,
+    /// `client.*`: client connections.
+    pub client: ClientSettings,
+    /// `channel.*`: channel names and per-namespace options.
+    pub channel: ChannelSettings,
+    /// `rpc.*`: built-in client RPC.
+    pub rpc: RpcSettings,
+    /// `http_api.*`: the server HTTP API.
+    pub http_api: HttpApiSettings,
+    /// `websocket.*`: the bidirectional WebSocket transport.
+    pub websocket: WebsocketSettings,
+    /// `prometheus.*`: `/metrics`.
+    pub prometheus: PrometheusSettings,
+    /// `health.*`: `/health`.
+    pub health: HealthSettings,
+}
+
+/// `http_server.*`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct HttpServerSettings {
+    /// Address to bind; empty means all interfaces. Default "".
+    pub address: String,
+    /// Main port (WebSocket, and API/health/metrics unless `internal_port` is set). Default 8000.
+    pub port: u16,
+    /// Address for the internal port; empty falls back to `address`.
+    pub internal_address: String,
+    /// Port for API, `/health` and `/metrics`; empty means "same as `port`".
+    pub internal_port: String,
+}
+
+impl Default for HttpServerSettings {
+    fn default() -> Self {
+        Self { address: String::new(), port: 8000, internal_address: String::new(), internal_port: String::new() }
+    }
+}
+
+/// `log.*`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct LogSettings {
+    /// One of `none`, `trace`, `debug`, `info`, `warn`, `error`. Default `info`.
+    pub level: String,
+    /// Log file path; empty means stdout.
+    pub file: String,
+    /// `text` (default) or `json`.
+    pub format: String,
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        Self { level: "info".into(), file: String::new(), format: "text".into() }
+    }
+}
+
+/// `node.*`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct NodeSettings {
+    /// Human-readable node name; empty means `<hostname>_<port>`.
+    pub name: String,
+}
+
+/// `shutdown.*`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ShutdownSettings {
+    /// Upper bound for a graceful shutdown. Default 30s.
+    #[serde(with = "duration")]
+    pub timeout: Duration,
+}
+
+impl Default for ShutdownSettings {
+    fn default() -> Self {
+        Self { timeout: Duration::from_secs(30) }
+    }
+}
+
+/// `engine.*`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct EngineSettings {
+    /// `memory` (the only engine gyre has; `redis` is refused at validation).
+    #[serde(rename = "type")]
+    pub kind: String,
+}
+
+impl Default for EngineSettings {
+    fn default() -> Self {
+        Self { kind: "memory".into() }
+    }
+}
+
+/// `broker.*`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct BrokerSettings {
+    /// Use a broker other than the engine's.
+    pub enabled: bool,
+    /// `memory` or `nats`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// `broker.nats.*`.
+    pub nats: NatsSettings,
+}
+
+impl Default for BrokerSettings {
+    fn default() -> Self {
+        Self { enabled: false, kind: "memory".into(), nats: NatsSettings::default() }
+    }
+}
+
+/// `broker.nats.*` and `presence_manager.nats.*`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct NatsSettings {
+    /// NATS server URL. Default `nats://localhost:4222`.
+    pub url: String,
+    /// Subject prefix. Default `centrifugo`.
+    pub prefix: String,
+    /// Connect timeout. Default 1s.
+    #[serde(with = "duration")]
+    pub dial_timeout: Duration,
+    /// Write timeout. Default 1s.
+    #[serde(with = "duration")]
+    pub write_timeout: Duration,
+}
+
+impl Default for NatsSettings {
+    fn default() -> Self {
+        Self {
+            url: "nats://localhost:4222".into(),
+            prefix: "centrifugo".into(),
+            dial_timeout: Duration::from_secs(1),
+            write_timeout: Duration::from_secs(1),
+        }
+    }
+}
+
+/// `presence_manager.*`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct PresenceManagerSettings {
+    /// Use a presence manager other than the engine's.
+    pub enabled: bool,
+    /// `memory` or `nats`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// `presence_manager.nats.*`.
+    pub nats: NatsSettings,
+}
+
+impl Default for PresenceManagerSettings {
+    fn default() -> Self {
+        Self { enabled: false, kind: "memory".into(), nats: NatsSettings::default() }
+    }
+}
+
+/// JWT verification keys and claim checks (`client.token.*`, `client.subscription_token.*`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct TokenSettings {
+    /// Enables HS256/384/512 with this secret.
+    pub hmac_secret_key: String,
+    /// Previous HMAC secret accepted during rotation.
+    pub hmac_previous_secret_key: String,
+    /// Unix seconds after which the previous secret is refused (0 = no limit).
+    pub hmac_previous_secret_key_valid_until: i64,
+    /// PEM public key (PKIX or certificate); enables RS256/384/512.
+    pub rsa_public_key: String,
+    /// PEM public key (PKIX or certificate); enables ES256/384.
+    pub ecdsa_public_key: String,
+    /// JWKS URL (not supported by gyre yet: refused at validation).
+    pub jwks_public_endpoint: String,
+    /// Required `aud` value.
+    pub audience: String,
+    /// Required `iss` value.
+    pub issuer: String,
+    /// Claim holding the user id instead of `sub`.
+    pub user_id_claim: String,
+}
+
+/// `client.subscription_token.*`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SubscriptionTokenSettings {
+    /// Use these keys (instead of `client.token`) for subscription tokens.
+    pub enabled: bool,
+    /// The keys and checks.
+    #[serde(flatten)]
+    pub token: TokenSettings,
+}
+
+/// `client.subscribe_to_user_personal_channel.*`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct PersonalChannelSettings {
+    /// Subscribe every authenticated connection to `#<user>` server-side.
+    pub enabled: bool,
+    /// Namespace of the personal channel.
+    pub personal_channel_namespace: String,
+    /// Keep one connection per user (needs presence in that namespace).
+    pub single_connection: bool,
+}
+
+/// `client.*`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ClientSettings {
+    /// Origin patterns allowed for WebSocket handshakes (`*` wildcards). Empty: only requests
+    /// without an Origin header are accepted.
+    pub allowed_origins: Vec<String>,
+    /// Connection (and, by default, subscription) token verification.
+    pub token: TokenSettings,
+    /// Separate subscription token verification.
+    pub subscription_token: SubscriptionTokenSettings,
+    /// Accept connects without a token as anonymous.
+    pub allow_anonymous_connect_without_token: bool,
+    /// Refuse connection tokens with an empty `sub` (3507).
+    pub disallow_anonymous_connection_tokens: bool,
+    /// Development mode: no token needed, every permission granted.
+    pub insecure: bool,
+    /// Accept tokens without checking their signature (development only).
+    pub insecure_skip_token_signature_verify: bool,
+    /// Server ping period. Default 25s.
+    #[serde(with = "duration")]
+    pub ping_interval: Duration,
+    /// Time a client has to answer a ping. Default 8s.
+    #[serde(with = "duration")]
+    pub pong_timeout: Duration,
+    /// Grace after connection expiry before 3005. Default 25s.
+    #[serde(with = "duration")]
+    pub expired_close_delay: Duration,
+    /// Grace after subscription expiry before 2501. Default 25s.
+    #[serde(with = "duration")]
+    pub expired_sub_close_delay: Duration,
+    /// Time allowed to send a successful connect before 3502. Default 10s.
+    #[serde(with = "duration")]
+    pub stale_close_delay: Duration,
+    /// Max subscriptions per connection (error 106). Default 128.
+    pub channel_limit: usize,
+    /// Bytes that may wait for one client before it is closed with 3008. Default 1 MiB.
+    pub queue_max_size: usize,
+    /// How often presence entries are refreshed and expiries checked. Default 27s.
+    #[serde(with = "duration")]
+    pub presence_update_interval: Duration,
+    /// Commands processed concurrently per connection (gyre always processes in order).
+    pub concurrency: usize,
+    /// Periodic stream position check for positioned subscriptions. Default 40s.
+    #[serde(with = "duration")]
+    pub channel_position_check_delay: Duration,
+    /// Max connections per node (0 = unlimited).
+    pub connection_limit: usize,
+    /// Max connections per user per node (0 = unlimited).
+    pub user_connection_limit: usize,
+    /// Max new connections per second per node (0 = unlimited).
+    pub connection_rate_limit: usize,
+    /// Clamp for client history `limit`. Default 300.
+    pub history_max_publication_limit: usize,
+    /// Max publications returned by recovery. Default 300.
+    pub recovery_max_publication_limit: usize,
+    /// Automatic personal channel subscription.
+    pub subscribe_to_user_personal_channel: PersonalChannelSettings,
+}
+
+impl Default for ClientSettings {
+    fn default() -> Self {
+        Self {
+            allowed_origins: Vec::new(),
+            token: TokenSettings::default(),
+            subscription_token: SubscriptionTokenSettings::default(),
+            allow_anonymous_connect_without_token: false,
+            disallow_anonymous_connection_tokens: false,
+            insecure: false,
+            insecure_skip_token_signature_verify: false,
+            ping_interval: Duration::from_secs(25),
+            pong_timeout: Duration::from_secs(8),
+            expired_close_delay: Duration::from_secs(25),
+            expired_sub_close_delay: Duration::from_secs(25),
+            stale_close_delay: Duration::from_secs(10),
+            channel_limit: 128,
+            queue_max_size: 1_048_576,
+            presence_update_interval: Duration::from_secs(27),
+            concurrency: 0,
+            channel_position_check_delay: Duration::from_secs(40),
+            connection_limit: 0,
+            user_connection_limit: 0,
+            connection_rate_limit: 0,
+            history_max_publication_limit: 300,
+            recovery_max_publication_limit: 300,
+            subscribe_to_user_personal_channel: PersonalChannelSettings::default(),
+        }
+    }
+}
+
+/// Options of one channel namespace (or of channels without a namespace).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ChannelOptions {
+    /// Track presence (needed for presence and presence_stats).
+    pub presence: bool,
+    /// Emit join/leave to subscribers that ask for them.
+    pub join_leave: bool,
+    /// Push join/leave even when the client did not ask.
+    pub force_push_join_leave: bool,
+    /// Publications kept in history (history is on when size and ttl are both > 0).
+    pub history_size: usize,
+    /// How long publications stay in history.
+    #[serde(with = "duration")]
+    pub history_ttl: Duration,
+    /// How long stream metadata (epoch, top offset) is kept; 0 = `channel.history_meta_ttl`.
+    #[serde(with = "duration")]
+    pub history_meta_ttl: Duration,
+    /// Every subscription is positioned.
+    pub force_positioning: bool,
+    /// Clients may ask for positioning.
+    pub allow_positioning: bool,
+    /// Every subscription is recoverable (needs history).
+    pub force_recovery: bool,
+    /// Clients may ask for recovery.
+    pub allow_recovery: bool,
+    /// `""`/`stream` (gyre has no `cache` mode).
+    pub force_recovery_mode: String,
+    /// Authenticated clients may subscribe without a subscription token.
+    pub allow_subscribe_for_client: bool,
+    /// Anonymous clients may subscribe without a token (with `allow_subscribe_for_client`).
+    pub allow_subscribe_for_anonymous: bool,
+    /// Subscribers may publish.
+    pub allow_publish_for_subscriber: bool,
+    /// Any authenticated client may publish.
+    pub allow_publish_for_client: bool,
+    /// Anonymous clients may publish.
+    pub allow_publish_for_anonymous: bool,
+    /// Subscribers may query presence.
+    pub allow_presence_for_subscriber: bool,
+    /// Any authenticated client may query presence.
+    pub allow_presence_for_client: bool,
+    /// Anonymous clients may query presence.
+    pub allow_presence_for_anonymous: bool,
+    /// Subscribers may query history.
+    pub allow_history_for_subscriber: bool,
+    /// Any authenticated client may query history.
+    pub allow_history_for_client: bool,
+    /// Anonymous clients may query history.
+    pub allow_history_for_anonymous: bool,
+    /// Enable `#`-limited channels (`dialog#42,43`).
+    pub allow_user_limited_channels: bool,
+    /// Regex the channel name (after the namespace) must match on client subscribe.
+    pub channel_regex: String,
+    /// Publication data check: `""`, `json`, `json_object`, `binary`.
+    pub publication_data_format: String,
+    /// Treat every publish as a delta publish (not supported: accepted and ignored).
+    pub delta_publish: bool,
+    /// Delta types clients may negotiate (only `fossil`; gyre does not negotiate deltas yet).
+    pub allowed_delta_types: Vec<String>,
+    /// Clients may send tag filters (not supported: subscribe with `tf` gets 107).
+    pub allow_tags_filter: bool,
+    /// `""`/`stream` only.
+    pub subscription_type: String,
+}
+
+impl ChannelOptions {
+    /// History is on only when both size and ttl are set (Centrifugo rule).
+    pub fn history_enabled(&self) -> bool {
+        self.history_size > 0 && !self.history_ttl.is_zero()
+    }
+}
+
+/// One entry of `channel.namespaces`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct NamespaceSettings {
+    /// Namespace name, the part before `:` in channel names.
+    pub name: String,
+    /// The namespace's channel options.
+    #[serde(flatten)]
+    pub options: ChannelOptions,
+}
+
+/// `channel.*`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ChannelSettings {
+    /// Options of channels without a namespace.
+    pub without_namespace: ChannelOptions,
+    /// Named namespaces.
+    pub namespaces: Vec<NamespaceSettings>,
+    /// Default stream metadata retention. Default 720h.
+    #[serde(with = "duration")]
+    pub history_meta_ttl: Duration,
+    /// Default publication data check.
+    pub publication_data_format: String,
+    /// Max channel name length (client side). Default 255.
+    pub max_length: usize,
+    /// Prefix of private channels. Default `$`.
+    pub private_prefix: String,
+    /// Separator between namespace and name. Default `:`.
+    pub namespace_boundary: String,
+    /// Marks user-limited channels. Default `#`.
+    pub user_boundary: String,
+    /// Separates user ids in user-limited channels. Default `,`.
+    pub user_separator: String,
+}
+
+impl Default for ChannelSettings {
+    fn default() -> Self {
+        Self {
+            without_namespace: ChannelOptions::default(),
+            namespaces: Vec::new(),
+            history_meta_ttl: Duration::from_secs(720 * 3600),
+            publication_data_format: String::new(),
+            max_length: 255,
+            private_prefix: "$".into(),
+            namespace_boundary: ":".into(),
+            user_boundary: "#".into(),
+            user_separator: ",".into(),
+        }
+    }
+}
+
+/// `rpc.ping.*`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RpcPingSettings {
+    /// Answer client RPC `method` with an empty result.
+    pub enabled: bool,
+    /// The method name. Default `ping`.
+    pub method: String,
+}
+
+impl Default for RpcPingSettings {
+    fn default() -> Self {
+        Self { enabled: false, method: "ping".into() }
+    }
+}
+
+/// `rpc.*`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RpcSettings {
+    /// Built-in ping RPC.
+    pub ping: RpcPingSettings,
+}
+
+/// `http_api.*`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct HttpApiSettings {
+    /// API key; empty means every call gets 401 unless `insecure`.
+    pub key: String,
+    /// No API key check.
+    pub insecure: bool,
+    /// `""` (errors in a 200 body) or `transport` (errors as HTTP statuses).
+    pub error_mode: String,
+    /// Serve the API on the main port even when `internal_port` is set.
+    pub external: bool,
+    /// No HTTP API at all.
+    pub disabled: bool,
+    /// Path prefix. Default `/api`.
+    pub handler_prefix: String,
+}
+
+impl Default for HttpApiSettings {
+    fn default() -> Self {
+        Self {
+            key: String::new(),
+            insecure: false,
+            error_mode: String::new(),
+            external: false,
+            disabled: false,
+            handler_prefix: "/api".into(),
+        }
+    }
+}
+
+/// `websocket.*`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct WebsocketSettings {
+    /// No WebSocket endpoint.
+    pub disabled: bool,
+    /// Path. Default `/connection/websocket`.
+    pub handler_prefix: String,
+    /// Max incoming message size; larger closes with 1009. Default 65536.
+    pub message_size_limit: usize,
+    /// Per-write timeout. Default 1s.
+    #[serde(with = "duration")]
+    pub write_timeout: Duration,
+    /// permessage-deflate (not supported: accepted and ignored).
+    pub compression: bool,
+}
+
+impl Default for WebsocketSettings {
+    fn default() -> Self {
+        Self {
+            disabled: false,
+            handler_prefix: "/connection/websocket".into(),
+            message_size_limit: 65536,
+            write_timeout: Duration::from_secs(1),
+            compression: false,
+        }
+    }
+}
+
+/// `prometheus.*`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct PrometheusSettings {
+    /// Serve `/metrics`.
+    pub enabled: bool,
+    /// Path. Default `/metrics`.
+    pub handler_prefix: String,
+}
+
+impl Default for PrometheusSettings {
+    fn default() -> Self {
+        Self { enabled: false, handler_prefix: "/metrics".into() }
+    }
+}
+
+/// `health.*`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct HealthSettings {
+    /// Serve `/health`.
+    pub enabled: bool,
+    /// Path. Default `/health`.
+    pub handler_prefix: String,
+}
+
+impl Default for HealthSettings {
+    fn default() -> Self {
+        Self { enabled: false, handler_prefix: "/health".into() }
+    }
+}

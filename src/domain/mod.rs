@@ -1,0 +1,163 @@
+//! Plain values shared by several actors: identifiers, publications, client info, stream
+//! positions. No actix, no IO. Their serde form is Centrifugo's wire form, shared by the client
+//! protocol and the server API.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+
+use serde::{Serialize, Serializer};
+use serde_json::value::RawValue;
+
+/// A connection's unique id (UUID v4 string, as Centrifugo uses).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ClientId(Arc<str>);
+
+impl ClientId {
+    /// A fresh random id.
+    pub fn generate() -> Self {
+        Self(uuid::Uuid::new_v4().to_string().into())
+    }
+
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<&str> for ClientId {
+    fn from(value: &str) -> Self {
+        Self(value.into())
+    }
+}
+
+impl fmt::Display for ClientId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl Serialize for ClientId {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
+
+/// A channel name that passed [`crate::channel::ChannelRules`] validation.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ChannelName(Arc<str>);
+
+impl ChannelName {
+    /// Wraps a name; callers validate first (see [`crate::channel::ChannelRules::resolve`]).
+    pub fn new_unchecked(name: &str) -> Self {
+        Self(name.into())
+    }
+
+    /// The name as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for ChannelName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Shared raw JSON (publication data, connection/channel info), passed through byte for byte.
+pub type RawJson = Arc<RawValue>;
+
+/// Makes a raw JSON payload safe to embed in a newline-delimited frame.
+///
+/// Raw `\n`/`\r` bytes can only be insignificant whitespace in valid JSON (inside strings they
+/// are escaped), so dropping them keeps the value identical (protocol-client.md §1.2).
+pub fn frame_safe(raw: Box<RawValue>) -> RawJson {
+    if raw.get().contains(['\n', '\r']) {
+        let compact: String = raw.get().chars().filter(|c| *c != '\n' && *c != '\r').collect();
+        if let Ok(value) = RawValue::from_string(compact) {
+            return value.into();
+        }
+    }
+    raw.into()
+}
+
+/// Who a connection is, as shown in presence, join/leave and client publications.
+#[derive(Debug, Clone, Serialize)]
+pub struct ClientInfo {
+    /// User id (`""` for anonymous). Always present on the wire.
+    pub user: Arc<str>,
+    /// Connection id. Always present on the wire.
+    pub client: ClientId,
+    /// Connection info (`info` claim of the connection token).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub conn_info: Option<RawJson>,
+    /// Channel info (`info` claim of the subscription token).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub chan_info: Option<RawJson>,
+}
+
+/// One message in a channel.
+#[derive(Debug, Clone, Serialize)]
+pub struct Publication {
+    /// The payload, raw JSON.
+    pub data: RawJson,
+    /// Publisher info (client-side publishes only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub info: Option<ClientInfo>,
+    /// Position in the channel stream; 0 when the channel keeps no history.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub offset: u64,
+    /// Application tags.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub tags: BTreeMap<String, String>,
+}
+
+fn is_zero(value: &u64) -> bool {
+    *value == 0
+}
+
+/// A position in a channel stream: the newest offset and the stream's incarnation.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct StreamPosition {
+    /// Offset of the newest publication.
+    pub offset: u64,
+    /// Opaque id of the stream incarnation; changes when the stream is lost.
+    pub epoch: Arc<str>,
+}
+
+/// Current Unix time in seconds.
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frame_safe_drops_raw_newlines_only() {
+        let raw = RawValue::from_string("{\n  \"a\": \"x\\ny\"\n}".into()).unwrap();
+        assert_eq!(frame_safe(raw).get(), "{  \"a\": \"x\\ny\"}");
+    }
+
+    #[test]
+    fn publication_wire_form_omits_empty_fields() {
+        let p = Publication {
+            data: RawValue::from_string("{\"x\":1}".into()).unwrap().into(),
+            info: None,
+            offset: 0,
+            tags: BTreeMap::new(),
+        };
+        assert_eq!(serde_json::to_string(&p).unwrap(), r#"{"data":{"x":1}}"#);
+    }
+
+    #[test]
+    fn client_info_always_has_user_and_client() {
+        let info = ClientInfo { user: "".into(), client: "c1".into(), conn_info: None, chan_info: None };
+        assert_eq!(serde_json::to_string(&info).unwrap(), r#"{"user":"","client":"c1"}"#);
+    }
+}
