@@ -1,5 +1,54 @@
-//! gyre
+//! gyre: a real-time messaging node that is a drop-in replacement for Centrifugo v6 — same
+//! client protocol (official SDKs over WebSocket with the same JWTs), same server HTTP API, same
+//! config file.
+//!
+//! # Architecture
+//!
+//! Every client connection, every channel and every presence set is an actix actor. They
+//! exchange typed messages with one channel registry actor per node:
+//!
+//! ```text
+//!                 ┌──────────── owns / starts ────────────┐
+//!   Registry ─────┤                                        │
+//!     ▲   ▲       ▼                                        ▼
+//!     │   │   Channel(name) ──try_send Deliver──▶ ClientSession*     Presence(name)
+//!     │   │                                            │
+//!     │   └───── do_send Subscribe / send Publish ─────┘   (client → registry)
+//!     │
+//!     └──── HTTP API handlers (publish, broadcast, history, presence, info)
+//! ```
+//!
+//! * Downward sends (registry → channel → client) never wait: channels `try_send` one
+//!   pre-encoded frame per publication to every subscriber, within a per-client byte budget;
+//!   a client over budget is disconnected with 3008 "slow" without slowing anyone else.
+//! * Request/response runs only upward (session or API → registry → channel/presence).
+//! * A subscribe's answer travels through the same mailbox as the channel's publications, so
+//!   the subscribe reply always precedes that channel's pushes and recovery has no gap.
+//!
+//! # Layout
+//!
+//! * [`protocol`]: client protocol wire types and the code tables (no actix).
+//! * [`domain`]: identifiers, publications, client info, stream positions.
+//! * [`auth`]: JWT verification with Centrifugo's semantics.
+//! * [`client`]: the per-connection session actor and the WebSocket route.
+//! * [`channel`]: the channel actor, its history stream, channel-name rules and permissions.
+//! * [`presence`]: the per-channel presence actor.
+//! * [`registry`]: the channel registry actor.
+//! * [`api`]: the server HTTP API.
+//! * [`config`]: settings with Centrifugo v6 (and v5) keys.
+//! * [`app`], [`node`], [`shutdown`], [`telemetry`]: wiring, shared context, graceful shutdown,
+//!   logging.
+
+pub mod api;
+pub mod app;
 pub mod auth;
+pub mod channel;
+pub mod client;
 pub mod config;
 pub mod domain;
+pub mod node;
+pub mod presence;
 pub mod protocol;
+pub mod registry;
+pub mod shutdown;
+pub mod telemetry;

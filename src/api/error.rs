@@ -1,0 +1,78 @@
+//! API error codes and messages (protocol-server.md §1.5), which differ slightly from the
+//! client protocol's (104 is "not found" here).
+
+use actix_web::http::StatusCode;
+use serde::Serialize;
+
+use crate::protocol::ReplyError;
+
+/// An error inside a 200 body (or a status in transport mode).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum ApiError {
+    /// 100.
+    #[error("internal server error")]
+    Internal,
+    /// 102.
+    #[error("unknown channel")]
+    UnknownChannel,
+    /// 104.
+    #[error("not found")]
+    NotFound,
+    /// 107.
+    #[error("bad request")]
+    BadRequest,
+    /// 108.
+    #[error("not available")]
+    NotAvailable,
+    /// 112.
+    #[error("unrecoverable position")]
+    UnrecoverablePosition,
+}
+
+/// Wire form `{"code":N,"message":"..."}`.
+#[derive(Debug, Serialize)]
+pub struct ErrorBody {
+    code: u32,
+    message: String,
+}
+
+impl ApiError {
+    /// Numeric code.
+    pub fn code(self) -> u32 {
+        match self {
+            Self::Internal => 100,
+            Self::UnknownChannel => 102,
+            Self::NotFound => 104,
+            Self::BadRequest => 107,
+            Self::NotAvailable => 108,
+            Self::UnrecoverablePosition => 112,
+        }
+    }
+
+    /// HTTP status in transport error mode.
+    pub fn http_status(self) -> StatusCode {
+        match self {
+            Self::UnknownChannel | Self::NotFound => StatusCode::NOT_FOUND,
+            Self::BadRequest | Self::NotAvailable => StatusCode::BAD_REQUEST,
+            Self::UnrecoverablePosition => StatusCode::RANGE_NOT_SATISFIABLE,
+            Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    pub(super) fn to_wire(self) -> ErrorBody {
+        ErrorBody { code: self.code(), message: self.to_string() }
+    }
+}
+
+impl From<ReplyError> for ApiError {
+    fn from(error: ReplyError) -> Self {
+        match error {
+            ReplyError::UnknownChannel => Self::UnknownChannel,
+            ReplyError::BadRequest => Self::BadRequest,
+            ReplyError::NotAvailable => Self::NotAvailable,
+            ReplyError::UnrecoverablePosition => Self::UnrecoverablePosition,
+            ReplyError::MethodNotFound => Self::NotFound,
+            _ => Self::Internal,
+        }
+    }
+}

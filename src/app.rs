@@ -1,0 +1,166 @@
+//! Wiring: builds the shared [`Node`], starts the registry, binds the listeners (port 0 allowed)
+//! and runs the HTTP servers until a shutdown signal.
+
+use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
+
+use actix::Actor;
+use actix_web::dev::ServerHandle;
+use actix_web::{web, App, HttpResponse, HttpServer};
+use anyhow::Context as _;
+use tracing_actix_web::TracingLogger;
+
+use crate::auth::TokenVerifier;
+use crate::channel::ChannelRules;
+use crate::config::Settings;
+use crate::node::Node;
+use crate::registry::Registry;
+use crate::{api, client, shutdown};
+
+/// A running node: its bound addresses and server handles.
+pub struct RunningNode {
+    /// Shared node context.
+    pub node: Arc<Node>,
+    /// Main listener (WebSocket; also API/health unless an internal port is set).
+    pub addr: SocketAddr,
+    /// Internal listener (API, health, metrics) when `http_server.internal_port` is set.
+    pub internal_addr: Option<SocketAddr>,
+    servers: Vec<ServerHandle>,
+    tasks: Vec<actix_web::rt::task::JoinHandle<std::io::Result<()>>>,
+}
+
+/// Which endpoints a listener serves.
+#[derive(Clone, Copy)]
+struct Endpoints {
+    websocket: bool,
+    api: bool,
+    ops: bool,
+}
+
+/// Runs a node on the current thread until SIGINT/SIGTERM, then shuts it down gracefully.
+pub fn run(settings: Settings) -> anyhow::Result<()> {
+    actix::System::new().block_on(async move {
+        let running = start(settings).await?;
+        shutdown::signal().await;
+        running.shutdown().await;
+        Ok(())
+    })
+}
+
+/// Builds and starts a node inside the current actix system.
+pub async fn start(settings: Settings) -> anyhow::Result<RunningNode> {
+    let verifier = TokenVerifier::from_settings(&settings).context("invalid token key in config")?;
+    let rules = ChannelRules::from_settings(&settings).map_err(anyhow::Error::msg).context("invalid channel config")?;
+    let registry = Registry::new(settings.client.queue_max_size, settings.channel.history_meta_ttl).start();
+    let http = &settings.http_server;
+    let host = if http.address.is_empty() { "0.0.0.0" } else { http.address.as_str() };
+    let main = TcpListener::bind((host, http.port)).with_context(|| format!("cannot listen on {host}:{}", http.port))?;
+    let addr = main.local_addr()?;
+    let internal = match http.internal_port.trim() {
+        "" => None,
+        port => {
+            let port: u16 = port.parse().with_context(|| format!("http_server.internal_port {port:?} is not a port number"))?;
+            let internal_host = if http.internal_address.is_empty() { host } else { http.internal_address.as_str() };
+            Some(TcpListener::bind((internal_host, port)).with_context(|| format!("cannot listen on {internal_host}:{port}"))?)
+        }
+    };
+    let name = node_name(&settings, addr.port());
+    let node = Arc::new(Node::new(settings, rules, verifier, registry, name));
+    let mut running = RunningNode { node: node.clone(), addr, internal_addr: None, servers: Vec::new(), tasks: Vec::new() };
+    let api_on_main = internal.is_none() || node.settings.http_api.external;
+    running.serve(main, Endpoints { websocket: true, api: api_on_main, ops: internal.is_none() })?;
+    tracing::info!(addr = %addr, name = %node.name, "listening");
+    if let Some(listener) = internal {
+        let internal_addr = listener.local_addr()?;
+        running.serve(listener, Endpoints { websocket: false, api: !api_on_main, ops: true })?;
+        running.internal_addr = Some(internal_addr);
+        tracing::info!(addr = %internal_addr, "internal endpoints listening");
+    }
+    log_endpoints(&node, addr);
+    Ok(running)
+}
+
+impl RunningNode {
+    fn serve(&mut self, listener: TcpListener, endpoints: Endpoints) -> anyhow::Result<()> {
+        let node = self.node.clone();
+        let data = web::Data::new(node.clone());
+        let server = HttpServer::new(move || {
+            App::new().app_data(data.clone()).wrap(TracingLogger::default()).configure(|cfg| routes(cfg, &node, endpoints))
+        })
+        .disable_signals()
+        .shutdown_timeout(self.node.settings.shutdown.timeout.as_secs().max(1))
+        .listen(listener)?
+        .run();
+        self.servers.push(server.handle());
+        self.tasks.push(actix_web::rt::spawn(server));
+        Ok(())
+    }
+
+    /// Graceful shutdown: drain clients with 3001, stop the servers, bounded by
+    /// `shutdown.timeout`.
+    pub async fn shutdown(self) {
+        shutdown::drain(&self.node, &self.servers, self.node.settings.shutdown.timeout).await;
+        for task in self.tasks {
+            let _ = task.await;
+        }
+    }
+}
+
+fn routes(cfg: &mut web::ServiceConfig, node: &Node, endpoints: Endpoints) {
+    let settings = &node.settings;
+    if endpoints.websocket && !settings.websocket.disabled {
+        cfg.route(&settings.websocket.handler_prefix, web::get().to(client::ws::upgrade));
+    }
+    if endpoints.ops && settings.health.enabled {
+        cfg.route(&settings.health.handler_prefix, web::route().to(health));
+    }
+    if endpoints.api && !settings.http_api.disabled {
+        api::configure(cfg, &settings.http_api.handler_prefix);
+    }
+}
+
+/// `/health`: `{}` while serving, 503 while draining.
+async fn health(node: web::Data<Arc<Node>>) -> HttpResponse {
+    if node.is_draining() {
+        return HttpResponse::ServiceUnavailable().content_type("application/json").body("{}");
+    }
+    HttpResponse::Ok().content_type("application/json").body("{}")
+}
+
+fn node_name(settings: &Settings, port: u16) -> String {
+    if !settings.node.name.is_empty() {
+        return settings.node.name.clone();
+    }
+    let host = std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "gyre".to_owned());
+    format!("{host}_{port}")
+}
+
+/// Tells the operator what is where (never secrets).
+fn log_endpoints(node: &Node, addr: SocketAddr) {
+    let settings = &node.settings;
+    tracing::info!(
+        websocket = %format!("ws://{addr}{}", settings.websocket.handler_prefix),
+        api = %format!("http://{}{}", node_api_addr(node, addr), settings.http_api.handler_prefix),
+        engine = %settings.engine.kind,
+        "endpoints"
+    );
+    if !node.verifier.has_connection_keys() && !settings.client.insecure && !settings.client.allow_anonymous_connect_without_token {
+        tracing::warn!("no client.token key configured: every connection with a token will be refused (set client.token.hmac_secret_key)");
+    }
+    if settings.http_api.key.is_empty() && !settings.http_api.insecure {
+        tracing::warn!("http_api.key is empty: every API call will get 401 (set http_api.key)");
+    }
+}
+
+fn node_api_addr(node: &Node, addr: SocketAddr) -> String {
+    match node.settings.http_server.internal_port.trim() {
+        "" => addr.to_string(),
+        port if !node.settings.http_api.external => format!("{}:{port}", addr.ip()),
+        _ => addr.to_string(),
+    }
+}

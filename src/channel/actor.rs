@@ -1,0 +1,212 @@
+//! The channel actor.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use bytestring::ByteString;
+
+use super::history::Stream;
+use super::messages::{Broadcast, Join, Leave, ReadHistory, RemoveHistory, Stop};
+use super::rules::Namespace;
+use crate::client::messages::{ClientHandle, DeliverError, Deliver, Subscribed};
+use crate::domain::{ChannelName, ClientId, ClientInfo, StreamPosition};
+use crate::protocol::reply::{push, JoinLeave};
+use crate::protocol::Disconnect;
+use crate::registry::messages::ChannelIdle;
+
+struct Subscriber {
+    handle: ClientHandle,
+    info: ClientInfo,
+    push_join_leave: bool,
+}
+
+/// One channel: subscribers on this node, history, fan-out.
+pub struct Channel {
+    name: ChannelName,
+    namespace: Arc<Namespace>,
+    subscribers: HashMap<ClientId, Subscriber>,
+    stream: Option<Stream>,
+    registry: Recipient<ChannelIdle>,
+    /// Registry messages handled so far; lets the registry tell "idle" from "idle with
+    /// messages still in flight".
+    processed: u64,
+    queue_max_size: usize,
+}
+
+impl Channel {
+    /// A channel continuing from `position` (kept by the registry while the channel was idle).
+    pub fn new(
+        name: ChannelName,
+        namespace: Arc<Namespace>,
+        position: Option<StreamPosition>,
+        registry: Recipient<ChannelIdle>,
+        queue_max_size: usize,
+    ) -> Self {
+        let options = &namespace.options;
+        let stream =
+            options.history_enabled().then(|| Stream::new(position, options.history_size, options.history_ttl));
+        Self { name, namespace, subscribers: HashMap::new(), stream, registry, processed: 0, queue_max_size }
+    }
+
+    /// Hands a shared frame to subscribers without waiting; slow ones are disconnected (3008).
+    fn fan_out(&mut self, frame: &ByteString, join_leave_only: bool) {
+        let mut dropped = Vec::new();
+        for (id, subscriber) in &self.subscribers {
+            if join_leave_only && !subscriber.push_join_leave {
+                continue;
+            }
+            if let Err(error) = subscriber.handle.deliver_frame(frame, self.queue_max_size) {
+                dropped.push((id.clone(), error));
+            }
+        }
+        for (id, error) in dropped {
+            if let Some(subscriber) = self.subscribers.remove(&id) {
+                if error == DeliverError::Slow {
+                    tracing::info!(client = %id, channel = %self.name, "client too slow to read; disconnecting (3008)");
+                    subscriber.handle.send(Deliver::Disconnect(Disconnect::SLOW));
+                }
+                self.push_join_leave("leave", &subscriber.info);
+            }
+        }
+    }
+
+    fn push_join_leave(&mut self, kind: &str, info: &ClientInfo) {
+        if self.namespace.options.join_leave && !self.subscribers.is_empty() {
+            let frame = ByteString::from(push(self.name.as_str(), kind, &JoinLeave { info }));
+            self.fan_out(&frame, true);
+        }
+    }
+
+    fn is_idle(&self) -> bool {
+        self.subscribers.is_empty() && self.stream.as_ref().is_none_or(Stream::is_empty)
+    }
+
+    /// Counts a registry message and reports idleness so the registry can drop this channel.
+    fn processed_one(&mut self) {
+        self.processed += 1;
+        self.report_if_idle();
+    }
+
+    fn report_if_idle(&self) {
+        if self.is_idle() {
+            self.registry.do_send(ChannelIdle {
+                name: self.name.clone(),
+                processed: self.processed,
+                position: self.stream.as_ref().map(Stream::position),
+            });
+        }
+    }
+}
+
+impl Actor for Channel {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        if self.stream.is_some() {
+            let period = self.namespace.options.history_ttl.clamp(Duration::from_secs(1), Duration::from_secs(60));
+            ctx.run_interval(period, |this, _| {
+                if let Some(stream) = this.stream.as_mut() {
+                    stream.expire(Instant::now());
+                }
+                this.report_if_idle();
+            });
+        }
+    }
+}
+
+impl Handler<Join> for Channel {
+    type Result = ();
+
+    fn handle(&mut self, join: Join, _: &mut Self::Context) {
+        let stream = self.stream.as_mut();
+        let outcome = Subscribed {
+            position: stream.as_ref().map(|s| s.position()),
+            recovery: match (stream, &join.recover) {
+                (Some(s), Some(since)) => {
+                    s.expire(Instant::now());
+                    Some(s.recover(since, join.recovery_limit))
+                }
+                _ => None,
+            },
+        };
+        join.client.send(Deliver::Subscribed { channel: self.name.clone(), outcome: Ok(outcome) });
+        let info = join.info.clone();
+        self.subscribers.insert(
+            join.client.id.clone(),
+            Subscriber { handle: join.client, info: join.info, push_join_leave: join.push_join_leave },
+        );
+        self.push_join_leave("join", &info);
+        self.processed_one();
+    }
+}
+
+impl Handler<Leave> for Channel {
+    type Result = ();
+
+    fn handle(&mut self, leave: Leave, _: &mut Self::Context) {
+        if let Some(subscriber) = self.subscribers.remove(&leave.client) {
+            self.push_join_leave("leave", &subscriber.info);
+        }
+        self.processed_one();
+    }
+}
+
+impl Handler<Broadcast> for Channel {
+    type Result = MessageResult<Broadcast>;
+
+    fn handle(&mut self, msg: Broadcast, _: &mut Self::Context) -> Self::Result {
+        let (publication, position) = match self.stream.as_mut().filter(|_| !msg.skip_history) {
+            Some(stream) => {
+                stream.expire(Instant::now());
+                let publication = stream.append(msg.publication, Instant::now());
+                (publication, Some(stream.position()))
+            }
+            None => (Arc::new(msg.publication), None),
+        };
+        if !self.subscribers.is_empty() {
+            let frame = ByteString::from(push(self.name.as_str(), "pub", &*publication));
+            self.fan_out(&frame, false);
+        }
+        self.processed_one();
+        MessageResult(position)
+    }
+}
+
+impl Handler<ReadHistory> for Channel {
+    type Result = MessageResult<ReadHistory>;
+
+    fn handle(&mut self, ReadHistory(query): ReadHistory, _: &mut Self::Context) -> Self::Result {
+        let page = match self.stream.as_mut() {
+            Some(stream) => {
+                stream.expire(Instant::now());
+                stream.read(&query)
+            }
+            None => Ok(Default::default()),
+        };
+        self.processed_one();
+        MessageResult(page)
+    }
+}
+
+impl Handler<RemoveHistory> for Channel {
+    type Result = ();
+
+    fn handle(&mut self, _: RemoveHistory, _: &mut Self::Context) {
+        if let Some(stream) = self.stream.as_mut() {
+            let position = stream.position();
+            let options = &self.namespace.options;
+            *stream = Stream::new(Some(position), options.history_size, options.history_ttl);
+        }
+        self.processed_one();
+    }
+}
+
+impl Handler<Stop> for Channel {
+    type Result = ();
+
+    fn handle(&mut self, _: Stop, ctx: &mut Self::Context) {
+        ctx.stop();
+    }
+}

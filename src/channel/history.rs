@@ -1,0 +1,249 @@
+//! The memory engine's per-channel stream: bounded, TTL-limited history with contiguous offsets
+//! and a random epoch, plus the history-read and recovery rules of Centrifugo
+//! (protocol-client.md §3.7, §6.6). Pure data structure; the [`super::Channel`] actor owns one.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rand::distr::{Alphanumeric, SampleString};
+
+use crate::domain::{Publication, StreamPosition};
+
+/// A fresh random epoch.
+pub fn new_epoch() -> Arc<str> {
+    Alphanumeric.sample_string(&mut rand::rng(), 8).into()
+}
+
+/// What a history read asks for.
+#[derive(Debug, Clone, Default)]
+pub struct HistoryQuery {
+    /// Continue after (or, reversed, before) this position.
+    pub since: Option<StreamPosition>,
+    /// Max publications; 0 = position only; `None` = no limit.
+    pub limit: Option<usize>,
+    /// Newest first.
+    pub reverse: bool,
+}
+
+/// A page of history plus the current top of the stream.
+#[derive(Debug, Clone, Default)]
+pub struct HistoryPage {
+    /// Publications in the requested order.
+    pub publications: Vec<Arc<Publication>>,
+    /// Current top position.
+    pub position: StreamPosition,
+}
+
+/// Why a history read failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HistoryError {
+    /// `since.epoch` names another incarnation of the stream (112).
+    EpochMismatch,
+    /// Reverse read from offset 0 (client 107, API 100).
+    ReverseFromZero,
+}
+
+/// Result of a recovery attempt.
+#[derive(Debug, Clone, Default)]
+pub struct Recovery {
+    /// Continuity is guaranteed: `publications` are exactly the missed ones.
+    pub recovered: bool,
+    /// Missed publications, oldest first (empty unless recovered).
+    pub publications: Vec<Arc<Publication>>,
+    /// Current top position.
+    pub position: StreamPosition,
+}
+
+struct Entry {
+    publication: Arc<Publication>,
+    expires: Instant,
+}
+
+/// A channel's publication stream.
+pub struct Stream {
+    epoch: Arc<str>,
+    top: u64,
+    items: VecDeque<Entry>,
+    size: usize,
+    ttl: Duration,
+}
+
+impl Stream {
+    /// A stream continuing from `position` (or a fresh epoch at offset 0).
+    pub fn new(position: Option<StreamPosition>, size: usize, ttl: Duration) -> Self {
+        let position = position.unwrap_or_else(|| StreamPosition { offset: 0, epoch: new_epoch() });
+        Self { epoch: position.epoch, top: position.offset, items: VecDeque::new(), size, ttl }
+    }
+
+    /// The top of the stream.
+    pub fn position(&self) -> StreamPosition {
+        StreamPosition { offset: self.top, epoch: self.epoch.clone() }
+    }
+
+    /// No publication is retained.
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    /// Appends a publication with the next offset.
+    pub fn append(&mut self, mut publication: Publication, now: Instant) -> Arc<Publication> {
+        self.top += 1;
+        publication.offset = self.top;
+        let publication = Arc::new(publication);
+        self.items.push_back(Entry { publication: publication.clone(), expires: now + self.ttl });
+        while self.items.len() > self.size {
+            self.items.pop_front();
+        }
+        publication
+    }
+
+    /// Drops expired publications.
+    pub fn expire(&mut self, now: Instant) {
+        while self.items.front().is_some_and(|e| e.expires <= now) {
+            self.items.pop_front();
+        }
+    }
+
+    /// Reads history with Centrifugo's rules.
+    pub fn read(&self, query: &HistoryQuery) -> Result<HistoryPage, HistoryError> {
+        let position = self.position();
+        let limit = query.limit.unwrap_or(usize::MAX);
+        if let Some(since) = &query.since {
+            if !since.epoch.is_empty() && since.epoch != self.epoch {
+                return Err(HistoryError::EpochMismatch);
+            }
+            if query.reverse && since.offset == 0 {
+                return Err(HistoryError::ReverseFromZero);
+            }
+        }
+        if limit == 0 {
+            return Ok(HistoryPage { publications: Vec::new(), position });
+        }
+        let publications = match (&query.since, query.reverse) {
+            (None, false) => self.items.iter().take(limit).map(|e| e.publication.clone()).collect(),
+            (None, true) => self.items.iter().rev().take(limit).map(|e| e.publication.clone()).collect(),
+            (Some(since), false) => self
+                .items
+                .iter()
+                .filter(|e| e.publication.offset > since.offset)
+                .take(limit)
+                .map(|e| e.publication.clone())
+                .collect(),
+            (Some(since), true) => self
+                .items
+                .iter()
+                .rev()
+                .filter(|e| e.publication.offset < since.offset)
+                .take(limit)
+                .map(|e| e.publication.clone())
+                .collect(),
+        };
+        Ok(HistoryPage { publications, position })
+    }
+
+    /// Recovers from the client's position with at most `max` publications.
+    pub fn recover(&self, since: &StreamPosition, max: usize) -> Recovery {
+        let position = self.position();
+        let query = HistoryQuery { since: Some(since.clone()), limit: Some(max), reverse: false };
+        let Ok(page) = self.read(&query) else {
+            return Recovery { recovered: false, publications: Vec::new(), position };
+        };
+        let recovered = match (page.publications.first(), page.publications.last()) {
+            (None, _) => since.offset == position.offset,
+            (Some(first), Some(last)) => first.offset == since.offset + 1 && last.offset == position.offset,
+            (Some(_), None) => false,
+        };
+        let publications = if recovered { page.publications } else { Vec::new() };
+        Recovery { recovered, publications, position }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use serde_json::value::RawValue;
+
+    use super::*;
+
+    fn publication(n: u32) -> Publication {
+        Publication {
+            data: RawValue::from_string(n.to_string()).unwrap().into(),
+            info: None,
+            offset: 0,
+            tags: BTreeMap::new(),
+        }
+    }
+
+    fn stream_with(n: u32, size: usize) -> (Stream, Instant) {
+        let now = Instant::now();
+        let mut s = Stream::new(None, size, Duration::from_secs(60));
+        for i in 1..=n {
+            s.append(publication(i), now);
+        }
+        (s, now)
+    }
+
+    fn offsets(pubs: &[Arc<Publication>]) -> Vec<u64> {
+        pubs.iter().map(|p| p.offset).collect()
+    }
+
+    #[test]
+    fn offsets_are_contiguous_and_size_is_bounded() {
+        let (s, _) = stream_with(5, 3);
+        assert_eq!(s.position().offset, 5);
+        let page = s.read(&HistoryQuery { limit: None, ..Default::default() }).unwrap();
+        assert_eq!(offsets(&page.publications), vec![3, 4, 5]);
+    }
+
+    #[test]
+    fn limit_zero_returns_position_only_and_reverse_reads_newest_first() {
+        let (s, _) = stream_with(5, 10);
+        let page = s.read(&HistoryQuery { limit: Some(0), ..Default::default() }).unwrap();
+        assert!(page.publications.is_empty());
+        assert_eq!(page.position.offset, 5);
+        let page = s.read(&HistoryQuery { limit: Some(2), reverse: true, since: None }).unwrap();
+        assert_eq!(offsets(&page.publications), vec![5, 4]);
+    }
+
+    #[test]
+    fn since_reads_after_or_before_and_checks_epoch() {
+        let (s, _) = stream_with(5, 10);
+        let since = Some(StreamPosition { offset: 2, epoch: s.position().epoch });
+        let page = s.read(&HistoryQuery { since: since.clone(), limit: None, reverse: false }).unwrap();
+        assert_eq!(offsets(&page.publications), vec![3, 4, 5]);
+        let page = s.read(&HistoryQuery { since, limit: None, reverse: true }).unwrap();
+        assert_eq!(offsets(&page.publications), vec![1]);
+        let wrong = Some(StreamPosition { offset: 2, epoch: "other".into() });
+        assert_eq!(s.read(&HistoryQuery { since: wrong, limit: None, reverse: false }).unwrap_err(), HistoryError::EpochMismatch);
+        let zero = Some(StreamPosition { offset: 0, epoch: "".into() });
+        assert_eq!(s.read(&HistoryQuery { since: zero, limit: None, reverse: true }).unwrap_err(), HistoryError::ReverseFromZero);
+    }
+
+    #[test]
+    fn recovery_succeeds_only_with_continuity() {
+        let (s, _) = stream_with(5, 3);
+        let epoch = s.position().epoch;
+        let ok = s.recover(&StreamPosition { offset: 3, epoch: epoch.clone() }, 300);
+        assert!(ok.recovered);
+        assert_eq!(offsets(&ok.publications), vec![4, 5]);
+        let up_to_date = s.recover(&StreamPosition { offset: 5, epoch: epoch.clone() }, 300);
+        assert!(up_to_date.recovered && up_to_date.publications.is_empty());
+        let gone = s.recover(&StreamPosition { offset: 1, epoch: epoch.clone() }, 300);
+        assert!(!gone.recovered && gone.publications.is_empty());
+        let cut = s.recover(&StreamPosition { offset: 3, epoch: epoch.clone() }, 1);
+        assert!(!cut.recovered);
+        let other_epoch = s.recover(&StreamPosition { offset: 5, epoch: "x".into() }, 300);
+        assert!(!other_epoch.recovered);
+    }
+
+    #[test]
+    fn expired_publications_are_dropped_but_offsets_continue() {
+        let (mut s, now) = stream_with(3, 10);
+        s.expire(now + Duration::from_secs(61));
+        assert!(s.is_empty());
+        let next = s.append(publication(4), now);
+        assert_eq!(next.offset, 4);
+    }
+}

@@ -1,0 +1,58 @@
+//! The channel actor's inbox. Every message comes from the [`crate::registry::Registry`],
+//! which counts them so that a channel is only removed when nothing is in flight to it.
+
+use actix::prelude::*;
+
+use super::history::{HistoryError, HistoryPage, HistoryQuery};
+use crate::client::messages::ClientHandle;
+use crate::domain::{ClientId, ClientInfo, Publication, StreamPosition};
+
+/// Adds a subscriber. The channel answers the client directly with
+/// [`crate::client::messages::Deliver::Subscribed`] before any frame of this channel.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct Join {
+    /// The subscriber.
+    pub client: ClientHandle,
+    /// Its info, for join/leave pushes.
+    pub info: ClientInfo,
+    /// It wants join/leave pushes.
+    pub push_join_leave: bool,
+    /// Recover from this position (recoverable subscriptions only).
+    pub recover: Option<StreamPosition>,
+    /// Max publications recovery may return.
+    pub recovery_limit: usize,
+}
+
+/// Removes a subscriber (client unsubscribe or disconnect).
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct Leave {
+    /// The subscriber.
+    pub client: ClientId,
+}
+
+/// Publishes into the channel; answers the stream position when the channel keeps history.
+#[derive(Debug, Message)]
+#[rtype(result = "Option<StreamPosition>")]
+pub struct Broadcast {
+    /// The publication (offset assigned here).
+    pub publication: Publication,
+    /// Do not keep it in history.
+    pub skip_history: bool,
+}
+
+/// Reads history.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<HistoryPage, HistoryError>")]
+pub struct ReadHistory(pub HistoryQuery);
+
+/// Drops every retained publication, keeping the stream position.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct RemoveHistory;
+
+/// Ends an idle channel; sent by the registry after it forgot the channel.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct Stop;

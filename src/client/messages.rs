@@ -1,0 +1,97 @@
+//! The client session's inbox: what channels and the registry send down to a connection.
+//! Downward sends never wait: channels `try_send` and account bytes in [`ClientHandle`].
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use actix::prelude::*;
+use bytestring::ByteString;
+
+use crate::channel::history::Recovery;
+use crate::domain::{ChannelName, ClientId, StreamPosition};
+use crate::protocol::{Disconnect, ReplyError};
+
+/// Something for one connection.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub enum Deliver {
+    /// A pre-encoded push line (pub/join/leave/unsubscribe), shared by every subscriber: a
+    /// publication is encoded once per channel, not per client. `bytes` were added to the
+    /// client's pending count by the sender.
+    Frame(ByteString),
+    /// The channel's answer to a subscribe; always precedes that channel's frames.
+    Subscribed {
+        /// The channel.
+        channel: ChannelName,
+        /// Position and recovered publications, or why it failed.
+        outcome: Result<Subscribed, ReplyError>,
+    },
+    /// The server ends this subscription (`unsubscribe` push).
+    Unsubscribe {
+        /// The channel.
+        channel: ChannelName,
+        /// Unsubscribe code (2000..2999).
+        code: u32,
+        /// Reason.
+        reason: &'static str,
+    },
+    /// Close the connection with this code.
+    Disconnect(Disconnect),
+}
+
+/// A successful subscribe, as seen by the channel.
+#[derive(Debug, Clone, Default)]
+pub struct Subscribed {
+    /// Current top of the stream (when the channel keeps history).
+    pub position: Option<StreamPosition>,
+    /// Recovery outcome when the client asked to recover.
+    pub recovery: Option<Recovery>,
+}
+
+/// How channels and the registry reach one connection.
+#[derive(Debug, Clone)]
+pub struct ClientHandle {
+    /// The connection id.
+    pub id: ClientId,
+    inbox: Recipient<Deliver>,
+    pending: Arc<AtomicUsize>,
+}
+
+/// Why a frame could not be handed to a client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeliverError {
+    /// Its queue is over the byte budget (or its mailbox is full): disconnect it as slow.
+    Slow,
+    /// The connection is gone.
+    Gone,
+}
+
+impl ClientHandle {
+    /// A handle for the session behind `inbox`; `pending` counts bytes queued for it.
+    pub fn new(id: ClientId, inbox: Recipient<Deliver>, pending: Arc<AtomicUsize>) -> Self {
+        Self { id, inbox, pending }
+    }
+
+    /// Queues a shared frame without waiting, within the client's byte budget.
+    pub fn deliver_frame(&self, frame: &ByteString, budget: usize) -> Result<(), DeliverError> {
+        let len = frame.len();
+        let queued = self.pending.fetch_add(len, Ordering::Relaxed) + len;
+        if queued > budget {
+            self.pending.fetch_sub(len, Ordering::Relaxed);
+            return Err(DeliverError::Slow);
+        }
+        self.inbox.try_send(Deliver::Frame(frame.clone())).map_err(|error| {
+            self.pending.fetch_sub(len, Ordering::Relaxed);
+            match error {
+                SendError::Full(_) => DeliverError::Slow,
+                SendError::Closed(_) => DeliverError::Gone,
+            }
+        })
+    }
+
+    /// Sends a control message (subscribe outcome, unsubscribe, disconnect); these are rare
+    /// and must not be dropped, so they bypass the mailbox capacity.
+    pub fn send(&self, message: Deliver) {
+        self.inbox.do_send(message);
+    }
+}

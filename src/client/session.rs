@@ -1,0 +1,407 @@
+//! The session actor shell: lifecycle, incoming frames, outgoing lines, timers.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::prelude::*;
+use actix_web_actors::ws;
+use bytestring::ByteString;
+use rand::Rng;
+
+use super::commands::PendingSubscription;
+use super::messages::{ClientHandle, Deliver};
+use crate::domain::{unix_now, ChannelName, ClientId, RawJson};
+use crate::node::Node;
+use crate::protocol::command::Command;
+use crate::protocol::frame::split_lines;
+use crate::protocol::reply::{self, ConnectResult, UnsubscribePush};
+use crate::protocol::{Disconnect, ReplyError};
+use crate::registry::messages::{ClientConnected, ClientGone, Unsubscribe};
+
+/// Mailbox backstop; the byte budget (`client.queue_max_size`) is the real slow-client limit.
+const MAILBOX_CAPACITY: usize = 4096;
+
+/// Connection state.
+pub(super) enum State {
+    /// Waiting for a successful `connect`.
+    Connecting,
+    /// Authenticated.
+    Connected(Connection),
+    /// `connect` was refused with an error reply; waiting for the client to close.
+    Refused,
+    /// Closing; nothing more is processed.
+    Closed,
+}
+
+/// An authenticated connection.
+pub(super) struct Connection {
+    pub(super) user: Arc<str>,
+    pub(super) info: Option<RawJson>,
+    pub(super) expire_at: Option<i64>,
+}
+
+/// One live subscription.
+pub(super) struct Subscription {
+    pub(super) expire_at: Option<i64>,
+    pub(super) server_side: bool,
+    pub(super) chan_info: Option<RawJson>,
+    pub(super) token_based: bool,
+}
+
+/// A command whose reply is still being produced; later commands wait for it.
+pub(super) enum Busy {
+    /// `subscribe` waiting for the channel's answer.
+    Subscribe { id: u32, channel: ChannelName, pending: PendingSubscription },
+    /// `connect` waiting for its server-side subscriptions.
+    Connect { id: u32, result: ConnectResult, waiting: HashMap<ChannelName, PendingSubscription> },
+    /// A command waiting for a reply future (publish, presence, history).
+    Reply,
+}
+
+/// One WebSocket connection.
+pub struct ClientSession {
+    pub(super) node: Arc<Node>,
+    pub(super) id: ClientId,
+    pub(super) state: State,
+    pub(super) subscriptions: HashMap<ChannelName, Subscription>,
+    pub(super) busy: Option<Busy>,
+    queue: VecDeque<Command>,
+    pending_bytes: Arc<AtomicUsize>,
+    out: String,
+    awaiting_pong: bool,
+    ping_generation: u64,
+    partial: Option<Vec<u8>>,
+    /// Frames that arrive while `connect` waits for its server-side subscriptions; they may
+    /// only be written after the connect reply.
+    held: Vec<ByteString>,
+}
+
+impl ClientSession {
+    /// A session for a freshly upgraded connection.
+    pub fn new(node: Arc<Node>) -> Self {
+        Self {
+            node,
+            id: ClientId::generate(),
+            state: State::Connecting,
+            subscriptions: HashMap::new(),
+            busy: None,
+            queue: VecDeque::new(),
+            pending_bytes: Arc::new(AtomicUsize::new(0)),
+            out: String::new(),
+            awaiting_pong: false,
+            ping_generation: 0,
+            partial: None,
+            held: Vec::new(),
+        }
+    }
+
+    /// How channels and the registry reach this session.
+    pub(super) fn client_handle(&self, ctx: &ws::WebsocketContext<Self>) -> ClientHandle {
+        ClientHandle::new(self.id.clone(), ctx.address().recipient(), self.pending_bytes.clone())
+    }
+
+    pub(super) fn connection(&self) -> Option<&Connection> {
+        match &self.state {
+            State::Connected(c) => Some(c),
+            _ => None,
+        }
+    }
+
+    /// Queues one reply line; lines are joined with `\n` into one frame on [`Self::flush`].
+    pub(super) fn push_line(&mut self, line: &str) {
+        if !self.out.is_empty() {
+            self.out.push('\n');
+        }
+        self.out.push_str(line);
+    }
+
+    pub(super) fn push_error(&mut self, id: u32, error: ReplyError) {
+        self.push_line(&reply::error_reply(id, &error.to_wire()));
+    }
+
+    pub(super) fn flush(&mut self, ctx: &mut ws::WebsocketContext<Self>) {
+        if !self.out.is_empty() {
+            ctx.text(std::mem::take(&mut self.out));
+        }
+    }
+
+    /// Closes the connection with a disconnect code; nothing is processed afterwards.
+    pub(super) fn close(&mut self, ctx: &mut ws::WebsocketContext<Self>, disconnect: Disconnect) {
+        if matches!(self.state, State::Closed) {
+            return;
+        }
+        tracing::debug!(client = %self.id, code = disconnect.code, reason = %disconnect.reason, "closing connection");
+        self.flush(ctx);
+        self.state = State::Closed;
+        self.queue.clear();
+        ctx.close(Some(ws::CloseReason {
+            code: ws::CloseCode::from(disconnect.code),
+            description: Some(disconnect.reason.into_owned()),
+        }));
+        ctx.stop();
+    }
+
+    fn on_frame(&mut self, text: &str, ctx: &mut ws::WebsocketContext<Self>) {
+        if matches!(self.state, State::Closed | State::Refused) {
+            return;
+        }
+        let Ok(lines) = split_lines(text) else {
+            return self.close(ctx, Disconnect::BAD_REQUEST);
+        };
+        for line in lines {
+            match Command::parse(line) {
+                Ok(command) => self.queue.push_back(command),
+                Err(error) => {
+                    tracing::debug!(client = %self.id, %error, "malformed command");
+                    return self.close(ctx, Disconnect::BAD_REQUEST);
+                }
+            }
+        }
+        self.process_queue(ctx);
+    }
+
+    /// Runs queued commands in order until one has to wait for an answer.
+    pub(super) fn process_queue(&mut self, ctx: &mut ws::WebsocketContext<Self>) {
+        while self.busy.is_none() {
+            let Some(command) = self.queue.pop_front() else { break };
+            self.dispatch(command, ctx);
+            if matches!(self.state, State::Closed | State::Refused) {
+                self.queue.clear();
+                break;
+            }
+        }
+        self.flush(ctx);
+    }
+
+    fn on_continuation(&mut self, item: actix_http::ws::Item, ctx: &mut ws::WebsocketContext<Self>) {
+        let limit = self.node.settings.websocket.message_size_limit;
+        let (chunk, last) = match item {
+            actix_http::ws::Item::FirstText(b) | actix_http::ws::Item::FirstBinary(b) => {
+                self.partial = Some(Vec::new());
+                (b, false)
+            }
+            actix_http::ws::Item::Continue(b) => (b, false),
+            actix_http::ws::Item::Last(b) => (b, true),
+        };
+        let Some(buffer) = self.partial.as_mut() else {
+            return self.close(ctx, Disconnect::BAD_REQUEST);
+        };
+        if buffer.len() + chunk.len() > limit {
+            return self.close(ctx, Disconnect::custom(1009, "message too big"));
+        }
+        buffer.extend_from_slice(&chunk);
+        if last {
+            let message = self.partial.take().unwrap_or_default();
+            match String::from_utf8(message) {
+                Ok(text) => self.on_frame(&text, ctx),
+                Err(_) => self.close(ctx, Disconnect::BAD_REQUEST),
+            }
+        }
+    }
+
+    /// Called once `connect` succeeded: registers the client, starts pings and expiry checks.
+    pub(super) fn on_connected(&mut self, ctx: &mut ws::WebsocketContext<Self>) {
+        let Some(connection) = self.connection() else { return };
+        let user = connection.user.clone();
+        let expire_at = connection.expire_at;
+        self.node.registry.do_send(ClientConnected { client: self.client_handle(ctx), user });
+        self.schedule_pings(ctx);
+        if let Some(at) = expire_at {
+            self.schedule_connection_expiry_check(at, ctx);
+        }
+    }
+
+    fn schedule_pings(&mut self, ctx: &mut ws::WebsocketContext<Self>) {
+        let interval = self.node.settings.client.ping_interval;
+        if interval.is_zero() {
+            return;
+        }
+        let half = interval / 2;
+        let first = half + rand::rng().random_range(Duration::ZERO..half.max(Duration::from_millis(1)));
+        ctx.run_later(first, move |this, ctx| {
+            this.send_ping(ctx);
+            ctx.run_interval(interval, |this, ctx| this.send_ping(ctx));
+        });
+    }
+
+    fn send_ping(&mut self, ctx: &mut ws::WebsocketContext<Self>) {
+        self.push_line(reply::PING);
+        self.flush(ctx);
+        let timeout = self.node.settings.client.pong_timeout;
+        if timeout.is_zero() {
+            return;
+        }
+        self.awaiting_pong = true;
+        self.ping_generation += 1;
+        let generation = self.ping_generation;
+        ctx.run_later(timeout, move |this, ctx| {
+            if this.awaiting_pong && this.ping_generation == generation {
+                this.close(ctx, Disconnect::NO_PONG);
+            }
+        });
+    }
+
+    /// A pong answers the outstanding ping; a stray pong is tolerated (no SDK sends one, and
+    /// closing on it gains nothing).
+    pub(super) fn on_pong(&mut self) {
+        self.awaiting_pong = false;
+    }
+
+    /// Whether pings expect pongs (advertised in the connect result).
+    pub(super) fn ping_settings(&self) -> (u32, bool) {
+        let client = &self.node.settings.client;
+        let ping = client.ping_interval.as_secs() as u32;
+        (ping, ping > 0 && !client.pong_timeout.is_zero())
+    }
+
+    /// Closes with 3005 if the connection is still expired `expired_close_delay` after `at`.
+    pub(super) fn schedule_connection_expiry_check(&mut self, at: i64, ctx: &mut ws::WebsocketContext<Self>) {
+        let delay = seconds_until(at) + self.node.settings.client.expired_close_delay;
+        ctx.run_later(delay, |this, ctx| {
+            let expired = this.connection().and_then(|c| c.expire_at).is_some_and(|at| at <= unix_now());
+            if expired {
+                this.close(ctx, Disconnect::EXPIRED);
+            }
+        });
+    }
+
+    /// Ends a subscription still expired `expired_sub_close_delay` after `at`: client-side ones
+    /// get an `unsubscribe` push 2501 (the SDK resubscribes with a fresh token), server-side
+    /// ones close the connection with 3006.
+    pub(super) fn schedule_subscription_expiry_check(
+        &mut self,
+        channel: ChannelName,
+        at: i64,
+        ctx: &mut ws::WebsocketContext<Self>,
+    ) {
+        let delay = seconds_until(at) + self.node.settings.client.expired_sub_close_delay;
+        ctx.run_later(delay, move |this, ctx| {
+            let Some(sub) = this.subscriptions.get(&channel) else { return };
+            if !sub.expire_at.is_some_and(|at| at <= unix_now()) {
+                return;
+            }
+            if sub.server_side {
+                return this.close(ctx, Disconnect::SUBSCRIPTION_EXPIRED);
+            }
+            this.server_unsubscribe(&channel, 2501, "subscription expired");
+            this.flush(ctx);
+        });
+    }
+
+    /// Drops a subscription on the server's initiative and tells the client.
+    pub(super) fn server_unsubscribe(&mut self, channel: &ChannelName, code: u32, reason: &str) {
+        if self.subscriptions.remove(channel).is_none() {
+            return;
+        }
+        self.node.registry.do_send(Unsubscribe { channel: channel.clone(), client: self.id.clone() });
+        self.push_line(&reply::push(channel.as_str(), "unsubscribe", &UnsubscribePush { code, reason }));
+    }
+
+    fn on_stale_check(&mut self, ctx: &mut ws::WebsocketContext<Self>) {
+        if matches!(self.state, State::Connecting) {
+            self.close(ctx, Disconnect::STALE);
+        }
+    }
+}
+
+fn seconds_until(at: i64) -> Duration {
+    Duration::from_secs((at - unix_now()).max(0) as u64)
+}
+
+impl Actor for ClientSession {
+    type Context = ws::WebsocketContext<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        ctx.set_mailbox_capacity(MAILBOX_CAPACITY);
+        let stale = self.node.settings.client.stale_close_delay;
+        if !stale.is_zero() {
+            ctx.run_later(stale, |this, ctx| this.on_stale_check(ctx));
+        }
+    }
+
+    fn stopped(&mut self, _: &mut Self::Context) {
+        let mut channels: Vec<ChannelName> = self.subscriptions.drain().map(|(channel, _)| channel).collect();
+        // Subscriptions the registry already has but whose answer has not arrived yet.
+        match self.busy.take() {
+            Some(Busy::Subscribe { channel, .. }) => channels.push(channel),
+            Some(Busy::Connect { waiting, .. }) => channels.extend(waiting.into_keys()),
+            _ => {}
+        }
+        for channel in channels {
+            self.node.registry.do_send(Unsubscribe { channel, client: self.id.clone() });
+        }
+        self.node.registry.do_send(ClientGone { client: self.id.clone() });
+    }
+}
+
+impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for ClientSession {
+    fn handle(&mut self, message: Result<ws::Message, ws::ProtocolError>, ctx: &mut Self::Context) {
+        match message {
+            Ok(ws::Message::Text(text)) => self.on_frame(&text, ctx),
+            Ok(ws::Message::Binary(bytes)) => match std::str::from_utf8(&bytes) {
+                Ok(text) => self.on_frame(text, ctx),
+                Err(_) => self.close(ctx, Disconnect::BAD_REQUEST),
+            },
+            Ok(ws::Message::Continuation(item)) => self.on_continuation(item, ctx),
+            Ok(ws::Message::Ping(payload)) => ctx.pong(&payload),
+            Ok(ws::Message::Pong(_)) | Ok(ws::Message::Nop) => {}
+            Ok(ws::Message::Close(_)) => {
+                self.state = State::Closed;
+                ctx.close(None);
+                ctx.stop();
+            }
+            Err(ws::ProtocolError::Overflow) => self.close(ctx, Disconnect::custom(1009, "message too big")),
+            Err(error) => {
+                tracing::debug!(client = %self.id, %error, "websocket protocol error");
+                self.close(ctx, Disconnect::custom(1002, "protocol error"));
+            }
+        }
+    }
+
+    fn finished(&mut self, ctx: &mut Self::Context) {
+        ctx.stop();
+    }
+}
+
+impl Handler<Deliver> for ClientSession {
+    type Result = ();
+
+    fn handle(&mut self, message: Deliver, ctx: &mut Self::Context) {
+        match message {
+            Deliver::Frame(frame) => self.write_frame(frame, ctx),
+            Deliver::Subscribed { channel, outcome } => {
+                self.on_subscribed(channel, outcome, ctx);
+                self.process_queue(ctx);
+            }
+            Deliver::Unsubscribe { channel, code, reason } => {
+                self.server_unsubscribe(&channel, code, reason);
+                self.flush(ctx);
+            }
+            Deliver::Disconnect(disconnect) => self.close(ctx, disconnect),
+        }
+    }
+}
+
+impl ClientSession {
+    fn write_frame(&mut self, frame: ByteString, ctx: &mut ws::WebsocketContext<Self>) {
+        self.pending_bytes.fetch_sub(frame.len(), Ordering::Relaxed);
+        if matches!(self.state, State::Closed) {
+            return;
+        }
+        if matches!(self.busy, Some(Busy::Connect { .. })) {
+            return self.held.push(frame);
+        }
+        self.flush(ctx);
+        ctx.text(frame);
+    }
+
+    /// Writes the frames held back during connect, after the connect reply.
+    pub(super) fn release_held(&mut self, ctx: &mut ws::WebsocketContext<Self>) {
+        self.flush(ctx);
+        for frame in std::mem::take(&mut self.held) {
+            ctx.text(frame);
+        }
+    }
+}

@@ -1,0 +1,82 @@
+//! The WebSocket route: origin check, upgrade, one [`ClientSession`] per connection.
+
+use std::sync::Arc;
+
+use actix_web::{http::header, web, HttpRequest, HttpResponse};
+use actix_web_actors::ws;
+
+use super::ClientSession;
+use crate::node::Node;
+
+/// Centrifugo's JSON subprotocol, selected when a client offers it.
+const JSON_SUBPROTOCOL: &str = "centrifuge-json";
+
+/// `GET /connection/websocket`.
+pub async fn upgrade(req: HttpRequest, stream: web::Payload, node: web::Data<Arc<Node>>) -> HttpResponse {
+    if node.is_draining() {
+        return HttpResponse::ServiceUnavailable().finish();
+    }
+    if let Some(origin) = req.headers().get(header::ORIGIN) {
+        let origin = origin.to_str().unwrap_or_default();
+        if !origin_allowed(origin, &node.settings.client.allowed_origins) {
+            tracing::info!(%origin, "WebSocket handshake refused: origin not in client.allowed_origins");
+            return HttpResponse::Forbidden().finish();
+        }
+    }
+    let limit = node.settings.websocket.message_size_limit;
+    let session = ClientSession::new(node.get_ref().clone());
+    ws::WsResponseBuilder::new(session, &req, stream)
+        .frame_size(limit)
+        .protocols(&[JSON_SUBPROTOCOL])
+        .start()
+        .unwrap_or_else(|error| {
+            tracing::debug!(%error, "WebSocket handshake failed");
+            HttpResponse::from_error(error)
+        })
+}
+
+/// Whether `origin` matches one of the patterns (`*` matches any run of characters;
+/// case-insensitive). An empty list allows nothing: only requests without an Origin header
+/// pass, as in Centrifugo.
+pub fn origin_allowed(origin: &str, patterns: &[String]) -> bool {
+    let origin = origin.to_ascii_lowercase();
+    patterns.iter().any(|pattern| wildcard_match(&pattern.to_ascii_lowercase(), &origin))
+}
+
+fn wildcard_match(pattern: &str, text: &str) -> bool {
+    let parts: Vec<&str> = pattern.split('*').collect();
+    if parts.len() == 1 {
+        return pattern == text;
+    }
+    let (first, last) = (parts[0], parts[parts.len() - 1]);
+    if !text.starts_with(first) || !text[first.len()..].ends_with(last) || text.len() < first.len() + last.len() {
+        return false;
+    }
+    let mut rest = &text[first.len()..text.len() - last.len()];
+    for part in &parts[1..parts.len() - 1] {
+        match rest.find(part) {
+            Some(at) => rest = &rest[at + part.len()..],
+            None => return false,
+        }
+    }
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn patterns(p: &[&str]) -> Vec<String> {
+        p.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn origin_patterns_match_like_centrifugo() {
+        assert!(origin_allowed("http://localhost:3000", &patterns(&["http://localhost:*"])));
+        assert!(!origin_allowed("http://evil.com", &patterns(&["http://localhost:*"])));
+        assert!(origin_allowed("https://anything", &patterns(&["*"])));
+        assert!(origin_allowed("HTTPS://App.Example.com", &patterns(&["https://*.example.com"])));
+        assert!(!origin_allowed("https://example.com", &patterns(&["https://*.example.com"])));
+        assert!(!origin_allowed("http://localhost", &patterns(&[])));
+    }
+}

@@ -1,0 +1,140 @@
+//! The registry's inbox: requests from client sessions and the HTTP API, notifications from
+//! channels.
+
+use std::collections::BTreeMap;
+
+use actix::prelude::*;
+
+use crate::channel::history::{HistoryError, HistoryPage, HistoryQuery};
+use crate::channel::ResolvedChannel;
+use crate::client::messages::ClientHandle;
+use crate::domain::{ChannelName, ClientId, ClientInfo, Publication, StreamPosition};
+use crate::presence::PresenceStats;
+use crate::protocol::Disconnect;
+
+/// Subscribes a client; the channel answers the client with `Deliver::Subscribed`.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct Subscribe {
+    /// The channel.
+    pub channel: ResolvedChannel,
+    /// The subscriber.
+    pub client: ClientHandle,
+    /// Its info (presence, join/leave).
+    pub info: ClientInfo,
+    /// It wants join/leave pushes.
+    pub push_join_leave: bool,
+    /// Recover from this position.
+    pub recover: Option<StreamPosition>,
+    /// Max publications recovery may return.
+    pub recovery_limit: usize,
+}
+
+/// Unsubscribes a client (also sent for every subscription when a client goes away).
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct Unsubscribe {
+    /// The channel.
+    pub channel: ChannelName,
+    /// The client.
+    pub client: ClientId,
+}
+
+/// Publishes; answers the stream position when the channel keeps history.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<Option<StreamPosition>, MailboxError>")]
+pub struct Publish {
+    /// The channel.
+    pub channel: ResolvedChannel,
+    /// The publication.
+    pub publication: Publication,
+    /// Do not keep it in history.
+    pub skip_history: bool,
+}
+
+/// Reads a channel's history (the caller checked history is enabled).
+#[derive(Debug, Message)]
+#[rtype(result = "Result<Result<HistoryPage, HistoryError>, MailboxError>")]
+pub struct History {
+    /// The channel.
+    pub channel: ResolvedChannel,
+    /// What to read.
+    pub query: HistoryQuery,
+}
+
+/// Drops a channel's retained publications.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct RemoveHistory {
+    /// The channel.
+    pub channel: ResolvedChannel,
+}
+
+/// Presence of a channel.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<BTreeMap<ClientId, ClientInfo>, MailboxError>")]
+pub struct Presence {
+    /// The channel.
+    pub channel: ChannelName,
+}
+
+/// Presence counters of a channel.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<PresenceStats, MailboxError>")]
+pub struct PresenceStatsOf {
+    /// The channel.
+    pub channel: ChannelName,
+}
+
+/// A connection authenticated.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct ClientConnected {
+    /// How to reach it.
+    pub client: ClientHandle,
+    /// Its user.
+    pub user: std::sync::Arc<str>,
+}
+
+/// A connection ended (after it unsubscribed from everything).
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct ClientGone {
+    /// The client.
+    pub client: ClientId,
+}
+
+/// A channel has no subscribers and no retained history.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct ChannelIdle {
+    /// The channel.
+    pub name: ChannelName,
+    /// How many registry messages it had handled when it became idle.
+    pub processed: u64,
+    /// Its stream position, kept so a re-created channel continues the same stream.
+    pub position: Option<StreamPosition>,
+}
+
+/// Closes every connection (shutdown).
+#[derive(Debug, Message)]
+#[rtype(result = "usize")]
+pub struct DisconnectAll(pub Disconnect);
+
+/// Node counters.
+#[derive(Debug, Message)]
+#[rtype(result = "NodeStats")]
+pub struct GetStats;
+
+/// Node counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct NodeStats {
+    /// Connections.
+    pub num_clients: usize,
+    /// Distinct users.
+    pub num_users: usize,
+    /// Channels with at least one subscriber.
+    pub num_channels: usize,
+    /// Subscriptions.
+    pub num_subs: usize,
+}

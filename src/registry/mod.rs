@@ -1,0 +1,256 @@
+//! The node's channel registry: owns the lifecycle of [`Channel`] and [`Presence`] actors,
+//! routes subscribe/unsubscribe/publish/history/presence to them, and tracks connected clients
+//! (counts, shutdown).
+//!
+//! Every message to a channel goes through here and is counted, so a channel that reports
+//! itself idle is only forgotten when no message is in flight to it. A forgotten channel's stream
+//! position is kept (for `channel.history_meta_ttl`) so a re-created channel continues the same
+//! epoch and offsets.
+
+pub mod messages;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+
+use crate::channel::messages as channel;
+use crate::channel::{Channel, ResolvedChannel};
+use crate::client::messages::{ClientHandle, Deliver};
+use crate::domain::{ChannelName, ClientId, StreamPosition};
+use crate::presence::{self, Presence};
+use messages::*;
+
+struct ChannelEntry {
+    channel: Addr<Channel>,
+    presence: Option<Addr<Presence>>,
+    /// Messages sent to the channel actor.
+    sent: u64,
+    subscribers: usize,
+}
+
+struct Dormant {
+    position: StreamPosition,
+    until: Instant,
+}
+
+struct ConnectedClient {
+    handle: ClientHandle,
+    user: Arc<str>,
+}
+
+/// The channel registry actor (one per node).
+pub struct Registry {
+    channels: HashMap<ChannelName, ChannelEntry>,
+    dormant: HashMap<ChannelName, Dormant>,
+    clients: HashMap<ClientId, ConnectedClient>,
+    users: HashMap<Arc<str>, usize>,
+    queue_max_size: usize,
+    history_meta_ttl: Duration,
+}
+
+impl Registry {
+    /// A registry; `queue_max_size` is the per-client byte budget channels enforce.
+    pub fn new(queue_max_size: usize, history_meta_ttl: Duration) -> Self {
+        Self {
+            channels: HashMap::new(),
+            dormant: HashMap::new(),
+            clients: HashMap::new(),
+            users: HashMap::new(),
+            queue_max_size,
+            history_meta_ttl,
+        }
+    }
+
+    fn entry(&mut self, resolved: &ResolvedChannel, ctx: &mut Context<Self>) -> &mut ChannelEntry {
+        let dormant = &mut self.dormant;
+        let queue_max_size = self.queue_max_size;
+        self.channels.entry(resolved.name.clone()).or_insert_with(|| {
+            let position = dormant.remove(&resolved.name).map(|d| d.position);
+            let channel = Channel::new(
+                resolved.name.clone(),
+                resolved.namespace.clone(),
+                position,
+                ctx.address().recipient(),
+                queue_max_size,
+            )
+            .start();
+            let presence = resolved.namespace.options.presence.then(|| Presence::default().start());
+            ChannelEntry { channel, presence, sent: 0, subscribers: 0 }
+        })
+    }
+
+    fn forget_expired_dormant(&mut self) {
+        let now = Instant::now();
+        self.dormant.retain(|_, d| d.until > now);
+    }
+}
+
+impl Actor for Registry {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        ctx.run_interval(Duration::from_secs(60), |this, _| this.forget_expired_dormant());
+    }
+}
+
+impl Handler<Subscribe> for Registry {
+    type Result = ();
+
+    fn handle(&mut self, msg: Subscribe, ctx: &mut Self::Context) {
+        let info = msg.info.clone();
+        let entry = self.entry(&msg.channel, ctx);
+        entry.sent += 1;
+        entry.subscribers += 1;
+        if let Some(presence) = &entry.presence {
+            presence.do_send(presence::AddPresence(info));
+        }
+        entry.channel.do_send(channel::Join {
+            client: msg.client,
+            info: msg.info,
+            push_join_leave: msg.push_join_leave,
+            recover: msg.recover,
+            recovery_limit: msg.recovery_limit,
+        });
+    }
+}
+
+impl Handler<Unsubscribe> for Registry {
+    type Result = ();
+
+    fn handle(&mut self, msg: Unsubscribe, _: &mut Self::Context) {
+        if let Some(entry) = self.channels.get_mut(&msg.channel) {
+            entry.sent += 1;
+            entry.subscribers = entry.subscribers.saturating_sub(1);
+            if let Some(presence) = &entry.presence {
+                presence.do_send(presence::RemovePresence(msg.client.clone()));
+            }
+            entry.channel.do_send(channel::Leave { client: msg.client });
+        }
+    }
+}
+
+impl Handler<Publish> for Registry {
+    type Result = ResponseFuture<Result<Option<StreamPosition>, MailboxError>>;
+
+    fn handle(&mut self, msg: Publish, ctx: &mut Self::Context) -> Self::Result {
+        let keeps_history = msg.channel.namespace.options.history_enabled() && !msg.skip_history;
+        if !keeps_history && !self.channels.contains_key(&msg.channel.name) {
+            // Nobody subscribed here and nothing to remember: done.
+            return Box::pin(async { Ok(None) });
+        }
+        let entry = self.entry(&msg.channel, ctx);
+        entry.sent += 1;
+        let sent = entry.channel.send(channel::Broadcast { publication: msg.publication, skip_history: msg.skip_history });
+        Box::pin(sent)
+    }
+}
+
+impl Handler<History> for Registry {
+    type Result = ResponseFuture<Result<Result<crate::channel::history::HistoryPage, crate::channel::history::HistoryError>, MailboxError>>;
+
+    fn handle(&mut self, msg: History, ctx: &mut Self::Context) -> Self::Result {
+        let entry = self.entry(&msg.channel, ctx);
+        entry.sent += 1;
+        Box::pin(entry.channel.send(channel::ReadHistory(msg.query)))
+    }
+}
+
+impl Handler<RemoveHistory> for Registry {
+    type Result = ();
+
+    fn handle(&mut self, msg: RemoveHistory, _: &mut Self::Context) {
+        if let Some(entry) = self.channels.get_mut(&msg.channel.name) {
+            entry.sent += 1;
+            entry.channel.do_send(channel::RemoveHistory);
+        }
+    }
+}
+
+impl Handler<messages::Presence> for Registry {
+    type Result = ResponseFuture<Result<BTreeMap<ClientId, crate::domain::ClientInfo>, MailboxError>>;
+
+    fn handle(&mut self, msg: messages::Presence, _: &mut Self::Context) -> Self::Result {
+        match self.channels.get(&msg.channel).and_then(|e| e.presence.clone()) {
+            Some(presence) => Box::pin(presence.send(presence::GetPresence)),
+            None => Box::pin(async { Ok(BTreeMap::new()) }),
+        }
+    }
+}
+
+impl Handler<PresenceStatsOf> for Registry {
+    type Result = ResponseFuture<Result<presence::PresenceStats, MailboxError>>;
+
+    fn handle(&mut self, msg: PresenceStatsOf, _: &mut Self::Context) -> Self::Result {
+        match self.channels.get(&msg.channel).and_then(|e| e.presence.clone()) {
+            Some(presence) => Box::pin(presence.send(presence::GetPresenceStats)),
+            None => Box::pin(async { Ok(presence::PresenceStats::default()) }),
+        }
+    }
+}
+
+impl Handler<ChannelIdle> for Registry {
+    type Result = ();
+
+    fn handle(&mut self, msg: ChannelIdle, _: &mut Self::Context) {
+        let in_flight = self.channels.get(&msg.name).is_none_or(|e| e.sent != msg.processed);
+        if in_flight {
+            return;
+        }
+        if let Some(entry) = self.channels.remove(&msg.name) {
+            entry.channel.do_send(channel::Stop);
+        }
+        if let Some(position) = msg.position.filter(|p| p.offset > 0) {
+            self.dormant.insert(msg.name, Dormant { position, until: Instant::now() + self.history_meta_ttl });
+        }
+    }
+}
+
+impl Handler<ClientConnected> for Registry {
+    type Result = ();
+
+    fn handle(&mut self, msg: ClientConnected, _: &mut Self::Context) {
+        *self.users.entry(msg.user.clone()).or_default() += 1;
+        self.clients.insert(msg.client.id.clone(), ConnectedClient { handle: msg.client, user: msg.user });
+    }
+}
+
+impl Handler<ClientGone> for Registry {
+    type Result = ();
+
+    fn handle(&mut self, msg: ClientGone, _: &mut Self::Context) {
+        let Some(gone) = self.clients.remove(&msg.client) else { return };
+        if let Some(count) = self.users.get_mut(&gone.user) {
+            *count -= 1;
+            if *count == 0 {
+                self.users.remove(&gone.user);
+            }
+        }
+    }
+}
+
+impl Handler<DisconnectAll> for Registry {
+    type Result = usize;
+
+    fn handle(&mut self, DisconnectAll(disconnect): DisconnectAll, _: &mut Self::Context) -> usize {
+        for client in self.clients.values() {
+            client.handle.send(Deliver::Disconnect(disconnect.clone()));
+        }
+        self.clients.len()
+    }
+}
+
+impl Handler<GetStats> for Registry {
+    type Result = MessageResult<GetStats>;
+
+    fn handle(&mut self, _: GetStats, _: &mut Self::Context) -> Self::Result {
+        let live: Vec<&ChannelEntry> = self.channels.values().filter(|e| e.subscribers > 0).collect();
+        MessageResult(NodeStats {
+            num_clients: self.clients.len(),
+            num_users: self.users.len(),
+            num_channels: live.len(),
+            num_subs: live.iter().map(|e| e.subscribers).sum(),
+        })
+    }
+}
