@@ -1,0 +1,17 @@
+//! The single integration-test binary: a real node on 127.0.0.1:0, raw WebSocket clients and
+//! HTTP API calls. SDK compatibility (real JS/Python packages) lives under `tests/sdk/`.
+
+mod support;
+
+/// Connect, subscribe, publish, pushes: the happy paths and their exact wire shapes.
+mod client_protocol;
+/// Malformed and hostile input on every path: codes, and everyone else keeps working.
+mod bad_input;
+/// History, positioning and recovery.
+mod recovery;
+/// Presence, join/leave.
+mod presence;
+/// Server HTTP API.
+mod api;
+/// Pings, stale connections, token expiry and refresh.
+mod timers;

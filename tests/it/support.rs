@@ -1,0 +1,233 @@
+//! Test support: a real node on 127.0.0.1:0 in this process, raw WebSocket clients, tokens and
+//! an API caller. Every wait is bounded (5 s) so a missing message fails instead of hanging.
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use actix_codec::Framed;
+use actix_http::ws::{CloseCode, Codec, Frame, Message};
+use awc::BoxedSocket;
+use futures_util::{SinkExt, StreamExt};
+use gyre::config::{ChannelOptions, NamespaceSettings, Settings};
+use jsonwebtoken::{encode, EncodingKey, Header};
+use serde_json::{json, Value};
+
+pub const SECRET: &str = "test-secret";
+pub const API_KEY: &str = "test-api-key";
+pub const WAIT: Duration = Duration::from_secs(5);
+
+/// A node running in the test's actix system.
+pub struct TestNode {
+    pub running: Option<gyre::app::RunningNode>,
+    pub addr: std::net::SocketAddr,
+}
+
+/// Settings most tests use: HMAC tokens, an API key, a few namespaces.
+pub fn test_settings() -> Settings {
+    let mut s = Settings::default();
+    s.http_server.address = "127.0.0.1".into();
+    s.http_server.port = 0;
+    s.client.token.hmac_secret_key = SECRET.into();
+    s.http_api.key = API_KEY.into();
+    s.shutdown.timeout = Duration::from_secs(5);
+    s.channel.without_namespace = ChannelOptions {
+        allow_subscribe_for_client: true,
+        allow_publish_for_subscriber: true,
+        ..Default::default()
+    };
+    s.channel.namespaces = vec![
+        NamespaceSettings {
+            name: "chat".into(),
+            options: ChannelOptions {
+                presence: true,
+                join_leave: true,
+                force_push_join_leave: true,
+                history_size: 10,
+                history_ttl: Duration::from_secs(300),
+                force_recovery: true,
+                allow_subscribe_for_client: true,
+                allow_publish_for_subscriber: true,
+                allow_presence_for_subscriber: true,
+                allow_history_for_subscriber: true,
+                ..Default::default()
+            },
+        },
+        NamespaceSettings {
+            name: "priv".into(),
+            options: ChannelOptions { presence: true, ..Default::default() },
+        },
+    ];
+    s
+}
+
+impl TestNode {
+    pub async fn start() -> Self {
+        Self::start_with(|_| {}).await
+    }
+
+    pub async fn start_with(change: impl FnOnce(&mut Settings)) -> Self {
+        let mut settings = test_settings();
+        change(&mut settings);
+        let running = gyre::app::start(settings).await.expect("node starts");
+        let addr = running.addr;
+        Self { running: Some(running), addr }
+    }
+
+    pub fn ws_url(&self) -> String {
+        format!("ws://{}/connection/websocket", self.addr)
+    }
+
+    /// A raw WebSocket client, not yet connected at the protocol level.
+    pub async fn socket(&self) -> TestClient {
+        let (_, framed) = awc::Client::new()
+            .ws(self.ws_url())
+            .max_frame_size(1 << 20)
+            .connect()
+            .await
+            .expect("websocket handshake");
+        TestClient { framed, lines: VecDeque::new() }
+    }
+
+    /// A client that completed `connect` as `user`.
+    pub async fn connect_as(&self, user: &str) -> TestClient {
+        let mut client = self.socket().await;
+        let reply = client.request(1, "connect", json!({"token": token(json!({"sub": user}))})).await;
+        assert!(reply["connect"]["client"].is_string(), "connect failed: {reply}");
+        client
+    }
+
+    /// POST /api/<method> with the API key; returns (status, body text).
+    pub async fn api(&self, method: &str, body: Value) -> (u16, String) {
+        self.api_raw(method, &body.to_string(), Some(API_KEY)).await
+    }
+
+    pub async fn api_raw(&self, method: &str, body: &str, key: Option<&str>) -> (u16, String) {
+        let mut request = awc::Client::new().post(format!("http://{}/api/{method}", self.addr));
+        if let Some(key) = key {
+            request = request.insert_header(("X-API-Key", key));
+        }
+        let mut response = request.send_body(body.to_owned()).await.expect("api request");
+        let bytes = response.body().await.expect("api body");
+        (response.status().as_u16(), String::from_utf8_lossy(&bytes).into_owned())
+    }
+
+    /// API call that must succeed; returns `result`.
+    pub async fn api_ok(&self, method: &str, body: Value) -> Value {
+        let (status, text) = self.api(method, body).await;
+        assert_eq!(status, 200, "{text}");
+        let value: Value = serde_json::from_str(&text).expect("api json");
+        assert!(value.get("error").is_none(), "api error: {value}");
+        value["result"].clone()
+    }
+}
+
+impl Drop for TestNode {
+    fn drop(&mut self) {
+        if let Some(running) = self.running.take() {
+            actix_web::rt::spawn(running.shutdown());
+        }
+    }
+}
+
+/// HS256 token signed with [`SECRET`].
+pub fn token(claims: Value) -> String {
+    token_with(claims, SECRET)
+}
+
+pub fn token_with(claims: Value, secret: &str) -> String {
+    encode(&Header::default(), &claims, &EncodingKey::from_secret(secret.as_bytes())).expect("sign")
+}
+
+pub fn now() -> i64 {
+    gyre::domain::unix_now()
+}
+
+/// What the server did next.
+#[derive(Debug)]
+pub enum Event {
+    Line(Value),
+    Closed(u16, String),
+}
+
+pub struct TestClient {
+    framed: Framed<BoxedSocket, Codec>,
+    lines: VecDeque<Value>,
+}
+
+impl TestClient {
+    pub async fn send(&mut self, text: &str) {
+        self.framed.send(Message::Text(text.to_owned().into())).await.expect("send frame");
+    }
+
+    /// Sends one command and waits for its reply (pushes and pings in between are skipped).
+    pub async fn request(&mut self, id: u32, method: &str, params: Value) -> Value {
+        self.send(&json!({"id": id, method: params}).to_string()).await;
+        self.reply(id).await
+    }
+
+    pub async fn reply(&mut self, id: u32) -> Value {
+        loop {
+            match self.next().await {
+                Event::Line(line) if line["id"] == id => return line,
+                Event::Line(_) => continue,
+                Event::Closed(code, reason) => panic!("closed {code} {reason} while waiting for reply {id}"),
+            }
+        }
+    }
+
+    /// Next push for `channel` (replies and pings skipped).
+    pub async fn push(&mut self, channel: &str) -> Value {
+        loop {
+            match self.next().await {
+                Event::Line(line) if line["push"]["channel"] == channel => return line["push"].clone(),
+                Event::Line(_) => continue,
+                Event::Closed(code, reason) => panic!("closed {code} {reason} while waiting for a push on {channel}"),
+            }
+        }
+    }
+
+    /// Next `pub` push for `channel` (join/leave and others skipped); returns the publication.
+    pub async fn publication(&mut self, channel: &str) -> Value {
+        loop {
+            let push = self.push(channel).await;
+            if let Some(publication) = push.get("pub") {
+                return publication.clone();
+            }
+        }
+    }
+
+    /// Waits for the close frame.
+    pub async fn closed(&mut self) -> (u16, String) {
+        loop {
+            if let Event::Closed(code, reason) = self.next().await {
+                return (code, reason);
+            }
+        }
+    }
+
+    pub async fn next(&mut self) -> Event {
+        if let Some(line) = self.lines.pop_front() {
+            return Event::Line(line);
+        }
+        loop {
+            let frame = tokio::time::timeout(WAIT, self.framed.next()).await.expect("server answered in time");
+            match frame {
+                Some(Ok(Frame::Text(bytes))) => {
+                    let text = std::str::from_utf8(&bytes).expect("utf-8 frame");
+                    for line in text.split('\n') {
+                        self.lines.push_back(serde_json::from_str(line).expect("each line is JSON"));
+                    }
+                    if let Some(line) = self.lines.pop_front() {
+                        return Event::Line(line);
+                    }
+                }
+                Some(Ok(Frame::Close(reason))) => {
+                    let reason = reason.unwrap_or_else(|| CloseCode::Abnormal.into());
+                    return Event::Closed(reason.code.into(), reason.description.unwrap_or_default());
+                }
+                Some(Ok(_)) => continue,
+                Some(Err(_)) | None => return Event::Closed(1006, String::new()),
+            }
+        }
+    }
+}
