@@ -16,8 +16,16 @@ use crate::node::{Node, VERSION};
 use crate::registry::messages as registry;
 
 /// Methods this node serves; anything else under the prefix is a 404.
-pub(super) const KNOWN: &[&str] =
-    &["publish", "broadcast", "presence", "presence_stats", "history", "history_remove", "info", "rpc"];
+pub(super) const KNOWN: &[&str] = &[
+    "publish",
+    "broadcast",
+    "presence",
+    "presence_stats",
+    "history",
+    "history_remove",
+    "info",
+    "rpc",
+];
 
 /// Decodes the body for `method`, runs it and wraps the outcome.
 pub(super) async fn call(method: &str, body: &[u8], node: &Arc<Node>, transport_errors: bool) -> HttpResponse {
@@ -25,7 +33,7 @@ pub(super) async fn call(method: &str, body: &[u8], node: &Arc<Node>, transport_
         ($handler:ident) => {
             match decode(body) {
                 Ok(request) => respond($handler(node, request).await, transport_errors),
-                Err(response) => response,
+                Err(_) => super::bad_request(),
             }
         };
     }
@@ -88,7 +96,9 @@ fn is_zero(value: &u64) -> bool {
 /// The payload: `b64data` (decoded; must be JSON for JSON clients) wins over `data`.
 fn payload(data: Option<Box<RawValue>>, b64data: &str) -> Result<RawJson, ApiError> {
     if !b64data.is_empty() {
-        let bytes = base64::engine::general_purpose::STANDARD.decode(b64data).map_err(|_| ApiError::BadRequest)?;
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(b64data)
+            .map_err(|_| ApiError::BadRequest)?;
         let text = String::from_utf8(bytes).map_err(|_| ApiError::BadRequest)?;
         let raw = RawValue::from_string(text).map_err(|_| ApiError::BadRequest)?;
         return Ok(frame_safe(raw));
@@ -111,9 +121,25 @@ async fn publish_one(
     skip_history: bool,
 ) -> Result<PublishResult, ApiError> {
     let channel = resolve(node, channel)?;
-    let publication = Publication { data, info: None, offset: 0, tags };
-    match node.registry.send(registry::Publish { channel, publication, skip_history }).await {
-        Ok(Ok(Some(position))) => Ok(PublishResult { offset: position.offset, epoch: position.epoch.to_string() }),
+    let publication = Publication {
+        data,
+        info: None,
+        offset: 0,
+        tags,
+    };
+    match node
+        .registry
+        .send(registry::Publish {
+            channel,
+            publication,
+            skip_history,
+        })
+        .await
+    {
+        Ok(Ok(Some(position))) => Ok(PublishResult {
+            offset: position.offset,
+            epoch: position.epoch.to_string(),
+        }),
         Ok(Ok(None)) => Ok(PublishResult::default()),
         _ => Err(ApiError::Internal),
     }
@@ -152,8 +178,14 @@ async fn broadcast(node: &Arc<Node>, req: BroadcastRequest) -> Result<BroadcastR
     for channel in &req.channels {
         let outcome = publish_one(node, channel, data.clone(), req.tags.clone(), req.skip_history).await;
         responses.push(match outcome {
-            Ok(result) => BroadcastResponse { error: None, result: Some(result) },
-            Err(error) => BroadcastResponse { error: Some(error.to_wire()), result: None },
+            Ok(result) => BroadcastResponse {
+                error: None,
+                result: Some(result),
+            },
+            Err(error) => BroadcastResponse {
+                error: Some(error.to_wire()),
+                result: None,
+            },
         });
     }
     Ok(BroadcastResult { responses })
@@ -196,7 +228,10 @@ pub(super) struct PresenceStatsResult {
 async fn presence_stats(node: &Arc<Node>, req: ChannelRequest) -> Result<PresenceStatsResult, ApiError> {
     let channel = presence_channel(node, &req.channel)?;
     match node.registry.send(registry::PresenceStatsOf { channel }).await {
-        Ok(Ok(stats)) => Ok(PresenceStatsResult { num_clients: stats.num_clients, num_users: stats.num_users }),
+        Ok(Ok(stats)) => Ok(PresenceStatsResult {
+            num_clients: stats.num_clients,
+            num_users: stats.num_users,
+        }),
         _ => Err(ApiError::Internal),
     }
 }
@@ -236,7 +271,10 @@ fn history_channel(node: &Node, channel: &str) -> Result<ResolvedChannel, ApiErr
 async fn history(node: &Arc<Node>, req: HistoryRequest) -> Result<HistoryResult, ApiError> {
     let channel = history_channel(node, &req.channel)?;
     let query = HistoryQuery {
-        since: req.since.map(|s| StreamPosition { offset: s.offset, epoch: s.epoch.into() }),
+        since: req.since.map(|s| StreamPosition {
+            offset: s.offset,
+            epoch: s.epoch.into(),
+        }),
         // The server API has no clamp: -1 means everything.
         limit: usize::try_from(req.limit).ok(),
         reverse: req.reverse,
@@ -284,7 +322,11 @@ struct NodeInfo {
 }
 
 async fn info(node: &Arc<Node>, _: InfoRequest) -> Result<InfoResult, ApiError> {
-    let stats = node.registry.send(registry::GetStats).await.map_err(|_| ApiError::Internal)?;
+    let stats = node
+        .registry
+        .send(registry::GetStats)
+        .await
+        .map_err(|_| ApiError::Internal)?;
     Ok(InfoResult {
         nodes: vec![NodeInfo {
             uid: node.uid.clone(),

@@ -78,7 +78,10 @@ fn numeric_date(payload: &Value, claim: &str) -> Result<Option<f64>, TokenError>
     match payload.get(claim) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::Number(n)) => Ok(n.as_f64()),
-        Some(Value::String(s)) => s.parse().map(Some).map_err(|_| TokenError::Invalid(format!("{claim} is not a number"))),
+        Some(Value::String(s)) => s
+            .parse()
+            .map(Some)
+            .map_err(|_| TokenError::Invalid(format!("{claim} is not a number"))),
         Some(_) => Err(TokenError::Invalid(format!("{claim} is not a number"))),
     }
 }
@@ -140,7 +143,11 @@ fn string_list(payload: &Value, claim: &str) -> Result<Vec<String>, TokenError> 
         None | Some(Value::Null) => Ok(Vec::new()),
         Some(Value::Array(items)) => items
             .iter()
-            .map(|v| v.as_str().map(str::to_owned).ok_or_else(|| TokenError::Invalid(format!("{claim} must hold strings"))))
+            .map(|v| {
+                v.as_str()
+                    .map(str::to_owned)
+                    .ok_or_else(|| TokenError::Invalid(format!("{claim} must hold strings")))
+            })
             .collect(),
         Some(_) => Err(TokenError::Invalid(format!("{claim} must be a list"))),
     }
@@ -148,7 +155,11 @@ fn string_list(payload: &Value, claim: &str) -> Result<Vec<String>, TokenError> 
 
 impl ConnectionClaims {
     pub(super) fn from_payload(payload: Value, user_id_claim: &str) -> Result<Self, TokenError> {
-        if payload.get("channel").and_then(Value::as_str).is_some_and(|c| !c.is_empty()) {
+        if payload
+            .get("channel")
+            .and_then(Value::as_str)
+            .is_some_and(|c| !c.is_empty())
+        {
             return Err(TokenError::invalid("connection token must not carry a channel claim"));
         }
         let mut subs_info = BTreeMap::new();

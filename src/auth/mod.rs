@@ -47,11 +47,18 @@ impl TokenVerifier {
         let client = &settings.client;
         let connection = KeySet::from_settings(&client.token, "client.token")?;
         let subscription = if client.subscription_token.enabled {
-            Some(KeySet::from_settings(&client.subscription_token.token, "client.subscription_token")?)
+            Some(KeySet::from_settings(
+                &client.subscription_token.token,
+                "client.subscription_token",
+            )?)
         } else {
             None
         };
-        Ok(Self { connection, subscription, skip_signature: client.insecure_skip_token_signature_verify })
+        Ok(Self {
+            connection,
+            subscription,
+            skip_signature: client.insecure_skip_token_signature_verify,
+        })
     }
 
     /// Whether any key is configured for connection tokens.
@@ -79,10 +86,18 @@ impl TokenVerifier {
         Ok(payload)
     }
 
-    fn decode_signed(&self, keys: &KeySet, token: &str, alg: Algorithm, now: i64) -> Result<serde_json::Value, TokenError> {
+    fn decode_signed(
+        &self,
+        keys: &KeySet,
+        token: &str,
+        alg: Algorithm,
+        now: i64,
+    ) -> Result<serde_json::Value, TokenError> {
         let candidates = keys.keys_for(alg, now);
         if candidates.is_empty() {
-            return Err(TokenError::Invalid(format!("algorithm {alg:?} is not enabled by the configured keys")));
+            return Err(TokenError::Invalid(format!(
+                "algorithm {alg:?} is not enabled by the configured keys"
+            )));
         }
         let mut validation = Validation::new(alg);
         validation.validate_exp = false;
@@ -91,7 +106,9 @@ impl TokenVerifier {
         validation.required_spec_claims.clear();
         validation.leeway = 0;
         if self.skip_signature {
-            return jsonwebtoken::dangerous::insecure_decode::<serde_json::Value>(token).map(|d| d.claims).map_err(|e| TokenError::Invalid(describe(&e)));
+            return jsonwebtoken::dangerous::insecure_decode::<serde_json::Value>(token)
+                .map(|d| d.claims)
+                .map_err(|e| TokenError::Invalid(describe(&e)));
         }
         let mut last = TokenError::invalid("bad signature");
         for key in candidates {

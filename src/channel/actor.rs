@@ -10,7 +10,7 @@ use bytestring::ByteString;
 use super::history::Stream;
 use super::messages::{Broadcast, Join, Leave, ReadHistory, RemoveHistory, Stop};
 use super::rules::Namespace;
-use crate::client::messages::{ClientHandle, DeliverError, Deliver, Subscribed};
+use crate::client::messages::{ClientHandle, Deliver, DeliverError, Subscribed};
 use crate::domain::{ChannelName, ClientId, ClientInfo, StreamPosition};
 use crate::protocol::reply::{push, JoinLeave};
 use crate::protocol::Disconnect;
@@ -45,9 +45,18 @@ impl Channel {
         queue_max_size: usize,
     ) -> Self {
         let options = &namespace.options;
-        let stream =
-            options.history_enabled().then(|| Stream::new(position, options.history_size, options.history_ttl));
-        Self { name, namespace, subscribers: HashMap::new(), stream, registry, processed: 0, queue_max_size }
+        let stream = options
+            .history_enabled()
+            .then(|| Stream::new(position, options.history_size, options.history_ttl));
+        Self {
+            name,
+            namespace,
+            subscribers: HashMap::new(),
+            stream,
+            registry,
+            processed: 0,
+            queue_max_size,
+        }
     }
 
     /// Hands a shared frame to subscribers without waiting; slow ones are disconnected (3008).
@@ -105,7 +114,11 @@ impl Actor for Channel {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         if self.stream.is_some() {
-            let period = self.namespace.options.history_ttl.clamp(Duration::from_secs(1), Duration::from_secs(60));
+            let period = self
+                .namespace
+                .options
+                .history_ttl
+                .clamp(Duration::from_secs(1), Duration::from_secs(60));
             ctx.run_interval(period, |this, _| {
                 if let Some(stream) = this.stream.as_mut() {
                     stream.expire(Instant::now());
@@ -131,11 +144,18 @@ impl Handler<Join> for Channel {
                 _ => None,
             },
         };
-        join.client.send(Deliver::Subscribed { channel: self.name.clone(), outcome: Ok(outcome) });
+        join.client.send(Deliver::Subscribed {
+            channel: self.name.clone(),
+            outcome: Ok(outcome),
+        });
         let info = join.info.clone();
         self.subscribers.insert(
             join.client.id.clone(),
-            Subscriber { handle: join.client, info: join.info, push_join_leave: join.push_join_leave },
+            Subscriber {
+                handle: join.client,
+                info: join.info,
+                push_join_leave: join.push_join_leave,
+            },
         );
         self.push_join_leave("join", &info);
         self.processed_one();

@@ -73,7 +73,10 @@ impl ChannelRules {
         let channel = &settings.channel;
         let mut namespaces = HashMap::new();
         for ns in &channel.namespaces {
-            namespaces.insert(ns.name.clone(), Arc::new(Namespace::new(Some(ns.name.clone()), ns.options.clone())?));
+            namespaces.insert(
+                ns.name.clone(),
+                Arc::new(Namespace::new(Some(ns.name.clone()), ns.options.clone())?),
+            );
         }
         Ok(Self {
             namespaces,
@@ -108,14 +111,20 @@ impl ChannelRules {
     /// Resolves a channel named by the server API: only the namespace is checked (102), as in
     /// Centrifugo; empty names are the caller's 107.
     pub fn resolve(&self, channel: &str) -> Result<ResolvedChannel, ReplyError> {
-        let unprefixed = channel.strip_prefix(self.private_prefix.as_str()).filter(|_| !self.private_prefix.is_empty());
+        let unprefixed = channel
+            .strip_prefix(self.private_prefix.as_str())
+            .filter(|_| !self.private_prefix.is_empty());
         let private = unprefixed.is_some();
         let lookup = unprefixed.unwrap_or(channel);
         let namespace = match self.split_namespace(lookup) {
             Some((ns, _)) => self.namespaces.get(ns).cloned().ok_or(ReplyError::UnknownChannel)?,
             None => self.default.clone(),
         };
-        Ok(ResolvedChannel { name: ChannelName::new_unchecked(channel), namespace, private })
+        Ok(ResolvedChannel {
+            name: ChannelName::new_unchecked(channel),
+            namespace,
+            private,
+        })
     }
 
     fn split_namespace<'a>(&self, channel: &'a str) -> Option<(&'a str, &'a str)> {
@@ -127,7 +136,9 @@ impl ChannelRules {
 
     fn rest_of<'a>(&self, channel: &'a str) -> &'a str {
         let unprefixed = channel.strip_prefix(self.private_prefix.as_str()).unwrap_or(channel);
-        self.split_namespace(unprefixed).map(|(_, rest)| rest).unwrap_or(unprefixed)
+        self.split_namespace(unprefixed)
+            .map(|(_, rest)| rest)
+            .unwrap_or(unprefixed)
     }
 
     /// For `#`-limited channels (when the namespace allows them): whether `user` is listed.
@@ -147,14 +158,30 @@ impl ChannelRules {
         let o = &channel.namespace.options;
         let (for_client, for_subscriber, for_anonymous) = match action {
             Action::Subscribe => (o.allow_subscribe_for_client, false, o.allow_subscribe_for_anonymous),
-            Action::Publish => (o.allow_publish_for_client, o.allow_publish_for_subscriber, o.allow_publish_for_anonymous),
-            Action::Presence => (o.allow_presence_for_client, o.allow_presence_for_subscriber, o.allow_presence_for_anonymous),
-            Action::History => (o.allow_history_for_client, o.allow_history_for_subscriber, o.allow_history_for_anonymous),
+            Action::Publish => (
+                o.allow_publish_for_client,
+                o.allow_publish_for_subscriber,
+                o.allow_publish_for_anonymous,
+            ),
+            Action::Presence => (
+                o.allow_presence_for_client,
+                o.allow_presence_for_subscriber,
+                o.allow_presence_for_anonymous,
+            ),
+            Action::History => (
+                o.allow_history_for_client,
+                o.allow_history_for_subscriber,
+                o.allow_history_for_anonymous,
+            ),
         };
         let identity_ok = !asker.user.is_empty() || for_anonymous;
         match action {
             Action::Subscribe => for_client && identity_ok,
-            _ => (for_client && identity_ok) || (for_subscriber && asker.subscribed) || (for_anonymous && asker.user.is_empty()),
+            _ => {
+                (for_client && identity_ok)
+                    || (for_subscriber && asker.subscribed)
+                    || (for_anonymous && asker.user.is_empty())
+            }
         }
     }
 }
@@ -163,7 +190,9 @@ impl Namespace {
     fn new(name: Option<String>, options: ChannelOptions) -> Result<Self, String> {
         let regex = match options.channel_regex.as_str() {
             "" => None,
-            pattern => Some(Regex::new(pattern).map_err(|e| format!("channel_regex {pattern:?} does not compile: {e}"))?),
+            pattern => {
+                Some(Regex::new(pattern).map_err(|e| format!("channel_regex {pattern:?} does not compile: {e}"))?)
+            }
         };
         Ok(Self { name, options, regex })
     }
@@ -179,11 +208,18 @@ mod tests {
         s.channel.without_namespace.allow_subscribe_for_client = true;
         s.channel.namespaces.push(NamespaceSettings {
             name: "chat".into(),
-            options: ChannelOptions { allow_publish_for_subscriber: true, allow_user_limited_channels: true, ..Default::default() },
+            options: ChannelOptions {
+                allow_publish_for_subscriber: true,
+                allow_user_limited_channels: true,
+                ..Default::default()
+            },
         });
         s.channel.namespaces.push(NamespaceSettings {
             name: "num".into(),
-            options: ChannelOptions { channel_regex: "^[0-9]+$".into(), ..Default::default() },
+            options: ChannelOptions {
+                channel_regex: "^[0-9]+$".into(),
+                ..Default::default()
+            },
         });
         ChannelRules::from_settings(&s).unwrap()
     }
@@ -222,13 +258,26 @@ mod tests {
     fn permissions_follow_namespace_options() {
         let r = rules();
         let plain = r.resolve("plain").unwrap();
-        let user = Asker { user: "1", subscribed: false };
-        let anon = Asker { user: "", subscribed: false };
+        let user = Asker {
+            user: "1",
+            subscribed: false,
+        };
+        let anon = Asker {
+            user: "",
+            subscribed: false,
+        };
         assert!(r.allows(&plain, Action::Subscribe, user));
         assert!(!r.allows(&plain, Action::Subscribe, anon));
         assert!(!r.allows(&plain, Action::Publish, user));
         let chat = r.resolve("chat:x").unwrap();
-        assert!(r.allows(&chat, Action::Publish, Asker { user: "1", subscribed: true }));
+        assert!(r.allows(
+            &chat,
+            Action::Publish,
+            Asker {
+                user: "1",
+                subscribed: true
+            }
+        ));
         assert!(!r.allows(&chat, Action::Publish, user));
     }
 }

@@ -125,7 +125,11 @@ impl ClientSession {
             return self.close(ctx, Disconnect::CHANNEL_LIMIT);
         }
         let info = claims.as_ref().and_then(|c| c.info.clone());
-        self.state = State::Connected(Connection { user: user.clone(), info: info.clone(), expire_at });
+        self.state = State::Connected(Connection {
+            user: user.clone(),
+            info: info.clone(),
+            expire_at,
+        });
         let (ping, pong) = self.ping_settings();
         let result = ConnectResult {
             client: self.id.to_string(),
@@ -143,7 +147,9 @@ impl ClientSession {
         }
         let mut waiting = std::collections::HashMap::new();
         for channel in server_side {
-            let chan_info = claims.as_ref().and_then(|c| c.subs_info.get(channel.name.as_str()).cloned());
+            let chan_info = claims
+                .as_ref()
+                .and_then(|c| c.subs_info.get(channel.name.as_str()).cloned());
             let hint = req.subs.get(channel.name.as_str());
             let pending = self.server_side_pending(&channel, hint, chan_info);
             self.join(&channel, &pending, false, ctx);
@@ -188,7 +194,10 @@ impl ClientSession {
             positioned: history && (recoverable || options.force_positioning),
             recoverable,
             was_recovering: recover.is_some(),
-            recover_from: recover.map(|h| StreamPosition { offset: h.offset, epoch: h.epoch.as_str().into() }),
+            recover_from: recover.map(|h| StreamPosition {
+                offset: h.offset,
+                epoch: h.epoch.as_str().into(),
+            }),
             chan_info,
             server_side: true,
             ..Default::default()
@@ -248,7 +257,11 @@ impl ClientSession {
         };
         let (pending, push_join_leave) = self.client_side_pending(&req, &channel, grant);
         self.join(&channel, &pending, push_join_leave, ctx);
-        self.busy = Some(Busy::Subscribe { id, channel: channel.name, pending });
+        self.busy = Some(Busy::Subscribe {
+            id,
+            channel: channel.name,
+            pending,
+        });
     }
 
     /// Token or namespace permission for a client-side subscribe.
@@ -262,7 +275,11 @@ impl ClientSession {
             let allowed = rules
                 .user_limited_allows(channel, &user)
                 .unwrap_or_else(|| rules.allows(channel, Action::Subscribe, self.asker(&channel.name)));
-            return if allowed { Ok(Grant::default()) } else { Err(Outcome::Error(ReplyError::PermissionDenied)) };
+            return if allowed {
+                Ok(Grant::default())
+            } else {
+                Err(Outcome::Error(ReplyError::PermissionDenied))
+            };
         }
         let now = unix_now();
         let claims = match self.node.verifier.verify_subscription(&req.token, now) {
@@ -280,7 +297,12 @@ impl ClientSession {
         if claims.expire_at.is_some_and(|at| at <= now) {
             return Err(Outcome::Error(ReplyError::Expired));
         }
-        Ok(Grant { expire_at: claims.expire_at, chan_info: claims.info, data: claims.data, token_based: true })
+        Ok(Grant {
+            expire_at: claims.expire_at,
+            chan_info: claims.info,
+            data: claims.data,
+            token_based: true,
+        })
     }
 
     fn client_side_pending(
@@ -294,9 +316,12 @@ impl ClientSession {
         let asker = self.asker(&channel.name);
         let history = options.history_enabled();
         let may_history = rules.allows(channel, Action::History, asker);
-        let recoverable = history && (options.force_recovery || (req.recoverable && (options.allow_recovery || may_history)));
+        let recoverable =
+            history && (options.force_recovery || (req.recoverable && (options.allow_recovery || may_history)));
         let positioned = history
-            && (recoverable || options.force_positioning || (req.positioned && (options.allow_positioning || may_history)));
+            && (recoverable
+                || options.force_positioning
+                || (req.positioned && (options.allow_positioning || may_history)));
         let may_presence = rules.allows(channel, Action::Presence, asker);
         let push_join_leave = options.join_leave && (options.force_push_join_leave || (req.join_leave && may_presence));
         let pending = PendingSubscription {
@@ -304,8 +329,10 @@ impl ClientSession {
             recoverable,
             was_recovering: req.recover,
             reject_unrecovered: req.rejects_unrecovered(),
-            recover_from: (req.recover && recoverable)
-                .then(|| StreamPosition { offset: req.offset, epoch: req.epoch.as_str().into() }),
+            recover_from: (req.recover && recoverable).then(|| StreamPosition {
+                offset: req.offset,
+                epoch: req.epoch.as_str().into(),
+            }),
             expire_at: grant.expire_at,
             data: grant.data,
             chan_info: grant.chan_info,
@@ -323,19 +350,25 @@ impl ClientSession {
         ctx: &mut Ctx,
     ) {
         match self.busy.take() {
-            Some(Busy::Subscribe { id, channel: expected, pending }) if expected == channel => {
-                match subscribe_result(&pending, outcome) {
-                    Ok(result) => {
-                        self.add_subscription(channel, &pending, ctx);
-                        self.push_line(&reply::reply(id, "subscribe", &result));
-                    }
-                    Err(error) => {
-                        self.leave(&channel);
-                        self.push_error(id, error);
-                    }
+            Some(Busy::Subscribe {
+                id,
+                channel: expected,
+                pending,
+            }) if expected == channel => match subscribe_result(&pending, outcome) {
+                Ok(result) => {
+                    self.add_subscription(channel, &pending, ctx);
+                    self.push_line(&reply::reply(id, "subscribe", &result));
                 }
-            }
-            Some(Busy::Connect { id, mut result, mut waiting }) if waiting.contains_key(&channel) => {
+                Err(error) => {
+                    self.leave(&channel);
+                    self.push_error(id, error);
+                }
+            },
+            Some(Busy::Connect {
+                id,
+                mut result,
+                mut waiting,
+            }) if waiting.contains_key(&channel) => {
                 let pending = waiting.remove(&channel).unwrap_or_default();
                 match subscribe_result(&pending, outcome) {
                     Ok(sub) => {
@@ -377,7 +410,10 @@ impl ClientSession {
     }
 
     fn leave(&self, channel: &ChannelName) {
-        self.node.registry.do_send(registry::Unsubscribe { channel: channel.clone(), client: self.id.clone() });
+        self.node.registry.do_send(registry::Unsubscribe {
+            channel: channel.clone(),
+            client: self.id.clone(),
+        });
     }
 
     fn unsubscribe(&mut self, id: u32, req: ChannelRequest, ctx: &mut Ctx) {
@@ -402,7 +438,11 @@ impl ClientSession {
         let Some(data) = req.data.filter(|d| self.data_format_ok(&channel, d.get())) else {
             return self.push_error(id, ReplyError::BadRequest);
         };
-        if !self.node.rules.allows(&channel, Action::Publish, self.asker(&channel.name)) {
+        if !self
+            .node
+            .rules
+            .allows(&channel, Action::Publish, self.asker(&channel.name))
+        {
             return self.push_error(id, ReplyError::PermissionDenied);
         }
         let Some(connection) = self.connection() else { return };
@@ -412,8 +452,17 @@ impl ClientSession {
             conn_info: connection.info.clone(),
             chan_info: self.subscriptions.get(&channel.name).and_then(|s| s.chan_info.clone()),
         };
-        let publication = Publication { data: frame_safe(data), info: Some(info), offset: 0, tags: Default::default() };
-        let request = self.node.registry.send(registry::Publish { channel, publication, skip_history: false });
+        let publication = Publication {
+            data: frame_safe(data),
+            info: Some(info),
+            offset: 0,
+            tags: Default::default(),
+        };
+        let request = self.node.registry.send(registry::Publish {
+            channel,
+            publication,
+            skip_history: false,
+        });
         self.reply_later(id, "publish", ctx, async move {
             match request.await {
                 Ok(Ok(_)) => Ok(Empty {}),
@@ -436,13 +485,7 @@ impl ClientSession {
     }
 
     /// Common checks of presence/history commands: channel, namespace feature, permission.
-    fn query_channel(
-        &mut self,
-        id: u32,
-        channel: &str,
-        action: Action,
-        ctx: &mut Ctx,
-    ) -> Option<ResolvedChannel> {
+    fn query_channel(&mut self, id: u32, channel: &str, action: Action, ctx: &mut Ctx) -> Option<ResolvedChannel> {
         if channel.is_empty() {
             self.close(ctx, Disconnect::BAD_REQUEST);
             return None;
@@ -471,7 +514,9 @@ impl ClientSession {
     }
 
     fn presence(&mut self, id: u32, req: ChannelRequest, ctx: &mut Ctx) {
-        let Some(channel) = self.query_channel(id, &req.channel, Action::Presence, ctx) else { return };
+        let Some(channel) = self.query_channel(id, &req.channel, Action::Presence, ctx) else {
+            return;
+        };
         let request = self.node.registry.send(registry::Presence { channel: channel.name });
         self.reply_later(id, "presence", ctx, async move {
             match request.await {
@@ -482,21 +527,37 @@ impl ClientSession {
     }
 
     fn presence_stats(&mut self, id: u32, req: ChannelRequest, ctx: &mut Ctx) {
-        let Some(channel) = self.query_channel(id, &req.channel, Action::Presence, ctx) else { return };
-        let request = self.node.registry.send(registry::PresenceStatsOf { channel: channel.name });
+        let Some(channel) = self.query_channel(id, &req.channel, Action::Presence, ctx) else {
+            return;
+        };
+        let request = self
+            .node
+            .registry
+            .send(registry::PresenceStatsOf { channel: channel.name });
         self.reply_later(id, "presence_stats", ctx, async move {
             match request.await {
-                Ok(Ok(stats)) => Ok(PresenceStatsResult { num_clients: stats.num_clients, num_users: stats.num_users }),
+                Ok(Ok(stats)) => Ok(PresenceStatsResult {
+                    num_clients: stats.num_clients,
+                    num_users: stats.num_users,
+                }),
                 _ => Err(ReplyError::Internal),
             }
         });
     }
 
     fn history(&mut self, id: u32, req: HistoryRequest, ctx: &mut Ctx) {
-        let Some(channel) = self.query_channel(id, &req.channel, Action::History, ctx) else { return };
+        let Some(channel) = self.query_channel(id, &req.channel, Action::History, ctx) else {
+            return;
+        };
         let query = HistoryQuery {
-            since: req.since.map(|s| StreamPosition { offset: s.offset, epoch: s.epoch.into() }),
-            limit: Some(clamp_history_limit(req.limit, self.node.settings.client.history_max_publication_limit)),
+            since: req.since.map(|s| StreamPosition {
+                offset: s.offset,
+                epoch: s.epoch.into(),
+            }),
+            limit: Some(clamp_history_limit(
+                req.limit,
+                self.node.settings.client.history_max_publication_limit,
+            )),
             reverse: req.reverse,
         };
         let request = self.node.registry.send(registry::History { channel, query });
@@ -541,7 +602,9 @@ impl ClientSession {
             }
         };
         let insecure = self.node.settings.client.insecure;
-        let State::Connected(connection) = &mut self.state else { return };
+        let State::Connected(connection) = &mut self.state else {
+            return;
+        };
         if claims.user != *connection.user {
             return self.close(ctx, Disconnect::INVALID_TOKEN);
         }
@@ -596,7 +659,10 @@ impl ClientSession {
         if let Some(at) = claims.expire_at {
             self.schedule_subscription_expiry_check(channel, at, ctx);
         }
-        let result = SubRefreshResult { expires: claims.expire_at.is_some(), ttl: claims.expire_at.map(ttl_until).unwrap_or(0) };
+        let result = SubRefreshResult {
+            expires: claims.expire_at.is_some(),
+            ttl: claims.expire_at.map(ttl_until).unwrap_or(0),
+        };
         self.push_line(&reply::reply(id, "sub_refresh", &result));
     }
 

@@ -53,9 +53,17 @@ pub(super) struct Subscription {
 /// A command whose reply is still being produced; later commands wait for it.
 pub(super) enum Busy {
     /// `subscribe` waiting for the channel's answer.
-    Subscribe { id: u32, channel: ChannelName, pending: PendingSubscription },
+    Subscribe {
+        id: u32,
+        channel: ChannelName,
+        pending: PendingSubscription,
+    },
     /// `connect` waiting for its server-side subscriptions.
-    Connect { id: u32, result: ConnectResult, waiting: HashMap<ChannelName, PendingSubscription> },
+    Connect {
+        id: u32,
+        result: ConnectResult,
+        waiting: HashMap<ChannelName, PendingSubscription>,
+    },
     /// A command waiting for a reply future (publish, presence, history).
     Reply,
 }
@@ -206,7 +214,10 @@ impl ClientSession {
         let Some(connection) = self.connection() else { return };
         let user = connection.user.clone();
         let expire_at = connection.expire_at;
-        self.node.registry.do_send(ClientConnected { client: self.client_handle(ctx), user });
+        self.node.registry.do_send(ClientConnected {
+            client: self.client_handle(ctx),
+            user,
+        });
         self.schedule_pings(ctx);
         if let Some(at) = expire_at {
             self.schedule_connection_expiry_check(at, ctx);
@@ -260,7 +271,10 @@ impl ClientSession {
     pub(super) fn schedule_connection_expiry_check(&mut self, at: i64, ctx: &mut ws::WebsocketContext<Self>) {
         let delay = seconds_until(at) + self.node.settings.client.expired_close_delay;
         ctx.run_later(delay, |this, ctx| {
-            let expired = this.connection().and_then(|c| c.expire_at).is_some_and(|at| at <= unix_now());
+            let expired = this
+                .connection()
+                .and_then(|c| c.expire_at)
+                .is_some_and(|at| at <= unix_now());
             if expired {
                 this.close(ctx, Disconnect::EXPIRED);
             }
@@ -278,8 +292,10 @@ impl ClientSession {
     ) {
         let delay = seconds_until(at) + self.node.settings.client.expired_sub_close_delay;
         ctx.run_later(delay, move |this, ctx| {
-            let Some(sub) = this.subscriptions.get(&channel) else { return };
-            if !sub.expire_at.is_some_and(|at| at <= unix_now()) {
+            let Some(sub) = this.subscriptions.get(&channel) else {
+                return;
+            };
+            if sub.expire_at.is_none_or(|at| at > unix_now()) {
                 return;
             }
             if sub.server_side {
@@ -295,8 +311,15 @@ impl ClientSession {
         if self.subscriptions.remove(channel).is_none() {
             return;
         }
-        self.node.registry.do_send(Unsubscribe { channel: channel.clone(), client: self.id.clone() });
-        self.push_line(&reply::push(channel.as_str(), "unsubscribe", &UnsubscribePush { code, reason }));
+        self.node.registry.do_send(Unsubscribe {
+            channel: channel.clone(),
+            client: self.id.clone(),
+        });
+        self.push_line(&reply::push(
+            channel.as_str(),
+            "unsubscribe",
+            &UnsubscribePush { code, reason },
+        ));
     }
 
     fn on_stale_check(&mut self, ctx: &mut ws::WebsocketContext<Self>) {
@@ -330,9 +353,14 @@ impl Actor for ClientSession {
             _ => {}
         }
         for channel in channels {
-            self.node.registry.do_send(Unsubscribe { channel, client: self.id.clone() });
+            self.node.registry.do_send(Unsubscribe {
+                channel,
+                client: self.id.clone(),
+            });
         }
-        self.node.registry.do_send(ClientGone { client: self.id.clone() });
+        self.node.registry.do_send(ClientGone {
+            client: self.id.clone(),
+        });
     }
 }
 

@@ -63,7 +63,12 @@ pub struct HttpServerSettings {
 
 impl Default for HttpServerSettings {
     fn default() -> Self {
-        Self { address: String::new(), port: 8000, internal_address: String::new(), internal_port: String::new() }
+        Self {
+            address: String::new(),
+            port: 8000,
+            internal_address: String::new(),
+            internal_port: String::new(),
+        }
     }
 }
 
@@ -81,7 +86,11 @@ pub struct LogSettings {
 
 impl Default for LogSettings {
     fn default() -> Self {
-        Self { level: "info".into(), file: String::new(), format: "text".into() }
+        Self {
+            level: "info".into(),
+            file: String::new(),
+            format: "text".into(),
+        }
     }
 }
 
@@ -104,7 +113,9 @@ pub struct ShutdownSettings {
 
 impl Default for ShutdownSettings {
     fn default() -> Self {
-        Self { timeout: Duration::from_secs(30) }
+        Self {
+            timeout: Duration::from_secs(30),
+        }
     }
 }
 
@@ -138,7 +149,11 @@ pub struct BrokerSettings {
 
 impl Default for BrokerSettings {
     fn default() -> Self {
-        Self { enabled: false, kind: "memory".into(), nats: NatsSettings::default() }
+        Self {
+            enabled: false,
+            kind: "memory".into(),
+            nats: NatsSettings::default(),
+        }
     }
 }
 
@@ -184,7 +199,11 @@ pub struct PresenceManagerSettings {
 
 impl Default for PresenceManagerSettings {
     fn default() -> Self {
-        Self { enabled: false, kind: "memory".into(), nats: NatsSettings::default() }
+        Self {
+            enabled: false,
+            kind: "memory".into(),
+            nats: NatsSettings::default(),
+        }
     }
 }
 
@@ -462,7 +481,10 @@ pub struct RpcPingSettings {
 
 impl Default for RpcPingSettings {
     fn default() -> Self {
-        Self { enabled: false, method: "ping".into() }
+        Self {
+            enabled: false,
+            method: "ping".into(),
+        }
     }
 }
 
@@ -546,7 +568,10 @@ pub struct PrometheusSettings {
 
 impl Default for PrometheusSettings {
     fn default() -> Self {
-        Self { enabled: false, handler_prefix: "/metrics".into() }
+        Self {
+            enabled: false,
+            handler_prefix: "/metrics".into(),
+        }
     }
 }
 
@@ -562,6 +587,9 @@ pub struct HealthSettings {
 
 impl Default for HealthSettings {
     fn default() -> Self {
-        Self { enabled: false, handler_prefix: "/health".into() }
+        Self {
+            enabled: false,
+            handler_prefix: "/health".into(),
+        }
     }
 }

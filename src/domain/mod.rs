@@ -157,7 +157,12 @@ mod tests {
 
     #[test]
     fn client_info_always_has_user_and_client() {
-        let info = ClientInfo { user: "".into(), client: "c1".into(), conn_info: None, chan_info: None };
+        let info = ClientInfo {
+            user: "".into(),
+            client: "c1".into(),
+            conn_info: None,
+            chan_info: None,
+        };
         assert_eq!(serde_json::to_string(&info).unwrap(), r#"{"user":"","client":"c1"}"#);
     }
 }

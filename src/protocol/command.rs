@@ -96,8 +96,19 @@ impl Command {
     /// Takes the request out, first present key wins; `None` when no known request is set.
     pub fn into_request(self) -> Option<Request> {
         let Command {
-            connect, subscribe, unsubscribe, publish, presence, presence_stats, history, ping, send, rpc,
-            refresh, sub_refresh, ..
+            connect,
+            subscribe,
+            unsubscribe,
+            publish,
+            presence,
+            presence_stats,
+            history,
+            ping,
+            send,
+            rpc,
+            refresh,
+            sub_refresh,
+            ..
         } = self;
         connect
             .map(Request::Connect)
@@ -286,8 +297,12 @@ mod tests {
 
     #[test]
     fn python_style_spaces_and_nulls_parse() {
-        let cmd = Command::parse(r#"{"id": 2, "subscribe": {"channel": "a", "offset": null, "epoch": null, "flag": 1}}"#).unwrap();
-        let Some(Request::Subscribe(s)) = cmd.into_request() else { panic!("not a subscribe") };
+        let cmd =
+            Command::parse(r#"{"id": 2, "subscribe": {"channel": "a", "offset": null, "epoch": null, "flag": 1}}"#)
+                .unwrap();
+        let Some(Request::Subscribe(s)) = cmd.into_request() else {
+            panic!("not a subscribe")
+        };
         assert_eq!((s.channel.as_str(), s.offset, s.flag), ("a", 0, 1));
     }
 
@@ -309,10 +324,14 @@ mod tests {
     #[test]
     fn publish_keeps_raw_data_including_null() {
         let cmd = Command::parse(r#"{"id":3,"publish":{"channel":"c","data":{"a": [1, 2]}}}"#).unwrap();
-        let Some(Request::Publish(p)) = cmd.into_request() else { panic!("not a publish") };
+        let Some(Request::Publish(p)) = cmd.into_request() else {
+            panic!("not a publish")
+        };
         assert_eq!(p.data.unwrap().get(), r#"{"a": [1, 2]}"#);
         let cmd = Command::parse(r#"{"id":4,"publish":{"channel":"c","data":null}}"#).unwrap();
-        let Some(Request::Publish(p)) = cmd.into_request() else { panic!("not a publish") };
+        let Some(Request::Publish(p)) = cmd.into_request() else {
+            panic!("not a publish")
+        };
         assert_eq!(p.data.unwrap().get(), "null");
     }
 

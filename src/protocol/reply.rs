@@ -204,7 +204,10 @@ mod tests {
     #[test]
     fn empty_results_keep_their_key() {
         assert_eq!(reply(5, "publish", &Empty {}), r#"{"id":5,"publish":{}}"#);
-        assert_eq!(reply(2, "subscribe", &SubscribeResult::default()), r#"{"id":2,"subscribe":{}}"#);
+        assert_eq!(
+            reply(2, "subscribe", &SubscribeResult::default()),
+            r#"{"id":2,"subscribe":{}}"#
+        );
     }
 
     #[test]
@@ -226,14 +229,23 @@ mod tests {
 
     #[test]
     fn history_and_presence_stats_always_have_their_fields() {
-        assert_eq!(to_json(&HistoryResult::default()), r#"{"publications":[],"epoch":"","offset":0}"#);
-        assert_eq!(to_json(&PresenceStatsResult::default()), r#"{"num_clients":0,"num_users":0}"#);
+        assert_eq!(
+            to_json(&HistoryResult::default()),
+            r#"{"publications":[],"epoch":"","offset":0}"#
+        );
+        assert_eq!(
+            to_json(&PresenceStatsResult::default()),
+            r#"{"num_clients":0,"num_users":0}"#
+        );
         assert_eq!(to_json(&PresenceResult::default()), r#"{"presence":{}}"#);
     }
 
     #[test]
     fn pushes_carry_channel_and_kind() {
-        let body = UnsubscribePush { code: 2000, reason: "server unsubscribe" };
+        let body = UnsubscribePush {
+            code: 2000,
+            reason: "server unsubscribe",
+        };
         assert_eq!(
             push("news", "unsubscribe", &body),
             r#"{"push":{"channel":"news","unsubscribe":{"code":2000,"reason":"server unsubscribe"}}}"#

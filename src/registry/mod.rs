@@ -77,7 +77,12 @@ impl Registry {
             )
             .start();
             let presence = resolved.namespace.options.presence.then(|| Presence::default().start());
-            ChannelEntry { channel, presence, sent: 0, subscribers: 0 }
+            ChannelEntry {
+                channel,
+                presence,
+                sent: 0,
+                subscribers: 0,
+            }
         })
     }
 
@@ -142,13 +147,18 @@ impl Handler<Publish> for Registry {
         }
         let entry = self.entry(&msg.channel, ctx);
         entry.sent += 1;
-        let sent = entry.channel.send(channel::Broadcast { publication: msg.publication, skip_history: msg.skip_history });
+        let sent = entry.channel.send(channel::Broadcast {
+            publication: msg.publication,
+            skip_history: msg.skip_history,
+        });
         Box::pin(sent)
     }
 }
 
 impl Handler<History> for Registry {
-    type Result = ResponseFuture<Result<Result<crate::channel::history::HistoryPage, crate::channel::history::HistoryError>, MailboxError>>;
+    type Result = ResponseFuture<
+        Result<Result<crate::channel::history::HistoryPage, crate::channel::history::HistoryError>, MailboxError>,
+    >;
 
     fn handle(&mut self, msg: History, ctx: &mut Self::Context) -> Self::Result {
         let entry = self.entry(&msg.channel, ctx);
@@ -202,7 +212,13 @@ impl Handler<ChannelIdle> for Registry {
             entry.channel.do_send(channel::Stop);
         }
         if let Some(position) = msg.position.filter(|p| p.offset > 0) {
-            self.dormant.insert(msg.name, Dormant { position, until: Instant::now() + self.history_meta_ttl });
+            self.dormant.insert(
+                msg.name,
+                Dormant {
+                    position,
+                    until: Instant::now() + self.history_meta_ttl,
+                },
+            );
         }
     }
 }
@@ -212,7 +228,13 @@ impl Handler<ClientConnected> for Registry {
 
     fn handle(&mut self, msg: ClientConnected, _: &mut Self::Context) {
         *self.users.entry(msg.user.clone()).or_default() += 1;
-        self.clients.insert(msg.client.id.clone(), ConnectedClient { handle: msg.client, user: msg.user });
+        self.clients.insert(
+            msg.client.id.clone(),
+            ConnectedClient {
+                handle: msg.client,
+                user: msg.user,
+            },
+        );
     }
 }
 
@@ -220,7 +242,9 @@ impl Handler<ClientGone> for Registry {
     type Result = ();
 
     fn handle(&mut self, msg: ClientGone, _: &mut Self::Context) {
-        let Some(gone) = self.clients.remove(&msg.client) else { return };
+        let Some(gone) = self.clients.remove(&msg.client) else {
+            return;
+        };
         if let Some(count) = self.users.get_mut(&gone.user) {
             *count -= 1;
             if *count == 0 {

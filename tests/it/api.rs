@@ -8,10 +8,18 @@ async fn broadcast_answers_per_channel_in_order() {
     let mut client = node.connect_as("1").await;
     client.request(2, "subscribe", json!({"channel": "a"})).await;
     client.request(3, "subscribe", json!({"channel": "chat:b"})).await;
-    let result = node.api_ok("broadcast", json!({"channels": ["a", "nope:x", "chat:b"], "data": {"x": 1}})).await;
+    let result = node
+        .api_ok(
+            "broadcast",
+            json!({"channels": ["a", "nope:x", "chat:b"], "data": {"x": 1}}),
+        )
+        .await;
     let responses = result["responses"].as_array().unwrap();
     assert_eq!(responses[0], json!({"result": {}}));
-    assert_eq!(responses[1], json!({"error": {"code": 102, "message": "unknown channel"}}));
+    assert_eq!(
+        responses[1],
+        json!({"error": {"code": 102, "message": "unknown channel"}})
+    );
     assert_eq!(responses[2]["result"]["offset"], 1);
     assert_eq!(client.publication("a").await["data"], json!({"x": 1}));
     assert_eq!(client.publication("chat:b").await["data"], json!({"x": 1}));
@@ -38,7 +46,11 @@ async fn api_key_is_accepted_from_authorization_header() {
 #[actix_web::test]
 async fn get_on_api_is_405_with_empty_body() {
     let node = TestNode::start().await;
-    let mut response = awc::Client::new().get(format!("http://{}/api/publish", node.addr)).send().await.unwrap();
+    let mut response = awc::Client::new()
+        .get(format!("http://{}/api/publish", node.addr))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status().as_u16(), 405);
     assert!(response.body().await.unwrap().is_empty());
 }
@@ -49,7 +61,8 @@ async fn b64data_publishes_decoded_json() {
     let mut client = node.connect_as("1").await;
     client.request(2, "subscribe", json!({"channel": "news"})).await;
     // base64 of {"a":1}
-    node.api_ok("publish", json!({"channel": "news", "b64data": "eyJhIjoxfQ=="})).await;
+    node.api_ok("publish", json!({"channel": "news", "b64data": "eyJhIjoxfQ=="}))
+        .await;
     assert_eq!(client.publication("news").await["data"], json!({"a": 1}));
 }
 

@@ -3,15 +3,15 @@
 
 mod support;
 
-/// Connect, subscribe, publish, pushes: the happy paths and their exact wire shapes.
-mod client_protocol;
-/// Malformed and hostile input on every path: codes, and everyone else keeps working.
-mod bad_input;
-/// History, positioning and recovery.
-mod recovery;
-/// Presence, join/leave.
-mod presence;
 /// Server HTTP API.
 mod api;
+/// Malformed and hostile input on every path: codes, and everyone else keeps working.
+mod bad_input;
+/// Connect, subscribe, publish, pushes: the happy paths and their exact wire shapes.
+mod client_protocol;
+/// Presence, join/leave.
+mod presence;
+/// History, positioning and recovery.
+mod recovery;
 /// Pings, stale connections, token expiry and refresh.
 mod timers;

@@ -54,7 +54,10 @@ pub fn test_settings() -> Settings {
         },
         NamespaceSettings {
             name: "priv".into(),
-            options: ChannelOptions { presence: true, ..Default::default() },
+            options: ChannelOptions {
+                presence: true,
+                ..Default::default()
+            },
         },
     ];
     s
@@ -70,7 +73,10 @@ impl TestNode {
         change(&mut settings);
         let running = gyre::app::start(settings).await.expect("node starts");
         let addr = running.addr;
-        Self { running: Some(running), addr }
+        Self {
+            running: Some(running),
+            addr,
+        }
     }
 
     pub fn ws_url(&self) -> String {
@@ -85,13 +91,18 @@ impl TestNode {
             .connect()
             .await
             .expect("websocket handshake");
-        TestClient { framed, lines: VecDeque::new() }
+        TestClient {
+            framed,
+            lines: VecDeque::new(),
+        }
     }
 
     /// A client that completed `connect` as `user`.
     pub async fn connect_as(&self, user: &str) -> TestClient {
         let mut client = self.socket().await;
-        let reply = client.request(1, "connect", json!({"token": token(json!({"sub": user}))})).await;
+        let reply = client
+            .request(1, "connect", json!({"token": token(json!({"sub": user}))}))
+            .await;
         assert!(reply["connect"]["client"].is_string(), "connect failed: {reply}");
         client
     }
@@ -135,7 +146,12 @@ pub fn token(claims: Value) -> String {
 }
 
 pub fn token_with(claims: Value, secret: &str) -> String {
-    encode(&Header::default(), &claims, &EncodingKey::from_secret(secret.as_bytes())).expect("sign")
+    encode(
+        &Header::default(),
+        &claims,
+        &EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .expect("sign")
 }
 
 pub fn now() -> i64 {
@@ -156,7 +172,10 @@ pub struct TestClient {
 
 impl TestClient {
     pub async fn send(&mut self, text: &str) {
-        self.framed.send(Message::Text(text.to_owned().into())).await.expect("send frame");
+        self.framed
+            .send(Message::Text(text.to_owned().into()))
+            .await
+            .expect("send frame");
     }
 
     /// Sends one command and waits for its reply (pushes and pings in between are skipped).
@@ -210,12 +229,15 @@ impl TestClient {
             return Event::Line(line);
         }
         loop {
-            let frame = tokio::time::timeout(WAIT, self.framed.next()).await.expect("server answered in time");
+            let frame = tokio::time::timeout(WAIT, self.framed.next())
+                .await
+                .expect("server answered in time");
             match frame {
                 Some(Ok(Frame::Text(bytes))) => {
                     let text = std::str::from_utf8(&bytes).expect("utf-8 frame");
                     for line in text.split('\n') {
-                        self.lines.push_back(serde_json::from_str(line).expect("each line is JSON"));
+                        self.lines
+                            .push_back(serde_json::from_str(line).expect("each line is JSON"));
                     }
                     if let Some(line) = self.lines.pop_front() {
                         return Event::Line(line);
