@@ -50,30 +50,19 @@ pub fn run(settings: Settings) -> anyhow::Result<()> {
 /// Builds and starts a node inside the current actix system.
 pub async fn start(settings: Settings) -> anyhow::Result<RunningNode> {
     let verifier = TokenVerifier::from_settings(&settings).context("invalid token key in config")?;
-    let rules = ChannelRules::from_settings(&settings)
-        .map_err(anyhow::Error::msg)
-        .context("invalid channel config")?;
+    let rules = ChannelRules::from_settings(&settings).map_err(anyhow::Error::msg).context("invalid channel config")?;
     let registry = Registry::new(settings.client.queue_max_size, settings.channel.history_meta_ttl).start();
     let http = &settings.http_server;
-    let host = if http.address.is_empty() {
-        "0.0.0.0"
-    } else {
-        http.address.as_str()
-    };
+    let host = if http.address.is_empty() { "0.0.0.0" } else { http.address.as_str() };
     let main =
         TcpListener::bind((host, http.port)).with_context(|| format!("cannot listen on {host}:{}", http.port))?;
     let addr = main.local_addr()?;
     let internal = match http.internal_port.trim() {
         "" => None,
         port => {
-            let port: u16 = port
-                .parse()
-                .with_context(|| format!("http_server.internal_port {port:?} is not a port number"))?;
-            let internal_host = if http.internal_address.is_empty() {
-                host
-            } else {
-                http.internal_address.as_str()
-            };
+            let port: u16 =
+                port.parse().with_context(|| format!("http_server.internal_port {port:?} is not a port number"))?;
+            let internal_host = if http.internal_address.is_empty() { host } else { http.internal_address.as_str() };
             Some(
                 TcpListener::bind((internal_host, port))
                     .with_context(|| format!("cannot listen on {internal_host}:{port}"))?,
@@ -82,33 +71,14 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningNode> {
     };
     let name = node_name(&settings, addr.port());
     let node = Arc::new(Node::new(settings, rules, verifier, registry, name));
-    let mut running = RunningNode {
-        node: node.clone(),
-        addr,
-        internal_addr: None,
-        servers: Vec::new(),
-        tasks: Vec::new(),
-    };
+    let mut running =
+        RunningNode { node: node.clone(), addr, internal_addr: None, servers: Vec::new(), tasks: Vec::new() };
     let api_on_main = internal.is_none() || node.settings.http_api.external;
-    running.serve(
-        main,
-        Endpoints {
-            websocket: true,
-            api: api_on_main,
-            ops: internal.is_none(),
-        },
-    )?;
+    running.serve(main, Endpoints { websocket: true, api: api_on_main, ops: internal.is_none() })?;
     tracing::info!(addr = %addr, name = %node.name, "listening");
     if let Some(listener) = internal {
         let internal_addr = listener.local_addr()?;
-        running.serve(
-            listener,
-            Endpoints {
-                websocket: false,
-                api: !api_on_main,
-                ops: true,
-            },
-        )?;
+        running.serve(listener, Endpoints { websocket: false, api: !api_on_main, ops: true })?;
         running.internal_addr = Some(internal_addr);
         tracing::info!(addr = %internal_addr, "internal endpoints listening");
     }
@@ -161,9 +131,7 @@ fn routes(cfg: &mut web::ServiceConfig, node: &Node, endpoints: Endpoints) {
 /// `/health`: `{}` while serving, 503 while draining.
 async fn health(node: web::Data<Arc<Node>>) -> HttpResponse {
     if node.is_draining() {
-        return HttpResponse::ServiceUnavailable()
-            .content_type("application/json")
-            .body("{}");
+        return HttpResponse::ServiceUnavailable().content_type("application/json").body("{}");
     }
     HttpResponse::Ok().content_type("application/json").body("{}")
 }

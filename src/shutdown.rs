@@ -41,11 +41,7 @@ pub async fn drain(node: &Node, servers: &[ServerHandle], limit: Duration) {
     let deadline = Instant::now() + limit;
     node.start_draining();
     tracing::info!(timeout = ?limit, "shutdown: refusing new connections; disconnecting clients with 3001");
-    let clients = node
-        .registry
-        .send(DisconnectAll(Disconnect::SHUTDOWN))
-        .await
-        .unwrap_or(0);
+    let clients = node.registry.send(DisconnectAll(Disconnect::SHUTDOWN)).await.unwrap_or(0);
     if timeout_at(deadline, clients_gone(node)).await.is_err() {
         tracing::warn!("shutdown: clients still connected at the deadline");
     } else {

@@ -15,10 +15,7 @@ pub fn init(log: &LogSettings) -> anyhow::Result<()> {
         "none" => "off",
         level => level,
     };
-    let directive = std::env::var("GYRE_LOG")
-        .ok()
-        .filter(|v| !v.is_empty())
-        .unwrap_or_else(|| level.to_owned());
+    let directive = std::env::var("GYRE_LOG").ok().filter(|v| !v.is_empty()).unwrap_or_else(|| level.to_owned());
     let filter = EnvFilter::try_new(&directive).with_context(|| format!("invalid log filter {directive:?}"))?;
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(false);
     let result = if log.file.is_empty() {

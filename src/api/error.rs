@@ -60,10 +60,7 @@ impl ApiError {
     }
 
     pub(super) fn to_wire(self) -> ErrorBody {
-        ErrorBody {
-            code: self.code(),
-            message: self.to_string(),
-        }
+        ErrorBody { code: self.code(), message: self.to_string() }
     }
 }
 

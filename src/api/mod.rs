@@ -3,8 +3,13 @@
 //! handler in [`methods`]; this module does routing, auth, body decoding and the envelope.
 
 mod auth;
+mod batch;
 mod error;
+mod glob;
 mod methods;
+mod publish;
+mod queries;
+mod users;
 
 use std::sync::Arc;
 
@@ -16,6 +21,7 @@ use serde::Serialize;
 pub use error::ApiError;
 
 use crate::node::Node;
+use crate::protocol::reply;
 
 /// Largest accepted API body; bigger bodies get 413 before they are read whole.
 pub const MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
@@ -24,7 +30,22 @@ pub const MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
 pub fn configure(cfg: &mut web::ServiceConfig, prefix: &str) {
     let prefix = prefix.trim_end_matches('/');
     cfg.app_data(web::PayloadConfig::new(MAX_BODY_BYTES))
+        .service(web::resource(prefix.to_owned()).to(legacy))
         .service(web::resource(format!("{prefix}/{{method}}")).to(dispatch));
+}
+
+/// The legacy `POST {prefix}` endpoint (503 while draining, as Centrifugo).
+async fn legacy(req: HttpRequest, body: web::Bytes, node: web::Data<Arc<Node>>) -> HttpResponse {
+    if req.method() != actix_web::http::Method::POST {
+        return HttpResponse::MethodNotAllowed().finish();
+    }
+    if !auth::authorized(&req, &node.settings.http_api) {
+        return HttpResponse::Unauthorized().finish();
+    }
+    if node.is_draining() {
+        return HttpResponse::ServiceUnavailable().finish();
+    }
+    batch::legacy(&node, &body).await
 }
 
 /// Routes one API call: unknown method 404, non-POST 405, bad key 401 (in Centrifugo's order).
@@ -35,10 +56,8 @@ async fn dispatch(
     node: web::Data<Arc<Node>>,
 ) -> HttpResponse {
     let method = method.into_inner();
-    if !methods::KNOWN.contains(&method.as_str()) {
-        return HttpResponse::NotFound()
-            .content_type("text/plain; charset=utf-8")
-            .body("404 page not found\n");
+    if method != "batch" && !methods::KNOWN.contains(&method.as_str()) {
+        return HttpResponse::NotFound().content_type("text/plain; charset=utf-8").body("404 page not found\n");
     }
     if req.method() != actix_web::http::Method::POST {
         return HttpResponse::MethodNotAllowed().finish();
@@ -47,67 +66,52 @@ async fn dispatch(
         return HttpResponse::Unauthorized().finish();
     }
     let transport_errors = node.settings.http_api.error_mode == "transport"
-        || req
-            .headers()
-            .get("X-Centrifugo-Error-Mode")
-            .is_some_and(|v| v.as_bytes() == b"transport");
-    methods::call(&method, &body, &node, transport_errors).await
+        || req.headers().get("X-Centrifugo-Error-Mode").is_some_and(|v| v.as_bytes() == b"transport");
+    if method == "batch" {
+        return match decode(&body) {
+            Ok(request) => batch::batch(&node, request).await,
+            Err(MalformedBody) => bad_request(),
+        };
+    }
+    match methods::execute(&method, &body, &node).await {
+        Some(Ok(outcome)) => respond(outcome, transport_errors),
+        Some(Err(MalformedBody)) => bad_request(),
+        None => HttpResponse::NotFound().finish(),
+    }
 }
 
 /// A body that is not valid JSON for the method (answered 400).
-struct MalformedBody;
+pub(super) struct MalformedBody;
 
 /// Decodes a request body; `null` is an all-default request, as with Go's json.
 fn decode<T: DeserializeOwned + Default>(body: &[u8]) -> Result<T, MalformedBody> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err(MalformedBody);
     }
-    serde_json::from_slice::<Option<T>>(body)
-        .map(Option::unwrap_or_default)
-        .map_err(|error| {
-            tracing::debug!(%error, "API body is not valid JSON for this method");
-            MalformedBody
-        })
+    serde_json::from_slice::<Option<T>>(body).map(Option::unwrap_or_default).map_err(|error| {
+        tracing::debug!(%error, "API body is not valid JSON for this method");
+        MalformedBody
+    })
 }
 
 fn bad_request() -> HttpResponse {
-    HttpResponse::BadRequest()
-        .content_type("text/plain; charset=utf-8")
-        .body("Bad Request\n")
+    HttpResponse::BadRequest().content_type("text/plain; charset=utf-8").body("Bad Request\n")
 }
 
 /// The response envelope: `{"result":...}` or `{"error":...}` in a 200, or — in transport error
 /// mode — the bare error object with the mapped HTTP status.
-fn respond<T: Serialize>(outcome: Result<T, ApiError>, transport_errors: bool) -> HttpResponse {
+fn respond(outcome: methods::Outcome, transport_errors: bool) -> HttpResponse {
     match outcome {
-        Ok(result) => json(
-            StatusCode::OK,
-            &Envelope {
-                error: None,
-                result: Some(result),
-            },
-        ),
+        Ok(result) => raw_json(StatusCode::OK, format!("{{\"result\":{result}}}")),
         Err(error) if transport_errors => json(error.http_status(), &error.to_wire()),
-        Err(error) => json(
-            StatusCode::OK,
-            &Envelope::<()> {
-                error: Some(error.to_wire()),
-                result: None,
-            },
-        ),
+        Err(error) => raw_json(StatusCode::OK, format!("{{\"error\":{}}}", reply::to_json(&error.to_wire()))),
     }
 }
 
-fn json<T: Serialize>(status: StatusCode, body: &T) -> HttpResponse {
-    HttpResponse::build(status)
-        .content_type("application/json")
-        .body(crate::protocol::reply::to_json(body))
+fn raw_json(status: StatusCode, body: String) -> HttpResponse {
+    HttpResponse::build(status).content_type("application/json").body(body)
 }
 
-#[derive(Serialize)]
-struct Envelope<T> {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    error: Option<error::ErrorBody>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    result: Option<T>,
+fn json<T: Serialize>(status: StatusCode, body: &T) -> HttpResponse {
+    HttpResponse::build(status).content_type("application/json").body(crate::protocol::reply::to_json(body))
 }

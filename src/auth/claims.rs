@@ -78,10 +78,9 @@ fn numeric_date(payload: &Value, claim: &str) -> Result<Option<f64>, TokenError>
     match payload.get(claim) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::Number(n)) => Ok(n.as_f64()),
-        Some(Value::String(s)) => s
-            .parse()
-            .map(Some)
-            .map_err(|_| TokenError::Invalid(format!("{claim} is not a number"))),
+        Some(Value::String(s)) => {
+            s.parse().map(Some).map_err(|_| TokenError::Invalid(format!("{claim} is not a number")))
+        }
         Some(_) => Err(TokenError::Invalid(format!("{claim} is not a number"))),
     }
 }
@@ -133,9 +132,7 @@ fn raw_claim(payload: &Value, name: &str) -> Result<Option<RawJson>, TokenError>
 }
 
 fn to_raw(value: &Value) -> Result<RawJson, TokenError> {
-    serde_json::value::to_raw_value(value)
-        .map(RawJson::from)
-        .map_err(|_| TokenError::invalid("claim is not JSON"))
+    serde_json::value::to_raw_value(value).map(RawJson::from).map_err(|_| TokenError::invalid("claim is not JSON"))
 }
 
 fn string_list(payload: &Value, claim: &str) -> Result<Vec<String>, TokenError> {
@@ -144,9 +141,7 @@ fn string_list(payload: &Value, claim: &str) -> Result<Vec<String>, TokenError> 
         Some(Value::Array(items)) => items
             .iter()
             .map(|v| {
-                v.as_str()
-                    .map(str::to_owned)
-                    .ok_or_else(|| TokenError::Invalid(format!("{claim} must hold strings")))
+                v.as_str().map(str::to_owned).ok_or_else(|| TokenError::Invalid(format!("{claim} must hold strings")))
             })
             .collect(),
         Some(_) => Err(TokenError::Invalid(format!("{claim} must be a list"))),
@@ -155,11 +150,7 @@ fn string_list(payload: &Value, claim: &str) -> Result<Vec<String>, TokenError> 
 
 impl ConnectionClaims {
     pub(super) fn from_payload(payload: Value, user_id_claim: &str) -> Result<Self, TokenError> {
-        if payload
-            .get("channel")
-            .and_then(Value::as_str)
-            .is_some_and(|c| !c.is_empty())
-        {
+        if payload.get("channel").and_then(Value::as_str).is_some_and(|c| !c.is_empty()) {
             return Err(TokenError::invalid("connection token must not carry a channel claim"));
         }
         let mut subs_info = BTreeMap::new();

@@ -38,18 +38,11 @@ impl std::fmt::Debug for KeySet {
 
 impl KeySet {
     pub(super) fn from_settings(s: &TokenSettings, path: &str) -> Result<Self, KeyError> {
-        let error = |field: &str, reason: String| KeyError {
-            key: format!("{path}.{field}"),
-            reason,
-        };
+        let error = |field: &str, reason: String| KeyError { key: format!("{path}.{field}"), reason };
         let non_empty = |v: &str| (!v.is_empty()).then(|| v.to_owned());
         let hmac = non_empty(&s.hmac_secret_key).map(|k| DecodingKey::from_secret(k.as_bytes()));
-        let hmac_previous = non_empty(&s.hmac_previous_secret_key).map(|k| {
-            (
-                DecodingKey::from_secret(k.as_bytes()),
-                s.hmac_previous_secret_key_valid_until,
-            )
-        });
+        let hmac_previous = non_empty(&s.hmac_previous_secret_key)
+            .map(|k| (DecodingKey::from_secret(k.as_bytes()), s.hmac_previous_secret_key_valid_until));
         let rsa = match non_empty(&s.rsa_public_key) {
             Some(pem) => Some(
                 DecodingKey::from_rsa_pem(pem.as_bytes())
@@ -84,11 +77,8 @@ impl KeySet {
         use Algorithm::*;
         match alg {
             HS256 | HS384 | HS512 => {
-                let previous = self
-                    .hmac_previous
-                    .as_ref()
-                    .filter(|(_, until)| *until <= 0 || now <= *until)
-                    .map(|(key, _)| key);
+                let previous =
+                    self.hmac_previous.as_ref().filter(|(_, until)| *until <= 0 || now <= *until).map(|(key, _)| key);
                 self.hmac.iter().chain(previous).collect()
             }
             RS256 | RS384 | RS512 => self.rsa.iter().collect(),

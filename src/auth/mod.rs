@@ -47,18 +47,11 @@ impl TokenVerifier {
         let client = &settings.client;
         let connection = KeySet::from_settings(&client.token, "client.token")?;
         let subscription = if client.subscription_token.enabled {
-            Some(KeySet::from_settings(
-                &client.subscription_token.token,
-                "client.subscription_token",
-            )?)
+            Some(KeySet::from_settings(&client.subscription_token.token, "client.subscription_token")?)
         } else {
             None
         };
-        Ok(Self {
-            connection,
-            subscription,
-            skip_signature: client.insecure_skip_token_signature_verify,
-        })
+        Ok(Self { connection, subscription, skip_signature: client.insecure_skip_token_signature_verify })
     }
 
     /// Whether any key is configured for connection tokens.
@@ -95,9 +88,7 @@ impl TokenVerifier {
     ) -> Result<serde_json::Value, TokenError> {
         let candidates = keys.keys_for(alg, now);
         if candidates.is_empty() {
-            return Err(TokenError::Invalid(format!(
-                "algorithm {alg:?} is not enabled by the configured keys"
-            )));
+            return Err(TokenError::Invalid(format!("algorithm {alg:?} is not enabled by the configured keys")));
         }
         let mut validation = Validation::new(alg);
         validation.validate_exp = false;

@@ -13,12 +13,7 @@ fn verifier() -> TokenVerifier {
 }
 
 fn sign(claims: serde_json::Value, secret: &str) -> String {
-    encode(
-        &Header::default(),
-        &claims,
-        &EncodingKey::from_secret(secret.as_bytes()),
-    )
-    .unwrap()
+    encode(&Header::default(), &claims, &EncodingKey::from_secret(secret.as_bytes())).unwrap()
 }
 
 #[test]
@@ -33,52 +28,28 @@ fn valid_connection_token_gives_user_expiry_and_info() {
 #[test]
 fn wrong_secret_is_invalid_and_expired_is_expired() {
     let token = sign(json!({"sub": "42"}), "other");
-    assert!(matches!(
-        verifier().verify_connection(&token, NOW),
-        Err(TokenError::Invalid(_))
-    ));
+    assert!(matches!(verifier().verify_connection(&token, NOW), Err(TokenError::Invalid(_))));
     let token = sign(json!({"sub": "42", "exp": NOW}), SECRET);
-    assert_eq!(
-        verifier().verify_connection(&token, NOW).unwrap_err(),
-        TokenError::Expired
-    );
+    assert_eq!(verifier().verify_connection(&token, NOW).unwrap_err(), TokenError::Expired);
     let token = sign(json!({"sub": "42", "nbf": NOW + 10}), SECRET);
-    assert_eq!(
-        verifier().verify_connection(&token, NOW).unwrap_err(),
-        TokenError::Expired
-    );
+    assert_eq!(verifier().verify_connection(&token, NOW).unwrap_err(), TokenError::Expired);
 }
 
 #[test]
 fn alg_none_and_garbage_are_invalid() {
     // {"alg":"none","typ":"JWT"} . {"sub":"42"} . (no signature)
     let none = "eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0.eyJzdWIiOiI0MiJ9.";
-    assert!(matches!(
-        verifier().verify_connection(none, NOW),
-        Err(TokenError::Invalid(_))
-    ));
-    assert!(matches!(
-        verifier().verify_connection("not-a-token", NOW),
-        Err(TokenError::Invalid(_))
-    ));
-    assert!(matches!(
-        verifier().verify_connection("", NOW),
-        Err(TokenError::Invalid(_))
-    ));
+    assert!(matches!(verifier().verify_connection(none, NOW), Err(TokenError::Invalid(_))));
+    assert!(matches!(verifier().verify_connection("not-a-token", NOW), Err(TokenError::Invalid(_))));
+    assert!(matches!(verifier().verify_connection("", NOW), Err(TokenError::Invalid(_))));
 }
 
 #[test]
 fn numeric_sub_and_channel_claim_are_invalid_for_connections() {
     let token = sign(json!({"sub": 42}), SECRET);
-    assert!(matches!(
-        verifier().verify_connection(&token, NOW),
-        Err(TokenError::Invalid(_))
-    ));
+    assert!(matches!(verifier().verify_connection(&token, NOW), Err(TokenError::Invalid(_))));
     let token = sign(json!({"sub": "42", "channel": "news"}), SECRET);
-    assert!(matches!(
-        verifier().verify_connection(&token, NOW),
-        Err(TokenError::Invalid(_))
-    ));
+    assert!(matches!(verifier().verify_connection(&token, NOW), Err(TokenError::Invalid(_))));
 }
 
 #[test]
@@ -86,10 +57,7 @@ fn expire_at_overrides_exp() {
     let token = sign(json!({"sub": "1", "exp": NOW + 60, "expire_at": 0}), SECRET);
     assert_eq!(verifier().verify_connection(&token, NOW).unwrap().expire_at, None);
     let token = sign(json!({"sub": "1", "exp": NOW + 60, "expire_at": NOW + 5}), SECRET);
-    assert_eq!(
-        verifier().verify_connection(&token, NOW).unwrap().expire_at,
-        Some(NOW + 5)
-    );
+    assert_eq!(verifier().verify_connection(&token, NOW).unwrap().expire_at, Some(NOW + 5));
 }
 
 #[test]
@@ -99,10 +67,7 @@ fn subscription_token_needs_a_channel() {
     assert_eq!(claims.channel, "$x");
     assert_eq!(claims.info.unwrap().get(), r#"{"a":1}"#);
     let token = sign(json!({"sub": "1"}), SECRET);
-    assert!(matches!(
-        verifier().verify_subscription(&token, NOW),
-        Err(TokenError::Invalid(_))
-    ));
+    assert!(matches!(verifier().verify_subscription(&token, NOW), Err(TokenError::Invalid(_))));
 }
 
 #[test]
@@ -115,15 +80,9 @@ fn audience_and_issuer_are_checked_when_configured() {
     let good = sign(json!({"sub": "1", "aud": ["x", "gyre"], "iss": "backend"}), SECRET);
     assert!(verifier.verify_connection(&good, NOW).is_ok());
     let bad_aud = sign(json!({"sub": "1", "aud": "x", "iss": "backend"}), SECRET);
-    assert!(matches!(
-        verifier.verify_connection(&bad_aud, NOW),
-        Err(TokenError::Invalid(_))
-    ));
+    assert!(matches!(verifier.verify_connection(&bad_aud, NOW), Err(TokenError::Invalid(_))));
     let no_iss = sign(json!({"sub": "1", "aud": "gyre"}), SECRET);
-    assert!(matches!(
-        verifier.verify_connection(&no_iss, NOW),
-        Err(TokenError::Invalid(_))
-    ));
+    assert!(matches!(verifier.verify_connection(&no_iss, NOW), Err(TokenError::Invalid(_))));
 }
 
 #[test]
@@ -132,10 +91,7 @@ fn hs_token_is_refused_when_only_rsa_is_configured() {
     settings.client.token.rsa_public_key = String::new();
     let verifier = TokenVerifier::from_settings(&settings).unwrap();
     let token = sign(json!({"sub": "1"}), SECRET);
-    assert!(matches!(
-        verifier.verify_connection(&token, NOW),
-        Err(TokenError::Invalid(_))
-    ));
+    assert!(matches!(verifier.verify_connection(&token, NOW), Err(TokenError::Invalid(_))));
 }
 
 #[test]

@@ -10,8 +10,9 @@ use bytestring::ByteString;
 use super::history::Stream;
 use super::messages::{Broadcast, Join, Leave, ReadHistory, RemoveHistory, Stop};
 use super::rules::Namespace;
+use super::IDEMPOTENCY_WINDOW;
 use crate::client::messages::{ClientHandle, Deliver, DeliverError, Subscribed};
-use crate::domain::{ChannelName, ClientId, ClientInfo, StreamPosition};
+use crate::domain::{ChannelName, ClientId, ClientInfo, Publication, StreamPosition};
 use crate::protocol::reply::{push, JoinLeave};
 use crate::protocol::Disconnect;
 use crate::registry::messages::ChannelIdle;
@@ -33,6 +34,9 @@ pub struct Channel {
     /// messages still in flight".
     processed: u64,
     queue_max_size: usize,
+    /// Results of recent publishes by idempotency key, with when they expire.
+    recent: HashMap<String, (Option<StreamPosition>, Instant)>,
+    pruning_recent: bool,
 }
 
 impl Channel {
@@ -45,9 +49,8 @@ impl Channel {
         queue_max_size: usize,
     ) -> Self {
         let options = &namespace.options;
-        let stream = options
-            .history_enabled()
-            .then(|| Stream::new(position, options.history_size, options.history_ttl));
+        let stream =
+            options.history_enabled().then(|| Stream::new(position, options.history_size, options.history_ttl));
         Self {
             name,
             namespace,
@@ -56,6 +59,8 @@ impl Channel {
             registry,
             processed: 0,
             queue_max_size,
+            recent: HashMap::new(),
+            pruning_recent: false,
         }
     }
 
@@ -89,7 +94,7 @@ impl Channel {
     }
 
     fn is_idle(&self) -> bool {
-        self.subscribers.is_empty() && self.stream.as_ref().is_none_or(Stream::is_empty)
+        self.subscribers.is_empty() && self.recent.is_empty() && self.stream.as_ref().is_none_or(Stream::is_empty)
     }
 
     /// Counts a registry message and reports idleness so the registry can drop this channel.
@@ -114,11 +119,7 @@ impl Actor for Channel {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         if self.stream.is_some() {
-            let period = self
-                .namespace
-                .options
-                .history_ttl
-                .clamp(Duration::from_secs(1), Duration::from_secs(60));
+            let period = self.namespace.options.history_ttl.clamp(Duration::from_secs(1), Duration::from_secs(60));
             ctx.run_interval(period, |this, _| {
                 if let Some(stream) = this.stream.as_mut() {
                     stream.expire(Instant::now());
@@ -144,18 +145,11 @@ impl Handler<Join> for Channel {
                 _ => None,
             },
         };
-        join.client.send(Deliver::Subscribed {
-            channel: self.name.clone(),
-            outcome: Ok(outcome),
-        });
+        join.client.send(Deliver::Subscribed { channel: self.name.clone(), outcome: Ok(outcome) });
         let info = join.info.clone();
         self.subscribers.insert(
             join.client.id.clone(),
-            Subscriber {
-                handle: join.client,
-                info: join.info,
-                push_join_leave: join.push_join_leave,
-            },
+            Subscriber { handle: join.client, info: join.info, push_join_leave: join.push_join_leave },
         );
         self.push_join_leave("join", &info);
         self.processed_one();
@@ -176,21 +170,50 @@ impl Handler<Leave> for Channel {
 impl Handler<Broadcast> for Channel {
     type Result = MessageResult<Broadcast>;
 
-    fn handle(&mut self, msg: Broadcast, _: &mut Self::Context) -> Self::Result {
-        let (publication, position) = match self.stream.as_mut().filter(|_| !msg.skip_history) {
+    fn handle(&mut self, msg: Broadcast, ctx: &mut Self::Context) -> Self::Result {
+        let now = Instant::now();
+        if let Some((position, _)) = msg.idempotency_key.as_ref().and_then(|key| self.recent.get(key)) {
+            let position = position.clone();
+            self.processed_one();
+            return MessageResult(position);
+        }
+        let position = self.publish(msg.publication, msg.skip_history, now);
+        if let Some(key) = msg.idempotency_key {
+            self.remember(key, position.clone(), now, ctx);
+        }
+        self.processed_one();
+        MessageResult(position)
+    }
+}
+
+impl Channel {
+    /// Appends to history (unless skipped) and fans the publication out, encoded once.
+    fn publish(&mut self, publication: Publication, skip_history: bool, now: Instant) -> Option<StreamPosition> {
+        let (publication, position) = match self.stream.as_mut().filter(|_| !skip_history) {
             Some(stream) => {
-                stream.expire(Instant::now());
-                let publication = stream.append(msg.publication, Instant::now());
+                stream.expire(now);
+                let publication = stream.append(publication, now);
                 (publication, Some(stream.position()))
             }
-            None => (Arc::new(msg.publication), None),
+            None => (Arc::new(publication), None),
         };
         if !self.subscribers.is_empty() {
             let frame = ByteString::from(push(self.name.as_str(), "pub", &*publication));
             self.fan_out(&frame, false);
         }
-        self.processed_one();
-        MessageResult(position)
+        position
+    }
+
+    fn remember(&mut self, key: String, position: Option<StreamPosition>, now: Instant, ctx: &mut Context<Self>) {
+        self.recent.insert(key, (position, now + IDEMPOTENCY_WINDOW));
+        if !self.pruning_recent {
+            self.pruning_recent = true;
+            ctx.run_interval(Duration::from_secs(10), |this, _| {
+                let now = Instant::now();
+                this.recent.retain(|_, (_, until)| *until > now);
+                this.report_if_idle();
+            });
+        }
     }
 }
 

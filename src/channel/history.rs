@@ -72,25 +72,13 @@ pub struct Stream {
 impl Stream {
     /// A stream continuing from `position` (or a fresh epoch at offset 0).
     pub fn new(position: Option<StreamPosition>, size: usize, ttl: Duration) -> Self {
-        let position = position.unwrap_or_else(|| StreamPosition {
-            offset: 0,
-            epoch: new_epoch(),
-        });
-        Self {
-            epoch: position.epoch,
-            top: position.offset,
-            items: VecDeque::new(),
-            size,
-            ttl,
-        }
+        let position = position.unwrap_or_else(|| StreamPosition { offset: 0, epoch: new_epoch() });
+        Self { epoch: position.epoch, top: position.offset, items: VecDeque::new(), size, ttl }
     }
 
     /// The top of the stream.
     pub fn position(&self) -> StreamPosition {
-        StreamPosition {
-            offset: self.top,
-            epoch: self.epoch.clone(),
-        }
+        StreamPosition { offset: self.top, epoch: self.epoch.clone() }
     }
 
     /// No publication is retained.
@@ -103,10 +91,7 @@ impl Stream {
         self.top += 1;
         publication.offset = self.top;
         let publication = Arc::new(publication);
-        self.items.push_back(Entry {
-            publication: publication.clone(),
-            expires: now + self.ttl,
-        });
+        self.items.push_back(Entry { publication: publication.clone(), expires: now + self.ttl });
         while self.items.len() > self.size {
             self.items.pop_front();
         }
@@ -133,20 +118,11 @@ impl Stream {
             }
         }
         if limit == 0 {
-            return Ok(HistoryPage {
-                publications: Vec::new(),
-                position,
-            });
+            return Ok(HistoryPage { publications: Vec::new(), position });
         }
         let publications = match (&query.since, query.reverse) {
             (None, false) => self.items.iter().take(limit).map(|e| e.publication.clone()).collect(),
-            (None, true) => self
-                .items
-                .iter()
-                .rev()
-                .take(limit)
-                .map(|e| e.publication.clone())
-                .collect(),
+            (None, true) => self.items.iter().rev().take(limit).map(|e| e.publication.clone()).collect(),
             (Some(since), false) => self
                 .items
                 .iter()
@@ -169,17 +145,9 @@ impl Stream {
     /// Recovers from the client's position with at most `max` publications.
     pub fn recover(&self, since: &StreamPosition, max: usize) -> Recovery {
         let position = self.position();
-        let query = HistoryQuery {
-            since: Some(since.clone()),
-            limit: Some(max),
-            reverse: false,
-        };
+        let query = HistoryQuery { since: Some(since.clone()), limit: Some(max), reverse: false };
         let Ok(page) = self.read(&query) else {
-            return Recovery {
-                recovered: false,
-                publications: Vec::new(),
-                position,
-            };
+            return Recovery { recovered: false, publications: Vec::new(), position };
         };
         let recovered = match (page.publications.first(), page.publications.last()) {
             (None, _) => since.offset == position.offset,
@@ -187,11 +155,7 @@ impl Stream {
             (Some(_), None) => false,
         };
         let publications = if recovered { page.publications } else { Vec::new() };
-        Recovery {
-            recovered,
-            publications,
-            position,
-        }
+        Recovery { recovered, publications, position }
     }
 }
 
@@ -229,83 +193,36 @@ mod tests {
     fn offsets_are_contiguous_and_size_is_bounded() {
         let (s, _) = stream_with(5, 3);
         assert_eq!(s.position().offset, 5);
-        let page = s
-            .read(&HistoryQuery {
-                limit: None,
-                ..Default::default()
-            })
-            .unwrap();
+        let page = s.read(&HistoryQuery { limit: None, ..Default::default() }).unwrap();
         assert_eq!(offsets(&page.publications), vec![3, 4, 5]);
     }
 
     #[test]
     fn limit_zero_returns_position_only_and_reverse_reads_newest_first() {
         let (s, _) = stream_with(5, 10);
-        let page = s
-            .read(&HistoryQuery {
-                limit: Some(0),
-                ..Default::default()
-            })
-            .unwrap();
+        let page = s.read(&HistoryQuery { limit: Some(0), ..Default::default() }).unwrap();
         assert!(page.publications.is_empty());
         assert_eq!(page.position.offset, 5);
-        let page = s
-            .read(&HistoryQuery {
-                limit: Some(2),
-                reverse: true,
-                since: None,
-            })
-            .unwrap();
+        let page = s.read(&HistoryQuery { limit: Some(2), reverse: true, since: None }).unwrap();
         assert_eq!(offsets(&page.publications), vec![5, 4]);
     }
 
     #[test]
     fn since_reads_after_or_before_and_checks_epoch() {
         let (s, _) = stream_with(5, 10);
-        let since = Some(StreamPosition {
-            offset: 2,
-            epoch: s.position().epoch,
-        });
-        let page = s
-            .read(&HistoryQuery {
-                since: since.clone(),
-                limit: None,
-                reverse: false,
-            })
-            .unwrap();
+        let since = Some(StreamPosition { offset: 2, epoch: s.position().epoch });
+        let page = s.read(&HistoryQuery { since: since.clone(), limit: None, reverse: false }).unwrap();
         assert_eq!(offsets(&page.publications), vec![3, 4, 5]);
-        let page = s
-            .read(&HistoryQuery {
-                since,
-                limit: None,
-                reverse: true,
-            })
-            .unwrap();
+        let page = s.read(&HistoryQuery { since, limit: None, reverse: true }).unwrap();
         assert_eq!(offsets(&page.publications), vec![1]);
-        let wrong = Some(StreamPosition {
-            offset: 2,
-            epoch: "other".into(),
-        });
+        let wrong = Some(StreamPosition { offset: 2, epoch: "other".into() });
         assert_eq!(
-            s.read(&HistoryQuery {
-                since: wrong,
-                limit: None,
-                reverse: false
-            })
-            .unwrap_err(),
+            s.read(&HistoryQuery { since: wrong, limit: None, reverse: false }).unwrap_err(),
             HistoryError::EpochMismatch
         );
-        let zero = Some(StreamPosition {
-            offset: 0,
-            epoch: "".into(),
-        });
+        let zero = Some(StreamPosition { offset: 0, epoch: "".into() });
         assert_eq!(
-            s.read(&HistoryQuery {
-                since: zero,
-                limit: None,
-                reverse: true
-            })
-            .unwrap_err(),
+            s.read(&HistoryQuery { since: zero, limit: None, reverse: true }).unwrap_err(),
             HistoryError::ReverseFromZero
         );
     }
@@ -314,46 +231,16 @@ mod tests {
     fn recovery_succeeds_only_with_continuity() {
         let (s, _) = stream_with(5, 3);
         let epoch = s.position().epoch;
-        let ok = s.recover(
-            &StreamPosition {
-                offset: 3,
-                epoch: epoch.clone(),
-            },
-            300,
-        );
+        let ok = s.recover(&StreamPosition { offset: 3, epoch: epoch.clone() }, 300);
         assert!(ok.recovered);
         assert_eq!(offsets(&ok.publications), vec![4, 5]);
-        let up_to_date = s.recover(
-            &StreamPosition {
-                offset: 5,
-                epoch: epoch.clone(),
-            },
-            300,
-        );
+        let up_to_date = s.recover(&StreamPosition { offset: 5, epoch: epoch.clone() }, 300);
         assert!(up_to_date.recovered && up_to_date.publications.is_empty());
-        let gone = s.recover(
-            &StreamPosition {
-                offset: 1,
-                epoch: epoch.clone(),
-            },
-            300,
-        );
+        let gone = s.recover(&StreamPosition { offset: 1, epoch: epoch.clone() }, 300);
         assert!(!gone.recovered && gone.publications.is_empty());
-        let cut = s.recover(
-            &StreamPosition {
-                offset: 3,
-                epoch: epoch.clone(),
-            },
-            1,
-        );
+        let cut = s.recover(&StreamPosition { offset: 3, epoch: epoch.clone() }, 1);
         assert!(!cut.recovered);
-        let other_epoch = s.recover(
-            &StreamPosition {
-                offset: 5,
-                epoch: "x".into(),
-            },
-            300,
-        );
+        let other_epoch = s.recover(&StreamPosition { offset: 5, epoch: "x".into() }, 300);
         assert!(!other_epoch.recovered);
     }
 

@@ -40,6 +40,9 @@ pub struct Broadcast {
     pub publication: Publication,
     /// Do not keep it in history.
     pub skip_history: bool,
+    /// A repeat of this key within [`super::IDEMPOTENCY_WINDOW`] returns the first result and
+    /// delivers nothing.
+    pub idempotency_key: Option<String>,
 }
 
 /// Reads history.

@@ -73,10 +73,7 @@ impl ChannelRules {
         let channel = &settings.channel;
         let mut namespaces = HashMap::new();
         for ns in &channel.namespaces {
-            namespaces.insert(
-                ns.name.clone(),
-                Arc::new(Namespace::new(Some(ns.name.clone()), ns.options.clone())?),
-            );
+            namespaces.insert(ns.name.clone(), Arc::new(Namespace::new(Some(ns.name.clone()), ns.options.clone())?));
         }
         Ok(Self {
             namespaces,
@@ -111,20 +108,14 @@ impl ChannelRules {
     /// Resolves a channel named by the server API: only the namespace is checked (102), as in
     /// Centrifugo; empty names are the caller's 107.
     pub fn resolve(&self, channel: &str) -> Result<ResolvedChannel, ReplyError> {
-        let unprefixed = channel
-            .strip_prefix(self.private_prefix.as_str())
-            .filter(|_| !self.private_prefix.is_empty());
+        let unprefixed = channel.strip_prefix(self.private_prefix.as_str()).filter(|_| !self.private_prefix.is_empty());
         let private = unprefixed.is_some();
         let lookup = unprefixed.unwrap_or(channel);
         let namespace = match self.split_namespace(lookup) {
             Some((ns, _)) => self.namespaces.get(ns).cloned().ok_or(ReplyError::UnknownChannel)?,
             None => self.default.clone(),
         };
-        Ok(ResolvedChannel {
-            name: ChannelName::new_unchecked(channel),
-            namespace,
-            private,
-        })
+        Ok(ResolvedChannel { name: ChannelName::new_unchecked(channel), namespace, private })
     }
 
     fn split_namespace<'a>(&self, channel: &'a str) -> Option<(&'a str, &'a str)> {
@@ -136,9 +127,7 @@ impl ChannelRules {
 
     fn rest_of<'a>(&self, channel: &'a str) -> &'a str {
         let unprefixed = channel.strip_prefix(self.private_prefix.as_str()).unwrap_or(channel);
-        self.split_namespace(unprefixed)
-            .map(|(_, rest)| rest)
-            .unwrap_or(unprefixed)
+        self.split_namespace(unprefixed).map(|(_, rest)| rest).unwrap_or(unprefixed)
     }
 
     /// For `#`-limited channels (when the namespace allows them): whether `user` is listed.
@@ -158,21 +147,15 @@ impl ChannelRules {
         let o = &channel.namespace.options;
         let (for_client, for_subscriber, for_anonymous) = match action {
             Action::Subscribe => (o.allow_subscribe_for_client, false, o.allow_subscribe_for_anonymous),
-            Action::Publish => (
-                o.allow_publish_for_client,
-                o.allow_publish_for_subscriber,
-                o.allow_publish_for_anonymous,
-            ),
-            Action::Presence => (
-                o.allow_presence_for_client,
-                o.allow_presence_for_subscriber,
-                o.allow_presence_for_anonymous,
-            ),
-            Action::History => (
-                o.allow_history_for_client,
-                o.allow_history_for_subscriber,
-                o.allow_history_for_anonymous,
-            ),
+            Action::Publish => {
+                (o.allow_publish_for_client, o.allow_publish_for_subscriber, o.allow_publish_for_anonymous)
+            }
+            Action::Presence => {
+                (o.allow_presence_for_client, o.allow_presence_for_subscriber, o.allow_presence_for_anonymous)
+            }
+            Action::History => {
+                (o.allow_history_for_client, o.allow_history_for_subscriber, o.allow_history_for_anonymous)
+            }
         };
         let identity_ok = !asker.user.is_empty() || for_anonymous;
         match action {
@@ -216,10 +199,7 @@ mod tests {
         });
         s.channel.namespaces.push(NamespaceSettings {
             name: "num".into(),
-            options: ChannelOptions {
-                channel_regex: "^[0-9]+$".into(),
-                ..Default::default()
-            },
+            options: ChannelOptions { channel_regex: "^[0-9]+$".into(), ..Default::default() },
         });
         ChannelRules::from_settings(&s).unwrap()
     }
@@ -258,26 +238,13 @@ mod tests {
     fn permissions_follow_namespace_options() {
         let r = rules();
         let plain = r.resolve("plain").unwrap();
-        let user = Asker {
-            user: "1",
-            subscribed: false,
-        };
-        let anon = Asker {
-            user: "",
-            subscribed: false,
-        };
+        let user = Asker { user: "1", subscribed: false };
+        let anon = Asker { user: "", subscribed: false };
         assert!(r.allows(&plain, Action::Subscribe, user));
         assert!(!r.allows(&plain, Action::Subscribe, anon));
         assert!(!r.allows(&plain, Action::Publish, user));
         let chat = r.resolve("chat:x").unwrap();
-        assert!(r.allows(
-            &chat,
-            Action::Publish,
-            Asker {
-                user: "1",
-                subscribed: true
-            }
-        ));
+        assert!(r.allows(&chat, Action::Publish, Asker { user: "1", subscribed: true }));
         assert!(!r.allows(&chat, Action::Publish, user));
     }
 }

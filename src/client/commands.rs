@@ -9,7 +9,7 @@ use actix::prelude::*;
 use actix_web_actors::ws;
 use serde::Serialize;
 
-use super::messages::Subscribed;
+use super::messages::{ServerAction, ServerSubscribe, Subscribed};
 use super::session::{Busy, ClientSession, Connection, State, Subscription};
 use crate::auth::{ConnectionClaims, TokenError};
 use crate::channel::history::{HistoryError, HistoryQuery};
@@ -22,7 +22,7 @@ use crate::protocol::command::{
 };
 use crate::protocol::reply::{
     self, ConnectResult, Empty, HistoryResult, PresenceResult, PresenceStatsResult, RefreshResult, SubRefreshResult,
-    SubscribeResult,
+    SubscribePush, SubscribeResult,
 };
 use crate::protocol::{Disconnect, ReplyError};
 use crate::registry::messages as registry;
@@ -125,11 +125,7 @@ impl ClientSession {
             return self.close(ctx, Disconnect::CHANNEL_LIMIT);
         }
         let info = claims.as_ref().and_then(|c| c.info.clone());
-        self.state = State::Connected(Connection {
-            user: user.clone(),
-            info: info.clone(),
-            expire_at,
-        });
+        self.state = State::Connected(Connection { user: user.clone(), info: info.clone(), expire_at });
         let (ping, pong) = self.ping_settings();
         let result = ConnectResult {
             client: self.id.to_string(),
@@ -147,9 +143,7 @@ impl ClientSession {
         }
         let mut waiting = std::collections::HashMap::new();
         for channel in server_side {
-            let chan_info = claims
-                .as_ref()
-                .and_then(|c| c.subs_info.get(channel.name.as_str()).cloned());
+            let chan_info = claims.as_ref().and_then(|c| c.subs_info.get(channel.name.as_str()).cloned());
             let hint = req.subs.get(channel.name.as_str());
             let pending = self.server_side_pending(&channel, hint, chan_info);
             self.join(&channel, &pending, false, ctx);
@@ -194,10 +188,7 @@ impl ClientSession {
             positioned: history && (recoverable || options.force_positioning),
             recoverable,
             was_recovering: recover.is_some(),
-            recover_from: recover.map(|h| StreamPosition {
-                offset: h.offset,
-                epoch: h.epoch.as_str().into(),
-            }),
+            recover_from: recover.map(|h| StreamPosition { offset: h.offset, epoch: h.epoch.as_str().into() }),
             chan_info,
             server_side: true,
             ..Default::default()
@@ -257,11 +248,7 @@ impl ClientSession {
         };
         let (pending, push_join_leave) = self.client_side_pending(&req, &channel, grant);
         self.join(&channel, &pending, push_join_leave, ctx);
-        self.busy = Some(Busy::Subscribe {
-            id,
-            channel: channel.name,
-            pending,
-        });
+        self.busy = Some(Busy::Subscribe { id, channel: channel.name, pending });
     }
 
     /// Token or namespace permission for a client-side subscribe.
@@ -275,11 +262,7 @@ impl ClientSession {
             let allowed = rules
                 .user_limited_allows(channel, &user)
                 .unwrap_or_else(|| rules.allows(channel, Action::Subscribe, self.asker(&channel.name)));
-            return if allowed {
-                Ok(Grant::default())
-            } else {
-                Err(Outcome::Error(ReplyError::PermissionDenied))
-            };
+            return if allowed { Ok(Grant::default()) } else { Err(Outcome::Error(ReplyError::PermissionDenied)) };
         }
         let now = unix_now();
         let claims = match self.node.verifier.verify_subscription(&req.token, now) {
@@ -297,12 +280,7 @@ impl ClientSession {
         if claims.expire_at.is_some_and(|at| at <= now) {
             return Err(Outcome::Error(ReplyError::Expired));
         }
-        Ok(Grant {
-            expire_at: claims.expire_at,
-            chan_info: claims.info,
-            data: claims.data,
-            token_based: true,
-        })
+        Ok(Grant { expire_at: claims.expire_at, chan_info: claims.info, data: claims.data, token_based: true })
     }
 
     fn client_side_pending(
@@ -329,10 +307,8 @@ impl ClientSession {
             recoverable,
             was_recovering: req.recover,
             reject_unrecovered: req.rejects_unrecovered(),
-            recover_from: (req.recover && recoverable).then(|| StreamPosition {
-                offset: req.offset,
-                epoch: req.epoch.as_str().into(),
-            }),
+            recover_from: (req.recover && recoverable)
+                .then(|| StreamPosition { offset: req.offset, epoch: req.epoch.as_str().into() }),
             expire_at: grant.expire_at,
             data: grant.data,
             chan_info: grant.chan_info,
@@ -350,25 +326,19 @@ impl ClientSession {
         ctx: &mut Ctx,
     ) {
         match self.busy.take() {
-            Some(Busy::Subscribe {
-                id,
-                channel: expected,
-                pending,
-            }) if expected == channel => match subscribe_result(&pending, outcome) {
-                Ok(result) => {
-                    self.add_subscription(channel, &pending, ctx);
-                    self.push_line(&reply::reply(id, "subscribe", &result));
+            Some(Busy::Subscribe { id, channel: expected, pending }) if expected == channel => {
+                match subscribe_result(&pending, outcome) {
+                    Ok(result) => {
+                        self.add_subscription(channel, &pending, ctx);
+                        self.push_line(&reply::reply(id, "subscribe", &result));
+                    }
+                    Err(error) => {
+                        self.leave(&channel);
+                        self.push_error(id, error);
+                    }
                 }
-                Err(error) => {
-                    self.leave(&channel);
-                    self.push_error(id, error);
-                }
-            },
-            Some(Busy::Connect {
-                id,
-                mut result,
-                mut waiting,
-            }) if waiting.contains_key(&channel) => {
+            }
+            Some(Busy::Connect { id, mut result, mut waiting }) if waiting.contains_key(&channel) => {
                 let pending = waiting.remove(&channel).unwrap_or_default();
                 match subscribe_result(&pending, outcome) {
                     Ok(sub) => {
@@ -385,13 +355,102 @@ impl ClientSession {
                 }
             }
             other => {
-                // An answer nobody waits for (the session moved on): undo the join.
                 self.busy = other;
+                if let Some(pending) = self.server_pending.remove(&channel) {
+                    return self.finish_server_subscribe(channel, &pending, outcome, ctx);
+                }
+                // An answer nobody waits for (the session moved on): undo the join.
                 if !self.subscriptions.contains_key(&channel) {
                     self.leave(&channel);
                 }
             }
         }
+    }
+
+    /// A server API subscribe: join now, announce with a `subscribe` push when the channel
+    /// answers. Already-subscribed channels and the channel limit make it a no-op.
+    pub(super) fn on_server_action(&mut self, action: ServerAction, ctx: &mut Ctx) {
+        match action {
+            ServerAction::Subscribe(subscribe) => self.server_subscribe(subscribe, ctx),
+            ServerAction::Refresh { expired, expire_at, info } => self.server_refresh(expired, expire_at, info, ctx),
+        }
+    }
+
+    fn server_subscribe(&mut self, subscribe: ServerSubscribe, ctx: &mut Ctx) {
+        let name = subscribe.channel.name.clone();
+        let busy_with_it = matches!(&self.busy, Some(Busy::Subscribe { channel, .. }) if *channel == name);
+        if self.connection().is_none()
+            || busy_with_it
+            || self.subscriptions.contains_key(&name)
+            || self.server_pending.contains_key(&name)
+        {
+            return;
+        }
+        if self.subscriptions.len() >= self.node.settings.client.channel_limit {
+            tracing::info!(client = %self.id, channel = %name, "server subscribe ignored: client.channel_limit reached");
+            return;
+        }
+        let options = &subscribe.channel.namespace.options;
+        let o = subscribe.overrides;
+        let history = options.history_enabled();
+        let recoverable = history && o.force_recovery.unwrap_or(options.force_recovery);
+        let positioned = history && (recoverable || o.force_positioning.unwrap_or(options.force_positioning));
+        let recover_from = subscribe.recover_since.clone().filter(|_| recoverable);
+        let pending = PendingSubscription {
+            positioned,
+            recoverable,
+            was_recovering: recover_from.is_some(),
+            recover_from,
+            expire_at: subscribe.expire_at,
+            data: subscribe.data.clone(),
+            chan_info: subscribe.info.clone(),
+            server_side: true,
+            ..Default::default()
+        };
+        let push_join_leave = o.join_leave.unwrap_or(options.join_leave)
+            && o.force_push_join_leave.unwrap_or(options.force_push_join_leave);
+        self.join(&subscribe.channel, &pending, push_join_leave, ctx);
+        self.server_pending.insert(name, pending);
+    }
+
+    fn finish_server_subscribe(
+        &mut self,
+        channel: ChannelName,
+        pending: &PendingSubscription,
+        outcome: Result<Subscribed, ReplyError>,
+        ctx: &mut Ctx,
+    ) {
+        let Ok(result) = subscribe_result(pending, outcome) else {
+            return self.leave(&channel);
+        };
+        self.add_subscription(channel.clone(), pending, ctx);
+        let announce = SubscribePush {
+            recoverable: result.recoverable,
+            epoch: &result.epoch,
+            offset: result.offset,
+            positioned: result.positioned,
+            data: result.data.as_ref(),
+        };
+        self.push_line(&reply::push(channel.as_str(), "subscribe", &announce));
+        for publication in &result.publications {
+            self.push_line(&reply::push(channel.as_str(), "pub", &**publication));
+        }
+    }
+
+    fn server_refresh(&mut self, expired: bool, expire_at: Option<i64>, info: Option<RawJson>, ctx: &mut Ctx) {
+        if expired || expire_at.is_some_and(|at| at <= unix_now()) {
+            return self.close(ctx, Disconnect::EXPIRED);
+        }
+        let State::Connected(connection) = &mut self.state else { return };
+        connection.expire_at = expire_at;
+        if let (Some(info), Some(_)) = (info, expire_at) {
+            connection.info = Some(info);
+        }
+        if let Some(at) = expire_at {
+            self.schedule_connection_expiry_check(at, ctx);
+        }
+        let body = SubRefreshResult { expires: expire_at.is_some(), ttl: expire_at.map(ttl_until).unwrap_or(0) };
+        self.push_line(&format!("{{\"push\":{{\"refresh\":{}}}}}", reply::to_json(&body)));
     }
 
     fn add_subscription(&mut self, channel: ChannelName, pending: &PendingSubscription, ctx: &mut Ctx) {
@@ -410,10 +469,7 @@ impl ClientSession {
     }
 
     fn leave(&self, channel: &ChannelName) {
-        self.node.registry.do_send(registry::Unsubscribe {
-            channel: channel.clone(),
-            client: self.id.clone(),
-        });
+        self.node.registry.do_send(registry::Unsubscribe { channel: channel.clone(), client: self.id.clone() });
     }
 
     fn unsubscribe(&mut self, id: u32, req: ChannelRequest, ctx: &mut Ctx) {
@@ -438,11 +494,7 @@ impl ClientSession {
         let Some(data) = req.data.filter(|d| self.data_format_ok(&channel, d.get())) else {
             return self.push_error(id, ReplyError::BadRequest);
         };
-        if !self
-            .node
-            .rules
-            .allows(&channel, Action::Publish, self.asker(&channel.name))
-        {
+        if !self.node.rules.allows(&channel, Action::Publish, self.asker(&channel.name)) {
             return self.push_error(id, ReplyError::PermissionDenied);
         }
         let Some(connection) = self.connection() else { return };
@@ -452,16 +504,12 @@ impl ClientSession {
             conn_info: connection.info.clone(),
             chan_info: self.subscriptions.get(&channel.name).and_then(|s| s.chan_info.clone()),
         };
-        let publication = Publication {
-            data: frame_safe(data),
-            info: Some(info),
-            offset: 0,
-            tags: Default::default(),
-        };
+        let publication = Publication { data: frame_safe(data), info: Some(info), offset: 0, tags: Default::default() };
         let request = self.node.registry.send(registry::Publish {
             channel,
             publication,
             skip_history: false,
+            idempotency_key: None,
         });
         self.reply_later(id, "publish", ctx, async move {
             match request.await {
@@ -530,16 +578,10 @@ impl ClientSession {
         let Some(channel) = self.query_channel(id, &req.channel, Action::Presence, ctx) else {
             return;
         };
-        let request = self
-            .node
-            .registry
-            .send(registry::PresenceStatsOf { channel: channel.name });
+        let request = self.node.registry.send(registry::PresenceStatsOf { channel: channel.name });
         self.reply_later(id, "presence_stats", ctx, async move {
             match request.await {
-                Ok(Ok(stats)) => Ok(PresenceStatsResult {
-                    num_clients: stats.num_clients,
-                    num_users: stats.num_users,
-                }),
+                Ok(Ok(stats)) => Ok(PresenceStatsResult { num_clients: stats.num_clients, num_users: stats.num_users }),
                 _ => Err(ReplyError::Internal),
             }
         });
@@ -550,14 +592,8 @@ impl ClientSession {
             return;
         };
         let query = HistoryQuery {
-            since: req.since.map(|s| StreamPosition {
-                offset: s.offset,
-                epoch: s.epoch.into(),
-            }),
-            limit: Some(clamp_history_limit(
-                req.limit,
-                self.node.settings.client.history_max_publication_limit,
-            )),
+            since: req.since.map(|s| StreamPosition { offset: s.offset, epoch: s.epoch.into() }),
+            limit: Some(clamp_history_limit(req.limit, self.node.settings.client.history_max_publication_limit)),
             reverse: req.reverse,
         };
         let request = self.node.registry.send(registry::History { channel, query });
@@ -659,10 +695,8 @@ impl ClientSession {
         if let Some(at) = claims.expire_at {
             self.schedule_subscription_expiry_check(channel, at, ctx);
         }
-        let result = SubRefreshResult {
-            expires: claims.expire_at.is_some(),
-            ttl: claims.expire_at.map(ttl_until).unwrap_or(0),
-        };
+        let result =
+            SubRefreshResult { expires: claims.expire_at.is_some(), ttl: claims.expire_at.map(ttl_until).unwrap_or(0) };
         self.push_line(&reply::reply(id, "sub_refresh", &result));
     }
 

@@ -8,7 +8,8 @@ use actix::prelude::*;
 use bytestring::ByteString;
 
 use crate::channel::history::Recovery;
-use crate::domain::{ChannelName, ClientId, StreamPosition};
+use crate::channel::ResolvedChannel;
+use crate::domain::{ChannelName, ClientId, RawJson, StreamPosition};
 use crate::protocol::{Disconnect, ReplyError};
 
 /// Something for one connection.
@@ -37,6 +38,56 @@ pub enum Deliver {
     },
     /// Close the connection with this code.
     Disconnect(Disconnect),
+    /// Server API action on this connection (subscribe, refresh).
+    Server(ServerAction),
+}
+
+/// What the server API asks of a live connection.
+#[derive(Debug)]
+pub enum ServerAction {
+    /// Subscribe the connection server-side (`subscribe` push follows).
+    Subscribe(ServerSubscribe),
+    /// Replace the connection's expiry (`expired` closes it with 3005) and, optionally, its info.
+    Refresh {
+        /// Close now with 3005.
+        expired: bool,
+        /// New expiry (Unix s); `None` = never expires.
+        expire_at: Option<i64>,
+        /// New connection info.
+        info: Option<RawJson>,
+    },
+}
+
+/// A server-side subscription requested through the API.
+#[derive(Debug, Clone)]
+pub struct ServerSubscribe {
+    /// The channel.
+    pub channel: ResolvedChannel,
+    /// Channel info for presence and join/leave.
+    pub info: Option<RawJson>,
+    /// Data sent with the `subscribe` push.
+    pub data: Option<RawJson>,
+    /// Recover from this position.
+    pub recover_since: Option<StreamPosition>,
+    /// Subscription expiry (Unix s).
+    pub expire_at: Option<i64>,
+    /// Per-subscription overrides of the namespace options.
+    pub overrides: SubscribeOverrides,
+}
+
+/// `override` of the API subscribe and the `subs` claim: each `Some` replaces the namespace value.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SubscribeOverrides {
+    /// `presence`.
+    pub presence: Option<bool>,
+    /// `join_leave`.
+    pub join_leave: Option<bool>,
+    /// `force_push_join_leave`.
+    pub force_push_join_leave: Option<bool>,
+    /// `force_positioning`.
+    pub force_positioning: Option<bool>,
+    /// `force_recovery`.
+    pub force_recovery: Option<bool>,
 }
 
 /// A successful subscribe, as seen by the channel.

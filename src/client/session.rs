@@ -53,17 +53,9 @@ pub(super) struct Subscription {
 /// A command whose reply is still being produced; later commands wait for it.
 pub(super) enum Busy {
     /// `subscribe` waiting for the channel's answer.
-    Subscribe {
-        id: u32,
-        channel: ChannelName,
-        pending: PendingSubscription,
-    },
+    Subscribe { id: u32, channel: ChannelName, pending: PendingSubscription },
     /// `connect` waiting for its server-side subscriptions.
-    Connect {
-        id: u32,
-        result: ConnectResult,
-        waiting: HashMap<ChannelName, PendingSubscription>,
-    },
+    Connect { id: u32, result: ConnectResult, waiting: HashMap<ChannelName, PendingSubscription> },
     /// A command waiting for a reply future (publish, presence, history).
     Reply,
 }
@@ -75,6 +67,8 @@ pub struct ClientSession {
     pub(super) state: State,
     pub(super) subscriptions: HashMap<ChannelName, Subscription>,
     pub(super) busy: Option<Busy>,
+    /// Server API subscriptions waiting for their channel's answer.
+    pub(super) server_pending: HashMap<ChannelName, PendingSubscription>,
     queue: VecDeque<Command>,
     pending_bytes: Arc<AtomicUsize>,
     out: String,
@@ -95,6 +89,7 @@ impl ClientSession {
             state: State::Connecting,
             subscriptions: HashMap::new(),
             busy: None,
+            server_pending: HashMap::new(),
             queue: VecDeque::new(),
             pending_bytes: Arc::new(AtomicUsize::new(0)),
             out: String::new(),
@@ -214,10 +209,7 @@ impl ClientSession {
         let Some(connection) = self.connection() else { return };
         let user = connection.user.clone();
         let expire_at = connection.expire_at;
-        self.node.registry.do_send(ClientConnected {
-            client: self.client_handle(ctx),
-            user,
-        });
+        self.node.registry.do_send(ClientConnected { client: self.client_handle(ctx), user });
         self.schedule_pings(ctx);
         if let Some(at) = expire_at {
             self.schedule_connection_expiry_check(at, ctx);
@@ -271,10 +263,7 @@ impl ClientSession {
     pub(super) fn schedule_connection_expiry_check(&mut self, at: i64, ctx: &mut ws::WebsocketContext<Self>) {
         let delay = seconds_until(at) + self.node.settings.client.expired_close_delay;
         ctx.run_later(delay, |this, ctx| {
-            let expired = this
-                .connection()
-                .and_then(|c| c.expire_at)
-                .is_some_and(|at| at <= unix_now());
+            let expired = this.connection().and_then(|c| c.expire_at).is_some_and(|at| at <= unix_now());
             if expired {
                 this.close(ctx, Disconnect::EXPIRED);
             }
@@ -311,15 +300,8 @@ impl ClientSession {
         if self.subscriptions.remove(channel).is_none() {
             return;
         }
-        self.node.registry.do_send(Unsubscribe {
-            channel: channel.clone(),
-            client: self.id.clone(),
-        });
-        self.push_line(&reply::push(
-            channel.as_str(),
-            "unsubscribe",
-            &UnsubscribePush { code, reason },
-        ));
+        self.node.registry.do_send(Unsubscribe { channel: channel.clone(), client: self.id.clone() });
+        self.push_line(&reply::push(channel.as_str(), "unsubscribe", &UnsubscribePush { code, reason }));
     }
 
     fn on_stale_check(&mut self, ctx: &mut ws::WebsocketContext<Self>) {
@@ -352,15 +334,11 @@ impl Actor for ClientSession {
             Some(Busy::Connect { waiting, .. }) => channels.extend(waiting.into_keys()),
             _ => {}
         }
+        channels.extend(self.server_pending.drain().map(|(channel, _)| channel));
         for channel in channels {
-            self.node.registry.do_send(Unsubscribe {
-                channel,
-                client: self.id.clone(),
-            });
+            self.node.registry.do_send(Unsubscribe { channel, client: self.id.clone() });
         }
-        self.node.registry.do_send(ClientGone {
-            client: self.id.clone(),
-        });
+        self.node.registry.do_send(ClientGone { client: self.id.clone() });
     }
 }
 
@@ -408,6 +386,10 @@ impl Handler<Deliver> for ClientSession {
                 self.flush(ctx);
             }
             Deliver::Disconnect(disconnect) => self.close(ctx, disconnect),
+            Deliver::Server(action) => {
+                self.on_server_action(action, ctx);
+                self.flush(ctx);
+            }
         }
     }
 }

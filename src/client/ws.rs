@@ -40,9 +40,7 @@ pub async fn upgrade(req: HttpRequest, stream: web::Payload, node: web::Data<Arc
 /// pass, as in Centrifugo.
 pub fn origin_allowed(origin: &str, patterns: &[String]) -> bool {
     let origin = origin.to_ascii_lowercase();
-    patterns
-        .iter()
-        .any(|pattern| wildcard_match(&pattern.to_ascii_lowercase(), &origin))
+    patterns.iter().any(|pattern| wildcard_match(&pattern.to_ascii_lowercase(), &origin))
 }
 
 fn wildcard_match(pattern: &str, text: &str) -> bool {
@@ -74,20 +72,11 @@ mod tests {
 
     #[test]
     fn origin_patterns_match_like_centrifugo() {
-        assert!(origin_allowed(
-            "http://localhost:3000",
-            &patterns(&["http://localhost:*"])
-        ));
+        assert!(origin_allowed("http://localhost:3000", &patterns(&["http://localhost:*"])));
         assert!(!origin_allowed("http://evil.com", &patterns(&["http://localhost:*"])));
         assert!(origin_allowed("https://anything", &patterns(&["*"])));
-        assert!(origin_allowed(
-            "HTTPS://App.Example.com",
-            &patterns(&["https://*.example.com"])
-        ));
-        assert!(!origin_allowed(
-            "https://example.com",
-            &patterns(&["https://*.example.com"])
-        ));
+        assert!(origin_allowed("HTTPS://App.Example.com", &patterns(&["https://*.example.com"])));
+        assert!(!origin_allowed("https://example.com", &patterns(&["https://*.example.com"])));
         assert!(!origin_allowed("http://localhost", &patterns(&[])));
     }
 }

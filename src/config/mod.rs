@@ -63,12 +63,7 @@ pub struct HttpServerSettings {
 
 impl Default for HttpServerSettings {
     fn default() -> Self {
-        Self {
-            address: String::new(),
-            port: 8000,
-            internal_address: String::new(),
-            internal_port: String::new(),
-        }
+        Self { address: String::new(), port: 8000, internal_address: String::new(), internal_port: String::new() }
     }
 }
 
@@ -86,11 +81,7 @@ pub struct LogSettings {
 
 impl Default for LogSettings {
     fn default() -> Self {
-        Self {
-            level: "info".into(),
-            file: String::new(),
-            format: "text".into(),
-        }
+        Self { level: "info".into(), file: String::new(), format: "text".into() }
     }
 }
 
@@ -113,9 +104,7 @@ pub struct ShutdownSettings {
 
 impl Default for ShutdownSettings {
     fn default() -> Self {
-        Self {
-            timeout: Duration::from_secs(30),
-        }
+        Self { timeout: Duration::from_secs(30) }
     }
 }
 
@@ -149,11 +138,7 @@ pub struct BrokerSettings {
 
 impl Default for BrokerSettings {
     fn default() -> Self {
-        Self {
-            enabled: false,
-            kind: "memory".into(),
-            nats: NatsSettings::default(),
-        }
+        Self { enabled: false, kind: "memory".into(), nats: NatsSettings::default() }
     }
 }
 
@@ -199,11 +184,7 @@ pub struct PresenceManagerSettings {
 
 impl Default for PresenceManagerSettings {
     fn default() -> Self {
-        Self {
-            enabled: false,
-            kind: "memory".into(),
-            nats: NatsSettings::default(),
-        }
+        Self { enabled: false, kind: "memory".into(), nats: NatsSettings::default() }
     }
 }
 
@@ -481,10 +462,7 @@ pub struct RpcPingSettings {
 
 impl Default for RpcPingSettings {
     fn default() -> Self {
-        Self {
-            enabled: false,
-            method: "ping".into(),
-        }
+        Self { enabled: false, method: "ping".into() }
     }
 }
 
@@ -568,10 +546,7 @@ pub struct PrometheusSettings {
 
 impl Default for PrometheusSettings {
     fn default() -> Self {
-        Self {
-            enabled: false,
-            handler_prefix: "/metrics".into(),
-        }
+        Self { enabled: false, handler_prefix: "/metrics".into() }
     }
 }
 
@@ -587,9 +562,6 @@ pub struct HealthSettings {
 
 impl Default for HealthSettings {
     fn default() -> Self {
-        Self {
-            enabled: false,
-            handler_prefix: "/health".into(),
-        }
+        Self { enabled: false, handler_prefix: "/health".into() }
     }
 }

@@ -128,10 +128,7 @@ pub struct StreamPosition {
 
 /// Current Unix time in seconds.
 pub fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or_default()
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -157,12 +154,7 @@ mod tests {
 
     #[test]
     fn client_info_always_has_user_and_client() {
-        let info = ClientInfo {
-            user: "".into(),
-            client: "c1".into(),
-            conn_info: None,
-            chan_info: None,
-        };
+        let info = ClientInfo { user: "".into(), client: "c1".into(), conn_info: None, chan_info: None };
         assert_eq!(serde_json::to_string(&info).unwrap(), r#"{"user":"","client":"c1"}"#);
     }
 }

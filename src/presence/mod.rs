@@ -76,10 +76,7 @@ impl Handler<GetPresenceStats> for Presence {
 
     fn handle(&mut self, _: GetPresenceStats, _: &mut Self::Context) -> Self::Result {
         let users: HashSet<&str> = self.entries.values().map(|i| &*i.user).collect();
-        MessageResult(PresenceStats {
-            num_clients: self.entries.len() as u32,
-            num_users: users.len() as u32,
-        })
+        MessageResult(PresenceStats { num_clients: self.entries.len() as u32, num_users: users.len() as u32 })
     }
 }
 
@@ -88,12 +85,7 @@ mod tests {
     use super::*;
 
     fn info(user: &str, client: &str) -> ClientInfo {
-        ClientInfo {
-            user: user.into(),
-            client: client.into(),
-            conn_info: None,
-            chan_info: None,
-        }
+        ClientInfo { user: user.into(), client: client.into(), conn_info: None, chan_info: None }
     }
 
     #[actix::test]
@@ -104,13 +96,7 @@ mod tests {
         presence.send(AddPresence(info("2", "c"))).await.unwrap();
         presence.send(RemovePresence("c".into())).await.unwrap();
         let stats = presence.send(GetPresenceStats).await.unwrap();
-        assert_eq!(
-            stats,
-            PresenceStats {
-                num_clients: 2,
-                num_users: 1
-            }
-        );
+        assert_eq!(stats, PresenceStats { num_clients: 2, num_users: 1 });
         let all = presence.send(GetPresence).await.unwrap();
         assert_eq!(all.keys().map(ClientId::as_str).collect::<Vec<_>>(), vec!["a", "b"]);
     }

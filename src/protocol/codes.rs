@@ -78,11 +78,7 @@ impl ReplyError {
 
     /// The wire object `{"code":N,"message":"...","temporary":true?}`.
     pub fn to_wire(self) -> ErrorBody {
-        ErrorBody {
-            code: self.code(),
-            message: self.to_string(),
-            temporary: self.temporary(),
-        }
+        ErrorBody { code: self.code(), message: self.to_string(), temporary: self.temporary() }
     }
 }
 
@@ -144,10 +140,7 @@ disconnects! {
 impl Disconnect {
     /// A custom disconnect (server API); the reason is cut to fit a close frame.
     pub fn custom(code: u16, reason: &str) -> Self {
-        Self {
-            code,
-            reason: Cow::Owned(fit_close_reason(reason)),
-        }
+        Self { code, reason: Cow::Owned(fit_close_reason(reason)) }
     }
 
     /// Whether SDKs reconnect after this code.
@@ -174,10 +167,7 @@ mod tests {
         let json = serde_json::to_string(&ReplyError::PermissionDenied.to_wire()).unwrap();
         assert_eq!(json, r#"{"code":103,"message":"permission denied"}"#);
         let json = serde_json::to_string(&ReplyError::Internal.to_wire()).unwrap();
-        assert_eq!(
-            json,
-            r#"{"code":100,"message":"internal server error","temporary":true}"#
-        );
+        assert_eq!(json, r#"{"code":100,"message":"internal server error","temporary":true}"#);
     }
 
     #[test]

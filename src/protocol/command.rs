@@ -300,9 +300,7 @@ mod tests {
         let cmd =
             Command::parse(r#"{"id": 2, "subscribe": {"channel": "a", "offset": null, "epoch": null, "flag": 1}}"#)
                 .unwrap();
-        let Some(Request::Subscribe(s)) = cmd.into_request() else {
-            panic!("not a subscribe")
-        };
+        let Some(Request::Subscribe(s)) = cmd.into_request() else { panic!("not a subscribe") };
         assert_eq!((s.channel.as_str(), s.offset, s.flag), ("a", 0, 1));
     }
 
@@ -324,14 +322,10 @@ mod tests {
     #[test]
     fn publish_keeps_raw_data_including_null() {
         let cmd = Command::parse(r#"{"id":3,"publish":{"channel":"c","data":{"a": [1, 2]}}}"#).unwrap();
-        let Some(Request::Publish(p)) = cmd.into_request() else {
-            panic!("not a publish")
-        };
+        let Some(Request::Publish(p)) = cmd.into_request() else { panic!("not a publish") };
         assert_eq!(p.data.unwrap().get(), r#"{"a": [1, 2]}"#);
         let cmd = Command::parse(r#"{"id":4,"publish":{"channel":"c","data":null}}"#).unwrap();
-        let Some(Request::Publish(p)) = cmd.into_request() else {
-            panic!("not a publish")
-        };
+        let Some(Request::Publish(p)) = cmd.into_request() else { panic!("not a publish") };
         assert_eq!(p.data.unwrap().get(), "null");
     }
 

@@ -22,10 +22,7 @@ mod tests {
 
     #[test]
     fn splits_batched_commands_and_accepts_trailing_newline() {
-        assert_eq!(
-            split_lines("{\"id\":1}\n{\"id\":2}\n").unwrap(),
-            vec!["{\"id\":1}", "{\"id\":2}"]
-        );
+        assert_eq!(split_lines("{\"id\":1}\n{\"id\":2}\n").unwrap(), vec!["{\"id\":1}", "{\"id\":2}"]);
         assert_eq!(split_lines("{}").unwrap(), vec!["{}"]);
     }
 

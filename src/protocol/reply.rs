@@ -188,6 +188,26 @@ pub struct JoinLeave<'a> {
     pub info: &'a ClientInfo,
 }
 
+/// Body of the `subscribe` push (a server-side subscription added while connected).
+#[derive(Debug, Serialize)]
+pub struct SubscribePush<'a> {
+    /// Recovery is on.
+    #[serde(skip_serializing_if = "is_false")]
+    pub recoverable: bool,
+    /// Stream epoch.
+    #[serde(skip_serializing_if = "str::is_empty")]
+    pub epoch: &'a str,
+    /// Stream offset.
+    #[serde(skip_serializing_if = "is_zero_u64")]
+    pub offset: u64,
+    /// Positioning is on.
+    #[serde(skip_serializing_if = "is_false")]
+    pub positioned: bool,
+    /// Custom data.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data: Option<&'a RawJson>,
+}
+
 /// Body of the `unsubscribe` push; both fields required by the Py SDK.
 #[derive(Debug, Serialize)]
 pub struct UnsubscribePush<'a> {
@@ -204,10 +224,7 @@ mod tests {
     #[test]
     fn empty_results_keep_their_key() {
         assert_eq!(reply(5, "publish", &Empty {}), r#"{"id":5,"publish":{}}"#);
-        assert_eq!(
-            reply(2, "subscribe", &SubscribeResult::default()),
-            r#"{"id":2,"subscribe":{}}"#
-        );
+        assert_eq!(reply(2, "subscribe", &SubscribeResult::default()), r#"{"id":2,"subscribe":{}}"#);
     }
 
     #[test]
@@ -229,23 +246,14 @@ mod tests {
 
     #[test]
     fn history_and_presence_stats_always_have_their_fields() {
-        assert_eq!(
-            to_json(&HistoryResult::default()),
-            r#"{"publications":[],"epoch":"","offset":0}"#
-        );
-        assert_eq!(
-            to_json(&PresenceStatsResult::default()),
-            r#"{"num_clients":0,"num_users":0}"#
-        );
+        assert_eq!(to_json(&HistoryResult::default()), r#"{"publications":[],"epoch":"","offset":0}"#);
+        assert_eq!(to_json(&PresenceStatsResult::default()), r#"{"num_clients":0,"num_users":0}"#);
         assert_eq!(to_json(&PresenceResult::default()), r#"{"presence":{}}"#);
     }
 
     #[test]
     fn pushes_carry_channel_and_kind() {
-        let body = UnsubscribePush {
-            code: 2000,
-            reason: "server unsubscribe",
-        };
+        let body = UnsubscribePush { code: 2000, reason: "server unsubscribe" };
         assert_eq!(
             push("news", "unsubscribe", &body),
             r#"{"push":{"channel":"news","unsubscribe":{"code":2000,"reason":"server unsubscribe"}}}"#

@@ -50,6 +50,8 @@ pub struct Publish {
     pub publication: Publication,
     /// Do not keep it in history.
     pub skip_history: bool,
+    /// Deduplication key (see [`crate::channel::IDEMPOTENCY_WINDOW`]).
+    pub idempotency_key: Option<String>,
 }
 
 /// Reads a channel's history (the caller checked history is enabled).
@@ -137,4 +139,49 @@ pub struct NodeStats {
     pub num_channels: usize,
     /// Subscriptions.
     pub num_subs: usize,
+}
+
+/// Something the server API does to a user's connections on this node.
+#[derive(Debug, Message)]
+#[rtype(result = "usize")]
+pub struct ToUser {
+    /// Target user (`""` targets anonymous connections).
+    pub user: String,
+    /// Only this connection, when set.
+    pub client: Option<ClientId>,
+    /// Only this session, when set (bidirectional WebSocket connections have no session id, so
+    /// a non-empty filter matches nothing, as in Centrifugo).
+    pub session: Option<String>,
+    /// Connections to leave alone.
+    pub whitelist: Vec<ClientId>,
+    /// What to do.
+    pub action: UserAction,
+}
+
+/// The action of [`ToUser`].
+#[derive(Debug, Clone)]
+pub enum UserAction {
+    /// Server-side subscribe.
+    Subscribe(crate::client::messages::ServerSubscribe),
+    /// Server-side unsubscribe (`unsubscribe` push 2000).
+    Unsubscribe(ChannelName),
+    /// Close with this code.
+    Disconnect(Disconnect),
+    /// Refresh expiry / info.
+    Refresh {
+        /// Close now with 3005.
+        expired: bool,
+        /// New expiry (Unix s); `None` = never expires.
+        expire_at: Option<i64>,
+        /// New connection info.
+        info: Option<crate::domain::RawJson>,
+    },
+}
+
+/// Active channels (with at least one subscriber) matching an optional glob pattern.
+#[derive(Debug, Message)]
+#[rtype(result = "BTreeMap<String, usize>")]
+pub struct ListChannels {
+    /// Compiled pattern; `None` = all.
+    pub pattern: Option<regex::Regex>,
 }

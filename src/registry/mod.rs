@@ -9,7 +9,7 @@
 
 pub mod messages;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -17,7 +17,7 @@ use actix::prelude::*;
 
 use crate::channel::messages as channel;
 use crate::channel::{Channel, ResolvedChannel};
-use crate::client::messages::{ClientHandle, Deliver};
+use crate::client::messages::{ClientHandle, Deliver, ServerAction};
 use crate::domain::{ChannelName, ClientId, StreamPosition};
 use crate::presence::{self, Presence};
 use messages::*;
@@ -45,7 +45,7 @@ pub struct Registry {
     channels: HashMap<ChannelName, ChannelEntry>,
     dormant: HashMap<ChannelName, Dormant>,
     clients: HashMap<ClientId, ConnectedClient>,
-    users: HashMap<Arc<str>, usize>,
+    users: HashMap<Arc<str>, HashSet<ClientId>>,
     queue_max_size: usize,
     history_meta_ttl: Duration,
 }
@@ -77,12 +77,7 @@ impl Registry {
             )
             .start();
             let presence = resolved.namespace.options.presence.then(|| Presence::default().start());
-            ChannelEntry {
-                channel,
-                presence,
-                sent: 0,
-                subscribers: 0,
-            }
+            ChannelEntry { channel, presence, sent: 0, subscribers: 0 }
         })
     }
 
@@ -141,7 +136,7 @@ impl Handler<Publish> for Registry {
 
     fn handle(&mut self, msg: Publish, ctx: &mut Self::Context) -> Self::Result {
         let keeps_history = msg.channel.namespace.options.history_enabled() && !msg.skip_history;
-        if !keeps_history && !self.channels.contains_key(&msg.channel.name) {
+        if !keeps_history && msg.idempotency_key.is_none() && !self.channels.contains_key(&msg.channel.name) {
             // Nobody subscribed here and nothing to remember: done.
             return Box::pin(async { Ok(None) });
         }
@@ -150,6 +145,7 @@ impl Handler<Publish> for Registry {
         let sent = entry.channel.send(channel::Broadcast {
             publication: msg.publication,
             skip_history: msg.skip_history,
+            idempotency_key: msg.idempotency_key,
         });
         Box::pin(sent)
     }
@@ -212,13 +208,7 @@ impl Handler<ChannelIdle> for Registry {
             entry.channel.do_send(channel::Stop);
         }
         if let Some(position) = msg.position.filter(|p| p.offset > 0) {
-            self.dormant.insert(
-                msg.name,
-                Dormant {
-                    position,
-                    until: Instant::now() + self.history_meta_ttl,
-                },
-            );
+            self.dormant.insert(msg.name, Dormant { position, until: Instant::now() + self.history_meta_ttl });
         }
     }
 }
@@ -227,14 +217,8 @@ impl Handler<ClientConnected> for Registry {
     type Result = ();
 
     fn handle(&mut self, msg: ClientConnected, _: &mut Self::Context) {
-        *self.users.entry(msg.user.clone()).or_default() += 1;
-        self.clients.insert(
-            msg.client.id.clone(),
-            ConnectedClient {
-                handle: msg.client,
-                user: msg.user,
-            },
-        );
+        self.users.entry(msg.user.clone()).or_default().insert(msg.client.id.clone());
+        self.clients.insert(msg.client.id.clone(), ConnectedClient { handle: msg.client, user: msg.user });
     }
 }
 
@@ -245,9 +229,9 @@ impl Handler<ClientGone> for Registry {
         let Some(gone) = self.clients.remove(&msg.client) else {
             return;
         };
-        if let Some(count) = self.users.get_mut(&gone.user) {
-            *count -= 1;
-            if *count == 0 {
+        if let Some(clients) = self.users.get_mut(&gone.user) {
+            clients.remove(&msg.client);
+            if clients.is_empty() {
                 self.users.remove(&gone.user);
             }
         }
@@ -276,5 +260,51 @@ impl Handler<GetStats> for Registry {
             num_channels: live.len(),
             num_subs: live.iter().map(|e| e.subscribers).sum(),
         })
+    }
+}
+
+impl Handler<ToUser> for Registry {
+    type Result = usize;
+
+    fn handle(&mut self, msg: ToUser, _: &mut Self::Context) -> usize {
+        if msg.session.as_deref().is_some_and(|s| !s.is_empty()) {
+            return 0;
+        }
+        let Some(clients) = self.users.get(msg.user.as_str()) else { return 0 };
+        let targets = clients
+            .iter()
+            .filter(|id| msg.client.as_ref().is_none_or(|only| only == *id))
+            .filter(|id| !msg.whitelist.contains(id))
+            .filter_map(|id| self.clients.get(id));
+        let mut count = 0;
+        for target in targets {
+            count += 1;
+            target.handle.send(match msg.action.clone() {
+                UserAction::Subscribe(subscribe) => Deliver::Server(ServerAction::Subscribe(subscribe)),
+                UserAction::Unsubscribe(channel) => {
+                    Deliver::Unsubscribe { channel, code: 2000, reason: "server unsubscribe" }
+                }
+                UserAction::Disconnect(disconnect) => Deliver::Disconnect(disconnect),
+                UserAction::Refresh { expired, expire_at, info } => {
+                    Deliver::Server(ServerAction::Refresh { expired, expire_at, info })
+                }
+            });
+        }
+        count
+    }
+}
+
+impl Handler<ListChannels> for Registry {
+    type Result = MessageResult<ListChannels>;
+
+    fn handle(&mut self, msg: ListChannels, _: &mut Self::Context) -> Self::Result {
+        let matches = |name: &str| msg.pattern.as_ref().is_none_or(|p| p.is_match(name));
+        MessageResult(
+            self.channels
+                .iter()
+                .filter(|(name, entry)| entry.subscribers > 0 && matches(name.as_str()))
+                .map(|(name, entry)| (name.to_string(), entry.subscribers))
+                .collect(),
+        )
     }
 }

@@ -27,18 +27,10 @@ async fn api_publication_reaches_subscriber_as_push() {
     let node = TestNode::start().await;
     let mut client = node.connect_as("42").await;
     client.request(2, "subscribe", json!({"channel": "news"})).await;
-    let result = node
-        .api_ok(
-            "publish",
-            json!({"channel": "news", "data": {"text": "hi"}, "tags": {"k": "v"}}),
-        )
-        .await;
+    let result = node.api_ok("publish", json!({"channel": "news", "data": {"text": "hi"}, "tags": {"k": "v"}})).await;
     assert_eq!(result, json!({}));
     let push = client.push("news").await;
-    assert_eq!(
-        push,
-        json!({"channel": "news", "pub": {"data": {"text": "hi"}, "tags": {"k": "v"}}})
-    );
+    assert_eq!(push, json!({"channel": "news", "pub": {"data": {"text": "hi"}, "tags": {"k": "v"}}}));
 }
 
 #[actix_web::test]
@@ -48,9 +40,7 @@ async fn client_publish_is_broadcast_with_publisher_info() {
     let mut bob = node.connect_as("bob").await;
     alice.request(2, "subscribe", json!({"channel": "chat:room"})).await;
     bob.request(2, "subscribe", json!({"channel": "chat:room"})).await;
-    let reply = alice
-        .request(3, "publish", json!({"channel": "chat:room", "data": {"m": 1}}))
-        .await;
+    let reply = alice.request(3, "publish", json!({"channel": "chat:room", "data": {"m": 1}})).await;
     assert_eq!(reply, json!({"id": 3, "publish": {}}));
     let publication = bob.publication("chat:room").await;
     assert_eq!(publication["data"], json!({"m": 1}));
@@ -62,9 +52,7 @@ async fn client_publish_is_broadcast_with_publisher_info() {
 async fn publish_without_permission_is_103_and_unknown_namespace_is_102() {
     let node = TestNode::start().await;
     let mut client = node.connect_as("42").await;
-    let denied = client
-        .request(2, "publish", json!({"channel": "news", "data": {}}))
-        .await;
+    let denied = client.request(2, "publish", json!({"channel": "news", "data": {}})).await;
     assert_eq!(denied["error"], json!({"code": 103, "message": "permission denied"}));
     let unknown = client.request(3, "subscribe", json!({"channel": "nope:x"})).await;
     assert_eq!(unknown["error"], json!({"code": 102, "message": "unknown channel"}));
@@ -77,14 +65,8 @@ async fn second_subscribe_is_105_and_unsubscribe_is_idempotent() {
     client.request(2, "subscribe", json!({"channel": "news"})).await;
     let again = client.request(3, "subscribe", json!({"channel": "news"})).await;
     assert_eq!(again["error"]["code"], 105);
-    assert_eq!(
-        client.request(4, "unsubscribe", json!({"channel": "news"})).await,
-        json!({"id": 4, "unsubscribe": {}})
-    );
-    assert_eq!(
-        client.request(5, "unsubscribe", json!({"channel": "news"})).await,
-        json!({"id": 5, "unsubscribe": {}})
-    );
+    assert_eq!(client.request(4, "unsubscribe", json!({"channel": "news"})).await, json!({"id": 4, "unsubscribe": {}}));
+    assert_eq!(client.request(5, "unsubscribe", json!({"channel": "news"})).await, json!({"id": 5, "unsubscribe": {}}));
 }
 
 #[actix_web::test]
@@ -96,20 +78,14 @@ async fn private_channel_needs_a_subscription_token_for_the_same_user() {
     let namespace_denied = client.request(3, "subscribe", json!({"channel": "priv:x"})).await;
     assert_eq!(namespace_denied["error"]["code"], 103);
     let sub_token = token(json!({"sub": "42", "channel": "priv:x", "exp": now() + 60, "info": {"role": "a"}}));
-    let ok = client
-        .request(4, "subscribe", json!({"channel": "priv:x", "token": sub_token}))
-        .await;
+    let ok = client.request(4, "subscribe", json!({"channel": "priv:x", "token": sub_token})).await;
     assert_eq!(ok["subscribe"]["expires"], true);
     assert!(ok["subscribe"]["ttl"].as_u64().is_some_and(|t| t >= 1));
     let bad_sig = token_with(json!({"sub": "42", "channel": "priv:y"}), "wrong");
-    let refused = client
-        .request(5, "subscribe", json!({"channel": "priv:y", "token": bad_sig}))
-        .await;
+    let refused = client.request(5, "subscribe", json!({"channel": "priv:y", "token": bad_sig})).await;
     assert_eq!(refused["error"]["code"], 103);
     let other_user = token(json!({"sub": "7", "channel": "priv:z"}));
-    client
-        .send(&json!({"id": 6, "subscribe": {"channel": "priv:z", "token": other_user}}).to_string())
-        .await;
+    client.send(&json!({"id": 6, "subscribe": {"channel": "priv:z", "token": other_user}}).to_string()).await;
     assert_eq!(client.closed().await, (3500, "invalid token".to_owned()));
 }
 
@@ -152,25 +128,16 @@ async fn server_side_subscriptions_from_token_channels_claim() {
     let subs = &reply["connect"]["subs"];
     assert_eq!(subs["news"], json!({}));
     assert_eq!(subs["chat:lobby"]["recoverable"], true);
-    node.api_ok("publish", json!({"channel": "news", "data": "server-side"}))
-        .await;
+    node.api_ok("publish", json!({"channel": "news", "data": "server-side"})).await;
     assert_eq!(client.push("news").await["pub"]["data"], "server-side");
 }
 
 #[actix_web::test]
 async fn origin_header_is_checked_against_allowed_origins() {
     let node = TestNode::start().await;
-    let refused = awc::Client::new()
-        .ws(node.ws_url())
-        .origin("http://evil.example")
-        .connect()
-        .await;
+    let refused = awc::Client::new().ws(node.ws_url()).origin("http://evil.example").connect().await;
     assert!(matches!(refused, Err(awc::error::WsClientError::InvalidResponseStatus(s)) if s.as_u16() == 403));
     let open = TestNode::start_with(|s| s.client.allowed_origins = vec!["http://localhost:*".into()]).await;
-    let ok = awc::Client::new()
-        .ws(open.ws_url())
-        .origin("http://localhost:3000")
-        .connect()
-        .await;
+    let ok = awc::Client::new().ws(open.ws_url()).origin("http://localhost:3000").connect().await;
     assert!(ok.is_ok());
 }

@@ -6,9 +6,7 @@ use crate::support::*;
 async fn presence_lists_subscribers_and_join_leave_are_pushed() {
     let node = TestNode::start().await;
     let mut alice = node.connect_as("alice").await;
-    alice
-        .request(2, "subscribe", json!({"channel": "chat:p", "join_leave": true}))
-        .await;
+    alice.request(2, "subscribe", json!({"channel": "chat:p", "join_leave": true})).await;
     let own_join = alice.push("chat:p").await;
     assert_eq!(own_join["join"]["info"]["user"], "alice");
     let mut bob = node.connect_as("bob").await;
@@ -16,12 +14,8 @@ async fn presence_lists_subscribers_and_join_leave_are_pushed() {
     let join = alice.push("chat:p").await;
     assert_eq!(join["join"]["info"]["user"], "bob");
     let presence = alice.request(3, "presence", json!({"channel": "chat:p"})).await;
-    let users: Vec<&str> = presence["presence"]["presence"]
-        .as_object()
-        .unwrap()
-        .values()
-        .map(|i| i["user"].as_str().unwrap())
-        .collect();
+    let users: Vec<&str> =
+        presence["presence"]["presence"].as_object().unwrap().values().map(|i| i["user"].as_str().unwrap()).collect();
     assert_eq!(users.len(), 2);
     assert!(users.contains(&"alice") && users.contains(&"bob"));
     let stats = alice.request(4, "presence_stats", json!({"channel": "chat:p"})).await;

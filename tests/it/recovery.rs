@@ -6,49 +6,31 @@ use crate::support::*;
 async fn reconnecting_client_recovers_missed_publications_in_order() {
     let node = TestNode::start().await;
     let mut client = node.connect_as("1").await;
-    let first = client
-        .request(
-            2,
-            "subscribe",
-            json!({"channel": "chat:r", "recoverable": true, "flag": 1}),
-        )
-        .await;
+    let first = client.request(2, "subscribe", json!({"channel": "chat:r", "recoverable": true, "flag": 1})).await;
     let epoch = first["subscribe"]["epoch"].as_str().expect("epoch").to_owned();
     assert_eq!(first["subscribe"]["recoverable"], true);
     assert_eq!(first["subscribe"]["positioned"], true);
-    node.api_ok("publish", json!({"channel": "chat:r", "data": {"n": 1}}))
-        .await;
+    node.api_ok("publish", json!({"channel": "chat:r", "data": {"n": 1}})).await;
     assert_eq!(client.publication("chat:r").await["offset"], 1);
     drop(client);
     for n in 2..=4 {
-        let result = node
-            .api_ok("publish", json!({"channel": "chat:r", "data": {"n": n}}))
-            .await;
+        let result = node.api_ok("publish", json!({"channel": "chat:r", "data": {"n": n}})).await;
         assert_eq!(result["offset"], n);
         assert_eq!(result["epoch"], epoch);
     }
     let mut back = node.connect_as("1").await;
     let reply = back
-        .request(
-            2,
-            "subscribe",
-            json!({"channel": "chat:r", "recover": true, "offset": 1, "epoch": epoch, "flag": 1}),
-        )
+        .request(2, "subscribe", json!({"channel": "chat:r", "recover": true, "offset": 1, "epoch": epoch, "flag": 1}))
         .await;
     let result = &reply["subscribe"];
     assert_eq!(result["recovered"], true);
     assert_eq!(result["was_recovering"], true);
     assert_eq!(result["offset"], 1);
-    let offsets: Vec<u64> = result["publications"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| p["offset"].as_u64().unwrap())
-        .collect();
+    let offsets: Vec<u64> =
+        result["publications"].as_array().unwrap().iter().map(|p| p["offset"].as_u64().unwrap()).collect();
     assert_eq!(offsets, vec![2, 3, 4]);
     // Live publications continue right after the recovered ones.
-    node.api_ok("publish", json!({"channel": "chat:r", "data": {"n": 5}}))
-        .await;
+    node.api_ok("publish", json!({"channel": "chat:r", "data": {"n": 5}})).await;
     assert_eq!(back.publication("chat:r").await["offset"], 5);
 }
 
@@ -58,11 +40,7 @@ async fn recovery_from_a_lost_epoch_is_not_recovered_or_112_with_flag() {
     node.api_ok("publish", json!({"channel": "chat:e", "data": 1})).await;
     let mut client = node.connect_as("1").await;
     let reply = client
-        .request(
-            2,
-            "subscribe",
-            json!({"channel": "chat:e", "recover": true, "offset": 5, "epoch": "gone", "flag": 1}),
-        )
+        .request(2, "subscribe", json!({"channel": "chat:e", "recover": true, "offset": 5, "epoch": "gone", "flag": 1}))
         .await;
     let result = &reply["subscribe"];
     assert!(result.get("recovered").is_none());
@@ -91,36 +69,16 @@ async fn history_honours_limit_since_and_reverse() {
     assert_eq!(position_only["history"]["offset"], 5);
     let epoch = position_only["history"]["epoch"].clone();
     let page = client
-        .request(
-            4,
-            "history",
-            json!({"channel": "chat:h", "limit": 2, "since": {"offset": 2, "epoch": epoch}}),
-        )
+        .request(4, "history", json!({"channel": "chat:h", "limit": 2, "since": {"offset": 2, "epoch": epoch}}))
         .await;
-    let data: Vec<_> = page["history"]["publications"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| p["data"].clone())
-        .collect();
+    let data: Vec<_> = page["history"]["publications"].as_array().unwrap().iter().map(|p| p["data"].clone()).collect();
     assert_eq!(data, vec![json!(3), json!(4)]);
-    let reverse = client
-        .request(5, "history", json!({"channel": "chat:h", "limit": 2, "reverse": true}))
-        .await;
-    let data: Vec<_> = reverse["history"]["publications"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| p["data"].clone())
-        .collect();
+    let reverse = client.request(5, "history", json!({"channel": "chat:h", "limit": 2, "reverse": true})).await;
+    let data: Vec<_> =
+        reverse["history"]["publications"].as_array().unwrap().iter().map(|p| p["data"].clone()).collect();
     assert_eq!(data, vec![json!(5), json!(4)]);
-    let wrong_epoch = client
-        .request(
-            6,
-            "history",
-            json!({"channel": "chat:h", "since": {"offset": 1, "epoch": "x"}}),
-        )
-        .await;
+    let wrong_epoch =
+        client.request(6, "history", json!({"channel": "chat:h", "since": {"offset": 1, "epoch": "x"}})).await;
     assert_eq!(wrong_epoch["error"]["code"], 112);
     let no_history = client.request(7, "history", json!({"channel": "news"})).await;
     assert_eq!(no_history["error"]["code"], 108);

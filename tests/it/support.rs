@@ -30,11 +30,8 @@ pub fn test_settings() -> Settings {
     s.client.token.hmac_secret_key = SECRET.into();
     s.http_api.key = API_KEY.into();
     s.shutdown.timeout = Duration::from_secs(5);
-    s.channel.without_namespace = ChannelOptions {
-        allow_subscribe_for_client: true,
-        allow_publish_for_subscriber: true,
-        ..Default::default()
-    };
+    s.channel.without_namespace =
+        ChannelOptions { allow_subscribe_for_client: true, allow_publish_for_subscriber: true, ..Default::default() };
     s.channel.namespaces = vec![
         NamespaceSettings {
             name: "chat".into(),
@@ -52,13 +49,7 @@ pub fn test_settings() -> Settings {
                 ..Default::default()
             },
         },
-        NamespaceSettings {
-            name: "priv".into(),
-            options: ChannelOptions {
-                presence: true,
-                ..Default::default()
-            },
-        },
+        NamespaceSettings { name: "priv".into(), options: ChannelOptions { presence: true, ..Default::default() } },
     ];
     s
 }
@@ -73,10 +64,7 @@ impl TestNode {
         change(&mut settings);
         let running = gyre::app::start(settings).await.expect("node starts");
         let addr = running.addr;
-        Self {
-            running: Some(running),
-            addr,
-        }
+        Self { running: Some(running), addr }
     }
 
     pub fn ws_url(&self) -> String {
@@ -85,25 +73,16 @@ impl TestNode {
 
     /// A raw WebSocket client, not yet connected at the protocol level.
     pub async fn socket(&self) -> TestClient {
-        let (_, framed) = awc::Client::new()
-            .ws(self.ws_url())
-            .max_frame_size(1 << 20)
-            .connect()
-            .await
-            .expect("websocket handshake");
-        TestClient {
-            framed,
-            lines: VecDeque::new(),
-        }
+        let (_, framed) =
+            awc::Client::new().ws(self.ws_url()).max_frame_size(1 << 20).connect().await.expect("websocket handshake");
+        TestClient { framed, lines: VecDeque::new(), id: String::new() }
     }
 
     /// A client that completed `connect` as `user`.
     pub async fn connect_as(&self, user: &str) -> TestClient {
         let mut client = self.socket().await;
-        let reply = client
-            .request(1, "connect", json!({"token": token(json!({"sub": user}))}))
-            .await;
-        assert!(reply["connect"]["client"].is_string(), "connect failed: {reply}");
+        let reply = client.request(1, "connect", json!({"token": token(json!({"sub": user}))})).await;
+        client.id = reply["connect"]["client"].as_str().expect("connect succeeded").to_owned();
         client
     }
 
@@ -146,12 +125,7 @@ pub fn token(claims: Value) -> String {
 }
 
 pub fn token_with(claims: Value, secret: &str) -> String {
-    encode(
-        &Header::default(),
-        &claims,
-        &EncodingKey::from_secret(secret.as_bytes()),
-    )
-    .expect("sign")
+    encode(&Header::default(), &claims, &EncodingKey::from_secret(secret.as_bytes())).expect("sign")
 }
 
 pub fn now() -> i64 {
@@ -168,14 +142,13 @@ pub enum Event {
 pub struct TestClient {
     framed: Framed<BoxedSocket, Codec>,
     lines: VecDeque<Value>,
+    /// Connection id from the connect reply (empty until connected via `connect_as`).
+    pub id: String,
 }
 
 impl TestClient {
     pub async fn send(&mut self, text: &str) {
-        self.framed
-            .send(Message::Text(text.to_owned().into()))
-            .await
-            .expect("send frame");
+        self.framed.send(Message::Text(text.to_owned().into())).await.expect("send frame");
     }
 
     /// Sends one command and waits for its reply (pushes and pings in between are skipped).
@@ -229,15 +202,12 @@ impl TestClient {
             return Event::Line(line);
         }
         loop {
-            let frame = tokio::time::timeout(WAIT, self.framed.next())
-                .await
-                .expect("server answered in time");
+            let frame = tokio::time::timeout(WAIT, self.framed.next()).await.expect("server answered in time");
             match frame {
                 Some(Ok(Frame::Text(bytes))) => {
                     let text = std::str::from_utf8(&bytes).expect("utf-8 frame");
                     for line in text.split('\n') {
-                        self.lines
-                            .push_back(serde_json::from_str(line).expect("each line is JSON"));
+                        self.lines.push_back(serde_json::from_str(line).expect("each line is JSON"));
                     }
                     if let Some(line) = self.lines.pop_front() {
                         return Event::Line(line);

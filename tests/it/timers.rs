@@ -48,46 +48,24 @@ async fn connection_without_connect_is_closed_as_stale() {
 async fn unrefreshed_connection_is_closed_with_3005_and_refresh_extends_it() {
     let node = TestNode::start_with(|s| s.client.expired_close_delay = Duration::ZERO).await;
     let mut refreshed = node.socket().await;
-    let reply = refreshed
-        .request(
-            1,
-            "connect",
-            json!({"token": token(json!({"sub": "1", "exp": now() + 2}))}),
-        )
-        .await;
+    let reply = refreshed.request(1, "connect", json!({"token": token(json!({"sub": "1", "exp": now() + 2}))})).await;
     assert_eq!(reply["connect"]["expires"], true);
-    let renewed = refreshed
-        .request(
-            2,
-            "refresh",
-            json!({"token": token(json!({"sub": "1", "exp": now() + 60}))}),
-        )
-        .await;
+    let renewed =
+        refreshed.request(2, "refresh", json!({"token": token(json!({"sub": "1", "exp": now() + 60}))})).await;
     assert_eq!(renewed["refresh"]["expires"], true);
     assert!(renewed["refresh"]["ttl"].as_u64().is_some_and(|t| t > 50));
     let mut lapsed = node.socket().await;
-    lapsed
-        .request(
-            1,
-            "connect",
-            json!({"token": token(json!({"sub": "2", "exp": now() + 1}))}),
-        )
-        .await;
+    lapsed.request(1, "connect", json!({"token": token(json!({"sub": "2", "exp": now() + 1}))})).await;
     assert_eq!(lapsed.closed().await, (3005, "connection expired".to_owned()));
     // The refreshed one is still usable after the other's expiry.
-    assert_eq!(
-        refreshed.request(3, "ping", json!({})).await,
-        json!({"id": 3, "ping": {}})
-    );
+    assert_eq!(refreshed.request(3, "ping", json!({})).await, json!({"id": 3, "ping": {}}));
 }
 
 #[actix_web::test]
 async fn refresh_with_other_users_token_is_3500() {
     let node = TestNode::start().await;
     let mut client = node.connect_as("1").await;
-    client
-        .send(&json!({"id": 2, "refresh": {"token": token(json!({"sub": "2"}))}}).to_string())
-        .await;
+    client.send(&json!({"id": 2, "refresh": {"token": token(json!({"sub": "2"}))}}).to_string()).await;
     assert_eq!(client.closed().await, (3500, "invalid token".to_owned()));
 }
 
@@ -98,8 +76,5 @@ async fn shutdown_disconnects_clients_with_3001() {
     let running = node.running.take().unwrap();
     let shutdown = actix_web::rt::spawn(running.shutdown());
     assert_eq!(client.closed().await, (3001, "shutdown".to_owned()));
-    tokio::time::timeout(WAIT, shutdown)
-        .await
-        .expect("shutdown finishes in time")
-        .unwrap();
+    tokio::time::timeout(WAIT, shutdown).await.expect("shutdown finishes in time").unwrap();
 }
