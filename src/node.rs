@@ -1,7 +1,8 @@
 //! What every connection and API handler shares: immutable settings, compiled channel rules,
 //! the token verifier, and the registry's address.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Mutex;
 use std::time::Instant;
 
 use actix::Addr;
@@ -31,6 +32,10 @@ pub struct Node {
     /// When the node started.
     pub started: Instant,
     draining: AtomicBool,
+    /// Open WebSocket connections (for `client.connection_limit`).
+    connections: AtomicUsize,
+    /// Fixed one-second window for `client.connection_rate_limit`: (second, count).
+    rate_window: Mutex<(u64, usize)>,
 }
 
 impl Node {
@@ -51,12 +56,45 @@ impl Node {
             name,
             started: Instant::now(),
             draining: AtomicBool::new(false),
+            connections: AtomicUsize::new(0),
+            rate_window: Mutex::new((0, 0)),
         }
     }
 
     /// The node is shutting down: refuse new connections.
     pub fn is_draining(&self) -> bool {
         self.draining.load(Ordering::Relaxed)
+    }
+
+    /// Admits a new connection under `client.connection_limit` and
+    /// `client.connection_rate_limit`; refused upgrades get 503 so SDKs back off.
+    pub fn admit_connection(&self) -> bool {
+        let client = &self.settings.client;
+        if client.connection_limit > 0 && self.connections.load(Ordering::Relaxed) >= client.connection_limit {
+            return false;
+        }
+        if client.connection_rate_limit > 0 {
+            let second = self.started.elapsed().as_secs();
+            let mut window = self.rate_window.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            if window.0 != second {
+                *window = (second, 0);
+            }
+            if window.1 >= client.connection_rate_limit {
+                return false;
+            }
+            window.1 += 1;
+        }
+        true
+    }
+
+    /// A connection opened.
+    pub fn connection_opened(&self) {
+        self.connections.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A connection closed.
+    pub fn connection_closed(&self) {
+        self.connections.fetch_sub(1, Ordering::Relaxed);
     }
 
     /// Enter draining mode.

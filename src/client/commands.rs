@@ -124,8 +124,40 @@ impl ClientSession {
         if server_side.len() > client.channel_limit {
             return self.close(ctx, Disconnect::CHANNEL_LIMIT);
         }
-        let info = claims.as_ref().and_then(|c| c.info.clone());
-        self.state = State::Connected(Connection { user: user.clone(), info: info.clone(), expire_at });
+        let mut plan = ConnectPlan {
+            id,
+            user,
+            info: claims.as_ref().and_then(|c| c.info.clone()),
+            expire_at,
+            server_side: Vec::new(),
+        };
+        for channel in server_side {
+            let chan_info = claims.as_ref().and_then(|c| c.subs_info.get(channel.name.as_str()).cloned());
+            let pending = self.server_side_pending(&channel, req.subs.get(channel.name.as_str()), chan_info);
+            plan.server_side.push((channel, pending));
+        }
+        let limit = client.user_connection_limit;
+        if limit == 0 || plan.user.is_empty() {
+            return self.complete_connect(plan, ctx);
+        }
+        // Per-user limit: ask the registry how many connections this user already has here.
+        let request = self.node.registry.send(registry::UserConnections { user: plan.user.clone() });
+        self.busy = Some(Busy::Reply);
+        ctx.spawn(request.into_actor(self).map(move |count, this, ctx| {
+            this.busy = None;
+            match count {
+                Ok(count) if count >= limit => this.close(ctx, Disconnect::CONNECTION_LIMIT),
+                Ok(_) => this.complete_connect(plan, ctx),
+                Err(_) => this.refuse(id, ReplyError::Internal, ctx),
+            }
+            this.process_queue(ctx);
+        }));
+    }
+
+    /// Accepts the connection: state, registration, timers, server-side subscriptions, reply.
+    fn complete_connect(&mut self, plan: ConnectPlan, ctx: &mut Ctx) {
+        let ConnectPlan { id, user, info, expire_at, server_side } = plan;
+        self.state = State::Connected(Connection { user: user.clone(), info, expire_at });
         let (ping, pong) = self.ping_settings();
         let result = ConnectResult {
             client: self.id.to_string(),
@@ -142,10 +174,7 @@ impl ClientSession {
             return self.push_line(&reply::reply(id, "connect", &result));
         }
         let mut waiting = std::collections::HashMap::new();
-        for channel in server_side {
-            let chan_info = claims.as_ref().and_then(|c| c.subs_info.get(channel.name.as_str()).cloned());
-            let hint = req.subs.get(channel.name.as_str());
-            let pending = self.server_side_pending(&channel, hint, chan_info);
+        for (channel, pending) in server_side {
             self.join(&channel, &pending, false, ctx);
             waiting.insert(channel.name.clone(), pending);
         }
@@ -729,6 +758,15 @@ fn clamp_history_limit(requested: i32, max: usize) -> usize {
         Ok(limit) => limit.min(max),
         Err(_) => max,
     }
+}
+
+/// A verified connect, ready to be accepted.
+struct ConnectPlan {
+    id: u32,
+    user: Arc<str>,
+    info: Option<RawJson>,
+    expire_at: Option<i64>,
+    server_side: Vec<(ResolvedChannel, PendingSubscription)>,
 }
 
 /// What a subscription token (or namespace permission) grants.

@@ -319,6 +319,7 @@ impl Actor for ClientSession {
     type Context = ws::WebsocketContext<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
+        self.node.connection_opened();
         ctx.set_mailbox_capacity(MAILBOX_CAPACITY);
         let stale = self.node.settings.client.stale_close_delay;
         if !stale.is_zero() {
@@ -339,6 +340,7 @@ impl Actor for ClientSession {
             self.node.registry.do_send(Unsubscribe { channel, client: self.id.clone() });
         }
         self.node.registry.do_send(ClientGone { client: self.id.clone() });
+        self.node.connection_closed();
     }
 }
 

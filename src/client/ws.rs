@@ -16,6 +16,10 @@ pub async fn upgrade(req: HttpRequest, stream: web::Payload, node: web::Data<Arc
     if node.is_draining() {
         return HttpResponse::ServiceUnavailable().finish();
     }
+    if !node.admit_connection() {
+        tracing::info!("WebSocket handshake refused: client.connection_limit or connection_rate_limit reached (503)");
+        return HttpResponse::ServiceUnavailable().finish();
+    }
     if let Some(origin) = req.headers().get(header::ORIGIN) {
         let origin = origin.to_str().unwrap_or_default();
         if !origin_allowed(origin, &node.settings.client.allowed_origins) {

@@ -185,3 +185,11 @@ pub struct ListChannels {
     /// Compiled pattern; `None` = all.
     pub pattern: Option<regex::Regex>,
 }
+
+/// How many connections a user has on this node.
+#[derive(Debug, Message)]
+#[rtype(result = "usize")]
+pub struct UserConnections {
+    /// The user.
+    pub user: std::sync::Arc<str>,
+}

@@ -308,3 +308,11 @@ impl Handler<ListChannels> for Registry {
         )
     }
 }
+
+impl Handler<UserConnections> for Registry {
+    type Result = usize;
+
+    fn handle(&mut self, msg: UserConnections, _: &mut Self::Context) -> usize {
+        self.users.get(&msg.user).map_or(0, HashSet::len)
+    }
+}

@@ -133,3 +133,55 @@ async fn api_error_transport_mode_maps_codes_to_statuses() {
     let body = response.body().await.unwrap();
     assert_eq!(&body[..], br#"{"code":102,"message":"unknown channel"}"#);
 }
+
+#[actix_web::test]
+async fn subscriber_that_reads_nothing_is_closed_with_3008_and_others_get_everything() {
+    let node = TestNode::start_with(|s| s.client.queue_max_size = 256 * 1024).await;
+    let mut stuck = node.connect_as("stuck").await;
+    stuck.request(2, "subscribe", json!({"channel": "flood"})).await;
+    let mut reader = node.connect_as("reader").await;
+    reader.request(2, "subscribe", json!({"channel": "flood"})).await;
+    let chunk = "x".repeat(100_000);
+    let total = 120; // 12 MB: far more than socket buffers plus the 256 KiB budget
+    let mut received = 0;
+    for n in 0..total {
+        node.api_ok("publish", json!({"channel": "flood", "data": {"n": n, "pad": chunk}})).await;
+        // The reader keeps up while the stuck client reads nothing.
+        while received <= n {
+            assert_eq!(reader.publication("flood").await["data"]["n"], received);
+            received += 1;
+        }
+    }
+    // Now drain the stuck client: it got a prefix of the stream, then 3008.
+    let mut seen = 0;
+    let code = loop {
+        match stuck.next().await {
+            Event::Line(line) if line["push"]["pub"].is_object() => seen += 1,
+            Event::Line(_) => {}
+            Event::Closed(code, reason) => break (code, reason),
+        }
+    };
+    assert_eq!(code, (3008, "slow".to_owned()));
+    assert!(seen < total, "the stuck client must not have received everything ({seen})");
+}
+
+#[actix_web::test]
+async fn user_connection_limit_closes_the_extra_connection_with_3504() {
+    let node = TestNode::start_with(|s| s.client.user_connection_limit = 1).await;
+    let mut first = node.connect_as("u").await;
+    let mut second = node.socket().await;
+    second.send(&json!({"id": 1, "connect": {"token": token(json!({"sub": "u"}))}}).to_string()).await;
+    assert_eq!(second.closed().await, (3504, "connection limit".to_owned()));
+    assert_eq!(first.request(2, "ping", json!({})).await, json!({"id": 2, "ping": {}}));
+    let other_user = node.connect_as("v").await;
+    assert!(!other_user.id.is_empty());
+}
+
+#[actix_web::test]
+async fn node_connection_limit_refuses_the_upgrade_with_503() {
+    let node = TestNode::start_with(|s| s.client.connection_limit = 1).await;
+    let mut first = node.connect_as("a").await;
+    let refused = awc::Client::new().ws(node.ws_url()).connect().await;
+    assert!(matches!(refused, Err(awc::error::WsClientError::InvalidResponseStatus(s)) if s.as_u16() == 503));
+    assert_eq!(first.request(2, "ping", json!({})).await, json!({"id": 2, "ping": {}}));
+}
