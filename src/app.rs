@@ -13,7 +13,9 @@ use tracing_actix_web::TracingLogger;
 use crate::auth::TokenVerifier;
 use crate::channel::ChannelRules;
 use crate::config::Settings;
+use crate::metrics::METRICS;
 use crate::node::Node;
+use crate::registry::messages::GetStats;
 use crate::registry::Registry;
 use crate::{api, client, shutdown};
 
@@ -123,6 +125,9 @@ fn routes(cfg: &mut web::ServiceConfig, node: &Node, endpoints: Endpoints) {
     if endpoints.ops && settings.health.enabled {
         cfg.route(&settings.health.handler_prefix, web::route().to(health));
     }
+    if endpoints.ops && settings.prometheus.enabled {
+        cfg.route(&settings.prometheus.handler_prefix, web::get().to(metrics));
+    }
     if endpoints.api && !settings.http_api.disabled {
         api::configure(cfg, &settings.http_api.handler_prefix);
     }
@@ -134,6 +139,18 @@ async fn health(node: web::Data<Arc<Node>>) -> HttpResponse {
         return HttpResponse::ServiceUnavailable().content_type("application/json").body("{}");
     }
     HttpResponse::Ok().content_type("application/json").body("{}")
+}
+
+/// `/metrics`: Prometheus text format; node gauges are refreshed from the registry first.
+async fn metrics(node: web::Data<Arc<Node>>) -> HttpResponse {
+    if let Ok(stats) = node.registry.send(GetStats).await {
+        METRICS.num_clients.set(stats.num_clients as i64);
+        METRICS.num_users.set(stats.num_users as i64);
+        METRICS.num_channels.set(stats.num_channels as i64);
+        METRICS.num_subscriptions.set(stats.num_subs as i64);
+        METRICS.num_nodes.set(1);
+    }
+    HttpResponse::Ok().content_type("text/plain; version=0.0.4").body(METRICS.render())
 }
 
 fn node_name(settings: &Settings, port: u16) -> String {

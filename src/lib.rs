@@ -46,6 +46,7 @@ pub mod channel;
 pub mod client;
 pub mod config;
 pub mod domain;
+pub mod metrics;
 pub mod node;
 pub mod presence;
 pub mod protocol;

@@ -20,6 +20,7 @@ use serde::Serialize;
 
 pub use error::ApiError;
 
+use crate::metrics::METRICS;
 use crate::node::Node;
 use crate::protocol::reply;
 
@@ -73,11 +74,17 @@ async fn dispatch(
             Err(MalformedBody) => bad_request(),
         };
     }
-    match methods::execute(&method, &body, &node).await {
-        Some(Ok(outcome)) => respond(outcome, transport_errors),
-        Some(Err(MalformedBody)) => bad_request(),
-        None => HttpResponse::NotFound().finish(),
-    }
+    let started = std::time::Instant::now();
+    let (response, error) = match methods::execute(&method, &body, &node).await {
+        Some(Ok(outcome)) => {
+            let error = outcome.as_ref().err().map(|e| e.code().to_string());
+            (respond(outcome, transport_errors), error)
+        }
+        Some(Err(MalformedBody)) => (bad_request(), Some("unmarshal".to_owned())),
+        None => (HttpResponse::NotFound().finish(), None),
+    };
+    METRICS.api_call(&method, started.elapsed().as_secs_f64(), error.as_deref());
+    response
 }
 
 /// A body that is not valid JSON for the method (answered 400).

@@ -13,6 +13,7 @@ use super::rules::Namespace;
 use super::IDEMPOTENCY_WINDOW;
 use crate::client::messages::{ClientHandle, Deliver, DeliverError, Subscribed};
 use crate::domain::{ChannelName, ClientId, ClientInfo, Publication, StreamPosition};
+use crate::metrics::METRICS;
 use crate::protocol::reply::{push, JoinLeave};
 use crate::protocol::Disconnect;
 use crate::registry::messages::ChannelIdle;
@@ -65,16 +66,19 @@ impl Channel {
     }
 
     /// Hands a shared frame to subscribers without waiting; slow ones are disconnected (3008).
-    fn fan_out(&mut self, frame: &ByteString, join_leave_only: bool) {
+    fn fan_out(&mut self, frame: &ByteString, frame_type: &str, join_leave_only: bool) {
         let mut dropped = Vec::new();
+        let mut delivered = 0;
         for (id, subscriber) in &self.subscribers {
             if join_leave_only && !subscriber.push_join_leave {
                 continue;
             }
-            if let Err(error) = subscriber.handle.deliver_frame(frame, self.queue_max_size) {
-                dropped.push((id.clone(), error));
+            match subscriber.handle.deliver_frame(frame, self.queue_max_size) {
+                Ok(()) => delivered += 1,
+                Err(error) => dropped.push((id.clone(), error)),
             }
         }
+        METRICS.fanned_out(frame_type, delivered, frame.len());
         for (id, error) in dropped {
             if let Some(subscriber) = self.subscribers.remove(&id) {
                 if error == DeliverError::Slow {
@@ -89,7 +93,7 @@ impl Channel {
     fn push_join_leave(&mut self, kind: &str, info: &ClientInfo) {
         if self.namespace.options.join_leave && !self.subscribers.is_empty() {
             let frame = ByteString::from(push(self.name.as_str(), kind, &JoinLeave { info }));
-            self.fan_out(&frame, true);
+            self.fan_out(&frame, if kind == "join" { "push_join" } else { "push_leave" }, true);
         }
     }
 
@@ -199,7 +203,7 @@ impl Channel {
         };
         if !self.subscribers.is_empty() {
             let frame = ByteString::from(push(self.name.as_str(), "pub", &*publication));
-            self.fan_out(&frame, false);
+            self.fan_out(&frame, "push_publication", false);
         }
         position
     }

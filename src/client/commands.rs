@@ -4,6 +4,7 @@
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Instant;
 
 use actix::prelude::*;
 use actix_web_actors::ws;
@@ -15,6 +16,7 @@ use crate::auth::{ConnectionClaims, TokenError};
 use crate::channel::history::{HistoryError, HistoryQuery};
 use crate::channel::{Action, Asker, ResolvedChannel};
 use crate::domain::{frame_safe, unix_now, ChannelName, ClientInfo, Publication, RawJson, StreamPosition};
+use crate::metrics::METRICS;
 use crate::node::VERSION;
 use crate::protocol::command::{
     ChannelRequest, Command, ConnectRequest, HistoryRequest, PublishRequest, RefreshRequest, Request, RpcRequest,
@@ -58,6 +60,8 @@ impl ClientSession {
         if command.is_pong() {
             return self.on_pong();
         }
+        self.current_method = command.frame_type();
+        let started = Instant::now();
         let id = command.id;
         let Some(request) = command.into_request() else {
             return self.close(ctx, Disconnect::BAD_REQUEST);
@@ -74,7 +78,10 @@ impl ClientSession {
             Request::Send => self.close(ctx, Disconnect::NOT_AVAILABLE),
             Request::Refresh(req) => self.refresh(id, req, ctx),
             Request::SubRefresh(req) => self.sub_refresh(id, req, ctx),
-            Request::Ping => self.push_line(&reply::reply(id, "ping", &Empty {})),
+            Request::Ping => self.push_reply(id, "ping", &Empty {}),
+        }
+        if self.busy.is_none() {
+            METRICS.command_duration(self.current_method, started.elapsed().as_secs_f64());
         }
     }
 
@@ -126,6 +133,8 @@ impl ClientSession {
         }
         let mut plan = ConnectPlan {
             id,
+            client_name: req.name,
+            client_version: req.version,
             user,
             info: claims.as_ref().and_then(|c| c.info.clone()),
             expire_at,
@@ -156,7 +165,8 @@ impl ClientSession {
 
     /// Accepts the connection: state, registration, timers, server-side subscriptions, reply.
     fn complete_connect(&mut self, plan: ConnectPlan, ctx: &mut Ctx) {
-        let ConnectPlan { id, user, info, expire_at, server_side } = plan;
+        let ConnectPlan { id, client_name, client_version, user, info, expire_at, server_side } = plan;
+        self.metric_labels = Some(METRICS.connection_accepted(&client_name, &client_version));
         self.state = State::Connected(Connection { user: user.clone(), info, expire_at });
         let (ping, pong) = self.ping_settings();
         let result = ConnectResult {
@@ -171,7 +181,7 @@ impl ClientSession {
         tracing::debug!(client = %self.id, user = %user, "client connected");
         self.on_connected(ctx);
         if server_side.is_empty() {
-            return self.push_line(&reply::reply(id, "connect", &result));
+            return self.push_reply(id, "connect", &result);
         }
         let mut waiting = std::collections::HashMap::new();
         for (channel, pending) in server_side {
@@ -359,7 +369,9 @@ impl ClientSession {
                 match subscribe_result(&pending, outcome) {
                     Ok(result) => {
                         self.add_subscription(channel, &pending, ctx);
-                        self.push_line(&reply::reply(id, "subscribe", &result));
+                        self.push_reply(id, "subscribe", &result);
+                        let name = self.metric_labels.as_ref().map_or("", |l| l[2].as_str());
+                        METRICS.subscription_accepted(name);
                     }
                     Err(error) => {
                         self.leave(&channel);
@@ -377,7 +389,7 @@ impl ClientSession {
                     Err(_) => self.leave(&channel),
                 }
                 if waiting.is_empty() {
-                    self.push_line(&reply::reply(id, "connect", &result));
+                    self.push_reply(id, "connect", &result);
                     self.release_held(ctx);
                 } else {
                     self.busy = Some(Busy::Connect { id, result, waiting });
@@ -460,9 +472,9 @@ impl ClientSession {
             positioned: result.positioned,
             data: result.data.as_ref(),
         };
-        self.push_line(&reply::push(channel.as_str(), "subscribe", &announce));
+        self.push_line("push_subscribe", &reply::push(channel.as_str(), "subscribe", &announce));
         for publication in &result.publications {
-            self.push_line(&reply::push(channel.as_str(), "pub", &**publication));
+            self.push_line("push_publication", &reply::push(channel.as_str(), "pub", &**publication));
         }
     }
 
@@ -479,7 +491,7 @@ impl ClientSession {
             self.schedule_connection_expiry_check(at, ctx);
         }
         let body = SubRefreshResult { expires: expire_at.is_some(), ttl: expire_at.map(ttl_until).unwrap_or(0) };
-        self.push_line(&format!("{{\"push\":{{\"refresh\":{}}}}}", reply::to_json(&body)));
+        self.push_line("push_refresh", &format!("{{\"push\":{{\"refresh\":{}}}}}", reply::to_json(&body)));
     }
 
     fn add_subscription(&mut self, channel: ChannelName, pending: &PendingSubscription, ctx: &mut Ctx) {
@@ -509,7 +521,7 @@ impl ClientSession {
         if self.subscriptions.remove(&channel).is_some() {
             self.leave(&channel);
         }
-        self.push_line(&reply::reply(id, "unsubscribe", &Empty {}));
+        self.push_reply(id, "unsubscribe", &Empty {});
     }
 
     fn publish(&mut self, id: u32, req: PublishRequest, ctx: &mut Ctx) {
@@ -648,7 +660,7 @@ impl ClientSession {
             (false, _) => Err(ReplyError::NotAvailable),
         };
         match outcome {
-            Ok(result) => self.push_line(&reply::reply(id, "rpc", &result)),
+            Ok(result) => self.push_reply(id, "rpc", &result),
             Err(error) => self.push_error(id, error),
         }
     }
@@ -687,7 +699,7 @@ impl ClientSession {
             expires: expire_at.is_some(),
             ttl: expire_at.map(ttl_until).unwrap_or(0),
         };
-        self.push_line(&reply::reply(id, "refresh", &result));
+        self.push_reply(id, "refresh", &result);
     }
 
     fn sub_refresh(&mut self, id: u32, req: SubRefreshRequest, ctx: &mut Ctx) {
@@ -726,7 +738,7 @@ impl ClientSession {
         }
         let result =
             SubRefreshResult { expires: claims.expire_at.is_some(), ttl: claims.expire_at.map(ttl_until).unwrap_or(0) };
-        self.push_line(&reply::reply(id, "sub_refresh", &result));
+        self.push_reply(id, "sub_refresh", &result);
     }
 
     /// Runs `answer` and replies with its result; later commands wait until then.
@@ -736,12 +748,14 @@ impl ClientSession {
         F: Future<Output = Result<T, ReplyError>> + 'static,
     {
         self.busy = Some(Busy::Reply);
+        let started = Instant::now();
         ctx.spawn(answer.into_actor(self).map(move |result, this, ctx| {
             if matches!(this.state, State::Closed) {
                 return;
             }
+            METRICS.command_duration(method, started.elapsed().as_secs_f64());
             match result {
-                Ok(value) => this.push_line(&reply::reply(id, method, &value)),
+                Ok(value) => this.push_reply(id, method, &value),
                 Err(error) => this.push_error(id, error),
             }
             this.busy = None;
@@ -763,6 +777,8 @@ fn clamp_history_limit(requested: i32, max: usize) -> usize {
 /// A verified connect, ready to be accepted.
 struct ConnectPlan {
     id: u32,
+    client_name: String,
+    client_version: String,
     user: Arc<str>,
     info: Option<RawJson>,
     expire_at: Option<i64>,
@@ -804,6 +820,8 @@ fn subscribe_result(
         result.offset = position.offset;
     }
     if pending.was_recovering && pending.recoverable {
+        let recovered = subscribed.recovery.as_ref().map_or((false, 0), |r| (r.recovered, r.publications.len()));
+        METRICS.recovery(recovered.0, recovered.1);
         match subscribed.recovery {
             Some(recovery) if recovery.recovered => {
                 result.recovered = true;

@@ -13,6 +13,7 @@ use rand::Rng;
 use super::commands::PendingSubscription;
 use super::messages::{ClientHandle, Deliver};
 use crate::domain::{unix_now, ChannelName, ClientId, RawJson};
+use crate::metrics::METRICS;
 use crate::node::Node;
 use crate::protocol::command::Command;
 use crate::protocol::frame::split_lines;
@@ -69,6 +70,10 @@ pub struct ClientSession {
     pub(super) busy: Option<Busy>,
     /// Server API subscriptions waiting for their channel's answer.
     pub(super) server_pending: HashMap<ChannelName, PendingSubscription>,
+    /// Method of the command being processed (metrics labels of error replies).
+    pub(super) current_method: &'static str,
+    /// Labels of `connections_inflight`, once connected.
+    pub(super) metric_labels: Option<[String; 4]>,
     queue: VecDeque<Command>,
     pending_bytes: Arc<AtomicUsize>,
     out: String,
@@ -90,6 +95,8 @@ impl ClientSession {
             subscriptions: HashMap::new(),
             busy: None,
             server_pending: HashMap::new(),
+            current_method: "connect",
+            metric_labels: None,
             queue: VecDeque::new(),
             pending_bytes: Arc::new(AtomicUsize::new(0)),
             out: String::new(),
@@ -113,15 +120,23 @@ impl ClientSession {
     }
 
     /// Queues one reply line; lines are joined with `\n` into one frame on [`Self::flush`].
-    pub(super) fn push_line(&mut self, line: &str) {
+    pub(super) fn push_line(&mut self, frame_type: &str, line: &str) {
+        METRICS.sent(frame_type, line.len());
         if !self.out.is_empty() {
             self.out.push('\n');
         }
         self.out.push_str(line);
     }
 
+    /// Queues a success reply (`{"id":N,"<method>":{...}}`).
+    pub(super) fn push_reply<T: serde::Serialize + ?Sized>(&mut self, id: u32, method: &'static str, result: &T) {
+        self.push_line(method, &reply::reply(id, method, result));
+    }
+
+    /// Queues an error reply to the command being processed.
     pub(super) fn push_error(&mut self, id: u32, error: ReplyError) {
-        self.push_line(&reply::error_reply(id, &error.to_wire()));
+        METRICS.reply_error(self.current_method, error.code());
+        self.push_line(self.current_method, &reply::error_reply(id, &error.to_wire()));
     }
 
     pub(super) fn flush(&mut self, ctx: &mut ws::WebsocketContext<Self>) {
@@ -136,6 +151,7 @@ impl ClientSession {
             return;
         }
         tracing::debug!(client = %self.id, code = disconnect.code, reason = %disconnect.reason, "closing connection");
+        METRICS.server_disconnect(disconnect.code);
         self.flush(ctx);
         self.state = State::Closed;
         self.queue.clear();
@@ -155,7 +171,10 @@ impl ClientSession {
         };
         for line in lines {
             match Command::parse(line) {
-                Ok(command) => self.queue.push_back(command),
+                Ok(command) => {
+                    METRICS.received(command.frame_type(), line.len());
+                    self.queue.push_back(command);
+                }
                 Err(error) => {
                     tracing::debug!(client = %self.id, %error, "malformed command");
                     return self.close(ctx, Disconnect::BAD_REQUEST);
@@ -230,7 +249,7 @@ impl ClientSession {
     }
 
     fn send_ping(&mut self, ctx: &mut ws::WebsocketContext<Self>) {
-        self.push_line(reply::PING);
+        self.push_line("server_ping", reply::PING);
         self.flush(ctx);
         let timeout = self.node.settings.client.pong_timeout;
         if timeout.is_zero() {
@@ -301,7 +320,10 @@ impl ClientSession {
             return;
         }
         self.node.registry.do_send(Unsubscribe { channel: channel.clone(), client: self.id.clone() });
-        self.push_line(&reply::push(channel.as_str(), "unsubscribe", &UnsubscribePush { code, reason }));
+        self.push_line(
+            "push_unsubscribe",
+            &reply::push(channel.as_str(), "unsubscribe", &UnsubscribePush { code, reason }),
+        );
     }
 
     fn on_stale_check(&mut self, ctx: &mut ws::WebsocketContext<Self>) {
@@ -341,6 +363,9 @@ impl Actor for ClientSession {
         }
         self.node.registry.do_send(ClientGone { client: self.id.clone() });
         self.node.connection_closed();
+        if let Some(labels) = &self.metric_labels {
+            METRICS.connection_ended(labels);
+        }
     }
 }
 

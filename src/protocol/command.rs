@@ -93,6 +93,30 @@ impl Command {
         self.id == 0 && self.send.is_none()
     }
 
+    /// The metrics `frame_type` of this command (its method, or `client_pong`).
+    pub fn frame_type(&self) -> &'static str {
+        if self.is_pong() {
+            return "client_pong";
+        }
+        [
+            ("connect", self.connect.is_some()),
+            ("subscribe", self.subscribe.is_some()),
+            ("unsubscribe", self.unsubscribe.is_some()),
+            ("publish", self.publish.is_some()),
+            ("presence", self.presence.is_some()),
+            ("presence_stats", self.presence_stats.is_some()),
+            ("history", self.history.is_some()),
+            ("rpc", self.rpc.is_some()),
+            ("send", self.send.is_some()),
+            ("refresh", self.refresh.is_some()),
+            ("sub_refresh", self.sub_refresh.is_some()),
+            ("ping", self.ping.is_some()),
+        ]
+        .into_iter()
+        .find_map(|(name, present)| present.then_some(name))
+        .unwrap_or("unknown")
+    }
+
     /// Takes the request out, first present key wins; `None` when no known request is set.
     pub fn into_request(self) -> Option<Request> {
         let Command {

@@ -9,6 +9,8 @@ mod api;
 mod bad_input;
 /// Connect, subscribe, publish, pushes: the happy paths and their exact wire shapes.
 mod client_protocol;
+/// Health, metrics, internal port.
+mod ops;
 /// Presence, join/leave.
 mod presence;
 /// History, positioning and recovery.
