@@ -113,3 +113,43 @@ fn bad_rsa_pem_is_a_config_error_naming_the_key() {
     let error = TokenVerifier::from_settings(&settings).unwrap_err();
     assert_eq!(error.key, "client.token.rsa_public_key");
 }
+
+// Test-only key pairs, generated for this suite with openssl.
+const RSA_PRIVATE: &str = include_str!("testdata/rsa_private.pem");
+const RSA_PUBLIC: &str = include_str!("testdata/rsa_public.pem");
+const EC_PRIVATE: &str = include_str!("testdata/ec_private.pem");
+const EC_PUBLIC: &str = include_str!("testdata/ec_public.pem");
+
+fn asymmetric_verifier() -> TokenVerifier {
+    let mut settings = Settings::default();
+    settings.client.token.rsa_public_key = RSA_PUBLIC.into();
+    settings.client.token.ecdsa_public_key = EC_PUBLIC.into();
+    TokenVerifier::from_settings(&settings).unwrap()
+}
+
+#[test]
+fn rsa_and_ecdsa_tokens_verify_with_their_public_keys() {
+    let claims = json!({"sub": "7"});
+    let rsa = encode(
+        &Header::new(jsonwebtoken::Algorithm::RS256),
+        &claims,
+        &EncodingKey::from_rsa_pem(RSA_PRIVATE.as_bytes()).unwrap(),
+    )
+    .unwrap();
+    let ec = encode(
+        &Header::new(jsonwebtoken::Algorithm::ES256),
+        &claims,
+        &EncodingKey::from_ec_pem(EC_PRIVATE.as_bytes()).unwrap(),
+    )
+    .unwrap();
+    let verifier = asymmetric_verifier();
+    assert_eq!(verifier.verify_connection(&rsa, NOW).unwrap().user, "7");
+    assert_eq!(verifier.verify_connection(&ec, NOW).unwrap().user, "7");
+}
+
+#[test]
+fn hs256_signed_with_the_rsa_public_key_is_refused() {
+    // Classic algorithm confusion: the public key used as an HMAC secret.
+    let forged = sign(json!({"sub": "7"}), RSA_PUBLIC);
+    assert!(matches!(asymmetric_verifier().verify_connection(&forged, NOW), Err(TokenError::Invalid(_))));
+}

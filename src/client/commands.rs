@@ -294,7 +294,7 @@ impl ClientSession {
     fn authorize_subscribe(&self, req: &SubscribeRequest, channel: &ResolvedChannel) -> Result<Grant, Outcome> {
         let user = self.connection().map(|c| c.user.clone()).unwrap_or_default();
         if req.token.is_empty() {
-            if channel.private {
+            if channel.private && !self.node.settings.client.insecure {
                 return Err(Outcome::Error(ReplyError::PermissionDenied));
             }
             let rules = &self.node.rules;
