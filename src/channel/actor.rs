@@ -34,6 +34,7 @@ pub struct Channel {
     /// Registry messages handled so far; lets the registry tell "idle" from "idle with
     /// messages still in flight".
     processed: u64,
+    generation: u64,
     queue_max_size: usize,
     /// Results of recent publishes by idempotency key, with when they expire.
     recent: HashMap<String, (Option<StreamPosition>, Instant)>,
@@ -48,6 +49,7 @@ impl Channel {
         position: Option<StreamPosition>,
         registry: Recipient<ChannelIdle>,
         queue_max_size: usize,
+        generation: u64,
     ) -> Self {
         let options = &namespace.options;
         let stream =
@@ -59,6 +61,7 @@ impl Channel {
             stream,
             registry,
             processed: 0,
+            generation,
             queue_max_size,
             recent: HashMap::new(),
             pruning_recent: false,
@@ -111,6 +114,7 @@ impl Channel {
         if self.is_idle() {
             self.registry.do_send(ChannelIdle {
                 name: self.name.clone(),
+                generation: self.generation,
                 processed: self.processed,
                 position: self.stream.as_ref().map(Stream::position),
             });

@@ -112,6 +112,8 @@ pub struct ClientGone {
 pub struct ChannelIdle {
     /// The channel.
     pub name: ChannelName,
+    /// Which incarnation of the channel reports.
+    pub generation: u64,
     /// How many registry messages it had handled when it became idle.
     pub processed: u64,
     /// Its stream position, kept so a re-created channel continues the same stream.

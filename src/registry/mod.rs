@@ -23,6 +23,8 @@ use crate::presence::{self, Presence};
 use messages::*;
 
 struct ChannelEntry {
+    /// Tells this incarnation of the channel from earlier ones with the same name.
+    generation: u64,
     channel: Addr<Channel>,
     presence: Option<Addr<Presence>>,
     /// Messages sent to the channel actor.
@@ -48,6 +50,7 @@ pub struct Registry {
     users: HashMap<Arc<str>, HashSet<ClientId>>,
     queue_max_size: usize,
     history_meta_ttl: Duration,
+    generations: u64,
 }
 
 impl Registry {
@@ -60,13 +63,17 @@ impl Registry {
             users: HashMap::new(),
             queue_max_size,
             history_meta_ttl,
+            generations: 0,
         }
     }
 
     fn entry(&mut self, resolved: &ResolvedChannel, ctx: &mut Context<Self>) -> &mut ChannelEntry {
         let dormant = &mut self.dormant;
         let queue_max_size = self.queue_max_size;
+        let generations = &mut self.generations;
         self.channels.entry(resolved.name.clone()).or_insert_with(|| {
+            *generations += 1;
+            let generation = *generations;
             let position = dormant.remove(&resolved.name).map(|d| d.position);
             let channel = Channel::new(
                 resolved.name.clone(),
@@ -74,10 +81,11 @@ impl Registry {
                 position,
                 ctx.address().recipient(),
                 queue_max_size,
+                generation,
             )
             .start();
             let presence = resolved.namespace.options.presence.then(|| Presence::default().start());
-            ChannelEntry { channel, presence, sent: 0, subscribers: 0 }
+            ChannelEntry { generation, channel, presence, sent: 0, subscribers: 0 }
         })
     }
 
@@ -200,8 +208,10 @@ impl Handler<ChannelIdle> for Registry {
     type Result = ();
 
     fn handle(&mut self, msg: ChannelIdle, _: &mut Self::Context) {
-        let in_flight = self.channels.get(&msg.name).is_none_or(|e| e.sent != msg.processed);
-        if in_flight {
+        // Stale reports (from an earlier incarnation) and reports with messages still in flight
+        // to the channel are ignored.
+        let current = self.channels.get(&msg.name).is_some_and(|e| e.generation == msg.generation);
+        if !current || self.channels.get(&msg.name).is_some_and(|e| e.sent != msg.processed) {
             return;
         }
         if let Some(entry) = self.channels.remove(&msg.name) {

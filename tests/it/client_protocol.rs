@@ -141,3 +141,20 @@ async fn origin_header_is_checked_against_allowed_origins() {
     let ok = awc::Client::new().ws(open.ws_url()).origin("http://localhost:3000").connect().await;
     assert!(ok.is_ok());
 }
+
+#[actix_web::test]
+async fn channel_churn_never_loses_a_live_subscriber() {
+    let node = TestNode::start().await;
+    let mut churner = node.connect_as("churn").await;
+    let mut id = 2;
+    for _ in 0..50 {
+        churner.request(id, "subscribe", json!({"channel": "chat:churn"})).await;
+        churner.request(id + 1, "unsubscribe", json!({"channel": "chat:churn"})).await;
+        id += 2;
+    }
+    churner.request(id, "subscribe", json!({"channel": "chat:churn"})).await;
+    node.api_ok("publish", json!({"channel": "chat:churn", "data": "after churn"})).await;
+    assert_eq!(churner.publication("chat:churn").await["data"], "after churn");
+    let stats = node.api_ok("presence_stats", json!({"channel": "chat:churn"})).await;
+    assert_eq!(stats, json!({"num_clients": 1, "num_users": 1}));
+}
