@@ -83,7 +83,7 @@ export async function startGyre(patch = {}) {
   if (!fs.existsSync(GYRE_BIN)) {
     throw new Error(`gyre binary not found at ${GYRE_BIN}: run cargo build or set GYRE_BIN`);
   }
-  const secret = 'secret-' + randomId();
+  const secret = 'secret-' + randomId(16);
   const apiKey = 'key-' + randomId();
   const config = deepMerge(baseConfig(secret, apiKey), patch);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gyre-js-'));

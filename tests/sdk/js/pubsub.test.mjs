@@ -102,7 +102,7 @@ describe('centrifuge-js publish and subscribe', () => {
     const channel = 'priv:room-' + randomId();
     const client = node.client({ token: node.token('carol') });
     await connected(client);
-    const sub = newSub(client, channel, { token: signJwt({ sub: 'carol', channel }, 'wrong-secret') });
+    const sub = newSub(client, channel, { token: signJwt({ sub: 'carol', channel }, 'wrong-secret-but-long-enough-for-hs256-signing') });
     const gotUnsub = waitFor(sub, 'unsubscribed');
     sub.subscribe();
     const ctx = await gotUnsub;
