@@ -1,0 +1,154 @@
+#!/usr/bin/env bash
+# The single test command: installs what the test suites need (if missing), builds gyre, then
+# runs the Rust tests, the centrifuge-js SDK suite and the centrifuge-python/cent suite against
+# the real binary. Exits non-zero if any stage fails; prints a summary at the end.
+#
+# Usage: bash tests/run.sh [rust] [js] [python]     (no argument = all three)
+# Env:   GYRE_BIN   path of the gyre binary the SDK suites start (default target/debug/gyre)
+#        SKIP_INSTALL=1  do not install anything, use what is there
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+JS_DIR="tests/sdk/js"
+PY_DIR="tests/sdk/python"
+VENV="$PY_DIR/.venv"
+
+STAGES=("$@")
+[[ ${#STAGES[@]} -eq 0 ]] && STAGES=(rust js python)
+want() { local s; for s in "${STAGES[@]}"; do [[ "$s" == "$1" ]] && return 0; done; return 1; }
+
+log() { printf '\n==> %s\n' "$*"; }
+die() { printf 'tests/run.sh: %s\n' "$*" >&2; exit 2; }
+
+SUDO=""
+if [[ $(id -u) -ne 0 ]] && command -v sudo >/dev/null 2>&1; then SUDO="sudo"; fi
+APT_UPDATED=0
+apt_install() {
+  command -v apt-get >/dev/null 2>&1 || die "need to install $*, but apt-get is not available"
+  if [[ $APT_UPDATED -eq 0 ]]; then
+    $SUDO apt-get update -qq
+    APT_UPDATED=1
+  fi
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "$@"
+}
+
+hash_of() { sha256sum "$@" | sha256sum | cut -d' ' -f1; }
+
+# ---------------------------------------------------------------- dependencies
+if [[ "${SKIP_INSTALL:-0}" != "1" ]]; then
+  command -v cargo >/dev/null 2>&1 || die "cargo is required (install Rust with rustup)"
+
+  # Future cluster tests need a NATS server binary.
+  if ! command -v nats-server >/dev/null 2>&1; then
+    log "installing nats-server"
+    apt_install nats-server
+  fi
+
+  if want js; then
+    if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+      log "installing nodejs and npm"
+      apt_install nodejs npm
+    fi
+    stamp="$JS_DIR/node_modules/.gyre-deps-stamp"
+    want_hash="$(hash_of "$JS_DIR/package.json" "$JS_DIR/package-lock.json")"
+    if [[ ! -f "$stamp" || "$(cat "$stamp")" != "$want_hash" ]]; then
+      log "installing JS SDK test dependencies (npm ci)"
+      npm ci --prefix "$JS_DIR" --no-audit --no-fund --loglevel=error
+      echo "$want_hash" >"$stamp"
+    fi
+  fi
+
+  if want python; then
+    command -v python3 >/dev/null 2>&1 || { log "installing python3"; apt_install python3 python3-venv; }
+    stamp="$VENV/.gyre-deps-stamp"
+    want_hash="$(hash_of "$PY_DIR/requirements.txt")"
+    if [[ ! -x "$VENV/bin/python" || ! -f "$stamp" || "$(cat "$stamp")" != "$want_hash" ]]; then
+      log "creating Python venv at $VENV"
+      if ! python3 -m venv --clear "$VENV" 2>/dev/null; then
+        apt_install python3-venv
+        python3 -m venv --clear "$VENV"
+      fi
+      "$VENV/bin/python" -m pip install -q --disable-pip-version-check -r "$PY_DIR/requirements.txt"
+      echo "$want_hash" >"$stamp"
+    fi
+  fi
+fi
+
+# ---------------------------------------------------------------- build
+log "cargo build"
+cargo build
+if [[ -z "${GYRE_BIN:-}" ]]; then
+  GYRE_BIN="${CARGO_TARGET_DIR:-$ROOT/target}/debug/gyre"
+fi
+[[ -x "$GYRE_BIN" ]] || die "gyre binary not found at $GYRE_BIN after cargo build"
+export GYRE_BIN
+
+# ---------------------------------------------------------------- stages
+LOGDIR="$(mktemp -d)"
+trap 'rm -rf "$LOGDIR"' EXIT
+NAMES=()
+RESULTS=()
+TIMES=()
+PASSED=()
+FAILED=()
+OVERALL=0
+
+# run_stage NAME COUNTER CMD... : runs CMD with output shown and saved, records status and time.
+run_stage() {
+  local name="$1" counter="$2"
+  shift 2
+  log "$name: $*"
+  local start end status=0
+  start=$(date +%s)
+  "$@" 2>&1 | tee "$LOGDIR/$name.log" || status=$?
+  end=$(date +%s)
+  local counts
+  counts="$("$counter" "$LOGDIR/$name.log")"
+  NAMES+=("$name")
+  TIMES+=("$((end - start))s")
+  PASSED+=("${counts% *}")
+  FAILED+=("${counts#* }")
+  if [[ $status -eq 0 ]]; then RESULTS+=("ok"); else RESULTS+=("FAILED (exit $status)"); OVERALL=1; fi
+}
+
+# Counters print "PASSED FAILED" from a runner's output.
+count_cargo() {
+  awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed;?$/) p += $i; if ($(i+1) ~ /^failed;?$/) f += $i } }
+       END { print p + 0, f + 0 }' "$1"
+}
+count_node() {
+  awk '/^# pass / { p = $3 } /^# fail / { f = $3 } END { print p + 0, f + 0 }' "$1"
+}
+count_pytest() {
+  grep -E '(passed|failed|errors?|no tests ran).* in [0-9.]+s' "$1" | tail -n 1 |
+    awk '{ for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p = $i; if ($(i+1) ~ /^(failed|errors?)/) f += $i } }
+         END { print p + 0, f + 0 }'
+}
+
+if want rust; then
+  run_stage rust count_cargo cargo test
+fi
+if want js; then
+  run_stage js count_node node --test "$JS_DIR/"
+fi
+if want python; then
+  run_stage python count_pytest "$VENV/bin/python" -m pytest "$PY_DIR" -q
+fi
+
+# ---------------------------------------------------------------- summary
+total_p=0
+total_f=0
+printf '\n==> summary (gyre binary: %s)\n' "$GYRE_BIN"
+for i in "${!NAMES[@]}"; do
+  printf '  %-8s %-20s %4s passed %4s failed  %s\n' "${NAMES[$i]}" "${RESULTS[$i]}" "${PASSED[$i]}" "${FAILED[$i]}" "${TIMES[$i]}"
+  total_p=$((total_p + PASSED[i]))
+  total_f=$((total_f + FAILED[i]))
+done
+if [[ $OVERALL -ne 0 && $total_f -eq 0 ]]; then
+  # A stage failed without a failed test (crash, build or collection error): count it.
+  total_f=1
+fi
+echo "total: $total_p passed, $total_f failed"
+exit $OVERALL
