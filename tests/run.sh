@@ -131,7 +131,7 @@ if want rust; then
   run_stage rust count_cargo cargo test
 fi
 if want js; then
-  run_stage js count_node node --test "$JS_DIR/"
+  run_stage js count_node node --test --test-timeout=60000 "$JS_DIR/"
 fi
 if want python; then
   run_stage python count_pytest "$VENV/bin/python" -m pytest "$PY_DIR" -q
