@@ -4,14 +4,21 @@
 //! (file → v5 key mapping → environment overrides → validation) lives in [`load`]; the
 //! documented example of every key is `config/default.yaml`.
 
+mod compat;
 pub mod duration;
+mod env;
+pub mod generate;
 pub mod load;
+mod schema;
+mod v5;
+pub mod validate;
 
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-pub use load::{load, ConfigError};
+pub use load::{load, load_with, load_with_env, process_env, ConfigError, Loaded, Override};
+pub use validate::validate;
 
 /// The whole node configuration (Centrifugo v6 layout).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
