@@ -203,8 +203,6 @@ mod tests {
     use std::io::Write as _;
     use std::time::Duration;
 
-    use serde_json::json;
-
     use super::*;
     use crate::config::{NamespaceSettings, Settings};
 
@@ -269,6 +267,20 @@ mod tests {
             let loaded = load_text(name, text, &[]).unwrap_or_else(|e| panic!("{name}: {e}"));
             assert_eq!(loaded.settings.http_server.port, 9000, "{name}");
             assert_eq!(loaded.settings.client.token.hmac_secret_key, "s", "{name}");
+        }
+    }
+
+    #[test]
+    fn namespaces_read_from_every_format() {
+        let toml =
+            "[[channel.namespaces]]\nname = \"chat\"\npresence = true\n\n[[channel.namespaces]]\nname = \"news\"\n";
+        let yaml = "channel:\n  namespaces:\n    - name: chat\n      presence: true\n    - name: news\n";
+        let json = r#"{"channel": {"namespaces": [{"name": "chat", "presence": true}, {"name": "news"}]}}"#;
+        for (name, text) in [("c.toml", toml), ("c.yaml", yaml), ("c.json", json)] {
+            let loaded = load_text(name, text, &[]).unwrap_or_else(|e| panic!("{name}: {e}"));
+            let names: Vec<&str> = loaded.settings.channel.namespaces.iter().map(|ns| ns.name.as_str()).collect();
+            assert_eq!(names, ["chat", "news"], "{name}");
+            assert!(loaded.settings.channel.namespaces[0].options.presence, "{name}");
         }
     }
 
@@ -497,6 +509,5 @@ mod tests {
         let loaded = load_with_env(Some(&path), &HashMap::new()).expect("load");
         assert_eq!(loaded.settings, Settings::default());
         assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
-        let _ = json!(null);
     }
 }
