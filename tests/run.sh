@@ -119,7 +119,8 @@ count_cargo() {
        END { print p + 0, f + 0 }' "$1"
 }
 count_node() {
-  awk '/^# pass / { p = $3 } /^# fail / { f = $3 } END { print p + 0, f + 0 }' "$1"
+  # Tests cancelled because a hook failed (e.g. gyre did not start) count as failed.
+  awk '/^# pass / { p = $3 } /^# fail / { f += $3 } /^# cancelled / { f += $3 } END { print p + 0, f + 0 }' "$1"
 }
 count_pytest() {
   grep -E '(passed|failed|errors?|no tests ran).* in [0-9.]+s' "$1" | tail -n 1 |
