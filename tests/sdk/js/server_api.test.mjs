@@ -26,6 +26,36 @@ describe('centrifuge-js and server-side actions', () => {
     client.disconnect();
   });
 
+  it('recovers missed publications of a recoverable server-side subscription on reconnect', async () => {
+    const channel = 'chat:srvrec-' + randomId();
+    const client = node.client({ token: node.token('sal', { channels: [channel] }) });
+    const gotFirst = waitFor(client, 'subscribed', 5000, (ctx) => ctx.channel === channel);
+    await connected(client);
+    const first = await gotFirst;
+    assert.equal(first.recoverable, true);
+    assert.equal(first.wasRecovering, false);
+    const got = collect(client);
+    for (let seq = 1; seq <= 2; seq += 1) await node.publish(channel, { seq });
+    await waitUntil(() => got.length >= 2, 5000, 'two live publications');
+
+    const gotDisconnected = waitFor(client, 'disconnected');
+    client.disconnect();
+    await gotDisconnected;
+    for (let seq = 3; seq <= 5; seq += 1) await node.publish(channel, { seq });
+
+    const gotAgain = waitFor(client, 'subscribed', 5000, (ctx) => ctx.channel === channel);
+    client.connect();
+    const again = await gotAgain;
+    assert.equal(again.wasRecovering, true);
+    assert.equal(again.recovered, true);
+    await waitUntil(() => got.length >= 5, 5000, 'the missed publications');
+    await node.publish(channel, { seq: 6 });
+    await waitUntil(() => got.some((p) => p.data.seq === 6), 5000, 'a live publication after recovery');
+    assert.deepEqual(got.map((p) => p.data.seq), [1, 2, 3, 4, 5, 6]);
+    assert.deepEqual(got.map((p) => p.offset), [1, 2, 3, 4, 5, 6]);
+    client.disconnect();
+  });
+
   it('announces a subscription made with the API subscribe method to the connected client', async () => {
     const channel = 'srv-api-' + randomId();
     const user = 'sub-' + randomId();

@@ -20,6 +20,32 @@ async def test_subscribes_the_connection_to_the_channels_claim_and_delivers_publ
     assert ctx.pub.data == {"server": "side"}
 
 
+async def test_recovers_missed_publications_of_a_recoverable_server_side_subscription(sdk, node):
+    channel = "chat:srvrec-" + rand()
+    client = sdk.client(node.token("sal", channels=[channel]))
+    await sdk.connected(client)
+    first = await client.log.wait("server_subscribed", lambda c: c.channel == channel)
+    assert first.recoverable is True
+    assert first.was_recovering is False
+    for seq in (1, 2):
+        await node.publish(channel, {"seq": seq})
+    await client.log.wait_count("server_publication", 2)
+
+    await client.disconnect()
+    for seq in (3, 4, 5):
+        await node.publish(channel, {"seq": seq})
+    await client.connect()
+    subs = await client.log.wait_count("server_subscribed", 2)
+    assert subs[1].was_recovering is True
+    assert subs[1].recovered is True
+    await client.log.wait_count("server_publication", 5)
+    await node.publish(channel, {"seq": 6})
+    await client.log.wait("server_publication", lambda c: c.pub.data == {"seq": 6})
+    pubs = [c.pub for c in client.log.of("server_publication")]
+    assert [p.data["seq"] for p in pubs] == [1, 2, 3, 4, 5, 6]
+    assert [p.offset for p in pubs] == [1, 2, 3, 4, 5, 6]
+
+
 async def test_announces_a_subscription_made_with_cent_subscribe_to_the_connected_client(sdk, node):
     channel = "srv-api-" + rand()
     user = "sub-" + rand()
