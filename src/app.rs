@@ -99,6 +99,7 @@ impl RunningNode {
                 .configure(|cfg| routes(cfg, &node, endpoints))
         })
         .disable_signals()
+        .on_connect(disable_nagle)
         .shutdown_timeout(self.node.settings.shutdown.timeout.as_secs().max(1))
         .listen(listener)?
         .run();
@@ -130,6 +131,16 @@ fn routes(cfg: &mut web::ServiceConfig, node: &Node, endpoints: Endpoints) {
     }
     if endpoints.api && !settings.http_api.disabled {
         api::configure(cfg, &settings.http_api.handler_prefix);
+    }
+}
+
+/// Small frames (replies, pushes) go out at once instead of waiting for the peer's delayed ACK
+/// (Nagle); Go servers such as Centrifugo do the same by default.
+fn disable_nagle(connection: &dyn std::any::Any, _: &mut actix_web::dev::Extensions) {
+    if let Some(stream) = connection.downcast_ref::<actix_web::rt::net::TcpStream>() {
+        if let Err(error) = stream.set_nodelay(true) {
+            tracing::debug!(%error, "cannot set TCP_NODELAY");
+        }
     }
 }
 
