@@ -185,3 +185,65 @@ async fn node_connection_limit_refuses_the_upgrade_with_503() {
     assert!(matches!(refused, Err(awc::error::WsClientError::InvalidResponseStatus(s)) if s.as_u16() == 503));
     assert_eq!(first.request(2, "ping", json!({})).await, json!({"id": 2, "ping": {}}));
 }
+
+#[actix_web::test]
+async fn every_api_method_without_its_required_field_gets_107() {
+    let node = TestNode::start().await;
+    for method in
+        ["publish", "broadcast", "subscribe", "presence", "presence_stats", "history", "history_remove", "rpc"]
+    {
+        let (status, body) = node.api(method, json!({})).await;
+        assert_eq!((status, body.as_str()), (200, r#"{"error":{"code":107,"message":"bad request"}}"#), "{method}");
+    }
+    // Methods whose fields are all optional succeed on an empty request.
+    for method in ["unsubscribe", "disconnect", "refresh", "channels", "info"] {
+        let (status, body) = node.api(method, json!({})).await;
+        assert_eq!(status, 200, "{method}");
+        assert!(body.starts_with("{\"result\":"), "{method}: {body}");
+    }
+}
+
+#[actix_web::test]
+async fn api_body_over_the_limit_is_refused_with_413() {
+    let node = TestNode::start().await;
+    let huge = format!("{{\"channel\":\"news\",\"data\":\"{}\"}}", "x".repeat(10 * 1024 * 1024));
+    assert_eq!(node.api_raw("publish", &huge, Some(API_KEY)).await.0, 413);
+    let (status, _) = node.api("publish", json!({"channel": "news", "data": 1})).await;
+    assert_eq!(status, 200);
+}
+
+#[actix_web::test]
+async fn subscriptions_over_channel_limit_get_106() {
+    let node = TestNode::start_with(|s| s.client.channel_limit = 2).await;
+    let mut client = node.connect_as("1").await;
+    client.request(2, "subscribe", json!({"channel": "a"})).await;
+    client.request(3, "subscribe", json!({"channel": "b"})).await;
+    let third = client.request(4, "subscribe", json!({"channel": "c"})).await;
+    assert_eq!(third["error"], json!({"code": 106, "message": "limit exceeded"}));
+}
+
+#[actix_web::test]
+async fn connection_rate_limit_refuses_bursts_with_503() {
+    let node = TestNode::start_with(|s| s.client.connection_rate_limit = 1).await;
+    let mut refused = 0;
+    // At most one connection per one-second window is admitted; five quick attempts span at most
+    // two windows, so at least three are refused.
+    let mut kept = Vec::new();
+    for _ in 0..5 {
+        match awc::Client::new().ws(node.ws_url()).connect().await {
+            Ok(connection) => kept.push(connection),
+            Err(awc::error::WsClientError::InvalidResponseStatus(s)) if s.as_u16() == 503 => refused += 1,
+            Err(other) => panic!("unexpected handshake error {other:?}"),
+        }
+    }
+    assert!(refused >= 3, "only {refused} of 5 refused");
+}
+
+#[actix_web::test]
+async fn unknown_namespace_in_token_channels_refuses_connect_with_102() {
+    let node = TestNode::start().await;
+    let mut client = node.socket().await;
+    let reply =
+        client.request(1, "connect", json!({"token": token(json!({"sub": "1", "channels": ["nope:x"]}))})).await;
+    assert_eq!(reply["error"]["code"], 102);
+}

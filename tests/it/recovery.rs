@@ -99,3 +99,24 @@ async fn stream_position_survives_the_channel_going_idle() {
     assert_eq!(second["offset"], 2);
     assert_eq!(second["epoch"], first["epoch"]);
 }
+
+#[actix_web::test]
+async fn server_side_subscription_recovers_through_connect_subs() {
+    let node = TestNode::start().await;
+    let claims = json!({"sub": "1", "channels": ["chat:ss"]});
+    let mut client = node.socket().await;
+    let first = client.request(1, "connect", json!({"token": token(claims.clone())})).await;
+    let epoch = first["connect"]["subs"]["chat:ss"]["epoch"].as_str().expect("positioned").to_owned();
+    node.api_ok("publish", json!({"channel": "chat:ss", "data": 1})).await;
+    assert_eq!(client.publication("chat:ss").await["offset"], 1);
+    drop(client);
+    node.api_ok("publish", json!({"channel": "chat:ss", "data": 2})).await;
+    node.api_ok("publish", json!({"channel": "chat:ss", "data": 3})).await;
+    let mut back = node.socket().await;
+    let subs = json!({"chat:ss": {"recover": true, "offset": 1, "epoch": epoch}});
+    let reply = back.request(1, "connect", json!({"token": token(claims), "subs": subs})).await;
+    let sub = &reply["connect"]["subs"]["chat:ss"];
+    assert_eq!(sub["recovered"], true);
+    let data: Vec<_> = sub["publications"].as_array().unwrap().iter().map(|p| p["data"].clone()).collect();
+    assert_eq!(data, vec![json!(2), json!(3)]);
+}
