@@ -13,6 +13,25 @@ const LOG_FORMATS: &[&str] = &["text", "json"];
 const DATA_FORMATS: &[&str] = &["", "json", "json_object", "binary"];
 const BROKER_TYPES: &[&str] = &["memory", "nats"];
 
+/// Values that a deployment template puts where a secret belongs (`CHANGE_ME` in a Kubernetes
+/// Secret template, `<your-key>`, an unexpanded `${VAR}` or `{{ .Values.key }}`). Compared
+/// case-insensitively. Plain `secret` is not here: Centrifugo's own examples use it for local
+/// development, and refusing it would break configs that Centrifugo accepts.
+const PLACEHOLDERS: &[&str] =
+    &["change_me", "changeme", "change-me", "change me", "changeit", "replace_me", "replaceme"];
+
+/// True when `value` is a template placeholder rather than a real secret.
+fn is_placeholder(value: &str) -> bool {
+    let value = value.trim();
+    let wrapped = |open: &str, close: &str| {
+        value.len() > open.len() + close.len() && value.starts_with(open) && value.ends_with(close)
+    };
+    PLACEHOLDERS.iter().any(|p| value.eq_ignore_ascii_case(p))
+        || wrapped("<", ">")
+        || wrapped("${", "}")
+        || wrapped("{{", "}}")
+}
+
 fn one_of(allowed: &[&str]) -> String {
     allowed
         .iter()
@@ -74,6 +93,24 @@ pub fn validate(settings: &Settings) -> Vec<String> {
             s.presence_manager.kind,
             one_of(BROKER_TYPES)
         ));
+    }
+
+    for (key, env, value) in [
+        ("client.token.hmac_secret_key", "GYRE_CLIENT__TOKEN__HMAC_SECRET_KEY", &s.client.token.hmac_secret_key),
+        (
+            "client.subscription_token.hmac_secret_key",
+            "GYRE_CLIENT__SUBSCRIPTION_TOKEN__HMAC_SECRET_KEY",
+            &s.client.subscription_token.token.hmac_secret_key,
+        ),
+        ("http_api.key", "GYRE_HTTP_API__KEY", &s.http_api.key),
+    ] {
+        // Never echo the value: it may be a real secret that merely looks like a template.
+        if is_placeholder(value) {
+            errors.push(format!(
+                "{key}: the value is a template placeholder (such as CHANGE_ME), not a secret; set a real value in \
+                 the config file or the environment ({env}), e.g. generated with `openssl rand -hex 32`"
+            ));
+        }
     }
 
     validate_token(&s.client.token, "client.token", &mut errors);
@@ -345,6 +382,47 @@ mod tests {
         assert!(has(&errors, "client.subscription_token.user_id_claim"));
         assert!(has(&errors, "http_server.internal_port"));
         assert_eq!(errors.len(), 5, "{errors:?}");
+    }
+
+    #[test]
+    fn placeholder_secrets_fail_without_echoing_the_value() {
+        for placeholder in [
+            "CHANGE_ME",
+            "change_me",
+            "ChangeMe",
+            "changeit",
+            " CHANGE_ME\n",
+            "<hmac secret>",
+            "${HMAC_KEY}",
+            "{{ .Values.key }}",
+        ] {
+            let mut s = Settings::default();
+            s.client.token.hmac_secret_key = placeholder.into();
+            s.http_api.key = placeholder.into();
+            let errors = validate(&s);
+            assert_eq!(errors.len(), 2, "{placeholder:?}: {errors:?}");
+            assert!(has(&errors, "client.token.hmac_secret_key: the value is a template placeholder"), "{errors:?}");
+            assert!(has(&errors, "GYRE_CLIENT__TOKEN__HMAC_SECRET_KEY"), "{errors:?}");
+            assert!(has(&errors, "http_api.key: the value is a template placeholder"), "{errors:?}");
+            assert!(has(&errors, "set a real value"), "{errors:?}");
+            let trimmed = placeholder.trim();
+            if trimmed != "CHANGE_ME" {
+                assert!(errors.iter().all(|e| !e.contains(trimmed)), "the value must not be printed: {errors:?}");
+            }
+        }
+        let mut s = Settings::default();
+        s.client.subscription_token.token.hmac_secret_key = "changeme".into();
+        assert!(has(&validate(&s), "client.subscription_token.hmac_secret_key: the value is a template placeholder"));
+    }
+
+    #[test]
+    fn real_and_empty_secrets_pass_the_placeholder_rule() {
+        for value in ["", "secret", "s3cr3t-CHANGE_ME-not-alone", "a<b>", "$HOME", "${", "<>", "k8s-generated-0f3a9c"] {
+            let mut s = Settings::default();
+            s.client.token.hmac_secret_key = value.into();
+            s.http_api.key = value.into();
+            assert_eq!(validate(&s), Vec::<String>::new(), "{value:?}");
+        }
     }
 
     #[test]
