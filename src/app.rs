@@ -12,10 +12,11 @@ use tracing_actix_web::TracingLogger;
 
 use crate::auth::TokenVerifier;
 use crate::channel::ChannelRules;
+use crate::cluster::{self, NatsBridge};
 use crate::config::Settings;
 use crate::metrics::METRICS;
-use crate::node::Node;
-use crate::registry::messages::GetStats;
+use crate::node::{Node, NodeParts};
+use crate::registry::messages::{AttachBridge, GetStats};
 use crate::registry::Registry;
 use crate::{api, client, shutdown};
 
@@ -52,7 +53,8 @@ pub fn run(settings: Settings) -> anyhow::Result<()> {
 /// Builds and starts a node inside the current actix system.
 pub async fn start(settings: Settings) -> anyhow::Result<RunningNode> {
     let verifier = TokenVerifier::from_settings(&settings).context("invalid token key in config")?;
-    let rules = ChannelRules::from_settings(&settings).map_err(anyhow::Error::msg).context("invalid channel config")?;
+    let rules =
+        Arc::new(ChannelRules::from_settings(&settings).map_err(anyhow::Error::msg).context("invalid channel config")?);
     let registry = Registry::new(settings.client.queue_max_size, settings.channel.history_meta_ttl).start();
     let http = &settings.http_server;
     let host = if http.address.is_empty() { "0.0.0.0" } else { http.address.as_str() };
@@ -72,7 +74,9 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningNode> {
         }
     };
     let name = node_name(&settings, addr.port());
-    let node = Arc::new(Node::new(settings, rules, verifier, registry, name));
+    let uid = uuid::Uuid::new_v4().to_string();
+    let cluster = start_cluster(&settings, &uid, &name, &registry, &rules).await?;
+    let node = Arc::new(Node::new(NodeParts { settings, rules, verifier, registry, cluster, uid, name }));
     let mut running =
         RunningNode { node: node.clone(), addr, internal_addr: None, servers: Vec::new(), tasks: Vec::new() };
     let api_on_main = internal.is_none() || node.settings.http_api.external;
@@ -132,6 +136,28 @@ fn routes(cfg: &mut web::ServiceConfig, node: &Node, endpoints: Endpoints) {
     if endpoints.api && !settings.http_api.disabled {
         api::configure(cfg, &settings.http_api.handler_prefix);
     }
+}
+
+/// Cluster mode (`broker.enabled` with `type: nats`): connects to NATS — failing fast with a
+/// clear error when it is unreachable — and starts the bridge.
+async fn start_cluster(
+    settings: &Settings,
+    uid: &str,
+    name: &str,
+    registry: &actix::Addr<Registry>,
+    rules: &Arc<ChannelRules>,
+) -> anyhow::Result<Option<actix::Addr<NatsBridge>>> {
+    let broker = &settings.broker;
+    if !(broker.enabled && broker.kind == "nats") {
+        return Ok(None);
+    }
+    let client = cluster::connect(&broker.nats, name).await?;
+    let bridge =
+        NatsBridge::new(client, &broker.nats.prefix, uid.to_owned(), name.to_owned(), registry.clone(), rules.clone())
+            .start();
+    registry.do_send(AttachBridge(bridge.clone()));
+    tracing::info!(url = %broker.nats.url, prefix = %broker.nats.prefix, "cluster mode: relaying through NATS");
+    Ok(Some(bridge))
 }
 
 /// Small frames (replies, pushes) go out at once instead of waiting for the peer's delayed ACK

@@ -34,6 +34,7 @@
 //! * [`channel`]: the channel actor, its history stream, channel-name rules and permissions.
 //! * [`presence`]: the per-channel presence actor.
 //! * [`registry`]: the channel registry actor.
+//! * [`cluster`]: the NATS bridge actor relaying channel traffic and control between nodes.
 //! * [`api`]: the server HTTP API.
 //! * [`config`]: settings with Centrifugo v6 (and v5) keys.
 //! * [`app`], [`node`], [`shutdown`], [`telemetry`]: wiring, shared context, graceful shutdown,
@@ -44,6 +45,7 @@ pub mod app;
 pub mod auth;
 pub mod channel;
 pub mod client;
+pub mod cluster;
 pub mod config;
 pub mod domain;
 pub mod metrics;

@@ -2,29 +2,50 @@
 //! the token verifier, and the registry's address.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use actix::Addr;
 
 use crate::auth::TokenVerifier;
 use crate::channel::ChannelRules;
+use crate::cluster::NatsBridge;
 use crate::config::Settings;
 use crate::registry::Registry;
 
 /// gyre's version, reported to clients and in `info`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
+/// What a [`Node`] is built from.
+pub struct NodeParts {
+    /// The loaded configuration.
+    pub settings: Settings,
+    /// Compiled channel rules.
+    pub rules: Arc<ChannelRules>,
+    /// JWT verification.
+    pub verifier: TokenVerifier,
+    /// The started registry.
+    pub registry: Addr<Registry>,
+    /// The started NATS bridge (cluster mode).
+    pub cluster: Option<Addr<NatsBridge>>,
+    /// Node uid.
+    pub uid: String,
+    /// Node name.
+    pub name: String,
+}
+
 /// Shared, read-only node context (plus the draining flag).
 pub struct Node {
     /// The loaded configuration.
     pub settings: Settings,
     /// Channel names, namespaces and permissions.
-    pub rules: ChannelRules,
+    pub rules: Arc<ChannelRules>,
     /// JWT verification.
     pub verifier: TokenVerifier,
     /// The channel registry.
     pub registry: Addr<Registry>,
+    /// The NATS bridge, in cluster mode.
+    pub cluster: Option<Addr<NatsBridge>>,
     /// Unique id of this node process.
     pub uid: String,
     /// Human-readable node name (`node.name` or `<hostname>_<port>`).
@@ -40,19 +61,15 @@ pub struct Node {
 
 impl Node {
     /// Builds the shared context.
-    pub fn new(
-        settings: Settings,
-        rules: ChannelRules,
-        verifier: TokenVerifier,
-        registry: Addr<Registry>,
-        name: String,
-    ) -> Self {
+    pub fn new(parts: NodeParts) -> Self {
+        let NodeParts { settings, rules, verifier, registry, cluster, uid, name } = parts;
         Self {
             settings,
             rules,
             verifier,
             registry,
-            uid: uuid::Uuid::new_v4().to_string(),
+            cluster,
+            uid,
             name,
             started: Instant::now(),
             draining: AtomicBool::new(false),

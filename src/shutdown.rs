@@ -8,6 +8,7 @@ use std::time::Duration;
 use actix_web::dev::ServerHandle;
 use tokio::time::{timeout_at, Instant};
 
+use crate::cluster::LeaveCluster;
 use crate::node::Node;
 use crate::protocol::Disconnect;
 use crate::registry::messages::{DisconnectAll, GetStats};
@@ -50,6 +51,13 @@ pub async fn drain(node: &Node, servers: &[ServerHandle], limit: Duration) {
     for server in servers {
         if timeout_at(deadline, server.stop(true)).await.is_err() {
             tracing::warn!("shutdown: HTTP server did not stop before the deadline");
+        }
+    }
+    if let Some(bridge) = &node.cluster {
+        if timeout_at(deadline, bridge.send(LeaveCluster)).await.is_err() {
+            tracing::warn!("shutdown: could not tell the cluster this node is leaving before the deadline");
+        } else {
+            tracing::info!("shutdown: left the cluster");
         }
     }
     tracing::info!("shutdown complete");

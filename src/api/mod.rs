@@ -6,6 +6,14 @@ mod auth;
 mod batch;
 mod error;
 mod glob;
+
+/// Compiles a `channels` glob pattern (empty = match all; malformed = match nothing).
+pub fn compile_glob(pattern: &str) -> Option<regex::Regex> {
+    if pattern.is_empty() {
+        return None;
+    }
+    glob::compile(pattern).or_else(|| regex::Regex::new("^$^").ok())
+}
 mod methods;
 mod publish;
 mod queries;

@@ -138,7 +138,8 @@ pub(super) async fn channels(node: &Arc<Node>, req: ChannelsRequest) -> Result<C
         "" => None,
         pattern => Some(super::glob::compile(pattern).ok_or(ApiError::Internal)?),
     };
-    let channels = node.registry.send(registry::ListChannels { pattern }).await.map_err(|_| ApiError::Internal)?;
+    let channels =
+        node.registry.send(registry::ListChannels { pattern, cluster: true }).await.map_err(|_| ApiError::Internal)?;
     Ok(ChannelsResult {
         channels: channels.into_iter().map(|(name, num_clients)| (name, ChannelInfo { num_clients })).collect(),
     })
@@ -168,18 +169,31 @@ struct NodeInfo {
 
 pub(super) async fn info(node: &Arc<Node>, _: InfoRequest) -> Result<InfoResult, ApiError> {
     let stats = node.registry.send(registry::GetStats).await.map_err(|_| ApiError::Internal)?;
-    Ok(InfoResult {
-        nodes: vec![NodeInfo {
-            uid: node.uid.clone(),
-            name: node.name.clone(),
-            version: format!("{VERSION} OSS"),
-            num_clients: stats.num_clients,
-            num_users: stats.num_users,
-            num_channels: stats.num_channels,
-            uptime: node.started.elapsed().as_secs(),
-            num_subs: stats.num_subs,
-        }],
-    })
+    let peers = match &node.cluster {
+        Some(bridge) => bridge.send(crate::cluster::GetNodes).await.unwrap_or_default(),
+        None => Vec::new(),
+    };
+    let mut nodes = vec![NodeInfo {
+        uid: node.uid.clone(),
+        name: node.name.clone(),
+        version: format!("{VERSION} OSS"),
+        num_clients: stats.num_clients,
+        num_users: stats.num_users,
+        num_channels: stats.num_channels,
+        uptime: node.started.elapsed().as_secs(),
+        num_subs: stats.num_subs,
+    }];
+    nodes.extend(peers.into_iter().map(|peer| NodeInfo {
+        uid: peer.uid,
+        name: peer.name,
+        version: peer.version,
+        num_clients: peer.num_clients,
+        num_users: peer.num_users,
+        num_channels: peer.num_channels,
+        uptime: peer.uptime,
+        num_subs: peer.num_subs,
+    }));
+    Ok(InfoResult { nodes })
 }
 
 /// `rpc` request.

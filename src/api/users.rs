@@ -10,6 +10,8 @@ use super::publish::{raw_opt, resolve};
 use super::queries::{Empty, SinceRequest};
 use super::ApiError;
 use crate::client::messages::{ServerSubscribe, SubscribeOverrides};
+use crate::cluster::envelope::{ControlCommand, Overrides, UserTarget};
+use crate::cluster::SendControl;
 use crate::domain::{frame_safe, ClientId, RawJson, StreamPosition};
 use crate::node::Node;
 use crate::protocol::Disconnect;
@@ -60,6 +62,27 @@ fn optional_payload(raw: Option<Box<RawValue>>, b64: &str) -> Result<Option<RawJ
     super::publish::payload(None, b64).map(Some)
 }
 
+/// Applies to this node's connections, then (cluster mode) tells every other node.
+async fn everywhere(
+    node: &Node,
+    local: ToUser,
+    remote: impl FnOnce(UserTarget) -> ControlCommand,
+) -> Result<(), ApiError> {
+    let target = UserTarget {
+        user: local.user.clone(),
+        client: local.client.as_ref().map(ToString::to_string).unwrap_or_default(),
+        session: local.session.clone().unwrap_or_default(),
+    };
+    node.registry.send(local).await.map_err(|_| ApiError::Internal)?;
+    if let Some(bridge) = &node.cluster {
+        match bridge.send(SendControl(remote(target))).await {
+            Ok(Ok(())) => {}
+            _ => return Err(ApiError::Internal),
+        }
+    }
+    Ok(())
+}
+
 fn target(user: String, client: String, session: String, action: UserAction) -> ToUser {
     ToUser {
         user,
@@ -87,8 +110,24 @@ pub(super) async fn subscribe(node: &Arc<Node>, req: SubscribeRequest) -> Result
             force_recovery: overrides.force_recovery.map(|v| v.value),
         },
     };
-    let message = target(req.user, req.client, req.session, UserAction::Subscribe(subscribe));
-    node.registry.send(message).await.map_err(|_| ApiError::Internal)?;
+    let remote = |target| ControlCommand::Subscribe {
+        target,
+        channel: subscribe.channel.name.to_string(),
+        info: subscribe.info.clone(),
+        data: subscribe.data.clone(),
+        recover_since: subscribe.recover_since.as_ref().map(|p| (p.offset, p.epoch.to_string())),
+        expire_at: subscribe.expire_at,
+        overrides: Overrides {
+            presence: subscribe.overrides.presence,
+            join_leave: subscribe.overrides.join_leave,
+            force_push_join_leave: subscribe.overrides.force_push_join_leave,
+            force_positioning: subscribe.overrides.force_positioning,
+            force_recovery: subscribe.overrides.force_recovery,
+        },
+    };
+    let command_for_peers = remote;
+    let message = target(req.user, req.client, req.session, UserAction::Subscribe(subscribe.clone()));
+    everywhere(node, message, command_for_peers).await?;
     Ok(Empty {})
 }
 
@@ -107,8 +146,9 @@ pub(super) async fn unsubscribe(node: &Arc<Node>, req: UnsubscribeRequest) -> Re
         return Ok(Empty {});
     }
     let channel = node.rules.resolve(&req.channel)?;
+    let name = channel.name.to_string();
     let message = target(req.user, req.client, req.session, UserAction::Unsubscribe(channel.name));
-    node.registry.send(message).await.map_err(|_| ApiError::Internal)?;
+    everywhere(node, message, |target| ControlCommand::Unsubscribe { target, channel: name }).await?;
     Ok(Empty {})
 }
 
@@ -135,9 +175,11 @@ pub(super) async fn disconnect(node: &Arc<Node>, req: DisconnectRequest) -> Resu
         None => Disconnect::FORCE_NO_RECONNECT,
         Some(d) => Disconnect::custom(u16::try_from(d.code).map_err(|_| ApiError::BadRequest)?, &d.reason),
     };
+    let (code, reason) = (disconnect.code, disconnect.reason.to_string());
     let mut message = target(req.user, req.client, req.session, UserAction::Disconnect(disconnect));
     message.whitelist = req.whitelist.iter().map(|c| ClientId::from(c.as_str())).collect();
-    node.registry.send(message).await.map_err(|_| ApiError::Internal)?;
+    let whitelist = req.whitelist;
+    everywhere(node, message, |target| ControlCommand::Disconnect { target, whitelist, code, reason }).await?;
     Ok(Empty {})
 }
 
@@ -155,11 +197,10 @@ pub(super) struct RefreshRequest {
 }
 
 pub(super) async fn refresh(node: &Arc<Node>, req: RefreshRequest) -> Result<Empty, ApiError> {
-    let action = UserAction::Refresh {
-        expired: req.expired,
-        expire_at: (req.expire_at > 0).then_some(req.expire_at),
-        info: req.info.map(frame_safe),
-    };
-    node.registry.send(target(req.user, req.client, req.session, action)).await.map_err(|_| ApiError::Internal)?;
+    let (expired, expire_at, info) =
+        (req.expired, (req.expire_at > 0).then_some(req.expire_at), req.info.map(frame_safe));
+    let action = UserAction::Refresh { expired, expire_at, info: info.clone() };
+    let message = target(req.user, req.client, req.session, action);
+    everywhere(node, message, |target| ControlCommand::Refresh { target, expired, expire_at, info }).await?;
     Ok(Empty {})
 }

@@ -8,10 +8,12 @@ use actix::prelude::*;
 use bytestring::ByteString;
 
 use super::history::Stream;
-use super::messages::{Broadcast, Join, Leave, ReadHistory, RemoveHistory, Stop};
+use super::messages::{Broadcast, FanOutJoinLeave, Join, Leave, ReadHistory, RemoveHistory, Stop};
 use super::rules::Namespace;
 use super::IDEMPOTENCY_WINDOW;
 use crate::client::messages::{ClientHandle, Deliver, DeliverError, Subscribed};
+use crate::cluster::envelope::ChannelEvent;
+use crate::cluster::{NatsBridge, PublishToChannel};
 use crate::domain::{ChannelName, ClientId, ClientInfo, Publication, StreamPosition};
 use crate::metrics::METRICS;
 use crate::protocol::reply::{push, JoinLeave};
@@ -39,6 +41,9 @@ pub struct Channel {
     /// Results of recent publishes by idempotency key, with when they expire.
     recent: HashMap<String, (Option<StreamPosition>, Instant)>,
     pruning_recent: bool,
+    /// Cluster mode: join/leave go to every node through NATS instead of straight to local
+    /// subscribers (they come back as [`FanOutJoinLeave`]).
+    relay: Option<Addr<NatsBridge>>,
 }
 
 impl Channel {
@@ -65,7 +70,14 @@ impl Channel {
             queue_max_size,
             recent: HashMap::new(),
             pruning_recent: false,
+            relay: None,
         }
+    }
+
+    /// Relays join/leave through the cluster bridge (cluster mode).
+    pub fn with_relay(mut self, relay: Option<Addr<NatsBridge>>) -> Self {
+        self.relay = relay;
+        self
     }
 
     /// Hands a shared frame to subscribers without waiting; slow ones are disconnected (3008).
@@ -94,7 +106,20 @@ impl Channel {
     }
 
     fn push_join_leave(&mut self, kind: &str, info: &ClientInfo) {
-        if self.namespace.options.join_leave && !self.subscribers.is_empty() {
+        if !self.namespace.options.join_leave {
+            return;
+        }
+        if let Some(relay) = &self.relay {
+            let info = info.clone();
+            let event = if kind == "join" { ChannelEvent::Join { info } } else { ChannelEvent::Leave { info } };
+            relay.do_send(PublishToChannel { channel: self.name.clone(), event });
+            return;
+        }
+        self.fan_out_join_leave(kind, info);
+    }
+
+    fn fan_out_join_leave(&mut self, kind: &str, info: &ClientInfo) {
+        if !self.subscribers.is_empty() {
             let frame = ByteString::from(push(self.name.as_str(), kind, &JoinLeave { info }));
             self.fan_out(&frame, if kind == "join" { "push_join" } else { "push_leave" }, true);
         }
@@ -249,6 +274,17 @@ impl Handler<RemoveHistory> for Channel {
             let position = stream.position();
             let options = &self.namespace.options;
             *stream = Stream::new(Some(position), options.history_size, options.history_ttl);
+        }
+        self.processed_one();
+    }
+}
+
+impl Handler<FanOutJoinLeave> for Channel {
+    type Result = ();
+
+    fn handle(&mut self, msg: FanOutJoinLeave, _: &mut Self::Context) {
+        if self.namespace.options.join_leave {
+            self.fan_out_join_leave(if msg.join { "join" } else { "leave" }, &msg.info);
         }
         self.processed_one();
     }

@@ -59,3 +59,13 @@ pub struct RemoveHistory;
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
 pub struct Stop;
+
+/// Pushes a join or leave that happened on another node to local subscribers (cluster mode).
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct FanOutJoinLeave {
+    /// Join (else leave).
+    pub join: bool,
+    /// Who.
+    pub info: ClientInfo,
+}

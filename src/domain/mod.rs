@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 
-use serde::{Serialize, Serializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::value::RawValue;
 
 /// A connection's unique id (UUID v4 string, as Centrifugo uses).
@@ -40,6 +40,12 @@ impl fmt::Display for ClientId {
 impl Serialize for ClientId {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for ClientId {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d).map(|s| Self(s.into()))
     }
 }
 
@@ -83,33 +89,33 @@ pub fn frame_safe(raw: Box<RawValue>) -> RawJson {
 }
 
 /// Who a connection is, as shown in presence, join/leave and client publications.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ClientInfo {
     /// User id (`""` for anonymous). Always present on the wire.
     pub user: Arc<str>,
     /// Connection id. Always present on the wire.
     pub client: ClientId,
     /// Connection info (`info` claim of the connection token).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub conn_info: Option<RawJson>,
     /// Channel info (`info` claim of the subscription token).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub chan_info: Option<RawJson>,
 }
 
 /// One message in a channel.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Publication {
     /// The payload, raw JSON.
     pub data: RawJson,
     /// Publisher info (client-side publishes only).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub info: Option<ClientInfo>,
     /// Position in the channel stream; 0 when the channel keeps no history.
-    #[serde(skip_serializing_if = "is_zero")]
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub offset: u64,
     /// Application tags.
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub tags: BTreeMap<String, String>,
 }
 

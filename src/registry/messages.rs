@@ -40,9 +40,13 @@ pub struct Unsubscribe {
     pub client: ClientId,
 }
 
-/// Publishes; answers the stream position when the channel keeps history.
+/// A publish that did not go out (mailbox gone, NATS down); callers answer "internal error".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PublishFailed;
+
+/// Publishes; answers the stream position when the channel keeps history (on this node).
 #[derive(Debug, Message)]
-#[rtype(result = "Result<Option<StreamPosition>, MailboxError>")]
+#[rtype(result = "Result<Option<StreamPosition>, PublishFailed>")]
 pub struct Publish {
     /// The channel.
     pub channel: ResolvedChannel,
@@ -72,7 +76,15 @@ pub struct RemoveHistory {
     pub channel: ResolvedChannel,
 }
 
-/// Presence of a channel.
+/// Presence of a channel on this node only (answers surveys from other nodes).
+#[derive(Debug, Message)]
+#[rtype(result = "BTreeMap<ClientId, ClientInfo>")]
+pub struct LocalPresence {
+    /// The channel.
+    pub channel: ChannelName,
+}
+
+/// Presence of a channel (cluster-wide in cluster mode).
 #[derive(Debug, Message)]
 #[rtype(result = "Result<BTreeMap<ClientId, ClientInfo>, MailboxError>")]
 pub struct Presence {
@@ -186,7 +198,24 @@ pub enum UserAction {
 pub struct ListChannels {
     /// Compiled pattern; `None` = all.
     pub pattern: Option<regex::Regex>,
+    /// Include the other nodes (cluster mode).
+    pub cluster: bool,
 }
+
+/// Channel traffic that arrived from NATS.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct ClusterIn {
+    /// The channel.
+    pub channel: ChannelName,
+    /// What happened.
+    pub event: crate::cluster::envelope::ChannelEvent,
+}
+
+/// Switches the registry to cluster mode: publications and join/leave go through this bridge.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct AttachBridge(pub Addr<crate::cluster::NatsBridge>);
 
 /// How many connections a user has on this node.
 #[derive(Debug, Message)]

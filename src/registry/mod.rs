@@ -18,7 +18,9 @@ use actix::prelude::*;
 use crate::channel::messages as channel;
 use crate::channel::{Channel, ResolvedChannel};
 use crate::client::messages::{ClientHandle, Deliver, ServerAction};
-use crate::domain::{ChannelName, ClientId, StreamPosition};
+use crate::cluster::envelope::{ChannelEvent, SurveyQuery};
+use crate::cluster::{NatsBridge, PublishToChannel, Survey, UnwatchChannel, WatchChannel};
+use crate::domain::{ChannelName, ClientId, ClientInfo, StreamPosition};
 use crate::presence::{self, Presence};
 use messages::*;
 
@@ -30,6 +32,8 @@ struct ChannelEntry {
     /// Messages sent to the channel actor.
     sent: u64,
     subscribers: usize,
+    /// Cluster mode: joins wait here until NATS confirmed the channel's subscription.
+    waiting_joins: Option<Vec<channel::Join>>,
 }
 
 struct Dormant {
@@ -51,6 +55,10 @@ pub struct Registry {
     queue_max_size: usize,
     history_meta_ttl: Duration,
     generations: u64,
+    /// Set in cluster mode: channel traffic goes through NATS.
+    bridge: Option<Addr<NatsBridge>>,
+    /// Cluster mode: recent idempotency keys published through this node.
+    recent_keys: HashMap<(ChannelName, String), Instant>,
 }
 
 impl Registry {
@@ -64,6 +72,8 @@ impl Registry {
             queue_max_size,
             history_meta_ttl,
             generations: 0,
+            bridge: None,
+            recent_keys: HashMap::new(),
         }
     }
 
@@ -71,10 +81,21 @@ impl Registry {
         let dormant = &mut self.dormant;
         let queue_max_size = self.queue_max_size;
         let generations = &mut self.generations;
+        let bridge = &self.bridge;
         self.channels.entry(resolved.name.clone()).or_insert_with(|| {
             *generations += 1;
             let generation = *generations;
-            let position = dormant.remove(&resolved.name).map(|d| d.position);
+            // In cluster mode a re-created channel may have missed publications while it was
+            // gone, so it starts a new epoch: recovery then says "not recovered" instead of
+            // wrongly claiming continuity.
+            let position = dormant.remove(&resolved.name).map(|d| d.position).filter(|_| bridge.is_none());
+            let waiting_joins = bridge.as_ref().map(|bridge| {
+                let name = resolved.name.clone();
+                let watched = bridge.send(WatchChannel(name.clone()));
+                let watched = actix::fut::wrap_future::<_, Registry>(watched);
+                ctx.spawn(watched.map(move |_, this, _| this.channel_watched(&name, generation)));
+                Vec::new()
+            });
             let channel = Channel::new(
                 resolved.name.clone(),
                 resolved.namespace.clone(),
@@ -83,10 +104,19 @@ impl Registry {
                 queue_max_size,
                 generation,
             )
+            .with_relay(bridge.clone())
             .start();
             let presence = resolved.namespace.options.presence.then(|| Presence::default().start());
-            ChannelEntry { generation, channel, presence, sent: 0, subscribers: 0 }
+            ChannelEntry { generation, channel, presence, sent: 0, subscribers: 0, waiting_joins }
         })
+    }
+
+    /// NATS confirmed the channel's subscription: let the waiting subscribers in.
+    fn channel_watched(&mut self, name: &ChannelName, generation: u64) {
+        let Some(entry) = self.channels.get_mut(name).filter(|e| e.generation == generation) else { return };
+        for join in entry.waiting_joins.take().unwrap_or_default() {
+            entry.channel.do_send(join);
+        }
     }
 
     fn forget_expired_dormant(&mut self) {
@@ -114,13 +144,17 @@ impl Handler<Subscribe> for Registry {
         if let Some(presence) = &entry.presence {
             presence.do_send(presence::AddPresence(info));
         }
-        entry.channel.do_send(channel::Join {
+        let join = channel::Join {
             client: msg.client,
             info: msg.info,
             push_join_leave: msg.push_join_leave,
             recover: msg.recover,
             recovery_limit: msg.recovery_limit,
-        });
+        };
+        match entry.waiting_joins.as_mut() {
+            Some(waiting) => waiting.push(join),
+            None => entry.channel.do_send(join),
+        }
     }
 }
 
@@ -140,9 +174,12 @@ impl Handler<Unsubscribe> for Registry {
 }
 
 impl Handler<Publish> for Registry {
-    type Result = ResponseFuture<Result<Option<StreamPosition>, MailboxError>>;
+    type Result = ResponseFuture<Result<Option<StreamPosition>, PublishFailed>>;
 
     fn handle(&mut self, msg: Publish, ctx: &mut Self::Context) -> Self::Result {
+        if let Some(bridge) = self.bridge.clone() {
+            return self.publish_to_cluster(bridge, msg);
+        }
         let keeps_history = msg.channel.namespace.options.history_enabled() && !msg.skip_history;
         if !keeps_history && msg.idempotency_key.is_none() && !self.channels.contains_key(&msg.channel.name) {
             // Nobody subscribed here and nothing to remember: done.
@@ -155,7 +192,40 @@ impl Handler<Publish> for Registry {
             skip_history: msg.skip_history,
             idempotency_key: msg.idempotency_key,
         });
-        Box::pin(sent)
+        Box::pin(async move { sent.await.map_err(|_| PublishFailed) })
+    }
+}
+
+impl Registry {
+    /// Cluster mode: the publication goes to every node through NATS (this node's channel gets
+    /// it back like any other), so its local stream position is not known here.
+    fn publish_to_cluster(
+        &mut self,
+        bridge: Addr<NatsBridge>,
+        msg: Publish,
+    ) -> ResponseFuture<Result<Option<StreamPosition>, PublishFailed>> {
+        let now = Instant::now();
+        self.recent_keys.retain(|_, until| *until > now);
+        if let Some(key) = msg.idempotency_key {
+            match self.recent_keys.entry((msg.channel.name.clone(), key)) {
+                std::collections::hash_map::Entry::Occupied(_) => return Box::pin(async { Ok(None) }),
+                std::collections::hash_map::Entry::Vacant(slot) => {
+                    slot.insert(now + crate::channel::IDEMPOTENCY_WINDOW);
+                }
+            }
+        }
+        let event = ChannelEvent::Publication { publication: msg.publication, skip_history: msg.skip_history };
+        let sent = bridge.send(PublishToChannel { channel: msg.channel.name, event });
+        Box::pin(async move {
+            match sent.await {
+                Ok(Ok(())) => Ok(None),
+                Ok(Err(error)) => {
+                    tracing::warn!(%error, "publish refused: the cluster relay is unavailable");
+                    Err(PublishFailed)
+                }
+                Err(_) => Err(PublishFailed),
+            }
+        })
     }
 }
 
@@ -182,14 +252,43 @@ impl Handler<RemoveHistory> for Registry {
     }
 }
 
+impl Registry {
+    fn local_presence(&self, channel: &ChannelName) -> ResponseFuture<BTreeMap<ClientId, ClientInfo>> {
+        match self.channels.get(channel).and_then(|e| e.presence.clone()) {
+            Some(presence) => Box::pin(async move { presence.send(presence::GetPresence).await.unwrap_or_default() }),
+            None => Box::pin(async { BTreeMap::new() }),
+        }
+    }
+
+    /// Local presence, plus every other node's in cluster mode.
+    fn cluster_presence(&self, channel: ChannelName) -> ResponseFuture<BTreeMap<ClientId, ClientInfo>> {
+        let local = self.local_presence(&channel);
+        let Some(bridge) = self.bridge.clone() else { return local };
+        let survey = bridge.send(Survey(SurveyQuery::Presence { channel: channel.to_string() }));
+        Box::pin(async move {
+            let mut all = local.await;
+            for answer in survey.await.unwrap_or_default() {
+                all.extend(answer.presence.into_iter().map(|(id, info)| (ClientId::from(id.as_str()), info)));
+            }
+            all
+        })
+    }
+}
+
+impl Handler<LocalPresence> for Registry {
+    type Result = ResponseFuture<BTreeMap<ClientId, ClientInfo>>;
+
+    fn handle(&mut self, msg: LocalPresence, _: &mut Self::Context) -> Self::Result {
+        self.local_presence(&msg.channel)
+    }
+}
+
 impl Handler<messages::Presence> for Registry {
-    type Result = ResponseFuture<Result<BTreeMap<ClientId, crate::domain::ClientInfo>, MailboxError>>;
+    type Result = ResponseFuture<Result<BTreeMap<ClientId, ClientInfo>, MailboxError>>;
 
     fn handle(&mut self, msg: messages::Presence, _: &mut Self::Context) -> Self::Result {
-        match self.channels.get(&msg.channel).and_then(|e| e.presence.clone()) {
-            Some(presence) => Box::pin(presence.send(presence::GetPresence)),
-            None => Box::pin(async { Ok(BTreeMap::new()) }),
-        }
+        let presence = self.cluster_presence(msg.channel);
+        Box::pin(async move { Ok(presence.await) })
     }
 }
 
@@ -197,10 +296,12 @@ impl Handler<PresenceStatsOf> for Registry {
     type Result = ResponseFuture<Result<presence::PresenceStats, MailboxError>>;
 
     fn handle(&mut self, msg: PresenceStatsOf, _: &mut Self::Context) -> Self::Result {
-        match self.channels.get(&msg.channel).and_then(|e| e.presence.clone()) {
-            Some(presence) => Box::pin(presence.send(presence::GetPresenceStats)),
-            None => Box::pin(async { Ok(presence::PresenceStats::default()) }),
-        }
+        let presence = self.cluster_presence(msg.channel);
+        Box::pin(async move {
+            let all = presence.await;
+            let users: HashSet<&str> = all.values().map(|i| &*i.user).collect();
+            Ok(presence::PresenceStats { num_clients: all.len() as u32, num_users: users.len() as u32 })
+        })
     }
 }
 
@@ -216,6 +317,9 @@ impl Handler<ChannelIdle> for Registry {
         }
         if let Some(entry) = self.channels.remove(&msg.name) {
             entry.channel.do_send(channel::Stop);
+            if let Some(bridge) = &self.bridge {
+                bridge.do_send(UnwatchChannel(msg.name.clone()));
+            }
         }
         if let Some(position) = msg.position.filter(|p| p.offset > 0) {
             self.dormant.insert(msg.name, Dormant { position, until: Instant::now() + self.history_meta_ttl });
@@ -305,17 +409,54 @@ impl Handler<ToUser> for Registry {
 }
 
 impl Handler<ListChannels> for Registry {
-    type Result = MessageResult<ListChannels>;
+    type Result = ResponseFuture<BTreeMap<String, usize>>;
 
     fn handle(&mut self, msg: ListChannels, _: &mut Self::Context) -> Self::Result {
         let matches = |name: &str| msg.pattern.as_ref().is_none_or(|p| p.is_match(name));
-        MessageResult(
-            self.channels
-                .iter()
-                .filter(|(name, entry)| entry.subscribers > 0 && matches(name.as_str()))
-                .map(|(name, entry)| (name.to_string(), entry.subscribers))
-                .collect(),
-        )
+        let local: BTreeMap<String, usize> = self
+            .channels
+            .iter()
+            .filter(|(name, entry)| entry.subscribers > 0 && matches(name.as_str()))
+            .map(|(name, entry)| (name.to_string(), entry.subscribers))
+            .collect();
+        let Some(bridge) = self.bridge.clone().filter(|_| msg.cluster) else {
+            return Box::pin(async move { local });
+        };
+        let pattern = msg.pattern.map(|p| p.as_str().to_owned());
+        let survey = bridge.send(Survey(SurveyQuery::Channels { pattern: pattern.unwrap_or_default() }));
+        Box::pin(async move {
+            let mut all = local;
+            for answer in survey.await.unwrap_or_default() {
+                for (name, count) in answer.channels {
+                    *all.entry(name).or_default() += count;
+                }
+            }
+            all
+        })
+    }
+}
+
+impl Handler<ClusterIn> for Registry {
+    type Result = ();
+
+    fn handle(&mut self, msg: ClusterIn, _: &mut Self::Context) {
+        let Some(entry) = self.channels.get_mut(&msg.channel) else { return };
+        entry.sent += 1;
+        match msg.event {
+            ChannelEvent::Publication { publication, skip_history } => {
+                entry.channel.do_send(channel::Broadcast { publication, skip_history, idempotency_key: None })
+            }
+            ChannelEvent::Join { info } => entry.channel.do_send(channel::FanOutJoinLeave { join: true, info }),
+            ChannelEvent::Leave { info } => entry.channel.do_send(channel::FanOutJoinLeave { join: false, info }),
+        }
+    }
+}
+
+impl Handler<AttachBridge> for Registry {
+    type Result = ();
+
+    fn handle(&mut self, AttachBridge(bridge): AttachBridge, _: &mut Self::Context) {
+        self.bridge = Some(bridge);
     }
 }
 

@@ -9,6 +9,8 @@ mod api;
 mod bad_input;
 /// Connect, subscribe, publish, pushes: the happy paths and their exact wire shapes.
 mod client_protocol;
+/// Several nodes relaying through a real nats-server.
+mod cluster;
 /// Health, metrics, internal port.
 mod ops;
 /// Presence, join/leave.

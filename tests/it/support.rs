@@ -60,6 +60,7 @@ impl TestNode {
     }
 
     pub async fn start_with(change: impl FnOnce(&mut Settings)) -> Self {
+        init_test_log();
         let mut settings = test_settings();
         change(&mut settings);
         let running = gyre::app::start(settings).await.expect("node starts");
@@ -221,5 +222,120 @@ impl TestClient {
                 Some(Err(_)) | None => return Event::Closed(1006, String::new()),
             }
         }
+    }
+}
+
+/// A real `nats-server` with JetStream on a free loopback port, killed on drop.
+pub struct NatsServer {
+    child: std::process::Child,
+    pub port: u16,
+    dir: tempfile::TempDir,
+}
+
+impl NatsServer {
+    /// Starts one; fails the test (never skips) when the binary is missing: `tests/run.sh`
+    /// installs it.
+    pub async fn start() -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        Self::start_in(dir, None).await
+    }
+
+    async fn start_in(dir: tempfile::TempDir, port: Option<u16>) -> Self {
+        let port_arg = port.map_or("-1".to_owned(), |p| p.to_string());
+        let bin = std::env::var("NATS_SERVER_BIN").unwrap_or_else(|_| "nats-server".to_owned());
+        let child = std::process::Command::new(&bin)
+            .args(["-a", "127.0.0.1", "-p", &port_arg, "-js", "--ports_file_dir"])
+            .arg(dir.path())
+            .arg("-sd")
+            .arg(dir.path().join("js"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run {bin} ({e}); install nats-server (tests/run.sh does)"));
+        let ports_file = dir.path().join(format!("nats-server_{}.ports", child.id()));
+        let port = eventually("nats-server writes its ports file", || {
+            let text = std::fs::read_to_string(&ports_file).ok()?;
+            let url = serde_json::from_str::<Value>(&text).ok()?["nats"][0].as_str()?.to_owned();
+            url.rsplit(':').next()?.parse::<u16>().ok()
+        })
+        .await;
+        // The ports file appears when the listener is ready.
+        Self { child, port, dir }
+    }
+
+    pub fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    /// Kills the server (clients see the connection drop).
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_file(self.dir.path().join(format!("nats-server_{}.ports", self.child.id())));
+    }
+
+    /// Starts it again on the same port and store.
+    pub async fn restart(mut self) -> Self {
+        self.stop();
+        let port = self.port;
+        let dir = tempfile::tempdir().expect("temp dir");
+        let old = std::mem::replace(&mut self.dir, dir);
+        let fresh = Self::start_in(old, Some(port)).await;
+        drop(self);
+        fresh
+    }
+}
+
+impl Drop for NatsServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Polls `check` every 50 ms until it yields a value; fails after 10 s naming `what`.
+pub async fn eventually<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(value) = check() {
+            return value;
+        }
+        assert!(std::time::Instant::now() < deadline, "timed out waiting until {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+impl TestNode {
+    /// A node in cluster mode on `nats`.
+    pub async fn start_clustered(nats: &NatsServer, name: &str) -> Self {
+        let url = nats.url();
+        let name = name.to_owned();
+        Self::start_with(move |s| {
+            s.broker.enabled = true;
+            s.broker.kind = "nats".into();
+            s.broker.nats.url = url;
+            s.node.name = name;
+        })
+        .await
+    }
+
+    /// Waits until `info` lists `count` nodes.
+    pub async fn wait_for_nodes(&self, count: usize) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let info = self.api_ok("info", json!({})).await;
+            if info["nodes"].as_array().map_or(0, Vec::len) == count {
+                return;
+            }
+            assert!(std::time::Instant::now() < deadline, "info never listed {count} nodes: {info}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+/// Installs a log subscriber once when `TEST_LOG` is set (debugging aid).
+pub fn init_test_log() {
+    if std::env::var("TEST_LOG").is_ok() {
+        let _ = tracing_subscriber::fmt().with_env_filter("debug").with_test_writer().try_init();
     }
 }
