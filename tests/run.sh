@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The single test command: installs what the test suites need (if missing), builds gyre, then
 # runs the Rust tests, the centrifuge-js SDK suite and the centrifuge-python/cent suite against
-# the real binary. Exits non-zero if any stage fails; prints a summary at the end.
+# the real binary, then the offline checks of the deployment files (Dockerfile, docker-compose.yml,
+# k8s/). Exits non-zero if any stage fails; prints a summary at the end.
 #
-# Usage: bash tests/run.sh [rust] [js] [python]     (no argument = all three)
+# Usage: bash tests/run.sh [rust] [js] [python] [deploy]     (no argument = all four)
 # Env:   GYRE_BIN   path of the gyre binary the SDK suites start (default target/debug/gyre)
 #        SKIP_INSTALL=1  do not install anything, use what is there
 set -euo pipefail
@@ -16,7 +17,7 @@ PY_DIR="tests/sdk/python"
 VENV="$PY_DIR/.venv"
 
 STAGES=("$@")
-[[ ${#STAGES[@]} -eq 0 ]] && STAGES=(rust js python)
+[[ ${#STAGES[@]} -eq 0 ]] && STAGES=(rust js python deploy)
 want() { local s; for s in "${STAGES[@]}"; do [[ "$s" == "$1" ]] && return 0; done; return 1; }
 
 log() { printf '\n==> %s\n' "$*"; }
@@ -122,6 +123,10 @@ count_node() {
   # Tests cancelled because a hook failed (e.g. gyre did not start) count as failed.
   awk '/^# pass / { p = $3 } /^# fail / { f += $3 } /^# cancelled / { f += $3 } END { print p + 0, f + 0 }' "$1"
 }
+count_deploy() {
+  # tests/deploy/validate.sh ends with "deploy checks: N passed, M failed".
+  awk '/^deploy checks: [0-9]+ passed, [0-9]+ failed/ { p = $3; f = $5 } END { print p + 0, f + 0 }' "$1"
+}
 count_pytest() {
   grep -E '(passed|failed|errors?|no tests ran).* in [0-9.]+s' "$1" | tail -n 1 |
     awk '{ for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p = $i; if ($(i+1) ~ /^(failed|errors?)/) f += $i } }
@@ -136,6 +141,10 @@ if want js; then
 fi
 if want python; then
   run_stage python count_pytest "$VENV/bin/python" -m pytest "$PY_DIR" -q
+fi
+if want deploy; then
+  # Installs its own tools (tests/deploy/.venv) unless SKIP_INSTALL=1.
+  run_stage deploy count_deploy bash tests/deploy/validate.sh
 fi
 
 # ---------------------------------------------------------------- summary
