@@ -1,0 +1,141 @@
+//! Shared by the benchmark binaries: start real `gyre` and `nats-server` processes on loopback,
+//! read a process's RSS, open a connected+subscribed WebSocket. Processes are killed on drop.
+
+#![allow(dead_code)] // each bench uses a subset
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt, StreamExt};
+use jsonwebtoken::{encode, EncodingKey, Header};
+
+pub const SECRET: &str = "bench-secret";
+pub const API_KEY: &str = "bench-key";
+
+/// A child process, killed on drop.
+pub struct Proc(pub Child);
+
+impl Proc {
+    pub fn pid(&self) -> u32 {
+        self.0.id()
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Writes a gyre config (HMAC secret, API key, open channels; cluster mode when `nats` is set).
+pub fn write_config(dir: &Path, name: &str, nats: Option<&str>) -> PathBuf {
+    let broker = nats
+        .map(|url| format!(r#","broker":{{"enabled":true,"type":"nats","nats":{{"url":"{url}"}}}}"#))
+        .unwrap_or_default();
+    let path = dir.join(name);
+    std::fs::write(
+        &path,
+        format!(
+            r#"{{"client":{{"token":{{"hmac_secret_key":"{SECRET}"}}}},"http_api":{{"key":"{API_KEY}"}},
+               "channel":{{"without_namespace":{{"allow_subscribe_for_client":true}}}},"log":{{"level":"warn"}}{broker}}}"#
+        ),
+    )
+    .expect("write config");
+    path
+}
+
+/// Starts the release `gyre` binary on a free port; returns it and its `host:port`.
+pub fn start_gyre(gyre_bin: &str, config: &Path) -> (Proc, String) {
+    let mut child = Command::new(gyre_bin)
+        .args(["serve", "--config"])
+        .arg(config)
+        .args(["--port", "0", "--address", "127.0.0.1", "--log_level", "info"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start gyre");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = BufReader::new(stdout).lines();
+    let addr = loop {
+        let line = lines.next().expect("gyre printed its address").expect("read stdout");
+        if let Some(at) = line.find("addr=").filter(|_| line.contains("listening")) {
+            break line[at + 5..].split_whitespace().next().unwrap_or_default().to_owned();
+        }
+    };
+    std::thread::spawn(move || for _ in lines {});
+    (Proc(child), addr)
+}
+
+/// Starts `nats-server` with JetStream on a free port; returns it and its URL.
+pub fn start_nats(dir: &Path) -> (Proc, String) {
+    let bin = std::env::var("NATS_SERVER_BIN").unwrap_or_else(|_| "nats-server".to_owned());
+    let child = Command::new(bin)
+        .args(["-a", "127.0.0.1", "-p", "-1", "-js", "--ports_file_dir"])
+        .arg(dir)
+        .arg("-sd")
+        .arg(dir.join("js"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start nats-server");
+    let ports = dir.join(format!("nats-server_{}.ports", child.id()));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let url = loop {
+        let url = std::fs::read_to_string(&ports)
+            .ok()
+            .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
+            .and_then(|value| value["nats"][0].as_str().map(str::to_owned));
+        if let Some(url) = url {
+            break url;
+        }
+        assert!(Instant::now() < deadline, "nats-server did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    (Proc(child), url)
+}
+
+/// VmRSS of a process in KiB.
+pub fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+pub type Socket = actix_codec::Framed<awc::BoxedSocket, awc::ws::Codec>;
+
+/// A WebSocket that completed `connect` as `user` and `subscribe` to `channel`.
+pub async fn subscriber(addr: &str, user: &str, channel: &str) -> Result<Socket, String> {
+    let (_, mut socket) = awc::Client::new()
+        .ws(format!("ws://{addr}/connection/websocket"))
+        .connect()
+        .await
+        .map_err(|e| e.to_string())?;
+    let token =
+        encode(&Header::default(), &serde_json::json!({"sub": user}), &EncodingKey::from_secret(SECRET.as_bytes()))
+            .map_err(|e| e.to_string())?;
+    let frame = format!(
+        "{{\"id\":1,\"connect\":{{\"token\":\"{token}\"}}}}\n{{\"id\":2,\"subscribe\":{{\"channel\":\"{channel}\"}}}}"
+    );
+    socket.send(awc::ws::Message::Text(frame.into())).await.map_err(|e| e.to_string())?;
+    let mut replies = 0;
+    while replies < 2 {
+        match tokio::time::timeout(Duration::from_secs(10), socket.next()).await {
+            Ok(Some(Ok(awc::ws::Frame::Text(text)))) => {
+                let text = String::from_utf8_lossy(&text);
+                if text.contains("\"error\"") {
+                    return Err(format!("server refused: {text}"));
+                }
+                replies += text.split('\n').count();
+            }
+            Ok(Some(Ok(_))) => {}
+            other => return Err(format!("connect+subscribe of {user} failed: {other:?}")),
+        }
+    }
+    Ok(socket)
+}
