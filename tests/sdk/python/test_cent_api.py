@@ -107,3 +107,32 @@ def test_cent_batch_returns_one_reply_per_command(node):
     assert len(result.replies) == 3
     assert (result.replies[0].offset, result.replies[1].offset) == (1, 2)
     assert [p.data for p in result.replies[2].publications] == [{"b": 1}, {"b": 2}]
+
+
+def test_cent_history_remove_empties_history_but_keeps_the_stream_position(node):
+    from cent import HistoryRemoveRequest
+
+    api = Client(node.api_url, node.api_key)
+    channel = "chat:remove-" + rand()
+    first = api.publish(PublishRequest(channel=channel, data={"n": 1}))
+    api.publish(PublishRequest(channel=channel, data={"n": 2}))
+    api.history_remove(HistoryRemoveRequest(channel=channel))
+    hist = api.history(HistoryRequest(channel=channel, limit=10))
+    assert hist.publications == []
+    assert (hist.offset, hist.epoch) == (2, first.epoch)
+
+
+async def test_cent_refresh_with_expired_closes_the_client_with_3005_and_it_reconnects(sdk, node):
+    from cent import RefreshRequest
+
+    user = "refresh-" + rand()
+    client = sdk.client(node.token(user))
+    await sdk.connected(client)
+    api = AsyncClient(node.api_url, node.api_key)
+    try:
+        await api.refresh(RefreshRequest(user=user, expired=True))
+    finally:
+        await api.close()
+    connecting = await client.log.wait("connecting", lambda ctx: ctx.code == 3005)
+    assert connecting.reason == "connection expired"
+    await client.log.wait_count("connected", 2)
