@@ -39,7 +39,7 @@ pub async fn signal() {
 
 /// Runs the shutdown sequence, bounded by `limit`.
 pub async fn drain(node: &Node, servers: &[ServerHandle], limit: Duration) {
-    let deadline = Instant::now() + limit;
+    let deadline = Instant::now().checked_add(limit).unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
     node.start_draining();
     tracing::info!(timeout = ?limit, "shutdown: refusing new connections; disconnecting clients with 3001");
     let clients = node.registry.send(DisconnectAll(Disconnect::SHUTDOWN)).await.unwrap_or(0);

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use rand::distr::{Alphanumeric, SampleString};
 
-use crate::domain::{Publication, StreamPosition};
+use crate::domain::{deadline_after, Publication, StreamPosition};
 
 /// A fresh random epoch.
 pub fn new_epoch() -> Arc<str> {
@@ -91,7 +91,7 @@ impl Stream {
         self.top += 1;
         publication.offset = self.top;
         let publication = Arc::new(publication);
-        self.items.push_back(Entry { publication: publication.clone(), expires: now + self.ttl });
+        self.items.push_back(Entry { publication: publication.clone(), expires: deadline_after(now, self.ttl) });
         while self.items.len() > self.size {
             self.items.pop_front();
         }

@@ -132,6 +132,11 @@ pub struct StreamPosition {
     pub epoch: Arc<str>,
 }
 
+/// `now + ttl`, saturating far in the future instead of overflowing on absurd configured TTLs.
+pub fn deadline_after(now: std::time::Instant, ttl: std::time::Duration) -> std::time::Instant {
+    now.checked_add(ttl).unwrap_or_else(|| now + std::time::Duration::from_secs(100 * 365 * 24 * 3600))
+}
+
 /// Current Unix time in seconds.
 pub fn unix_now() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or_default()

@@ -322,7 +322,10 @@ impl Handler<ChannelIdle> for Registry {
             }
         }
         if let Some(position) = msg.position.filter(|p| p.offset > 0) {
-            self.dormant.insert(msg.name, Dormant { position, until: Instant::now() + self.history_meta_ttl });
+            self.dormant.insert(
+                msg.name,
+                Dormant { position, until: crate::domain::deadline_after(Instant::now(), self.history_meta_ttl) },
+            );
         }
     }
 }
