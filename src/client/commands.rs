@@ -167,6 +167,7 @@ impl ClientSession {
     fn complete_connect(&mut self, plan: ConnectPlan, ctx: &mut Ctx) {
         let ConnectPlan { id, client_name, client_version, user, info, expire_at, server_side } = plan;
         self.metric_labels = Some(METRICS.connection_accepted(&client_name, &client_version));
+        self.span.record("user", &*user);
         self.state = State::Connected(Connection { user: user.clone(), info, expire_at });
         let (ping, pong) = self.ping_settings();
         let result = ConnectResult {

@@ -65,6 +65,8 @@ pub(super) enum Busy {
 pub struct ClientSession {
     pub(super) node: Arc<Node>,
     pub(super) id: ClientId,
+    /// Per-connection span (`client_id`, `user`), entered while the session handles anything.
+    pub(super) span: tracing::Span,
     pub(super) state: State,
     pub(super) subscriptions: HashMap<ChannelName, Subscription>,
     pub(super) busy: Option<Busy>,
@@ -88,9 +90,13 @@ pub struct ClientSession {
 impl ClientSession {
     /// A session for a freshly upgraded connection.
     pub fn new(node: Arc<Node>) -> Self {
+        let id = ClientId::generate();
         Self {
             node,
-            id: ClientId::generate(),
+            // Debug level: free (disabled) at the default `info` level, so it costs nothing per
+            // connection in production unless asked for.
+            span: tracing::debug_span!("client", client_id = %id, user = tracing::field::Empty),
+            id,
             state: State::Connecting,
             subscriptions: HashMap::new(),
             busy: None,
@@ -371,6 +377,8 @@ impl Actor for ClientSession {
 
 impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for ClientSession {
     fn handle(&mut self, message: Result<ws::Message, ws::ProtocolError>, ctx: &mut Self::Context) {
+        let span = self.span.clone();
+        let _entered = span.enter();
         match message {
             Ok(ws::Message::Text(text)) => self.on_frame(&text, ctx),
             Ok(ws::Message::Binary(bytes)) => match std::str::from_utf8(&bytes) {
@@ -402,6 +410,8 @@ impl Handler<Deliver> for ClientSession {
     type Result = ();
 
     fn handle(&mut self, message: Deliver, ctx: &mut Self::Context) {
+        let span = self.span.clone();
+        let _entered = span.enter();
         match message {
             Deliver::Frame(frame) => self.write_frame(frame, ctx),
             Deliver::Subscribed { channel, outcome } => {
