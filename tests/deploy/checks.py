@@ -888,10 +888,36 @@ def check_dockerfile(root: str, cargo_cmd: str) -> None:
                         probs.append(f"{ins} {source}: excluded by .dockerignore")
         return probs
 
+    def cargo_targets() -> List[str]:
+        """Targets declared in Cargo.toml must be copied into the build stage, or cargo refuses
+        the manifest."""
+        import tomllib
+
+        with open(os.path.join(root, "Cargo.toml"), "rb") as f:
+            manifest = tomllib.load(f)
+        copied = set()
+        for _, body in stages[:-1]:
+            for ins, args in body:
+                if ins in ("COPY", "ADD") and "--from=" not in args:
+                    words = [w for w in args.split() if not w.startswith("--")]
+                    copied.update(w.strip("./").rstrip("/") for w in words[:-1])
+        default_dirs = {"bench": "benches", "test": "tests", "example": "examples", "bin": "src/bin"}
+        probs = []
+        for kind, folder in default_dirs.items():
+            for target in manifest.get(kind) or []:
+                path = target.get("path") or f"{folder}/{target['name']}.rs"
+                if not any(path == c or path.startswith(c + "/") for c in copied):
+                    probs.append(f"Cargo.toml [[{kind}]] {target['name']} ({path}) is not copied into the build stage")
+        lib = (manifest.get("lib") or {}).get("path", "src/lib.rs")
+        if not any(lib == c or lib.startswith(c + "/") for c in copied):
+            probs.append(f"the library ({lib}) is not copied into the build stage")
+        return probs
+
     run_checks(
         "Dockerfile: ",
         [
             ("multi-stage with pinned base images", multi_stage),
+            ("every Cargo.toml target is copied into the build stage", cargo_targets),
             (f"build stage runs exactly `{cargo_cmd}`", build_command),
             ("runtime: non-root, HEALTHCHECK, gyre serve --config, ports", runtime),
             ("copied files exist and are not dockerignored", copied_files),
