@@ -83,9 +83,11 @@ export async function startGyre(patch = {}) {
   if (!fs.existsSync(GYRE_BIN)) {
     throw new Error(`gyre binary not found at ${GYRE_BIN}: run cargo build or set GYRE_BIN`);
   }
-  const secret = 'secret-' + randomId(16);
-  const apiKey = 'key-' + randomId();
-  const config = deepMerge(baseConfig(secret, apiKey), patch);
+  // A patch may set the secret and API key (cluster nodes share them); tokens and API calls
+  // use whatever the merged config holds.
+  const config = deepMerge(baseConfig('secret-' + randomId(16), 'key-' + randomId()), patch);
+  const secret = config.client.token.hmac_secret_key;
+  const apiKey = config.http_api.key;
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gyre-js-'));
   const configPath = path.join(dir, 'config.json');
   fs.writeFileSync(configPath, JSON.stringify(config, null, 2));
@@ -150,6 +152,21 @@ export async function startGyre(patch = {}) {
       if (parsed.error) throw new Error(`API ${method} -> error ${JSON.stringify(parsed.error)}`);
       return parsed.result;
     },
+    /**
+     * Calls the server HTTP API without judging the answer: resolves with the HTTP status and
+     * the raw body text (e.g. to see an in-body `{"error":...}` during a NATS outage).
+     */
+    async apiRaw(method, body, key = apiKey) {
+      const res = await fetch(`${node.apiUrl}/${method}`, {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json', 'X-API-Key': key },
+        body: JSON.stringify(body),
+        signal: AbortSignal.timeout(WAIT_MS),
+      });
+      return { status: res.status, text: await res.text() };
+    },
+    /** `null` while the gyre process runs, then its `{code, signal}`. */
+    exited: () => exited,
     /** Publishes via the HTTP API. */
     publish(channel, data) {
       return node.api('publish', { channel, data });
@@ -300,4 +317,108 @@ export function collect(sub, event = 'publication') {
   const got = [];
   sub.on(event, (ctx) => got.push(ctx));
   return got;
+}
+
+// ---------------------------------------------------------------- cluster mode (NATS)
+
+export const NATS_SERVER_BIN = process.env.NATS_SERVER_BIN || 'nats-server';
+const NATS_START_TIMEOUT_MS = 10000;
+
+/**
+ * Starts a nats-server with JetStream on 127.0.0.1 (a free port, or `opts.port`), storing in
+ * `opts.dir` (a fresh temp dir by default). Resolves once the server has written its ports file
+ * (it does so when its listener is ready), bounded by 10 s. Returns `{url, port, dir, stop(),
+ * restart(), kill()}`: `kill()` kills the server (SIGKILL: clients see the connection drop) and
+ * waits for it to exit; `restart()` starts a new one on the same port and store dir and resolves
+ * with its handle; `stop()` kills it and removes the temp dir. The process is
+ * killed when node exits too, and `stop()` is safe to call twice.
+ */
+export async function startNats(opts = {}) {
+  const dir = opts.dir || fs.mkdtempSync(path.join(os.tmpdir(), 'gyre-js-nats-'));
+  const ownsDir = opts.ownsDir ?? !opts.dir;
+  const args = ['-a', '127.0.0.1', '-p', String(opts.port ?? -1), '-js', '--ports_file_dir', dir, '-sd', path.join(dir, 'js')];
+  const child = spawn(NATS_SERVER_BIN, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  running.add(child);
+  let log = '';
+  child.stdout.on('data', (c) => { log += c.toString(); });
+  child.stderr.on('data', (c) => { log += c.toString(); });
+  let exited = null;
+  const onExit = new Promise((resolve) => child.on('exit', (code, signal) => { exited = { code, signal }; running.delete(child); resolve(exited); }));
+  let spawnError = null;
+  child.on('error', (e) => { spawnError = e; });
+
+  const portsFile = () => path.join(dir, `nats-server_${child.pid}.ports`);
+  let url;
+  try {
+    url = await new Promise((resolve, reject) => {
+      const deadline = Date.now() + NATS_START_TIMEOUT_MS;
+      const tick = () => {
+        if (spawnError) {
+          return reject(new Error(`cannot run ${NATS_SERVER_BIN} (${spawnError.message}); install nats-server (tests/run.sh does) or set NATS_SERVER_BIN`));
+        }
+        if (exited) return reject(new Error(`nats-server exited early (${JSON.stringify(exited)}); output:\n${log}`));
+        try {
+          const parsed = JSON.parse(fs.readFileSync(portsFile(), 'utf8'));
+          const u = parsed?.nats?.[0];
+          if (typeof u === 'string' && /^nats:\/\/127\.0\.0\.1:\d+$/.test(u)) return resolve(u);
+        } catch { /* not written yet (or half written) */ }
+        if (Date.now() > deadline) {
+          return reject(new Error(`nats-server wrote no ports file within ${NATS_START_TIMEOUT_MS} ms; output:\n${log}`));
+        }
+        setTimeout(tick, 20);
+      };
+      tick();
+    });
+  } catch (e) {
+    child.kill('SIGKILL');
+    if (ownsDir) fs.rmSync(dir, { recursive: true, force: true });
+    throw e;
+  }
+  const port = Number(url.split(':').pop());
+
+  const nats = {
+    url,
+    port,
+    dir,
+    log: () => log,
+    /** Kills the server and waits (bounded) for it to exit; removes its ports file. */
+    async kill() {
+      if (!exited) {
+        child.kill('SIGKILL');
+        await Promise.race([onExit, new Promise((r) => setTimeout(r, STOP_TIMEOUT_MS))]);
+      }
+      fs.rmSync(portsFile(), { force: true });
+    },
+    /** Starts a new server on the same port and store dir (after `kill()`). */
+    async restart() {
+      await nats.kill();
+      return startNats({ port, dir, ownsDir });
+    },
+    /** Kills the server and removes its temp dir (if this call created it). */
+    async stop() {
+      await nats.kill();
+      if (ownsDir) fs.rmSync(dir, { recursive: true, force: true });
+    },
+  };
+  return nats;
+}
+
+/**
+ * Starts one gyre node in cluster mode on `natsUrl`, named `name`, with the base config
+ * deep-merged with `patch` (pass a shared `client.token.hmac_secret_key` and `http_api.key` to
+ * use one token and one API key on every node, as in a real deployment).
+ */
+export function startClusterNode(natsUrl, name, patch = {}) {
+  return startGyre(deepMerge({ broker: { enabled: true, type: 'nats', nats: { url: natsUrl } }, node: { name } }, patch));
+}
+
+/** A secret and API key shared by the nodes of one test cluster, as a config patch. */
+export function sharedKeys() {
+  return { client: { token: { hmac_secret_key: 'secret-' + randomId(16) } }, http_api: { key: 'key-' + randomId() } };
+}
+
+/** Names of the nodes that `node`'s API `info` lists, sorted. */
+export async function nodeNames(node) {
+  const info = await node.api('info', {});
+  return info.nodes.map((n) => n.name).sort();
 }
