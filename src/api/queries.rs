@@ -138,8 +138,11 @@ pub(super) async fn channels(node: &Arc<Node>, req: ChannelsRequest) -> Result<C
         "" => None,
         pattern => Some(super::glob::compile(pattern).ok_or(ApiError::Internal)?),
     };
-    let channels =
-        node.registry.send(registry::ListChannels { pattern, cluster: true }).await.map_err(|_| ApiError::Internal)?;
+    let channels = node
+        .registry
+        .send(registry::ListChannels { pattern, glob: req.pattern.clone(), cluster: true })
+        .await
+        .map_err(|_| ApiError::Internal)?;
     Ok(ChannelsResult {
         channels: channels.into_iter().map(|(name, num_clients)| (name, ChannelInfo { num_clients })).collect(),
     })

@@ -292,8 +292,9 @@ impl NatsBridge {
             let mut answer = SurveyAnswer::default();
             match query {
                 SurveyQuery::Channels { pattern } => {
-                    let pattern = crate::api::compile_glob(&pattern);
-                    answer.channels = registry.send(ListChannels { pattern, cluster: false }).await.unwrap_or_default();
+                    let compiled = crate::api::compile_glob(&pattern);
+                    let list = ListChannels { pattern: compiled, glob: pattern, cluster: false };
+                    answer.channels = registry.send(list).await.unwrap_or_default();
                 }
                 SurveyQuery::Presence { channel } => {
                     let channel = ChannelName::new_unchecked(&channel);

@@ -198,6 +198,8 @@ pub enum UserAction {
 pub struct ListChannels {
     /// Compiled pattern; `None` = all.
     pub pattern: Option<regex::Regex>,
+    /// The glob it was compiled from (what other nodes are asked with).
+    pub glob: String,
     /// Include the other nodes (cluster mode).
     pub cluster: bool,
 }

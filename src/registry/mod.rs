@@ -425,8 +425,7 @@ impl Handler<ListChannels> for Registry {
         let Some(bridge) = self.bridge.clone().filter(|_| msg.cluster) else {
             return Box::pin(async move { local });
         };
-        let pattern = msg.pattern.map(|p| p.as_str().to_owned());
-        let survey = bridge.send(Survey(SurveyQuery::Channels { pattern: pattern.unwrap_or_default() }));
+        let survey = bridge.send(Survey(SurveyQuery::Channels { pattern: msg.glob }));
         Box::pin(async move {
             let mut all = local;
             for answer in survey.await.unwrap_or_default() {

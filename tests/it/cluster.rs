@@ -43,6 +43,9 @@ async fn client_publish_join_leave_and_presence_span_nodes() {
     assert_eq!(presence["presence"]["presence"].as_object().unwrap().len(), 2);
     let channels = b.api_ok("channels", json!({})).await;
     assert_eq!(channels["channels"]["chat:x"]["num_clients"], 2);
+    // A pattern reaches the other nodes as the glob it is (regression: it once went out as regex text).
+    let filtered = b.api_ok("channels", json!({"pattern": "chat:*"})).await;
+    assert_eq!(filtered["channels"]["chat:x"]["num_clients"], 2);
     bob.request(5, "unsubscribe", json!({"channel": "chat:x"})).await;
     loop {
         let push = alice.push("chat:x").await;
