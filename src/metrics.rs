@@ -46,6 +46,10 @@ pub struct Metrics {
     command_duration: HistogramVec,
     api_duration: HistogramVec,
     api_errors: IntCounterVec,
+    broker_sent: IntCounterVec,
+    broker_received: IntCounterVec,
+    broker_publish_errors: IntCounterVec,
+    broker_reconnects: IntCounter,
     /// Pre-resolved `transport_messages_sent{frame_type="push_publication"}`.
     pub sent_publications: IntCounter,
     /// Pre-resolved `transport_messages_sent_size{frame_type="push_publication"}`.
@@ -164,6 +168,36 @@ impl Metrics {
                 "Server API errors.",
                 &["protocol", "method", "error"],
             ),
+            broker_sent: counter(
+                &r,
+                "node",
+                "messages_sent_count",
+                "Messages sent to the broker.",
+                &["type", "channel_namespace"],
+            ),
+            broker_received: counter(
+                &r,
+                "node",
+                "messages_received_count",
+                "Messages received from the broker.",
+                &["type", "channel_namespace"],
+            ),
+            broker_publish_errors: {
+                let vec = IntCounterVec::new(
+                    Opts::new("gyre_broker_publish_errors_total", "Publishes to NATS that failed."),
+                    &["type"],
+                )
+                .expect("static metric definition is valid");
+                r.register(Box::new(vec.clone())).expect("metric names are unique");
+                vec
+            },
+            broker_reconnects: {
+                let c =
+                    IntCounter::new("gyre_broker_reconnects_total", "NATS connections re-established after a loss.")
+                        .expect("static metric definition is valid");
+                r.register(Box::new(c.clone())).expect("metric names are unique");
+                c
+            },
             registry: r,
         }
     }
@@ -240,6 +274,26 @@ impl Metrics {
     /// How long a client command took.
     pub fn command_duration(&self, method: &str, seconds: f64) {
         self.command_duration.with_label_values(&[method, ""]).observe(seconds);
+    }
+
+    /// A message of `kind` (publication, join, leave, control) went to NATS.
+    pub fn broker_sent(&self, kind: &str) {
+        self.broker_sent.with_label_values(&[kind, ""]).inc();
+    }
+
+    /// A message of `kind` arrived from NATS.
+    pub fn broker_received(&self, kind: &str) {
+        self.broker_received.with_label_values(&[kind, ""]).inc();
+    }
+
+    /// A publish to NATS failed.
+    pub fn broker_publish_error(&self, kind: &str) {
+        self.broker_publish_errors.with_label_values(&[kind]).inc();
+    }
+
+    /// The NATS connection came back after a loss.
+    pub fn broker_reconnected(&self) {
+        self.broker_reconnects.inc();
     }
 
     /// One server API call.

@@ -18,6 +18,7 @@ use crate::channel::ChannelRules;
 use crate::client::messages::{ServerSubscribe, SubscribeOverrides};
 use crate::config::NatsSettings;
 use crate::domain::{ChannelName, ClientId, StreamPosition};
+use crate::metrics::METRICS;
 use crate::node::VERSION as GYRE_VERSION;
 use crate::protocol::Disconnect;
 use crate::registry::messages::{ClusterIn, GetStats, ListChannels, LocalPresence, ToUser, UserAction};
@@ -44,14 +45,23 @@ pub enum ClusterError {
 /// Connects to NATS; fails fast with a clear error when the server is unreachable (the node
 /// then exits and its supervisor restarts it).
 pub async fn connect(settings: &NatsSettings, node_name: &str) -> anyhow::Result<async_nats::Client> {
+    let connected_before = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let options = async_nats::ConnectOptions::new()
         .name(format!("gyre {node_name}"))
         .connection_timeout(settings.dial_timeout.max(Duration::from_millis(100)))
-        .event_callback(|event| async move {
-            match event {
-                async_nats::Event::Connected => tracing::info!("NATS connection (re)established"),
-                async_nats::Event::Disconnected => tracing::warn!("NATS connection lost; reconnecting"),
-                other => tracing::debug!(event = %other, "NATS event"),
+        .event_callback(move |event| {
+            let connected_before = connected_before.clone();
+            async move {
+                match event {
+                    async_nats::Event::Connected => {
+                        if connected_before.swap(true, std::sync::atomic::Ordering::Relaxed) {
+                            METRICS.broker_reconnected();
+                            tracing::info!("NATS connection re-established");
+                        }
+                    }
+                    async_nats::Event::Disconnected => tracing::warn!("NATS connection lost; reconnecting"),
+                    other => tracing::debug!(event = %other, "NATS event"),
+                }
             }
         });
     options.connect(settings.url.as_str()).await.map_err(|error| {
@@ -168,15 +178,26 @@ impl NatsBridge {
         }));
     }
 
-    fn publish_bytes(&self, subject: String, payload: Vec<u8>) -> impl Future<Output = Result<(), ClusterError>> {
+    fn publish_bytes(
+        &self,
+        kind: &'static str,
+        subject: String,
+        payload: Vec<u8>,
+    ) -> impl Future<Output = Result<(), ClusterError>> {
         let client = self.client.clone();
         async move {
             // async-nats buffers publishes while disconnected and reports Ok; an API caller must
             // learn that nothing went out instead.
-            if client.connection_state() != async_nats::connection::State::Connected {
-                return Err(ClusterError::NotConnected);
+            let outcome = if client.connection_state() != async_nats::connection::State::Connected {
+                Err(ClusterError::NotConnected)
+            } else {
+                client.publish(subject, payload.into()).await.map_err(|e| ClusterError::Publish(e.to_string()))
+            };
+            match &outcome {
+                Ok(()) => METRICS.broker_sent(kind),
+                Err(_) => METRICS.broker_publish_error(kind),
             }
-            client.publish(subject, payload.into()).await.map_err(|e| ClusterError::Publish(e.to_string()))
+            outcome
         }
     }
 
@@ -202,7 +223,7 @@ impl NatsBridge {
                 uptime,
             };
             let payload = this.control(ControlCommand::Node(info));
-            let sending = this.publish_bytes(this.subjects.control(), payload);
+            let sending = this.publish_bytes("control", this.subjects.control(), payload);
             ctx.spawn(
                 async move {
                     let _ = sending.await;
@@ -215,6 +236,7 @@ impl NatsBridge {
     fn on_channel_message(&mut self, message: &async_nats::Message) {
         match serde_json::from_slice::<ChannelMessage>(&message.payload) {
             Ok(m) if m.v == VERSION => {
+                METRICS.broker_received(event_kind(&m.event));
                 self.registry.do_send(ClusterIn { channel: ChannelName::new_unchecked(&m.channel), event: m.event });
             }
             Ok(m) => tracing::warn!(version = m.v, "dropping channel message of an unknown envelope version"),
@@ -231,6 +253,7 @@ impl NatsBridge {
         if control.from == self.uid {
             return;
         }
+        METRICS.broker_received("control");
         match control.command {
             ControlCommand::Node(info) => {
                 self.peers.insert(control.from, (info, Instant::now()));
@@ -306,7 +329,7 @@ impl NatsBridge {
         };
         ctx.spawn(answering.into_actor(self).map(move |answer, this, ctx| {
             let payload = this.control(ControlCommand::SurveyReply { id, answer });
-            let sending = this.publish_bytes(subject, payload);
+            let sending = this.publish_bytes("control", subject, payload);
             ctx.spawn(
                 async move {
                     let _ = sending.await;
@@ -330,6 +353,15 @@ impl NatsBridge {
                 let _ = reply.send(survey.answers);
             }
         }
+    }
+}
+
+/// Metrics `type` of channel traffic.
+fn event_kind(event: &ChannelEvent) -> &'static str {
+    match event {
+        ChannelEvent::Publication { .. } => "publication",
+        ChannelEvent::Join { .. } => "join",
+        ChannelEvent::Leave { .. } => "leave",
     }
 }
 
@@ -423,9 +455,10 @@ impl Handler<PublishToChannel> for NatsBridge {
     type Result = ResponseFuture<Result<(), ClusterError>>;
 
     fn handle(&mut self, msg: PublishToChannel, _: &mut Self::Context) -> Self::Result {
+        let kind = event_kind(&msg.event);
         let message = ChannelMessage { v: VERSION, channel: msg.channel.to_string(), event: msg.event };
         let payload = serde_json::to_vec(&message).unwrap_or_default();
-        Box::pin(self.publish_bytes(self.subjects.channel(msg.channel.as_str()), payload))
+        Box::pin(self.publish_bytes(kind, self.subjects.channel(msg.channel.as_str()), payload))
     }
 }
 
@@ -434,7 +467,7 @@ impl Handler<SendControl> for NatsBridge {
 
     fn handle(&mut self, SendControl(command): SendControl, _: &mut Self::Context) -> Self::Result {
         let payload = self.control(command);
-        Box::pin(self.publish_bytes(self.subjects.control(), payload))
+        Box::pin(self.publish_bytes("control", self.subjects.control(), payload))
     }
 }
 
@@ -466,7 +499,7 @@ impl Handler<Survey> for NatsBridge {
         let (reply, answers) = oneshot::channel();
         self.surveys.insert(id, PendingSurvey { expected, answers: Vec::new(), reply: Some(reply) });
         let payload = self.control(ControlCommand::Survey { id, query });
-        let sending = self.publish_bytes(self.subjects.control(), payload);
+        let sending = self.publish_bytes("control", self.subjects.control(), payload);
         ctx.run_later(SURVEY_TIMEOUT, move |this, _| this.finish_survey(id));
         Box::pin(async move {
             if sending.await.is_err() {

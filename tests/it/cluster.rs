@@ -120,6 +120,15 @@ async fn nats_outage_fails_publishes_then_delivery_resumes() {
             break;
         }
     }
+    let mut response = awc::Client::new().get(format!("http://{}/metrics", a.addr)).send().await.unwrap();
+    let metrics = String::from_utf8(response.body().await.unwrap().to_vec()).unwrap();
+    let value = |name: &str| -> f64 {
+        metrics.lines().filter(|l| l.starts_with(name)).filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok()).sum()
+    };
+    assert!(value("gyre_broker_reconnects_total") >= 1.0, "reconnect not counted");
+    assert!(value("gyre_broker_publish_errors_total{type=\"publication\"}") >= 1.0, "failed publish not counted");
+    assert!(value("centrifugo_node_messages_sent_count{channel_namespace=\"\",type=\"publication\"}") >= 2.0);
+    assert!(value("centrifugo_node_messages_received_count{channel_namespace=\"\",type=\"publication\"}") >= 2.0);
 }
 
 #[actix_web::test]

@@ -315,6 +315,7 @@ impl TestNode {
             s.broker.kind = "nats".into();
             s.broker.nats.url = url;
             s.node.name = name;
+            s.prometheus.enabled = true;
         })
         .await
     }
