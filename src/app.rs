@@ -218,6 +218,19 @@ fn log_endpoints(node: &Node, addr: SocketAddr) {
     {
         tracing::warn!("no client.token key configured: every connection with a token will be refused (set client.token.hmac_secret_key)");
     }
+    let channels = &settings.channel;
+    if channels.namespaces.is_empty()
+        && !channels.without_namespace.allow_subscribe_for_client
+        && !settings.client.insecure
+    {
+        tracing::info!(
+            "no namespaces and channel.without_namespace.allow_subscribe_for_client is off: clients can subscribe \
+             only with subscription tokens (gyre gensubtoken) until you allow it (see README)"
+        );
+    }
+    if node.verifier.has_connection_keys() {
+        tracing::info!("mint a client token with: gyre gentoken -c <config file> -u <user id>");
+    }
     if settings.http_api.key.is_empty() && !settings.http_api.insecure {
         tracing::warn!("http_api.key is empty: every API call will get 401 (set http_api.key)");
     }
