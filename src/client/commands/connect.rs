@@ -1,0 +1,181 @@
+//! `connect`: token verification, limits, server-side subscriptions, the connect reply.
+
+use std::sync::Arc;
+
+use actix::prelude::*;
+
+use crate::auth::{ConnectionClaims, TokenError};
+use crate::channel::ResolvedChannel;
+use crate::client::session::{Busy, ClientSession, Connection, State};
+use crate::domain::{unix_now, RawJson, StreamPosition};
+use crate::metrics::METRICS;
+use crate::node::VERSION;
+use crate::protocol::command::{ConnectRequest, SubscribeRequest};
+use crate::protocol::reply::ConnectResult;
+use crate::protocol::{Disconnect, ReplyError};
+use crate::registry::messages as registry;
+
+use super::{ttl_until, Ctx, PendingSubscription};
+
+impl ClientSession {
+    /// Answers `connect` with an error and stops processing; SDKs close the socket themselves
+    /// (the reference server drops the connection after 5 s).
+    pub(in crate::client) fn refuse(&mut self, id: u32, error: ReplyError, ctx: &mut Ctx) {
+        self.push_error(id, error);
+        self.flush(ctx);
+        self.state = State::Refused;
+        ctx.run_later(std::time::Duration::from_secs(5), |_, ctx| ctx.stop());
+    }
+
+    pub(in crate::client) fn connect(&mut self, id: u32, req: ConnectRequest, ctx: &mut Ctx) {
+        if self.connection().is_some() {
+            return self.close(ctx, Disconnect::BAD_REQUEST);
+        }
+        let now = unix_now();
+        let client = &self.node.settings.client;
+        let claims = if req.token.is_empty() {
+            if !(client.insecure || client.allow_anonymous_connect_without_token) {
+                tracing::debug!(client = %self.id, "connect without token refused: anonymous connections are not allowed");
+                return self.close(ctx, Disconnect::BAD_REQUEST);
+            }
+            None
+        } else {
+            match self.node.verifier.verify_connection(&req.token, now) {
+                Ok(claims) => Some(claims),
+                Err(TokenError::Expired) => return self.refuse(id, ReplyError::TokenExpired, ctx),
+                Err(TokenError::Invalid(reason)) => {
+                    tracing::info!(client = %self.id, %reason, "connection token refused (3500)");
+                    return self.close(ctx, Disconnect::INVALID_TOKEN);
+                }
+            }
+        };
+        let user: Arc<str> = claims.as_ref().map(|c| c.user.as_str()).unwrap_or_default().into();
+        if claims.is_some() && user.is_empty() && client.disallow_anonymous_connection_tokens {
+            return self.close(ctx, Disconnect::PERMISSION_DENIED);
+        }
+        let expire_at = claims.as_ref().and_then(|c| c.expire_at).filter(|_| !client.insecure);
+        if expire_at.is_some_and(|at| at <= now) {
+            return self.refuse(id, ReplyError::Expired, ctx);
+        }
+        let server_side = match self.server_side_channels(claims.as_ref(), &user) {
+            Ok(channels) => channels,
+            Err(error) => return self.refuse(id, error, ctx),
+        };
+        if server_side.len() > client.channel_limit {
+            return self.close(ctx, Disconnect::CHANNEL_LIMIT);
+        }
+        let mut plan = ConnectPlan {
+            id,
+            client_name: req.name,
+            client_version: req.version,
+            user,
+            info: claims.as_ref().and_then(|c| c.info.clone()),
+            expire_at,
+            server_side: Vec::new(),
+        };
+        for channel in server_side {
+            let chan_info = claims.as_ref().and_then(|c| c.subs_info.get(channel.name.as_str()).cloned());
+            let pending = self.server_side_pending(&channel, req.subs.get(channel.name.as_str()), chan_info);
+            plan.server_side.push((channel, pending));
+        }
+        let limit = client.user_connection_limit;
+        if limit == 0 || plan.user.is_empty() {
+            return self.complete_connect(plan, ctx);
+        }
+        // Per-user limit: ask the registry how many connections this user already has here.
+        let request = self.node.registry.send(registry::UserConnections { user: plan.user.clone() });
+        self.busy = Some(Busy::Reply);
+        ctx.spawn(request.into_actor(self).map(move |count, this, ctx| {
+            this.busy = None;
+            match count {
+                Ok(count) if count >= limit => this.close(ctx, Disconnect::CONNECTION_LIMIT),
+                Ok(_) => this.complete_connect(plan, ctx),
+                Err(_) => this.refuse(id, ReplyError::Internal, ctx),
+            }
+            this.process_queue(ctx);
+        }));
+    }
+
+    /// Accepts the connection: state, registration, timers, server-side subscriptions, reply.
+    pub(in crate::client) fn complete_connect(&mut self, plan: ConnectPlan, ctx: &mut Ctx) {
+        let ConnectPlan { id, client_name, client_version, user, info, expire_at, server_side } = plan;
+        self.metric_labels = Some(METRICS.connection_accepted(&client_name, &client_version));
+        self.span.record("user", &*user);
+        self.state = State::Connected(Connection { user: user.clone(), info, expire_at });
+        let (ping, pong) = self.ping_settings();
+        let result = ConnectResult {
+            client: self.id.to_string(),
+            version: VERSION.to_owned(),
+            expires: expire_at.is_some(),
+            ttl: expire_at.map(ttl_until).unwrap_or(0),
+            ping,
+            pong,
+            ..Default::default()
+        };
+        tracing::debug!(client = %self.id, user = %user, "client connected");
+        self.on_connected(ctx);
+        if server_side.is_empty() {
+            return self.push_reply(id, "connect", &result);
+        }
+        let mut waiting = std::collections::HashMap::new();
+        for (channel, pending) in server_side {
+            self.join(&channel, &pending, false, ctx);
+            waiting.insert(channel.name.clone(), pending);
+        }
+        self.busy = Some(Busy::Connect { id, result, waiting });
+    }
+
+    /// Channels from the token's `subs`/`channels` claims and the personal channel.
+    pub(in crate::client) fn server_side_channels(
+        &self,
+        claims: Option<&ConnectionClaims>,
+        user: &str,
+    ) -> Result<Vec<ResolvedChannel>, ReplyError> {
+        let mut names: Vec<String> = claims.map(|c| c.channels.clone()).unwrap_or_default();
+        let personal = &self.node.settings.client.subscribe_to_user_personal_channel;
+        if personal.enabled && !user.is_empty() {
+            let boundary = &self.node.settings.channel;
+            let prefix = if personal.personal_channel_namespace.is_empty() {
+                String::new()
+            } else {
+                format!("{}{}", personal.personal_channel_namespace, boundary.namespace_boundary)
+            };
+            names.push(format!("{prefix}{}{user}", boundary.user_boundary));
+        }
+        names.sort();
+        names.dedup();
+        names.iter().map(|name| self.node.rules.resolve(name)).collect()
+    }
+
+    pub(in crate::client) fn server_side_pending(
+        &self,
+        channel: &ResolvedChannel,
+        hint: Option<&SubscribeRequest>,
+        chan_info: Option<RawJson>,
+    ) -> PendingSubscription {
+        let options = &channel.namespace.options;
+        let history = options.history_enabled();
+        let recoverable = history && options.force_recovery;
+        let recover = hint.filter(|h| h.recover && recoverable);
+        PendingSubscription {
+            positioned: history && (recoverable || options.force_positioning),
+            recoverable,
+            was_recovering: recover.is_some(),
+            recover_from: recover.map(|h| StreamPosition { offset: h.offset, epoch: h.epoch.as_str().into() }),
+            chan_info,
+            server_side: true,
+            ..Default::default()
+        }
+    }
+}
+
+/// A verified connect, ready to be accepted.
+pub(in crate::client) struct ConnectPlan {
+    id: u32,
+    client_name: String,
+    client_version: String,
+    user: Arc<str>,
+    info: Option<RawJson>,
+    expire_at: Option<i64>,
+    server_side: Vec<(ResolvedChannel, PendingSubscription)>,
+}

@@ -1,0 +1,96 @@
+//! One method per protocol command (protocol-client.md §3), with the outcomes Centrifugo picks
+//! for each situation, split by concern. Replies go to the session's line buffer; commands that
+//! need another actor mark the session busy so later commands wait (commands run strictly in order).
+
+mod connect;
+mod queries;
+mod refresh;
+mod subscribe;
+
+use std::future::Future;
+use std::time::Instant;
+
+use actix::prelude::*;
+use actix_web_actors::ws;
+use serde::Serialize;
+
+use crate::channel::Asker;
+use crate::client::session::{Busy, ClientSession, State};
+use crate::domain::{unix_now, ChannelName};
+use crate::metrics::METRICS;
+use crate::protocol::command::{Command, Request};
+use crate::protocol::reply::Empty;
+use crate::protocol::{Disconnect, ReplyError};
+
+pub(in crate::client) use subscribe::PendingSubscription;
+
+pub(in crate::client) type Ctx = ws::WebsocketContext<ClientSession>;
+
+/// Seconds left until `at`, at least 1 (SDKs need `ttl ≥ 1` with `expires`).
+pub(in crate::client) fn ttl_until(at: i64) -> u32 {
+    (at - unix_now()).clamp(1, u32::MAX as i64) as u32
+}
+
+impl ClientSession {
+    /// Routes one command (reference dispatch rules, protocol-client.md §1.4).
+    pub(in crate::client) fn dispatch(&mut self, command: Command, ctx: &mut Ctx) {
+        if self.connection().is_none() && command.connect.is_none() {
+            return self.close(ctx, Disconnect::BAD_REQUEST);
+        }
+        if command.is_pong() {
+            return self.on_pong();
+        }
+        self.current_method = command.frame_type();
+        let started = Instant::now();
+        let id = command.id;
+        let Some(request) = command.into_request() else {
+            return self.close(ctx, Disconnect::BAD_REQUEST);
+        };
+        match request {
+            Request::Connect(req) => self.connect(id, req, ctx),
+            Request::Subscribe(req) => self.subscribe(id, req, ctx),
+            Request::Unsubscribe(req) => self.unsubscribe(id, req, ctx),
+            Request::Publish(req) => self.publish(id, req, ctx),
+            Request::Presence(req) => self.presence(id, req, ctx),
+            Request::PresenceStats(req) => self.presence_stats(id, req, ctx),
+            Request::History(req) => self.history(id, req, ctx),
+            Request::Rpc(req) => self.rpc(id, req),
+            Request::Send => self.close(ctx, Disconnect::NOT_AVAILABLE),
+            Request::Refresh(req) => self.refresh(id, req, ctx),
+            Request::SubRefresh(req) => self.sub_refresh(id, req, ctx),
+            Request::Ping => self.push_reply(id, "ping", &Empty {}),
+        }
+        if self.busy.is_none() {
+            METRICS.command_duration(self.current_method, started.elapsed().as_secs_f64());
+        }
+    }
+
+    pub(in crate::client) fn asker(&self, channel: &ChannelName) -> Asker<'_> {
+        Asker {
+            user: self.connection().map(|c| &*c.user).unwrap_or_default(),
+            subscribed: self.subscriptions.contains_key(channel),
+        }
+    }
+
+    /// Runs `answer` and replies with its result; later commands wait until then.
+    pub(in crate::client) fn reply_later<T, F>(&mut self, id: u32, method: &'static str, ctx: &mut Ctx, answer: F)
+    where
+        T: Serialize + 'static,
+        F: Future<Output = Result<T, ReplyError>> + 'static,
+    {
+        self.busy = Some(Busy::Reply);
+        let started = Instant::now();
+        ctx.spawn(answer.into_actor(self).map(move |result, this, ctx| {
+            if matches!(this.state, State::Closed) {
+                return;
+            }
+            METRICS.command_duration(method, started.elapsed().as_secs_f64());
+            match result {
+                Ok(value) => this.push_reply(id, method, &value),
+                Err(error) => this.push_error(id, error),
+            }
+            this.busy = None;
+            this.process_queue(ctx);
+        }));
+    }
+}

@@ -1,0 +1,171 @@
+//! `publish`, `presence`, `presence_stats`, `history`, `rpc`.
+
+use crate::channel::history::{HistoryError, HistoryQuery};
+use crate::channel::{Action, ResolvedChannel};
+use crate::client::session::ClientSession;
+use crate::domain::{frame_safe, ClientInfo, Publication, StreamPosition};
+use crate::protocol::command::{ChannelRequest, HistoryRequest, PublishRequest, RpcRequest};
+use crate::protocol::reply::{Empty, HistoryResult, PresenceResult, PresenceStatsResult};
+use crate::protocol::{Disconnect, ReplyError};
+use crate::registry::messages as registry;
+
+use super::Ctx;
+
+impl ClientSession {
+    pub(in crate::client) fn publish(&mut self, id: u32, req: PublishRequest, ctx: &mut Ctx) {
+        if req.channel.is_empty() {
+            return self.close(ctx, Disconnect::BAD_REQUEST);
+        }
+        let channel = match self.node.rules.resolve_client(&req.channel) {
+            Ok(channel) => channel,
+            Err(error) => return self.push_error(id, error),
+        };
+        let Some(data) = req.data.filter(|d| self.data_format_ok(&channel, d.get())) else {
+            return self.push_error(id, ReplyError::BadRequest);
+        };
+        if !self.node.rules.allows(&channel, Action::Publish, self.asker(&channel.name)) {
+            return self.push_error(id, ReplyError::PermissionDenied);
+        }
+        let Some(connection) = self.connection() else { return };
+        let info = ClientInfo {
+            user: connection.user.clone(),
+            client: self.id.clone(),
+            conn_info: connection.info.clone(),
+            chan_info: self.subscriptions.get(&channel.name).and_then(|s| s.chan_info.clone()),
+        };
+        let publication = Publication { data: frame_safe(data), info: Some(info), offset: 0, tags: Default::default() };
+        let request = self.node.registry.send(registry::Publish {
+            channel,
+            publication,
+            skip_history: false,
+            idempotency_key: None,
+        });
+        self.reply_later(id, "publish", ctx, async move {
+            match request.await {
+                Ok(Ok(_)) => Ok(Empty {}),
+                _ => Err(ReplyError::Internal),
+            }
+        });
+    }
+
+    /// Centrifugo's `publication_data_format` check (namespace value wins over the global one).
+    pub(in crate::client) fn data_format_ok(&self, channel: &ResolvedChannel, data: &str) -> bool {
+        let format = match channel.namespace.options.publication_data_format.as_str() {
+            "" => self.node.settings.channel.publication_data_format.as_str(),
+            format => format,
+        };
+        match format {
+            "json_object" => data.trim_start().starts_with('{'),
+            "binary" | "json" => true,
+            _ => !data.is_empty(),
+        }
+    }
+
+    /// Common checks of presence/history commands: channel, namespace feature, permission.
+    pub(in crate::client) fn query_channel(
+        &mut self,
+        id: u32,
+        channel: &str,
+        action: Action,
+        ctx: &mut Ctx,
+    ) -> Option<ResolvedChannel> {
+        if channel.is_empty() {
+            self.close(ctx, Disconnect::BAD_REQUEST);
+            return None;
+        }
+        let resolved = match self.node.rules.resolve_client(channel) {
+            Ok(resolved) => resolved,
+            Err(error) => {
+                self.push_error(id, error);
+                return None;
+            }
+        };
+        let options = &resolved.namespace.options;
+        let enabled = match action {
+            Action::History => options.history_enabled(),
+            _ => options.presence,
+        };
+        if !enabled {
+            self.push_error(id, ReplyError::NotAvailable);
+            return None;
+        }
+        if !self.node.rules.allows(&resolved, action, self.asker(&resolved.name)) {
+            self.push_error(id, ReplyError::PermissionDenied);
+            return None;
+        }
+        Some(resolved)
+    }
+
+    pub(in crate::client) fn presence(&mut self, id: u32, req: ChannelRequest, ctx: &mut Ctx) {
+        let Some(channel) = self.query_channel(id, &req.channel, Action::Presence, ctx) else {
+            return;
+        };
+        let request = self.node.registry.send(registry::Presence { channel: channel.name });
+        self.reply_later(id, "presence", ctx, async move {
+            match request.await {
+                Ok(Ok(presence)) => Ok(PresenceResult { presence }),
+                _ => Err(ReplyError::Internal),
+            }
+        });
+    }
+
+    pub(in crate::client) fn presence_stats(&mut self, id: u32, req: ChannelRequest, ctx: &mut Ctx) {
+        let Some(channel) = self.query_channel(id, &req.channel, Action::Presence, ctx) else {
+            return;
+        };
+        let request = self.node.registry.send(registry::PresenceStatsOf { channel: channel.name });
+        self.reply_later(id, "presence_stats", ctx, async move {
+            match request.await {
+                Ok(Ok(stats)) => Ok(PresenceStatsResult { num_clients: stats.num_clients, num_users: stats.num_users }),
+                _ => Err(ReplyError::Internal),
+            }
+        });
+    }
+
+    pub(in crate::client) fn history(&mut self, id: u32, req: HistoryRequest, ctx: &mut Ctx) {
+        let Some(channel) = self.query_channel(id, &req.channel, Action::History, ctx) else {
+            return;
+        };
+        let query = HistoryQuery {
+            since: req.since.map(|s| StreamPosition { offset: s.offset, epoch: s.epoch.into() }),
+            limit: Some(clamp_history_limit(req.limit, self.node.settings.client.history_max_publication_limit)),
+            reverse: req.reverse,
+        };
+        let request = self.node.registry.send(registry::History { channel, query });
+        self.reply_later(id, "history", ctx, async move {
+            match request.await {
+                Ok(Ok(Ok(page))) => Ok(HistoryResult {
+                    publications: page.publications,
+                    epoch: page.position.epoch,
+                    offset: page.position.offset,
+                }),
+                Ok(Ok(Err(HistoryError::EpochMismatch))) => Err(ReplyError::UnrecoverablePosition),
+                Ok(Ok(Err(HistoryError::ReverseFromZero))) => Err(ReplyError::BadRequest),
+                _ => Err(ReplyError::Internal),
+            }
+        });
+    }
+
+    pub(in crate::client) fn rpc(&mut self, id: u32, req: RpcRequest) {
+        let ping = &self.node.settings.rpc.ping;
+        let outcome = match (ping.enabled, req.method == ping.method) {
+            (true, true) => Ok(Empty {}),
+            (true, false) => Err(ReplyError::MethodNotFound),
+            (false, _) => Err(ReplyError::NotAvailable),
+        };
+        match outcome {
+            Ok(result) => self.push_reply(id, "rpc", &result),
+            Err(error) => self.push_error(id, error),
+        }
+    }
+}
+
+/// Client history `limit`: 0 = position only; negative or over the clamp = the clamp
+/// (`client.history_max_publication_limit`, 0 = no clamp).
+fn clamp_history_limit(requested: i32, max: usize) -> usize {
+    let max = if max == 0 { usize::MAX } else { max };
+    match usize::try_from(requested) {
+        Ok(limit) => limit.min(max),
+        Err(_) => max,
+    }
+}
