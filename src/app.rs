@@ -12,6 +12,7 @@ use tracing_actix_web::TracingLogger;
 
 use crate::auth::TokenVerifier;
 use crate::channel::ChannelRules;
+use crate::cluster::idempotency::Idempotency;
 use crate::cluster::{self, NatsBridge};
 use crate::config::Settings;
 use crate::metrics::METRICS;
@@ -152,8 +153,16 @@ async fn start_cluster(
         return Ok(None);
     }
     let client = cluster::connect(&broker.nats, name).await?;
+    let idempotency = match Idempotency::open(&client, &broker.nats.prefix).await {
+        Ok(markers) => Some(markers),
+        Err(error) => {
+            tracing::warn!(%error, "JetStream unavailable (start nats-server with -js): idempotent publish holds per node only");
+            None
+        }
+    };
     let bridge =
         NatsBridge::new(client, &broker.nats.prefix, uid.to_owned(), name.to_owned(), registry.clone(), rules.clone())
+            .with_idempotency(idempotency)
             .start();
     registry.do_send(AttachBridge(bridge.clone()));
     tracing::info!(url = %broker.nats.url, prefix = %broker.nats.prefix, "cluster mode: relaying through NATS");

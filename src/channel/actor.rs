@@ -112,7 +112,7 @@ impl Channel {
         if let Some(relay) = &self.relay {
             let info = info.clone();
             let event = if kind == "join" { ChannelEvent::Join { info } } else { ChannelEvent::Leave { info } };
-            relay.do_send(PublishToChannel { channel: self.name.clone(), event });
+            relay.do_send(PublishToChannel { channel: self.name.clone(), event, idempotency_key: None });
             return;
         }
         self.fan_out_join_leave(kind, info);

@@ -13,8 +13,10 @@ use super::envelope::{
     ChannelEvent, ChannelMessage, ControlCommand, ControlMessage, NodeInfo, SurveyAnswer, SurveyQuery, UserTarget,
     VERSION,
 };
+use super::idempotency::{Claim, Idempotency};
 use super::subjects::Subjects;
 use crate::channel::ChannelRules;
+use crate::channel::IDEMPOTENCY_WINDOW;
 use crate::client::messages::{ServerSubscribe, SubscribeOverrides};
 use crate::config::NatsSettings;
 use crate::domain::{ChannelName, ClientId, StreamPosition};
@@ -91,6 +93,9 @@ pub struct PublishToChannel {
     pub channel: ChannelName,
     /// What happened.
     pub event: ChannelEvent,
+    /// A repeat of this key within the idempotency window, through any node, is not published
+    /// again (and still answers success).
+    pub idempotency_key: Option<String>,
 }
 
 /// Broadcasts a control command to the other nodes.
@@ -136,6 +141,9 @@ pub struct NatsBridge {
     peers: HashMap<String, (NodeInfo, Instant)>,
     surveys: HashMap<u64, PendingSurvey>,
     next_survey: u64,
+    /// Cluster-wide idempotency markers; `None` when NATS has no JetStream (then node-local).
+    idempotency: Option<Arc<Idempotency>>,
+    local_keys: HashMap<(ChannelName, String), Instant>,
 }
 
 impl NatsBridge {
@@ -161,7 +169,15 @@ impl NatsBridge {
             peers: HashMap::new(),
             surveys: HashMap::new(),
             next_survey: 0,
+            idempotency: None,
+            local_keys: HashMap::new(),
         }
+    }
+
+    /// Uses JetStream markers for idempotent publish.
+    pub fn with_idempotency(mut self, idempotency: Option<Idempotency>) -> Self {
+        self.idempotency = idempotency.map(Arc::new);
+        self
     }
 
     /// Subscribes to a control subject for the bridge's lifetime.
@@ -456,9 +472,33 @@ impl Handler<PublishToChannel> for NatsBridge {
 
     fn handle(&mut self, msg: PublishToChannel, _: &mut Self::Context) -> Self::Result {
         let kind = event_kind(&msg.event);
-        let message = ChannelMessage { v: VERSION, channel: msg.channel.to_string(), event: msg.event };
+        let channel = msg.channel.to_string();
+        let message = ChannelMessage { v: VERSION, channel: channel.clone(), event: msg.event };
         let payload = serde_json::to_vec(&message).unwrap_or_default();
-        Box::pin(self.publish_bytes(kind, self.subjects.channel(msg.channel.as_str()), payload))
+        let publishing = self.publish_bytes(kind, self.subjects.channel(&channel), payload);
+        let Some(key) = msg.idempotency_key else { return Box::pin(publishing) };
+        let Some(markers) = self.idempotency.clone() else {
+            // No JetStream: idempotency holds per node only.
+            let now = Instant::now();
+            self.local_keys.retain(|_, until| *until > now);
+            if self.local_keys.contains_key(&(msg.channel.clone(), key.clone())) {
+                return Box::pin(async { Ok(()) });
+            }
+            self.local_keys.insert((msg.channel, key), crate::domain::deadline_after(now, IDEMPOTENCY_WINDOW));
+            return Box::pin(publishing);
+        };
+        Box::pin(async move {
+            match markers.claim(&channel, &key).await {
+                Ok(Claim::Repeat) => return Ok(()),
+                Ok(Claim::First) => {}
+                Err(error) => return Err(ClusterError::Publish(format!("idempotency marker: {error}"))),
+            }
+            let outcome = publishing.await;
+            if outcome.is_err() {
+                markers.release(&channel, &key).await;
+            }
+            outcome
+        })
     }
 }
 

@@ -14,6 +14,7 @@
 
 mod bridge;
 pub mod envelope;
+pub mod idempotency;
 pub mod subjects;
 
 pub use bridge::{

@@ -57,8 +57,6 @@ pub struct Registry {
     generations: u64,
     /// Set in cluster mode: channel traffic goes through NATS.
     bridge: Option<Addr<NatsBridge>>,
-    /// Cluster mode: recent idempotency keys published through this node.
-    recent_keys: HashMap<(ChannelName, String), Instant>,
 }
 
 impl Registry {
@@ -73,7 +71,6 @@ impl Registry {
             history_meta_ttl,
             generations: 0,
             bridge: None,
-            recent_keys: HashMap::new(),
         }
     }
 
@@ -204,18 +201,9 @@ impl Registry {
         bridge: Addr<NatsBridge>,
         msg: Publish,
     ) -> ResponseFuture<Result<Option<StreamPosition>, PublishFailed>> {
-        let now = Instant::now();
-        self.recent_keys.retain(|_, until| *until > now);
-        if let Some(key) = msg.idempotency_key {
-            match self.recent_keys.entry((msg.channel.name.clone(), key)) {
-                std::collections::hash_map::Entry::Occupied(_) => return Box::pin(async { Ok(None) }),
-                std::collections::hash_map::Entry::Vacant(slot) => {
-                    slot.insert(now + crate::channel::IDEMPOTENCY_WINDOW);
-                }
-            }
-        }
         let event = ChannelEvent::Publication { publication: msg.publication, skip_history: msg.skip_history };
-        let sent = bridge.send(PublishToChannel { channel: msg.channel.name, event });
+        let sent =
+            bridge.send(PublishToChannel { channel: msg.channel.name, event, idempotency_key: msg.idempotency_key });
         Box::pin(async move {
             match sent.await {
                 Ok(Ok(())) => Ok(None),

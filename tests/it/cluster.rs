@@ -144,3 +144,22 @@ async fn unreachable_nats_at_start_is_a_clear_error() {
     };
     assert!(error.contains("cannot connect to NATS"), "{error}");
 }
+
+#[actix_web::test]
+async fn the_same_idempotency_key_through_two_nodes_delivers_once() {
+    let nats = NatsServer::start().await;
+    let a = TestNode::start_clustered(&nats, "a").await;
+    let b = TestNode::start_clustered(&nats, "b").await;
+    let mut client = a.connect_as("ida").await;
+    client.request(2, "subscribe", json!({"channel": "news"})).await;
+    let first = a.api_ok("publish", json!({"channel": "news", "data": 1, "idempotency_key": "order-7"})).await;
+    let repeat = b.api_ok("publish", json!({"channel": "news", "data": 1, "idempotency_key": "order-7"})).await;
+    assert_eq!(first, repeat);
+    // B's repeat (had it been published) would reach the client before B's next publication.
+    b.api_ok("publish", json!({"channel": "news", "data": 2})).await;
+    assert_eq!(client.publication("news").await["data"], 1);
+    assert_eq!(client.publication("news").await["data"], 2);
+    // Another key still publishes.
+    a.api_ok("publish", json!({"channel": "news", "data": 3, "idempotency_key": "order-8"})).await;
+    assert_eq!(client.publication("news").await["data"], 3);
+}
