@@ -182,13 +182,29 @@ export async function startGyre(patch = {}) {
       node.clients.add(c);
       return c;
     },
+    /**
+     * Kills gyre with SIGKILL (no graceful shutdown: no close frames, no leaving notice to the
+     * cluster) and waits, at most 5 s, for the process to exit. Resolves with `{code, signal}`.
+     */
+    async kill() {
+      if (!exited) child.kill('SIGKILL');
+      let timer;
+      const result = await Promise.race([
+        onExit,
+        new Promise((_, reject) => { timer = setTimeout(() => reject(new Error(`gyre did not exit within ${STOP_TIMEOUT_MS} ms of SIGKILL`)), STOP_TIMEOUT_MS); }),
+      ]).finally(() => clearTimeout(timer));
+      return result;
+    },
     /** Disconnects all clients, stops gyre (SIGTERM, then SIGKILL after 5 s). */
     async stop() {
       for (const c of node.clients) {
         try { c.disconnect(); } catch { /* ignore */ }
       }
       node.clients.clear();
-      if (exited) return exited;
+      if (exited) {
+        fs.rmSync(dir, { recursive: true, force: true });
+        return exited;
+      }
       child.kill('SIGTERM');
       const timer = setTimeout(() => child.kill('SIGKILL'), STOP_TIMEOUT_MS);
       const result = await onExit;
@@ -385,7 +401,9 @@ export async function startNats(opts = {}) {
     async kill() {
       if (!exited) {
         child.kill('SIGKILL');
-        await Promise.race([onExit, new Promise((r) => setTimeout(r, STOP_TIMEOUT_MS))]);
+        let timer;
+        await Promise.race([onExit, new Promise((r) => { timer = setTimeout(r, STOP_TIMEOUT_MS); })]);
+        clearTimeout(timer); // a pending timer would keep the test process alive for 5 s
       }
       fs.rmSync(portsFile(), { force: true });
     },
