@@ -1,0 +1,216 @@
+//! In-process fan-out: one real [`gyre::channel::Channel`] actor hands every publication to N
+//! subscriber sinks through the same path a WebSocket session is fed by (pre-encoded shared
+//! frame, per-client byte budget, `Recipient<Deliver>::try_send`), with no sockets, no HTTP and no
+//! registry. Each sink is a small actor with the session's mailbox capacity that does what
+//! `ClientSession::write_frame` does before touching the socket: give the frame's bytes back to
+//! the pending-bytes budget. It then only counts the frame (no WebSocket encoding, no write).
+//!
+//! Run (timing): `cargo bench --bench fanout -- [subscribers] [publications] [rounds]`
+//! (defaults 1000 200 10). Every round starts a fresh channel and fresh sinks (not timed), then
+//! times M `Broadcast`s until every sink has counted M frames; prints deliveries, wall time and
+//! deliveries/s per round, and the median.
+//!
+//! Deterministic instruction counts (callgrind): `bash benches/callgrind_fanout.sh` builds the
+//! release bench and runs it twice under `valgrind --tool=callgrind` with the same subscriber
+//! count and a small and a large publication count (one round each). Instructions per delivery
+//! are `(Ir_large - Ir_small) / (deliveries_large - deliveries_small)`: process start, actix
+//! system start, spawning and joining the N sinks are identical in both runs and cancel out, so
+//! what is left is the per-publication cost (encode once, `Broadcast` message) spread over N
+//! subscribers plus the per-delivery cost (budget accounting, mailbox envelope, wake-up, sink
+//! handler). By hand:
+//!
+//! ```sh
+//! cargo bench --bench fanout --no-run            # prints the binary: target/release/deps/fanout-<hash>
+//! valgrind --tool=callgrind --callgrind-out-file=/tmp/cg.small target/release/deps/fanout-<hash> 1000 20 1
+//! valgrind --tool=callgrind --callgrind-out-file=/tmp/cg.large target/release/deps/fanout-<hash> 1000 200 1
+//! grep -E '^(summary|totals):' /tmp/cg.small /tmp/cg.large   # total Ir of each run
+//! ```
+//!
+//! `callgrind_annotate /tmp/cg.large | head -40` shows where the instructions go.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use gyre::channel::messages::{Broadcast, Join};
+use gyre::channel::{Channel, ChannelRules};
+use gyre::client::messages::{ClientHandle, Deliver};
+use gyre::config::Settings;
+use gyre::domain::{ClientId, ClientInfo, Publication, RawJson};
+use gyre::registry::messages::ChannelIdle;
+use serde_json::value::RawValue;
+use tokio::sync::Notify;
+
+/// Same backstop as `ClientSession` (src/client/session.rs `MAILBOX_CAPACITY`).
+const MAILBOX_CAPACITY: usize = 4096;
+const CHANNEL: &str = "news";
+
+/// Stands in for the registry: channels report idleness to it; nothing to do here.
+struct IdleProbe;
+
+impl Actor for IdleProbe {
+    type Context = Context<Self>;
+}
+
+impl Handler<ChannelIdle> for IdleProbe {
+    type Result = ();
+
+    fn handle(&mut self, _: ChannelIdle, _: &mut Self::Context) {}
+}
+
+/// Counts when every sink has seen all the frames it expects.
+struct Finish {
+    sinks_left: AtomicUsize,
+    done: Notify,
+}
+
+/// A subscriber without a socket: returns the frame's bytes to the budget, counts the frame.
+struct Sink {
+    pending: Arc<AtomicUsize>,
+    frames: usize,
+    bytes: usize,
+    expected: usize,
+    finish: Arc<Finish>,
+}
+
+impl Actor for Sink {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        ctx.set_mailbox_capacity(MAILBOX_CAPACITY);
+    }
+}
+
+impl Handler<Deliver> for Sink {
+    type Result = ();
+
+    fn handle(&mut self, message: Deliver, _: &mut Self::Context) {
+        match message {
+            Deliver::Frame(frame) => {
+                self.pending.fetch_sub(frame.len(), Ordering::Relaxed);
+                self.bytes += frame.len();
+                self.frames += 1;
+                if self.frames == self.expected && self.finish.sinks_left.fetch_sub(1, Ordering::AcqRel) == 1 {
+                    self.finish.done.notify_one();
+                }
+            }
+            Deliver::Subscribed { outcome, .. } => assert!(outcome.is_ok(), "subscribe refused: {outcome:?}"),
+            Deliver::Disconnect(disconnect) => {
+                panic!("sink disconnected: {disconnect:?} (mailbox or budget too small)")
+            }
+            other => panic!("unexpected message for a sink: {other:?}"),
+        }
+    }
+}
+
+struct Round {
+    deliveries: usize,
+    elapsed: Duration,
+}
+
+fn payload(n: usize) -> RawJson {
+    // ~100 bytes of JSON, like the load plan's payload (a counter and a filler string).
+    let text = format!(r#"{{"n":{n},"text":"{}"}}"#, "x".repeat(80));
+    Arc::from(RawValue::from_string(text).expect("valid JSON"))
+}
+
+async fn round(settings: &Settings, subscribers: usize, publications: usize) -> Round {
+    let rules = ChannelRules::from_settings(settings).expect("channel rules");
+    let resolved = rules.resolve(CHANNEL).expect("channel resolves");
+    let registry = IdleProbe.start();
+    let channel = Channel::new(
+        resolved.name.clone(),
+        resolved.namespace.clone(),
+        None,
+        registry.recipient(),
+        settings.client.queue_max_size,
+        1,
+    )
+    .start();
+
+    let finish = Arc::new(Finish { sinks_left: AtomicUsize::new(subscribers), done: Notify::new() });
+    let mut sinks = Vec::with_capacity(subscribers);
+    for i in 0..subscribers {
+        let pending = Arc::new(AtomicUsize::new(0));
+        let sink =
+            Sink { pending: pending.clone(), frames: 0, bytes: 0, expected: publications, finish: finish.clone() }
+                .start();
+        let id = ClientId::from(format!("sink-{i:06}").as_str());
+        let info =
+            ClientInfo { user: Arc::from(format!("user-{i}")), client: id.clone(), conn_info: None, chan_info: None };
+        channel.do_send(Join {
+            client: ClientHandle::new(id, sink.clone().recipient(), pending),
+            info,
+            push_join_leave: false,
+            recover: None,
+            recovery_limit: 0,
+        });
+        sinks.push(sink);
+    }
+    // Every Join (and its Subscribed answer) is handled before timing starts: a request/response
+    // through the channel's mailbox returns only after the joins queued before it.
+    let publications_data: Vec<Publication> = (0..publications)
+        .map(|n| Publication { data: payload(n), info: None, offset: 0, tags: Default::default() })
+        .collect();
+    let mut publications_data = publications_data.into_iter();
+    let first = publications_data.next().expect("at least one publication");
+    channel
+        .send(Broadcast { publication: first, skip_history: false, idempotency_key: None })
+        .await
+        .expect("channel alive");
+    // That warm-up publication counts: each sink expects `publications` frames in total.
+    let started = Instant::now();
+    for publication in publications_data {
+        channel.do_send(Broadcast { publication, skip_history: false, idempotency_key: None });
+    }
+    if publications > 0 && subscribers > 0 {
+        finish.done.notified().await;
+    }
+    let elapsed = started.elapsed();
+    drop(sinks);
+    Round { deliveries: subscribers * publications.saturating_sub(1), elapsed }
+}
+
+fn arg(n: usize, default: usize) -> usize {
+    std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .nth(n)
+        .map(|a| a.parse().unwrap_or_else(|_| panic!("argument {} must be a number, got {a:?}", n + 1)))
+        .unwrap_or(default)
+}
+
+fn main() {
+    let subscribers = arg(0, 1000);
+    let publications = arg(1, 200).max(1);
+    let rounds = arg(2, 10).max(1);
+    let settings = Settings::default();
+    println!(
+        "fan-out: {subscribers} subscribers x {publications} publications (1 untimed warm-up + {} timed), {rounds} round(s)",
+        publications - 1
+    );
+    // Each delivery boxes one `Deliver` (whatever its variant) in an actix envelope.
+    println!("size_of::<Deliver>() = {} bytes", std::mem::size_of::<Deliver>());
+    let results = System::new().block_on(async move {
+        let mut results = Vec::with_capacity(rounds);
+        for n in 1..=rounds {
+            let r = round(&settings, subscribers, publications).await;
+            println!(
+                "round {n}: {} deliveries in {:.1} ms = {:.0} deliveries/s ({:.0} ns/delivery)",
+                r.deliveries,
+                r.elapsed.as_secs_f64() * 1e3,
+                r.deliveries as f64 / r.elapsed.as_secs_f64(),
+                r.elapsed.as_nanos() as f64 / r.deliveries.max(1) as f64
+            );
+            results.push(r);
+        }
+        results
+    });
+    let mut rates: Vec<f64> = results.iter().map(|r| r.deliveries as f64 / r.elapsed.as_secs_f64()).collect();
+    rates.sort_by(f64::total_cmp);
+    let median = rates[rates.len() / 2];
+    println!("median: {median:.0} deliveries/s ({:.0} ns/delivery) over {rounds} round(s)", 1e9 / median);
+    // Every frame the process delivered, warm-up ones included (what callgrind's total covers).
+    println!("total deliveries: {}", rounds * subscribers * publications);
+}
