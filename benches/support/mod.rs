@@ -70,9 +70,14 @@ pub fn start_gyre(gyre_bin: &str, config: &Path) -> (Proc, String) {
 
 /// Starts `nats-server` with JetStream on a free port; returns it and its URL.
 pub fn start_nats(dir: &Path) -> (Proc, String) {
+    start_nats_on(dir, "-1")
+}
+
+/// Starts `nats-server` with JetStream on `port` ("-1" = any free port) and `dir` as its store.
+pub fn start_nats_on(dir: &Path, port: &str) -> (Proc, String) {
     let bin = std::env::var("NATS_SERVER_BIN").unwrap_or_else(|_| "nats-server".to_owned());
     let child = Command::new(bin)
-        .args(["-a", "127.0.0.1", "-p", "-1", "-js", "--ports_file_dir"])
+        .args(["-a", "127.0.0.1", "-p", port, "-js", "--ports_file_dir"])
         .arg(dir)
         .arg("-sd")
         .arg(dir.join("js"))
