@@ -95,7 +95,7 @@ impl Handler<Deliver> for Sink {
                     self.finish.done.notify_one();
                 }
             }
-            Deliver::Subscribed { outcome, .. } => assert!(outcome.is_ok(), "subscribe refused: {outcome:?}"),
+            Deliver::Subscribed(answer) => assert!(answer.outcome.is_ok(), "subscribe refused: {:?}", answer.outcome),
             Deliver::Disconnect(disconnect) => {
                 panic!("sink disconnected: {disconnect:?} (mailbox or budget too small)")
             }

@@ -11,7 +11,7 @@ use super::history::Stream;
 use super::messages::{Broadcast, FanOutJoinLeave, Join, Leave, ReadHistory, RemoveHistory, Stop};
 use super::rules::Namespace;
 use super::IDEMPOTENCY_WINDOW;
-use crate::client::messages::{ClientHandle, Deliver, DeliverError, Subscribed};
+use crate::client::messages::{ClientHandle, Deliver, DeliverError, SubscribeAnswer, Subscribed};
 use crate::cluster::envelope::ChannelEvent;
 use crate::cluster::{NatsBridge, PublishToChannel};
 use crate::domain::{ChannelName, ClientId, ClientInfo, Publication, StreamPosition};
@@ -178,7 +178,8 @@ impl Handler<Join> for Channel {
                 _ => None,
             },
         };
-        join.client.send(Deliver::Subscribed { channel: self.name.clone(), outcome: Ok(outcome) });
+        join.client
+            .send(Deliver::Subscribed(Box::new(SubscribeAnswer { channel: self.name.clone(), outcome: Ok(outcome) })));
         let info = join.info.clone();
         self.subscribers.insert(
             join.client.id.clone(),

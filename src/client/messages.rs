@@ -20,13 +20,9 @@ pub enum Deliver {
     /// publication is encoded once per channel, not per client. `bytes` were added to the
     /// client's pending count by the sender.
     Frame(ByteString),
-    /// The channel's answer to a subscribe; always precedes that channel's frames.
-    Subscribed {
-        /// The channel.
-        channel: ChannelName,
-        /// Position and recovered publications, or why it failed.
-        outcome: Result<Subscribed, ReplyError>,
-    },
+    /// The channel's answer to a subscribe; always precedes that channel's frames. Boxed, like
+    /// every rare variant, so the per-delivery `Frame` message stays small.
+    Subscribed(Box<SubscribeAnswer>),
     /// The server ends this subscription (`unsubscribe` push).
     Unsubscribe {
         /// The channel.
@@ -39,7 +35,16 @@ pub enum Deliver {
     /// Close the connection with this code.
     Disconnect(Disconnect),
     /// Server API action on this connection (subscribe, refresh).
-    Server(ServerAction),
+    Server(Box<ServerAction>),
+}
+
+/// A channel's answer to a subscribe.
+#[derive(Debug)]
+pub struct SubscribeAnswer {
+    /// The channel.
+    pub channel: ChannelName,
+    /// Position and recovered publications, or why it failed.
+    pub outcome: Result<Subscribed, ReplyError>,
 }
 
 /// What the server API asks of a live connection.
@@ -144,5 +149,14 @@ impl ClientHandle {
     /// and must not be dropped, so they bypass the mailbox capacity.
     pub fn send(&self, message: Deliver) {
         self.inbox.do_send(message);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_per_delivery_message_stays_small() {
+        // Every queued frame pays for the largest variant; keep rare ones boxed.
+        assert!(std::mem::size_of::<super::Deliver>() <= 48, "{}", std::mem::size_of::<super::Deliver>());
     }
 }

@@ -11,7 +11,7 @@ use bytestring::ByteString;
 use rand::Rng;
 
 use super::commands::PendingSubscription;
-use super::messages::{ClientHandle, Deliver};
+use super::messages::{ClientHandle, Deliver, SubscribeAnswer};
 use crate::domain::{unix_now, ChannelName, ClientId, RawJson};
 use crate::metrics::METRICS;
 use crate::node::Node;
@@ -414,7 +414,8 @@ impl Handler<Deliver> for ClientSession {
         let _entered = span.enter();
         match message {
             Deliver::Frame(frame) => self.write_frame(frame, ctx),
-            Deliver::Subscribed { channel, outcome } => {
+            Deliver::Subscribed(answer) => {
+                let SubscribeAnswer { channel, outcome } = *answer;
                 self.on_subscribed(channel, outcome, ctx);
                 self.process_queue(ctx);
             }
@@ -424,7 +425,7 @@ impl Handler<Deliver> for ClientSession {
             }
             Deliver::Disconnect(disconnect) => self.close(ctx, disconnect),
             Deliver::Server(action) => {
-                self.on_server_action(action, ctx);
+                self.on_server_action(*action, ctx);
                 self.flush(ctx);
             }
         }

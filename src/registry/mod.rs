@@ -385,13 +385,13 @@ impl Handler<ToUser> for Registry {
         for target in targets {
             count += 1;
             target.handle.send(match msg.action.clone() {
-                UserAction::Subscribe(subscribe) => Deliver::Server(ServerAction::Subscribe(subscribe)),
+                UserAction::Subscribe(subscribe) => Deliver::Server(Box::new(ServerAction::Subscribe(subscribe))),
                 UserAction::Unsubscribe(channel) => {
                     Deliver::Unsubscribe { channel, code: 2000, reason: "server unsubscribe" }
                 }
                 UserAction::Disconnect(disconnect) => Deliver::Disconnect(disconnect),
                 UserAction::Refresh { expired, expire_at, info } => {
-                    Deliver::Server(ServerAction::Refresh { expired, expire_at, info })
+                    Deliver::Server(Box::new(ServerAction::Refresh { expired, expire_at, info }))
                 }
             });
         }
