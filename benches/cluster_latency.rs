@@ -15,7 +15,7 @@ use futures_util::StreamExt;
 use support::{start_gyre, start_nats, subscriber, write_config, API_KEY};
 
 fn main() {
-    let samples: usize = std::env::args().skip(1).find_map(|a| a.parse().ok()).unwrap_or(2000);
+    let samples: usize = support::arg(2000);
     let dir = tempfile::tempdir().expect("temp dir");
     let (_nats, nats_url) = start_nats(dir.path());
     let single_cfg = write_config(dir.path(), "single.json", None);
@@ -48,13 +48,7 @@ fn main() {
             cross.1 - single.1,
         ))
     });
-    match report {
-        Ok(report) => println!("{report}"),
-        Err(error) => {
-            eprintln!("benchmark failed: {error}");
-            std::process::exit(1);
-        }
-    }
+    support::report(report);
 }
 
 fn us(value: f64) -> String {

@@ -12,19 +12,13 @@ use std::time::{Duration, Instant};
 use support::{rss_kib, start_gyre, subscriber, write_config};
 
 fn main() {
-    let count: usize = std::env::args().skip(1).find_map(|a| a.parse().ok()).unwrap_or(1000);
+    let count: usize = support::arg(1000);
     let dir = tempfile::tempdir().expect("temp dir");
     let config = write_config(dir.path(), "config.json", None);
     let (node, addr) = start_gyre(env!("CARGO_BIN_EXE_gyre"), &config);
     let outcome = actix_rt::System::new().block_on(measure(node.pid(), &addr, count));
     drop(node);
-    match outcome {
-        Ok(report) => println!("{report}"),
-        Err(error) => {
-            eprintln!("benchmark failed: {error}");
-            std::process::exit(1);
-        }
-    }
+    support::report(outcome);
 }
 
 async fn measure(pid: u32, addr: &str, count: usize) -> Result<String, String> {

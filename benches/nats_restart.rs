@@ -22,20 +22,14 @@ use support::{start_gyre, start_nats_on, write_config, Socket, API_KEY, SECRET};
 const PER_CLIENT: usize = 125;
 
 fn main() {
-    let channels: usize = std::env::args().skip(1).find_map(|a| a.parse().ok()).unwrap_or(1000);
+    let channels: usize = support::arg(1000);
     let dir = tempfile::tempdir().expect("temp dir");
     let (nats, url) = start_nats_on(dir.path(), "-1");
     let port = url.rsplit(':').next().unwrap_or_default().to_owned();
     let config = write_config(dir.path(), "cluster.json", Some(&url));
     let (_node, addr) = start_gyre(env!("CARGO_BIN_EXE_gyre"), &config);
     let outcome = actix_rt::System::new().block_on(run(&addr, channels, nats, dir.path(), &port));
-    match outcome {
-        Ok(report) => println!("{report}"),
-        Err(error) => {
-            eprintln!("benchmark failed: {error}");
-            std::process::exit(1);
-        }
-    }
+    support::report(outcome);
 }
 
 async fn client(addr: &str, user: usize, channels: &[String]) -> Result<Socket, String> {

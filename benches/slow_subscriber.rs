@@ -14,19 +14,13 @@ use futures_util::StreamExt;
 use support::{rss_kib, start_gyre, subscriber, write_config, API_KEY};
 
 fn main() {
-    let count: usize = std::env::args().skip(1).find_map(|a| a.parse().ok()).unwrap_or(100_000);
+    let count: usize = support::arg(100_000);
     let dir = tempfile::tempdir().expect("temp dir");
     let config = write_config(dir.path(), "config.json", None);
     let (node, addr) = start_gyre(env!("CARGO_BIN_EXE_gyre"), &config);
     let outcome = actix_rt::System::new().block_on(run(node.pid(), &addr, count));
     drop(node);
-    match outcome {
-        Ok(report) => println!("{report}"),
-        Err(error) => {
-            eprintln!("benchmark failed: {error}");
-            std::process::exit(1);
-        }
-    }
+    support::report(outcome);
 }
 
 async fn run(pid: u32, addr: &str, count: usize) -> Result<String, String> {

@@ -14,6 +14,22 @@ use jsonwebtoken::{encode, EncodingKey, Header};
 pub const SECRET: &str = "bench-secret";
 pub const API_KEY: &str = "bench-key";
 
+/// The first numeric command-line argument, or `default`.
+pub fn arg(default: usize) -> usize {
+    std::env::args().skip(1).find_map(|a| a.parse().ok()).unwrap_or(default)
+}
+
+/// Prints a benchmark's report, or its error and exits non-zero.
+pub fn report(outcome: Result<String, String>) {
+    match outcome {
+        Ok(report) => println!("{report}"),
+        Err(error) => {
+            eprintln!("benchmark failed: {error}");
+            std::process::exit(1);
+        }
+    }
+}
+
 /// A child process, killed on drop.
 pub struct Proc(pub Child);
 
