@@ -12,6 +12,7 @@ use tracing_actix_web::TracingLogger;
 
 use crate::auth::TokenVerifier;
 use crate::channel::ChannelRules;
+use crate::cluster::history::HistoryStore;
 use crate::cluster::idempotency::Idempotency;
 use crate::cluster::{self, NatsBridge};
 use crate::config::Settings;
@@ -160,13 +161,31 @@ async fn start_cluster(
             None
         }
     };
+    let history = if idempotency.is_some() { open_history(&client, &broker.nats.prefix, rules).await? } else { None };
     let bridge =
         NatsBridge::new(client, &broker.nats.prefix, uid.to_owned(), name.to_owned(), registry.clone(), rules.clone())
             .with_idempotency(idempotency)
+            .with_live_prefix(history.as_ref().map(|h| h.live_prefix()))
             .start();
-    registry.do_send(AttachBridge(bridge.clone()));
+    registry.do_send(AttachBridge { bridge: bridge.clone(), history });
     tracing::info!(url = %broker.nats.url, prefix = %broker.nats.prefix, "cluster mode: relaying through NATS");
     Ok(Some(bridge))
+}
+
+/// Cluster-wide history streams, one per history shape of the config (none when no namespace
+/// keeps history).
+async fn open_history(
+    client: &async_nats::Client,
+    prefix: &str,
+    rules: &ChannelRules,
+) -> anyhow::Result<Option<Arc<HistoryStore>>> {
+    let shapes = rules.history_shapes();
+    if shapes.is_empty() {
+        return Ok(None);
+    }
+    let store = HistoryStore::open(client, prefix, &shapes).await?;
+    tracing::info!(streams = shapes.len(), "history and recovery are cluster-wide (JetStream)");
+    Ok(Some(Arc::new(store)))
 }
 
 /// Small frames (replies, pushes) go out at once instead of waiting for the peer's delayed ACK

@@ -1,5 +1,7 @@
 //! The channel actor.
 
+mod shared;
+
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -13,6 +15,7 @@ use super::rules::Namespace;
 use super::IDEMPOTENCY_WINDOW;
 use crate::client::messages::{ClientHandle, Deliver, DeliverError, SubscribeAnswer, Subscribed};
 use crate::cluster::envelope::ChannelEvent;
+use crate::cluster::history::HistoryStore;
 use crate::cluster::{NatsBridge, PublishToChannel};
 use crate::domain::{ChannelName, ClientId, ClientInfo, Publication, StreamPosition};
 use crate::metrics::METRICS;
@@ -44,6 +47,8 @@ pub struct Channel {
     /// Cluster mode: join/leave go to every node through NATS instead of straight to local
     /// subscribers (they come back as [`FanOutJoinLeave`]).
     relay: Option<Addr<NatsBridge>>,
+    /// Cluster mode with JetStream: history lives in the cluster-wide store, not in `stream`.
+    shared: Option<shared::SharedHistory>,
 }
 
 impl Channel {
@@ -71,7 +76,17 @@ impl Channel {
             recent: HashMap::new(),
             pruning_recent: false,
             relay: None,
+            shared: None,
         }
+    }
+
+    /// Keeps history in the cluster-wide store (cluster mode with JetStream, history on).
+    pub fn with_shared_history(mut self, store: Option<Arc<HistoryStore>>) -> Self {
+        if let (Some(store), Some(shape)) = (store, self.namespace.history) {
+            self.stream = None;
+            self.shared = Some(shared::SharedHistory::new(store, shape));
+        }
+        self
     }
 
     /// Relays join/leave through the cluster bridge (cluster mode).
@@ -166,7 +181,10 @@ impl Actor for Channel {
 impl Handler<Join> for Channel {
     type Result = ();
 
-    fn handle(&mut self, join: Join, _: &mut Self::Context) {
+    fn handle(&mut self, join: Join, ctx: &mut Self::Context) {
+        if self.shared.is_some() {
+            return self.join_shared(join, ctx);
+        }
         let stream = self.stream.as_mut();
         let outcome = Subscribed {
             position: stream.as_ref().map(|s| s.position()),
@@ -178,15 +196,32 @@ impl Handler<Join> for Channel {
                 _ => None,
             },
         };
-        join.client
-            .send(Deliver::Subscribed(Box::new(SubscribeAnswer { channel: self.name.clone(), outcome: Ok(outcome) })));
-        let info = join.info.clone();
-        self.subscribers.insert(
-            join.client.id.clone(),
-            Subscriber { handle: join.client, info: join.info, push_join_leave: join.push_join_leave },
-        );
-        self.push_join_leave("join", &info);
+        self.admit(join, Ok(outcome));
+    }
+}
+
+impl Channel {
+    /// Answers a subscriber (before any frame of this channel reaches it) and, on success, adds it.
+    fn admit(&mut self, join: Join, outcome: Result<Subscribed, crate::protocol::ReplyError>) {
+        let accepted = outcome.is_ok();
+        join.client.send(Deliver::Subscribed(Box::new(SubscribeAnswer { channel: self.name.clone(), outcome })));
+        if accepted {
+            let info = join.info.clone();
+            self.subscribers.insert(
+                join.client.id.clone(),
+                Subscriber { handle: join.client, info: join.info, push_join_leave: join.push_join_leave },
+            );
+            self.push_join_leave("join", &info);
+        }
         self.processed_one();
+    }
+
+    /// Fans a publication out to every subscriber, encoded once.
+    fn deliver(&mut self, publication: &Publication) {
+        if !self.subscribers.is_empty() {
+            let frame = ByteString::from(push(self.name.as_str(), "pub", publication));
+            self.fan_out(&frame, "push_publication", false);
+        }
     }
 }
 
@@ -231,10 +266,7 @@ impl Channel {
             }
             None => (Arc::new(publication), None),
         };
-        if !self.subscribers.is_empty() {
-            let frame = ByteString::from(push(self.name.as_str(), "pub", &*publication));
-            self.fan_out(&frame, "push_publication", false);
-        }
+        self.deliver(&publication);
         position
     }
 

@@ -42,6 +42,8 @@ pub enum HistoryError {
     EpochMismatch,
     /// Reverse read from offset 0 (client 107, API 100).
     ReverseFromZero,
+    /// The cluster-wide store could not be read (NATS down); try again later.
+    Unavailable,
 }
 
 /// Result of a recovery attempt.
@@ -74,6 +76,21 @@ impl Stream {
     pub fn new(position: Option<StreamPosition>, size: usize, ttl: Duration) -> Self {
         let position = position.unwrap_or_else(|| StreamPosition { offset: 0, epoch: new_epoch() });
         Self { epoch: position.epoch, top: position.offset, items: VecDeque::new(), size, ttl }
+    }
+
+    /// A stream at `position` holding `items` (publication and remaining lifetime, oldest
+    /// first), as read back from cluster-wide storage.
+    pub fn restore(
+        position: StreamPosition,
+        items: impl IntoIterator<Item = (Publication, Duration)>,
+        size: usize,
+        now: Instant,
+    ) -> Self {
+        let items: VecDeque<Entry> = items
+            .into_iter()
+            .map(|(publication, left)| Entry { publication: Arc::new(publication), expires: deadline_after(now, left) })
+            .collect();
+        Self { epoch: position.epoch, top: position.offset, items, size, ttl: Duration::ZERO }
     }
 
     /// The top of the stream.
@@ -242,6 +259,22 @@ mod tests {
         assert!(!cut.recovered);
         let other_epoch = s.recover(&StreamPosition { offset: 5, epoch: "x".into() }, 300);
         assert!(!other_epoch.recovered);
+    }
+
+    #[test]
+    fn a_restored_stream_answers_recovery_like_a_live_one() {
+        let now = Instant::now();
+        let epoch: Arc<str> = "e".into();
+        let items = (3..=5).map(|n| {
+            let mut p = publication(n);
+            p.offset = n as u64;
+            (p, Duration::from_secs(60))
+        });
+        let s = Stream::restore(StreamPosition { offset: 5, epoch: epoch.clone() }, items, 10, now);
+        let ok = s.recover(&StreamPosition { offset: 2, epoch: epoch.clone() }, 300);
+        assert!(ok.recovered);
+        assert_eq!(offsets(&ok.publications), vec![3, 4, 5]);
+        assert!(!s.recover(&StreamPosition { offset: 1, epoch }, 300).recovered);
     }
 
     #[test]

@@ -69,3 +69,14 @@ pub struct FanOutJoinLeave {
     /// Who.
     pub info: ClientInfo,
 }
+
+/// NATS relays this channel to this node now (cluster mode); a store-backed channel reads its
+/// position before answering any subscriber.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct Watched;
+
+/// A publication (or position marker) stored in the cluster-wide history, arriving live.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct Stored(pub crate::cluster::history::StoredMessage);

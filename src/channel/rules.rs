@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use regex::Regex;
 
@@ -18,7 +19,18 @@ pub struct Namespace {
     pub name: Option<String>,
     /// Options from config.
     pub options: ChannelOptions,
+    /// Retention of the namespace's history; `None` when history is off.
+    pub history: Option<HistoryShape>,
     regex: Option<Regex>,
+}
+
+/// How a namespace retains history: what a cluster-wide history stream is keyed by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct HistoryShape {
+    /// Publications kept per channel (`history_size`).
+    pub size: usize,
+    /// How long the stream position outlives the last publication (`history_meta_ttl`).
+    pub meta_ttl: std::time::Duration,
 }
 
 /// A channel name that resolved to a namespace.
@@ -72,12 +84,14 @@ impl ChannelRules {
     pub fn from_settings(settings: &Settings) -> Result<Self, String> {
         let channel = &settings.channel;
         let mut namespaces = HashMap::new();
+        let meta_ttl = channel.history_meta_ttl;
         for ns in &channel.namespaces {
-            namespaces.insert(ns.name.clone(), Arc::new(Namespace::new(Some(ns.name.clone()), ns.options.clone())?));
+            let namespace = Namespace::new(Some(ns.name.clone()), ns.options.clone(), meta_ttl)?;
+            namespaces.insert(ns.name.clone(), Arc::new(namespace));
         }
         Ok(Self {
             namespaces,
-            default: Arc::new(Namespace::new(None, channel.without_namespace.clone())?),
+            default: Arc::new(Namespace::new(None, channel.without_namespace.clone(), meta_ttl)?),
             private_prefix: channel.private_prefix.clone(),
             namespace_boundary: channel.namespace_boundary.clone(),
             user_boundary: channel.user_boundary.clone(),
@@ -85,6 +99,15 @@ impl ChannelRules {
             max_length: channel.max_length,
             insecure: settings.client.insecure,
         })
+    }
+
+    /// Every distinct history retention in the config (one cluster-wide stream each).
+    pub fn history_shapes(&self) -> Vec<HistoryShape> {
+        let mut shapes: Vec<HistoryShape> =
+            self.namespaces.values().chain([&self.default]).filter_map(|ns| ns.history).collect();
+        shapes.sort();
+        shapes.dedup();
+        shapes
     }
 
     /// Resolves a channel named by a client: length and character checks (107), then the
@@ -170,14 +193,16 @@ impl ChannelRules {
 }
 
 impl Namespace {
-    fn new(name: Option<String>, options: ChannelOptions) -> Result<Self, String> {
+    fn new(name: Option<String>, options: ChannelOptions, global_meta_ttl: Duration) -> Result<Self, String> {
         let regex = match options.channel_regex.as_str() {
             "" => None,
             pattern => {
                 Some(Regex::new(pattern).map_err(|e| format!("channel_regex {pattern:?} does not compile: {e}"))?)
             }
         };
-        Ok(Self { name, options, regex })
+        let meta_ttl = if options.history_meta_ttl.is_zero() { global_meta_ttl } else { options.history_meta_ttl };
+        let history = options.history_enabled().then_some(HistoryShape { size: options.history_size, meta_ttl });
+        Ok(Self { name, options, history, regex })
     }
 }
 

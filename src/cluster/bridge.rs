@@ -13,8 +13,9 @@ use super::envelope::{
     ChannelEvent, ChannelMessage, ControlCommand, ControlMessage, NodeInfo, SurveyAnswer, SurveyQuery, UserTarget,
     VERSION,
 };
+use super::history::StoredMessage;
 use super::idempotency::{Claim, Idempotency};
-use super::subjects::Subjects;
+use super::subjects::{decode_token, Subjects};
 use crate::channel::ChannelRules;
 use crate::channel::IDEMPOTENCY_WINDOW;
 use crate::client::messages::{ServerSubscribe, SubscribeOverrides};
@@ -23,7 +24,7 @@ use crate::domain::{ChannelName, ClientId, StreamPosition};
 use crate::metrics::METRICS;
 use crate::node::VERSION as GYRE_VERSION;
 use crate::protocol::Disconnect;
-use crate::registry::messages::{ClusterIn, GetStats, ListChannels, LocalPresence, ToUser, UserAction};
+use crate::registry::messages::{ClusterIn, GetStats, ListChannels, LocalPresence, StoredIn, ToUser, UserAction};
 use crate::registry::Registry;
 
 /// How often a node announces itself.
@@ -75,10 +76,15 @@ pub async fn connect(settings: &NatsSettings, node_name: &str) -> anyhow::Result
 }
 
 /// Starts relaying `channel` (sent by the registry when it creates the channel actor); answers
-/// once NATS has confirmed the subscription, so nothing published afterwards is missed.
+/// once NATS has confirmed the subscriptions, so nothing published afterwards is missed.
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
-pub struct WatchChannel(pub ChannelName);
+pub struct WatchChannel {
+    /// The channel (its core subject carries join/leave and publications without history).
+    pub channel: ChannelName,
+    /// The live subject of its cluster-wide history, when it has one.
+    pub live: Option<String>,
+}
 
 /// Stops relaying `channel` (sent by the registry when it drops the channel actor).
 #[derive(Debug, Message)]
@@ -137,7 +143,9 @@ pub struct NatsBridge {
     registry: Addr<Registry>,
     rules: Arc<ChannelRules>,
     wanted: HashSet<ChannelName>,
-    subscriptions: HashMap<ChannelName, SpawnHandle>,
+    subscriptions: HashMap<ChannelName, Vec<SpawnHandle>>,
+    /// `<prefix>.live.`: stored publications of channels with cluster-wide history.
+    live_prefix: Option<String>,
     peers: HashMap<String, (NodeInfo, Instant)>,
     surveys: HashMap<u64, PendingSurvey>,
     next_survey: u64,
@@ -166,6 +174,7 @@ impl NatsBridge {
             rules,
             wanted: HashSet::new(),
             subscriptions: HashMap::new(),
+            live_prefix: None,
             peers: HashMap::new(),
             surveys: HashMap::new(),
             next_survey: 0,
@@ -177,6 +186,12 @@ impl NatsBridge {
     /// Uses JetStream markers for idempotent publish.
     pub fn with_idempotency(mut self, idempotency: Option<Idempotency>) -> Self {
         self.idempotency = idempotency.map(Arc::new);
+        self
+    }
+
+    /// Relays stored publications published under `live_prefix` (cluster-wide history).
+    pub fn with_live_prefix(mut self, live_prefix: Option<String>) -> Self {
+        self.live_prefix = live_prefix;
         self
     }
 
@@ -257,6 +272,20 @@ impl NatsBridge {
             }
             Ok(m) => tracing::warn!(version = m.v, "dropping channel message of an unknown envelope version"),
             Err(error) => tracing::warn!(%error, subject = %message.subject, "dropping malformed channel message"),
+        }
+    }
+
+    /// A publication stored in the cluster-wide history, re-published by JetStream.
+    fn on_stored_message(&mut self, message: &async_nats::Message) {
+        let channel = message.subject.rsplit('.').next().and_then(decode_token);
+        let seq = message.headers.as_ref().and_then(|h| h.get("Nats-Sequence")).and_then(|v| v.as_str().parse().ok());
+        let stored = seq.and_then(|seq| StoredMessage::decode(seq, message.headers.as_ref(), &message.payload));
+        match (channel, stored) {
+            (Some(channel), Some(message)) => {
+                METRICS.broker_received("publication");
+                self.registry.do_send(StoredIn { channel: ChannelName::new_unchecked(&channel), message });
+            }
+            _ => tracing::warn!(subject = %message.subject, "dropping a re-published message gyre did not write"),
         }
     }
 
@@ -423,6 +452,8 @@ impl StreamHandler<Incoming> for NatsBridge {
         let subject = message.subject.as_str();
         if subject == self.subjects.control() || subject == self.subjects.node(&self.uid) {
             self.on_control_message(&message, ctx);
+        } else if self.live_prefix.as_deref().is_some_and(|p| subject.starts_with(p)) {
+            self.on_stored_message(&message);
         } else {
             self.on_channel_message(&message);
         }
@@ -435,20 +466,25 @@ impl StreamHandler<Incoming> for NatsBridge {
 impl Handler<WatchChannel> for NatsBridge {
     type Result = ResponseActFuture<Self, ()>;
 
-    fn handle(&mut self, WatchChannel(channel): WatchChannel, _: &mut Self::Context) -> Self::Result {
+    fn handle(&mut self, msg: WatchChannel, _: &mut Self::Context) -> Self::Result {
+        let channel = msg.channel;
         self.wanted.insert(channel.clone());
         let client = self.client.clone();
-        let subject = self.subjects.channel(channel.as_str());
+        let subjects: Vec<String> =
+            [Some(self.subjects.channel(channel.as_str())), msg.live].into_iter().flatten().collect();
         let subscribing = async move {
-            let subscriber = client.subscribe(subject).await;
-            // The PING/PONG round trip of a flush proves the server has registered the SUB.
+            let mut subscribers = Vec::with_capacity(subjects.len());
+            for subject in subjects {
+                subscribers.push(client.subscribe(subject).await);
+            }
+            // The PING/PONG round trip of a flush proves the server has registered the SUBs.
             let _ = client.flush().await;
-            subscriber
+            subscribers.into_iter().collect::<Result<Vec<_>, _>>()
         };
         Box::pin(subscribing.into_actor(self).map(move |result, this, ctx| match result {
-            Ok(subscriber) if this.wanted.contains(&channel) && !this.subscriptions.contains_key(&channel) => {
-                let handle = ctx.add_stream(subscriber.map(Incoming));
-                this.subscriptions.insert(channel, handle);
+            Ok(subscribers) if this.wanted.contains(&channel) && !this.subscriptions.contains_key(&channel) => {
+                let handles = subscribers.into_iter().map(|s| ctx.add_stream(s.map(Incoming))).collect();
+                this.subscriptions.insert(channel, handles);
             }
             Ok(_) => {}
             Err(error) => tracing::error!(%error, channel = %channel, "NATS subscribe failed; channel traffic from other nodes will not arrive"),
@@ -461,7 +497,7 @@ impl Handler<UnwatchChannel> for NatsBridge {
 
     fn handle(&mut self, UnwatchChannel(channel): UnwatchChannel, ctx: &mut Self::Context) {
         self.wanted.remove(&channel);
-        if let Some(handle) = self.subscriptions.remove(&channel) {
+        for handle in self.subscriptions.remove(&channel).unwrap_or_default() {
             ctx.cancel_future(handle);
         }
     }

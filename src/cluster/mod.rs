@@ -14,6 +14,7 @@
 
 mod bridge;
 pub mod envelope;
+pub mod history;
 pub mod idempotency;
 pub mod subjects;
 

@@ -214,10 +214,26 @@ pub struct ClusterIn {
     pub event: crate::cluster::envelope::ChannelEvent,
 }
 
-/// Switches the registry to cluster mode: publications and join/leave go through this bridge.
+/// A stored publication of a channel with cluster-wide history, arriving from NATS.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct StoredIn {
+    /// The channel.
+    pub channel: ChannelName,
+    /// The stored message.
+    pub message: crate::cluster::history::StoredMessage,
+}
+
+/// Switches the registry to cluster mode: publications and join/leave go through this bridge,
+/// and history of history-enabled namespaces lives in the cluster-wide store when there is one.
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct AttachBridge(pub Addr<crate::cluster::NatsBridge>);
+pub struct AttachBridge {
+    /// The node's NATS bridge.
+    pub bridge: Addr<crate::cluster::NatsBridge>,
+    /// Cluster-wide history (JetStream); `None` keeps history per node.
+    pub history: Option<std::sync::Arc<crate::cluster::history::HistoryStore>>,
+}
 
 /// How many connections a user has on this node.
 #[derive(Debug, Message)]

@@ -15,10 +15,12 @@ use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 
+use crate::channel::history::{HistoryError, HistoryPage, HistoryQuery, Stream};
 use crate::channel::messages as channel;
-use crate::channel::{Channel, ResolvedChannel};
+use crate::channel::{Channel, HistoryShape, ResolvedChannel};
 use crate::client::messages::{ClientHandle, Deliver, ServerAction};
 use crate::cluster::envelope::{ChannelEvent, SurveyQuery};
+use crate::cluster::history::{visible, HistoryStore, StoreError};
 use crate::cluster::{NatsBridge, PublishToChannel, Survey, UnwatchChannel, WatchChannel};
 use crate::domain::{ChannelName, ClientId, ClientInfo, StreamPosition};
 use crate::presence::{self, Presence};
@@ -57,6 +59,8 @@ pub struct Registry {
     generations: u64,
     /// Set in cluster mode: channel traffic goes through NATS.
     bridge: Option<Addr<NatsBridge>>,
+    /// Cluster mode with JetStream: history of history-enabled namespaces lives here.
+    history: Option<Arc<HistoryStore>>,
 }
 
 impl Registry {
@@ -71,6 +75,7 @@ impl Registry {
             history_meta_ttl,
             generations: 0,
             bridge: None,
+            history: None,
         }
     }
 
@@ -79,6 +84,7 @@ impl Registry {
         let queue_max_size = self.queue_max_size;
         let generations = &mut self.generations;
         let bridge = &self.bridge;
+        let history = &self.history;
         self.channels.entry(resolved.name.clone()).or_insert_with(|| {
             *generations += 1;
             let generation = *generations;
@@ -88,7 +94,9 @@ impl Registry {
             let position = dormant.remove(&resolved.name).map(|d| d.position).filter(|_| bridge.is_none());
             let waiting_joins = bridge.as_ref().map(|bridge| {
                 let name = resolved.name.clone();
-                let watched = bridge.send(WatchChannel(name.clone()));
+                let live =
+                    history.as_ref().zip(resolved.namespace.history).map(|(h, s)| h.live_subject(s, name.as_str()));
+                let watched = bridge.send(WatchChannel { channel: name.clone(), live });
                 let watched = actix::fut::wrap_future::<_, Registry>(watched);
                 ctx.spawn(watched.map(move |_, this, _| this.channel_watched(&name, generation)));
                 Vec::new()
@@ -102,6 +110,7 @@ impl Registry {
                 generation,
             )
             .with_relay(bridge.clone())
+            .with_shared_history(history.clone())
             .start();
             let presence = resolved.namespace.options.presence.then(|| Presence::default().start());
             ChannelEntry { generation, channel, presence, sent: 0, subscribers: 0, waiting_joins }
@@ -111,6 +120,8 @@ impl Registry {
     /// NATS confirmed the channel's subscription: let the waiting subscribers in.
     fn channel_watched(&mut self, name: &ChannelName, generation: u64) {
         let Some(entry) = self.channels.get_mut(name).filter(|e| e.generation == generation) else { return };
+        entry.sent += 1;
+        entry.channel.do_send(channel::Watched);
         for join in entry.waiting_joins.take().unwrap_or_default() {
             entry.channel.do_send(join);
         }
@@ -201,6 +212,18 @@ impl Registry {
         bridge: Addr<NatsBridge>,
         msg: Publish,
     ) -> ResponseFuture<Result<Option<StreamPosition>, PublishFailed>> {
+        if let Some((store, shape)) = self.shared_history(&msg.channel).filter(|_| !msg.skip_history) {
+            return Box::pin(async move {
+                let key = msg.idempotency_key.as_deref();
+                match store.publish(shape, msg.channel.name.as_str(), &msg.publication, key).await {
+                    Ok(stored) => Ok(Some(stored.position)),
+                    Err(error) => {
+                        tracing::warn!(%error, channel = %msg.channel.name, "publish refused: JetStream history is unavailable");
+                        Err(PublishFailed)
+                    }
+                }
+            });
+        }
         let event = ChannelEvent::Publication { publication: msg.publication, skip_history: msg.skip_history };
         let sent =
             bridge.send(PublishToChannel { channel: msg.channel.name, event, idempotency_key: msg.idempotency_key });
@@ -223,6 +246,19 @@ impl Handler<History> for Registry {
     >;
 
     fn handle(&mut self, msg: History, ctx: &mut Self::Context) -> Self::Result {
+        if let Some((store, shape)) = self.shared_history(&msg.channel) {
+            let options = msg.channel.namespace.options.clone();
+            let name = msg.channel.name.clone();
+            return Box::pin(async move {
+                let page = read_shared(&store, shape, &name, &options, &msg.query).await;
+                Ok(page
+                    .map_err(|error| {
+                        tracing::warn!(%error, channel = %name, "history read failed: JetStream is unavailable");
+                        HistoryError::Unavailable
+                    })
+                    .and_then(|page| page))
+            });
+        }
         let entry = self.entry(&msg.channel, ctx);
         entry.sent += 1;
         Box::pin(entry.channel.send(channel::ReadHistory(msg.query)))
@@ -232,7 +268,17 @@ impl Handler<History> for Registry {
 impl Handler<RemoveHistory> for Registry {
     type Result = ();
 
-    fn handle(&mut self, msg: RemoveHistory, _: &mut Self::Context) {
+    fn handle(&mut self, msg: RemoveHistory, ctx: &mut Self::Context) {
+        if let Some((store, shape)) = self.shared_history(&msg.channel) {
+            let name = msg.channel.name.clone();
+            let removing = async move {
+                if let Err(error) = store.remove(shape, name.as_str()).await {
+                    tracing::warn!(%error, channel = %name, "history_remove failed: JetStream is unavailable");
+                }
+            };
+            ctx.spawn(removing.into_actor(self));
+            return;
+        }
         if let Some(entry) = self.channels.get_mut(&msg.channel.name) {
             entry.sent += 1;
             entry.channel.do_send(channel::RemoveHistory);
@@ -442,12 +488,48 @@ impl Handler<ClusterIn> for Registry {
     }
 }
 
+impl Handler<StoredIn> for Registry {
+    type Result = ();
+
+    fn handle(&mut self, msg: StoredIn, _: &mut Self::Context) {
+        let Some(entry) = self.channels.get_mut(&msg.channel) else { return };
+        entry.sent += 1;
+        entry.channel.do_send(channel::Stored(msg.message));
+    }
+}
+
 impl Handler<AttachBridge> for Registry {
     type Result = ();
 
-    fn handle(&mut self, AttachBridge(bridge): AttachBridge, _: &mut Self::Context) {
-        self.bridge = Some(bridge);
+    fn handle(&mut self, msg: AttachBridge, _: &mut Self::Context) {
+        self.bridge = Some(msg.bridge);
+        self.history = msg.history;
     }
+}
+
+impl Registry {
+    /// The cluster-wide store and the channel's stream shape, when its history lives there.
+    fn shared_history(&self, channel: &ResolvedChannel) -> Option<(Arc<HistoryStore>, HistoryShape)> {
+        self.history.clone().zip(channel.namespace.history)
+    }
+}
+
+/// Reads a page of history from the cluster-wide store with the memory engine's rules. An
+/// empty channel gets its epoch pinned, so every node reports the same position.
+async fn read_shared(
+    store: &HistoryStore,
+    shape: HistoryShape,
+    channel: &ChannelName,
+    options: &crate::config::ChannelOptions,
+    query: &HistoryQuery,
+) -> Result<Result<HistoryPage, HistoryError>, StoreError> {
+    let messages = store.read_all(shape, channel.as_str()).await?;
+    let top = match messages.last() {
+        Some(last) => last.position.clone(),
+        None => store.position(shape, channel.as_str()).await?,
+    };
+    let items = visible(messages, &top.epoch, top.offset, options.history_ttl).into_values();
+    Ok(Stream::restore(top, items, options.history_size, Instant::now()).read(query))
 }
 
 impl Handler<UserConnections> for Registry {

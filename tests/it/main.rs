@@ -11,6 +11,8 @@ mod bad_input;
 mod client_protocol;
 /// Several nodes relaying through a real nats-server.
 mod cluster;
+/// History and recovery shared through JetStream.
+mod cluster_history;
 /// Health, metrics, internal port.
 mod ops;
 /// Presence, join/leave.

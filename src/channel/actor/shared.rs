@@ -1,0 +1,248 @@
+//! A channel whose history lives in the cluster-wide store (JetStream).
+//!
+//! The channel keeps only the position it has delivered up to. Stored publications arrive in
+//! offset order through the store's live subject; a duplicate is dropped, and a hole (a
+//! re-published message overtaken, or lost while NATS reconnected) is filled from the store
+//! before anything newer goes out, so subscribers see every offset once, in order. While the
+//! channel reads the store it handles nothing else (`ctx.wait`): joins and publications wait in
+//! the mailbox and keep their order.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use actix::prelude::*;
+
+use super::super::history::Stream;
+use super::super::messages::{Join, Stored, Watched};
+use super::Channel;
+use crate::channel::HistoryShape;
+use crate::client::messages::{Deliver, Subscribed};
+use crate::cluster::history::{visible, HistoryStore, StoreError, StoredMessage};
+use crate::domain::StreamPosition;
+use crate::protocol::{Disconnect, ReplyError};
+
+/// The store, and how far this channel has delivered.
+pub(super) struct SharedHistory {
+    store: Arc<HistoryStore>,
+    shape: HistoryShape,
+    /// `None` until the position was read from the store (or after that failed).
+    delivered: Option<StreamPosition>,
+}
+
+impl SharedHistory {
+    pub(super) fn new(store: Arc<HistoryStore>, shape: HistoryShape) -> Self {
+        Self { store, shape, delivered: None }
+    }
+}
+
+/// What to do with a stored message that arrived live.
+#[derive(Debug, PartialEq, Eq)]
+enum Arrival {
+    /// Next in line: deliver it.
+    Next,
+    /// Already delivered (or older): drop it.
+    Old,
+    /// Offsets between the delivered one and it are missing: fill them first.
+    Gap,
+    /// A new epoch (the channel's history expired or was reset): start over from it.
+    NewEpoch,
+}
+
+fn classify(delivered: &StreamPosition, arrived: &StreamPosition) -> Arrival {
+    if arrived.epoch != delivered.epoch {
+        Arrival::NewEpoch
+    } else if arrived.offset <= delivered.offset {
+        Arrival::Old
+    } else if arrived.offset == delivered.offset + 1 {
+        Arrival::Next
+    } else {
+        Arrival::Gap
+    }
+}
+
+impl Handler<Watched> for Channel {
+    type Result = ();
+
+    /// NATS now relays this channel to this node: read where it stands, before any subscriber
+    /// is answered.
+    fn handle(&mut self, _: Watched, ctx: &mut Self::Context) {
+        let Some(shared) = &self.shared else { return self.processed_one() };
+        let (store, shape, name) = (shared.store.clone(), shared.shape, self.name.clone());
+        let reading = async move { store.position(shape, name.as_str()).await };
+        ctx.wait(reading.into_actor(self).map(|position, this, _| {
+            match position {
+                Ok(position) => this.advance_to(position),
+                Err(error) => {
+                    tracing::warn!(channel = %this.name, %error, "cannot read the channel's position from JetStream")
+                }
+            }
+            this.processed_one();
+        }));
+    }
+}
+
+impl Channel {
+    fn advance_to(&mut self, position: StreamPosition) {
+        if let Some(shared) = self.shared.as_mut() {
+            let newer = shared
+                .delivered
+                .as_ref()
+                .is_none_or(|known| known.epoch != position.epoch || known.offset < position.offset);
+            if newer {
+                shared.delivered = Some(position);
+            }
+        }
+    }
+
+    /// A subscriber joins a store-backed channel; recovery reads the store when the client is
+    /// behind.
+    pub(super) fn join_shared(&mut self, join: Join, ctx: &mut Context<Self>) {
+        let Some(shared) = &self.shared else { return };
+        let Some(delivered) = shared.delivered.clone() else {
+            // The position could not be read (NATS down): the client retries later.
+            return self.admit(join, Err(ReplyError::Internal));
+        };
+        let Some(since) = join.recover.clone() else {
+            return self.admit(join, Ok(Subscribed { position: Some(delivered), recovery: None }));
+        };
+        if since == delivered {
+            let recovery = Stream::restore(delivered.clone(), [], 0, Instant::now()).recover(&since, 0);
+            return self.admit(join, Ok(Subscribed { position: Some(delivered), recovery: Some(recovery) }));
+        }
+        let (store, shape, name) = (shared.store.clone(), shared.shape, self.name.clone());
+        let reading = async move { store.read_all(shape, name.as_str()).await };
+        ctx.wait(reading.into_actor(self).map(move |read, this, _| {
+            let outcome = read.map(|messages| this.recover_from(messages, &delivered, &since, join.recovery_limit));
+            let outcome = outcome.map_err(|error| {
+                tracing::warn!(channel = %this.name, %error, "recovery could not read JetStream");
+                ReplyError::Internal
+            });
+            this.admit(join, outcome);
+        }));
+    }
+
+    /// Recovery against what this channel has delivered: later publications reach the new
+    /// subscriber live, like everyone else's.
+    fn recover_from(
+        &self,
+        messages: Vec<StoredMessage>,
+        delivered: &StreamPosition,
+        since: &StreamPosition,
+        limit: usize,
+    ) -> Subscribed {
+        let ttl = self.namespace.options.history_ttl;
+        let items = visible(messages, &delivered.epoch, delivered.offset, ttl).into_values();
+        let stream = Stream::restore(delivered.clone(), items, self.namespace.options.history_size, Instant::now());
+        Subscribed { position: Some(delivered.clone()), recovery: Some(stream.recover(since, limit)) }
+    }
+}
+
+impl Handler<Stored> for Channel {
+    type Result = ();
+
+    fn handle(&mut self, Stored(message): Stored, ctx: &mut Self::Context) {
+        self.on_stored(message, ctx);
+        self.processed_one();
+    }
+}
+
+impl Channel {
+    fn on_stored(&mut self, message: StoredMessage, ctx: &mut Context<Self>) {
+        let Some(shared) = &self.shared else { return };
+        // Not synchronised yet: nobody is subscribed, the position read will cover it.
+        let Some(delivered) = shared.delivered.clone() else { return };
+        match classify(&delivered, &message.position) {
+            Arrival::Old => {}
+            Arrival::Next | Arrival::NewEpoch => self.deliver_stored(message),
+            Arrival::Gap => self.fill_gap(delivered, message, ctx),
+        }
+    }
+
+    fn deliver_stored(&mut self, message: StoredMessage) {
+        if let Some(shared) = self.shared.as_mut() {
+            shared.delivered = Some(message.position.clone());
+        }
+        if let Some(publication) = &message.publication {
+            self.deliver(publication);
+        }
+    }
+
+    /// Reads the missing offsets from the store and delivers them in order before `arrived`.
+    fn fill_gap(&mut self, delivered: StreamPosition, arrived: StoredMessage, ctx: &mut Context<Self>) {
+        let Some(shared) = &self.shared else { return };
+        let (store, shape, name) = (shared.store.clone(), shared.shape, self.name.clone());
+        let reading = async move { store.read_all(shape, name.as_str()).await };
+        ctx.wait(reading.into_actor(self).map(move |read, this, _| {
+            let missing = missing_between(read, &delivered, &arrived.position);
+            match missing {
+                Ok(messages) => messages.into_iter().for_each(|m| this.deliver_stored(m)),
+                Err(error) => {
+                    tracing::warn!(channel = %this.name, %error, "publications missing from the live feed are gone; subscribers reconnect to recover (3010)");
+                    this.drop_subscribers(Disconnect::INSUFFICIENT_STATE);
+                }
+            }
+            this.deliver_stored(arrived);
+        }));
+    }
+
+    /// Disconnects every subscriber (they come back and recover from the store).
+    fn drop_subscribers(&mut self, disconnect: Disconnect) {
+        for (_, subscriber) in self.subscribers.drain() {
+            subscriber.handle.send(Deliver::Disconnect(disconnect.clone()));
+        }
+    }
+}
+
+/// The stored messages strictly between `delivered` and `arrived`, all of them, in order.
+fn missing_between(
+    read: Result<Vec<StoredMessage>, StoreError>,
+    delivered: &StreamPosition,
+    arrived: &StreamPosition,
+) -> Result<Vec<StoredMessage>, StoreError> {
+    let missing: Vec<StoredMessage> = read?
+        .into_iter()
+        .filter(|m| m.position.epoch == delivered.epoch)
+        .filter(|m| m.position.offset > delivered.offset && m.position.offset < arrived.offset)
+        .collect();
+    let expected = arrived.offset - delivered.offset - 1;
+    if missing.len() as u64 != expected {
+        return Err(StoreError::JetStream(format!(
+            "offsets {}..{} are no longer stored",
+            delivered.offset + 1,
+            arrived.offset - 1
+        )));
+    }
+    Ok(missing)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(offset: u64, epoch: &str) -> StreamPosition {
+        StreamPosition { offset, epoch: epoch.into() }
+    }
+
+    fn stored(offset: u64) -> StoredMessage {
+        StoredMessage { seq: offset, position: at(offset, "e"), publication: None, time_ms: 0 }
+    }
+
+    #[test]
+    fn arrivals_are_classified_by_offset_and_epoch() {
+        let delivered = at(5, "e");
+        assert_eq!(classify(&delivered, &at(6, "e")), Arrival::Next);
+        assert_eq!(classify(&delivered, &at(5, "e")), Arrival::Old);
+        assert_eq!(classify(&delivered, &at(3, "e")), Arrival::Old);
+        assert_eq!(classify(&delivered, &at(8, "e")), Arrival::Gap);
+        assert_eq!(classify(&delivered, &at(1, "x")), Arrival::NewEpoch);
+    }
+
+    #[test]
+    fn a_gap_is_filled_only_when_every_missing_offset_is_stored() {
+        let all = (1..=9).map(stored).collect::<Vec<_>>();
+        let filled = missing_between(Ok(all.clone()), &at(5, "e"), &at(8, "e")).expect("complete");
+        assert_eq!(filled.iter().map(|m| m.position.offset).collect::<Vec<_>>(), vec![6, 7]);
+        let trimmed = all.into_iter().filter(|m| m.position.offset != 6).collect();
+        assert!(missing_between(Ok(trimmed), &at(5, "e"), &at(8, "e")).is_err());
+    }
+}

@@ -1,0 +1,518 @@
+//! Cluster-wide history on JetStream: every node reads and writes the same per-channel streams,
+//! so offsets are contiguous across nodes and recovery works on any node.
+//!
+//! * One JetStream stream per [`HistoryShape`] (history size, meta TTL), subjects
+//!   `<prefix>.history.<shape>.<channel>`: `max_messages_per_subject = history_size`, `max_age =
+//!   history_meta_ttl` (the last message of a channel is its stream position, so it must outlive
+//!   `history_ttl`, which is applied when reading), file storage (nats-server 2.9's memory store is
+//!   ~20× slower with per-subject expectations).
+//! * Offsets: a node publishes `offset + 1` with `Nats-Expected-Last-Subject-Sequence` set to the
+//!   sequence of the channel's last message; when another node got there first the server refuses
+//!   (10071), the node re-reads the top and tries again. Nothing can leave a hole.
+//! * Live delivery: the stream's RePublish copies every *stored* message to
+//!   `<prefix>.live.<shape>.<channel>`, which nodes with subscribers listen to. Refused and
+//!   duplicate publishes are never re-published.
+//! * Idempotency: `Nats-Msg-Id` (`<channel>:<key>`) within the stream's duplicate window; a
+//!   repeat answers the first publication's position.
+//! * An empty channel gets a position too: a *meta* message (no publication, offset = top) pins
+//!   its epoch so every node reports the same one; `history_remove` purges the channel and writes
+//!   a meta message with the old top.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use async_nats::jetstream::{self, consumer, context::PublishErrorKind, stream};
+use async_nats::HeaderMap;
+use futures_util::StreamExt;
+
+use super::subjects::encode_token;
+use crate::channel::history::new_epoch;
+use crate::channel::{HistoryShape, IDEMPOTENCY_WINDOW};
+use crate::domain::{Publication, StreamPosition};
+
+const OFFSET: &str = "Gyre-Offset";
+const EPOCH: &str = "Gyre-Epoch";
+const TIME: &str = "Gyre-Time";
+const META: &str = "Gyre-Meta";
+const EXPECTED_LAST_SUBJECT_SEQUENCE: &str = "Nats-Expected-Last-Subject-Sequence";
+const MSG_ID: &str = "Nats-Msg-Id";
+/// How often a publish retries after losing a race for the next offset.
+const MAX_ATTEMPTS: usize = 20;
+/// Bound on every JetStream request (publish ack, reads).
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Why a history operation failed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum StoreError {
+    /// NATS is not connected; nothing was written.
+    #[error("NATS connection is down")]
+    NotConnected,
+    /// The namespace's history stream is not known (config changed without restart).
+    #[error("no history stream for this namespace")]
+    NoStream,
+    /// JetStream refused or did not answer.
+    #[error("JetStream: {0}")]
+    JetStream(String),
+}
+
+fn js_error(error: impl std::fmt::Display) -> StoreError {
+    StoreError::JetStream(error.to_string())
+}
+
+/// The last message of a channel: where the next publication goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Top {
+    /// Stream sequence of that message.
+    pub seq: u64,
+    /// Channel position.
+    pub position: StreamPosition,
+}
+
+/// One stored message of a channel.
+#[derive(Debug, Clone)]
+pub struct StoredMessage {
+    /// Stream sequence.
+    pub seq: u64,
+    /// Offset and epoch.
+    pub position: StreamPosition,
+    /// The publication (offset set); `None` for a meta message.
+    pub publication: Option<Publication>,
+    /// When it was stored (Unix ms), for `history_ttl`.
+    pub time_ms: u64,
+}
+
+impl StoredMessage {
+    /// Decodes a stored or re-published message; `None` if it was not written by gyre.
+    pub fn decode(seq: u64, headers: Option<&HeaderMap>, payload: &[u8]) -> Option<Self> {
+        let headers = headers?;
+        let header = |name: &str| headers.get(name).map(|v| v.as_str().to_owned());
+        let offset = header(OFFSET)?.parse().ok()?;
+        let epoch = header(EPOCH)?;
+        let time_ms = header(TIME).and_then(|t| t.parse().ok()).unwrap_or(0);
+        let publication = if header(META).is_some() {
+            None
+        } else {
+            let mut publication: Publication = serde_json::from_slice(payload).ok()?;
+            publication.offset = offset;
+            Some(publication)
+        };
+        Some(Self { seq, position: StreamPosition { offset, epoch: epoch.into() }, publication, time_ms })
+    }
+
+    /// How long ago it was stored.
+    pub fn age(&self, now_ms: u64) -> Duration {
+        Duration::from_millis(now_ms.saturating_sub(self.time_ms))
+    }
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn unix_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
+/// What a publish produced.
+#[derive(Debug, Clone)]
+pub struct Stored {
+    /// The publication's position.
+    pub position: StreamPosition,
+    /// A repeat of an idempotency key: nothing new was stored or delivered.
+    pub repeat: bool,
+}
+
+/// Cluster-wide history streams (one handle per node, shared).
+pub struct HistoryStore {
+    client: async_nats::Client,
+    js: jetstream::Context,
+    prefix: String,
+    streams: HashMap<HistoryShape, stream::Stream>,
+    /// Last known top per channel subject; a hint only (a stale one costs one retry).
+    tops: Mutex<HashMap<String, Top>>,
+    /// Serializes this node's publishes per channel, so they don't race each other.
+    publishing: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+impl HistoryStore {
+    /// Creates (or updates) one stream per history shape of the config.
+    pub async fn open(client: &async_nats::Client, prefix: &str, shapes: &[HistoryShape]) -> anyhow::Result<Self> {
+        let js = jetstream::ContextBuilder::new().timeout(REQUEST_TIMEOUT).build(client.clone());
+        let mut streams = HashMap::new();
+        for shape in shapes {
+            let config = stream_config(prefix, *shape);
+            let name = config.name.clone();
+            let stream = match js.get_stream(&name).await {
+                Ok(mut existing) => {
+                    let same = existing.info().await.map(|i| i.config.max_messages_per_subject).ok();
+                    if same != Some(config.max_messages_per_subject) {
+                        js.update_stream(&config).await.map_err(|e| anyhow::anyhow!("cannot update {name}: {e}"))?;
+                    }
+                    existing
+                }
+                Err(_) => {
+                    js.get_or_create_stream(config).await.map_err(|e| anyhow::anyhow!("cannot create {name}: {e}"))?
+                }
+            };
+            streams.insert(*shape, stream);
+        }
+        Ok(Self {
+            client: client.clone(),
+            js,
+            prefix: prefix.to_owned(),
+            streams,
+            tops: Mutex::new(HashMap::new()),
+            publishing: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Where a channel's publications are stored.
+    pub fn history_subject(&self, shape: HistoryShape, channel: &str) -> String {
+        format!("{}.history.{}.{}", self.prefix, shape_token(shape), encode_token(channel))
+    }
+
+    /// Where stored publications of a channel are re-published for live delivery.
+    pub fn live_subject(&self, shape: HistoryShape, channel: &str) -> String {
+        format!("{}.live.{}.{}", self.prefix, shape_token(shape), encode_token(channel))
+    }
+
+    /// The `<prefix>.live.` part every live subject starts with.
+    pub fn live_prefix(&self) -> String {
+        format!("{}.live.", self.prefix)
+    }
+
+    fn stream(&self, shape: HistoryShape) -> Result<&stream::Stream, StoreError> {
+        self.streams.get(&shape).ok_or(StoreError::NoStream)
+    }
+
+    fn ensure_connected(&self) -> Result<(), StoreError> {
+        match self.client.connection_state() {
+            async_nats::connection::State::Connected => Ok(()),
+            _ => Err(StoreError::NotConnected),
+        }
+    }
+
+    /// Stores a publication with the channel's next offset.
+    pub async fn publish(
+        &self,
+        shape: HistoryShape,
+        channel: &str,
+        publication: &Publication,
+        idempotency_key: Option<&str>,
+    ) -> Result<Stored, StoreError> {
+        self.ensure_connected()?;
+        let subject = self.history_subject(shape, channel);
+        let lock = self.channel_lock(&subject);
+        let _serial = lock.lock().await;
+        let payload = bytes::Bytes::from(serde_json::to_vec(publication).map_err(js_error)?);
+        let msg_id = idempotency_key.map(|key| format!("{}:{key}", encode_token(channel)));
+        let outcome = self.publish_next(shape, &subject, payload, msg_id.as_deref()).await;
+        drop(_serial);
+        self.forget_lock(&subject, lock);
+        outcome
+    }
+
+    async fn publish_next(
+        &self,
+        shape: HistoryShape,
+        subject: &str,
+        payload: bytes::Bytes,
+        msg_id: Option<&str>,
+    ) -> Result<Stored, StoreError> {
+        for _ in 0..MAX_ATTEMPTS {
+            let top = match self.cached_top(subject) {
+                Some(top) => Some(top),
+                None => self.read_top(shape, subject).await?,
+            };
+            let (position, expected) = next_position(top.as_ref());
+            let mut headers = position_headers(&position);
+            headers.insert(EXPECTED_LAST_SUBJECT_SEQUENCE, expected.to_string().as_str());
+            if let Some(id) = msg_id {
+                headers.insert(MSG_ID, id);
+            }
+            match self.send(subject, headers, payload.clone()).await {
+                Ok(ack) if ack.duplicate => {
+                    let original = self.read_seq(shape, ack.sequence).await?;
+                    return Ok(Stored { position: original.position, repeat: true });
+                }
+                Ok(ack) => {
+                    self.remember_top(subject, Top { seq: ack.sequence, position: position.clone() });
+                    return Ok(Stored { position, repeat: false });
+                }
+                Err(error) if error.kind() == PublishErrorKind::WrongLastSequence => {
+                    self.tops.lock().map(|mut t| t.remove(subject)).ok();
+                }
+                Err(error) => return Err(js_error(error)),
+            }
+        }
+        Err(StoreError::JetStream(format!("gave up after {MAX_ATTEMPTS} conflicting publishes to one channel")))
+    }
+
+    async fn send(
+        &self,
+        subject: &str,
+        headers: HeaderMap,
+        payload: bytes::Bytes,
+    ) -> Result<jetstream::publish::PublishAck, jetstream::context::PublishError> {
+        self.js.publish_with_headers(subject.to_owned(), headers, payload).await?.await
+    }
+
+    /// The channel's position, pinning a fresh epoch (meta message) if it has none yet.
+    pub async fn position(&self, shape: HistoryShape, channel: &str) -> Result<StreamPosition, StoreError> {
+        self.ensure_connected()?;
+        let subject = self.history_subject(shape, channel);
+        for _ in 0..MAX_ATTEMPTS {
+            if let Some(top) = self.read_top(shape, &subject).await? {
+                return Ok(top.position);
+            }
+            let position = StreamPosition { offset: 0, epoch: new_epoch() };
+            match self.write_meta(&subject, &position, 0).await {
+                Ok(_) => return Ok(position),
+                // Another node pinned the epoch first: read theirs.
+                Err(error) if error.kind() == PublishErrorKind::WrongLastSequence => {}
+                Err(error) => return Err(js_error(error)),
+            }
+        }
+        Err(StoreError::JetStream("could not pin the channel's epoch".into()))
+    }
+
+    async fn write_meta(
+        &self,
+        subject: &str,
+        position: &StreamPosition,
+        expected: u64,
+    ) -> Result<jetstream::publish::PublishAck, jetstream::context::PublishError> {
+        let mut headers = position_headers(position);
+        headers.insert(META, "1");
+        headers.insert(EXPECTED_LAST_SUBJECT_SEQUENCE, expected.to_string().as_str());
+        let ack = self.send(subject, headers, bytes::Bytes::new()).await?;
+        self.remember_top(subject, Top { seq: ack.sequence, position: position.clone() });
+        Ok(ack)
+    }
+
+    /// Every retained message of the channel, oldest first.
+    pub async fn read_all(&self, shape: HistoryShape, channel: &str) -> Result<Vec<StoredMessage>, StoreError> {
+        self.ensure_connected()?;
+        let subject = self.history_subject(shape, channel);
+        let stream = self.stream(shape)?;
+        let config = consumer::pull::Config {
+            filter_subject: subject.clone(),
+            deliver_policy: consumer::DeliverPolicy::All,
+            ack_policy: consumer::AckPolicy::None,
+            memory_storage: true,
+            inactive_threshold: Duration::from_secs(10),
+            ..Default::default()
+        };
+        let mut reader = stream.create_consumer(config).await.map_err(js_error)?;
+        let name = reader.cached_info().name.clone();
+        let pending = reader.info().await.map_err(js_error)?.num_pending as usize;
+        let messages = self.fetch(&reader, pending).await;
+        if let Err(error) = stream.delete_consumer(&name).await {
+            tracing::debug!(%error, "could not delete a history reader; it expires by itself");
+        }
+        let messages = messages?;
+        if let Some(last) = messages.last() {
+            self.remember_top(&subject, Top { seq: last.seq, position: last.position.clone() });
+        }
+        Ok(messages)
+    }
+
+    async fn fetch(
+        &self,
+        reader: &consumer::Consumer<consumer::pull::Config>,
+        pending: usize,
+    ) -> Result<Vec<StoredMessage>, StoreError> {
+        let mut out = Vec::with_capacity(pending);
+        if pending == 0 {
+            return Ok(out);
+        }
+        let deadline = Instant::now() + REQUEST_TIMEOUT;
+        let mut batch =
+            reader.fetch().max_messages(pending).expires(REQUEST_TIMEOUT).messages().await.map_err(js_error)?;
+        while out.len() < pending {
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            let Ok(next) = tokio::time::timeout(remaining, batch.next()).await else { break };
+            let Some(message) = next else { break };
+            let message = message.map_err(js_error)?;
+            let seq = message.info().map(|i| i.stream_sequence).unwrap_or(0);
+            if let Some(stored) = StoredMessage::decode(seq, message.headers.as_ref(), &message.payload) {
+                out.push(stored);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Drops the channel's publications, keeping its position (so offsets and epoch continue).
+    pub async fn remove(&self, shape: HistoryShape, channel: &str) -> Result<(), StoreError> {
+        self.ensure_connected()?;
+        let subject = self.history_subject(shape, channel);
+        let Some(top) = self.read_top(shape, &subject).await? else { return Ok(()) };
+        self.stream(shape)?.purge().filter(subject.clone()).await.map_err(js_error)?;
+        self.tops.lock().map(|mut t| t.remove(&subject)).ok();
+        match self.write_meta(&subject, &top.position, 0).await {
+            // A publish raced in after the purge: it started a new epoch, which is fine too.
+            Err(error) if error.kind() == PublishErrorKind::WrongLastSequence => Ok(()),
+            other => other.map(|_| ()).map_err(js_error),
+        }
+    }
+
+    async fn read_top(&self, shape: HistoryShape, subject: &str) -> Result<Option<Top>, StoreError> {
+        let stream = self.stream(shape)?;
+        match stream.direct_get_last_for_subject(subject).await {
+            Ok(message) => {
+                let stored = StoredMessage::decode(message.sequence, Some(&message.headers), &message.payload)
+                    .ok_or_else(|| StoreError::JetStream(format!("{subject} holds a message gyre did not write")))?;
+                let top = Top { seq: stored.seq, position: stored.position };
+                self.remember_top(subject, top.clone());
+                Ok(Some(top))
+            }
+            Err(error) if error.kind() == stream::DirectGetErrorKind::NotFound => Ok(None),
+            Err(error) => Err(js_error(error)),
+        }
+    }
+
+    async fn read_seq(&self, shape: HistoryShape, seq: u64) -> Result<StoredMessage, StoreError> {
+        let message = self.stream(shape)?.direct_get(seq).await.map_err(js_error)?;
+        StoredMessage::decode(message.sequence, Some(&message.headers), &message.payload)
+            .ok_or_else(|| StoreError::JetStream("stored message without gyre headers".into()))
+    }
+
+    fn cached_top(&self, subject: &str) -> Option<Top> {
+        self.tops.lock().ok()?.get(subject).cloned()
+    }
+
+    /// Remembers a channel's top (also from live messages, keeping cross-node conflicts rare).
+    pub fn remember_top(&self, subject: &str, top: Top) {
+        if let Ok(mut tops) = self.tops.lock() {
+            let newer = tops.get(subject).is_none_or(|known| known.seq < top.seq);
+            if newer {
+                tops.insert(subject.to_owned(), top);
+            }
+        }
+    }
+
+    /// Forgets a channel's cached top (its channel actor went away on this node).
+    pub fn forget_top(&self, shape: HistoryShape, channel: &str) {
+        let subject = self.history_subject(shape, channel);
+        self.tops.lock().map(|mut t| t.remove(&subject)).ok();
+    }
+
+    fn channel_lock(&self, subject: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let Ok(mut locks) = self.publishing.lock() else { return Arc::default() };
+        locks.entry(subject.to_owned()).or_default().clone()
+    }
+
+    fn forget_lock(&self, subject: &str, lock: Arc<tokio::sync::Mutex<()>>) {
+        drop(lock);
+        if let Ok(mut locks) = self.publishing.lock() {
+            // Only the map holds it: nobody else is publishing to this channel now.
+            if locks.get(subject).is_some_and(|l| Arc::strong_count(l) == 1) {
+                locks.remove(subject);
+            }
+        }
+    }
+}
+
+fn next_position(top: Option<&Top>) -> (StreamPosition, u64) {
+    match top {
+        Some(top) => (StreamPosition { offset: top.position.offset + 1, epoch: top.position.epoch.clone() }, top.seq),
+        None => (StreamPosition { offset: 1, epoch: new_epoch() }, 0),
+    }
+}
+
+fn position_headers(position: &StreamPosition) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    headers.insert(OFFSET, position.offset.to_string().as_str());
+    headers.insert(EPOCH, &*position.epoch);
+    headers.insert(TIME, unix_ms().to_string().as_str());
+    headers
+}
+
+/// One subject token per shape: `<size>-<meta ttl seconds>`.
+fn shape_token(shape: HistoryShape) -> String {
+    format!("{}-{}", shape.size, shape.meta_ttl.as_secs())
+}
+
+fn stream_config(prefix: &str, shape: HistoryShape) -> stream::Config {
+    let token = shape_token(shape);
+    let safe_prefix: String =
+        prefix.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' }).collect();
+    let meta_ttl = shape.meta_ttl.max(Duration::from_secs(1));
+    stream::Config {
+        name: format!("{safe_prefix}_history_{token}"),
+        subjects: vec![format!("{prefix}.history.{token}.>")],
+        max_messages_per_subject: shape.size as i64,
+        discard: stream::DiscardPolicy::Old,
+        max_age: meta_ttl,
+        allow_direct: true,
+        duplicate_window: IDEMPOTENCY_WINDOW.min(meta_ttl),
+        storage: stream::StorageType::File,
+        republish: Some(stream::Republish {
+            source: format!("{prefix}.history.{token}.>"),
+            destination: format!("{prefix}.live.{token}.>"),
+            headers_only: false,
+        }),
+        ..Default::default()
+    }
+}
+
+/// Publications of `messages` that a reader may still see: not meta, within `history_ttl`,
+/// in `epoch`, up to `top`. Each comes with its remaining lifetime.
+pub fn visible(
+    messages: Vec<StoredMessage>,
+    epoch: &str,
+    top: u64,
+    history_ttl: Duration,
+) -> BTreeMap<u64, (Publication, Duration)> {
+    let now = unix_ms();
+    messages
+        .into_iter()
+        .filter(|m| &*m.position.epoch == epoch && m.position.offset <= top)
+        .filter_map(|m| {
+            let left = history_ttl.checked_sub(m.age(now)).filter(|left| !left.is_zero())?;
+            Some((m.position.offset, (m.publication?, left)))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn streams_are_named_per_shape_and_republish_to_live_subjects() {
+        let shape = HistoryShape { size: 10, meta_ttl: Duration::from_secs(3600) };
+        let config = stream_config("my.app", shape);
+        assert_eq!(config.name, "my_app_history_10-3600");
+        assert_eq!(config.subjects, vec!["my.app.history.10-3600.>".to_owned()]);
+        assert_eq!(config.max_messages_per_subject, 10);
+        let republish = config.republish.expect("republish");
+        assert_eq!(republish.destination, "my.app.live.10-3600.>");
+        assert!(config.duplicate_window <= config.max_age);
+    }
+
+    #[test]
+    fn messages_round_trip_through_headers() {
+        let position = StreamPosition { offset: 7, epoch: "abc".into() };
+        let headers = position_headers(&position);
+        let payload = br#"{"data":{"x":1},"tags":{"k":"v"}}"#;
+        let stored = StoredMessage::decode(42, Some(&headers), payload).expect("decodes");
+        assert_eq!(stored.seq, 42);
+        assert_eq!(stored.position, position);
+        let publication = stored.publication.expect("a publication");
+        assert_eq!(publication.offset, 7);
+        assert_eq!(publication.data.get(), r#"{"x":1}"#);
+        let mut meta = position_headers(&position);
+        meta.insert(META, "1");
+        assert!(StoredMessage::decode(43, Some(&meta), b"").expect("decodes").publication.is_none());
+        assert!(StoredMessage::decode(44, None, payload).is_none());
+    }
+
+    #[test]
+    fn next_offset_continues_the_top_or_starts_an_epoch() {
+        let top = Top { seq: 9, position: StreamPosition { offset: 4, epoch: "e".into() } };
+        let (next, expected) = next_position(Some(&top));
+        assert_eq!((next.offset, &*next.epoch, expected), (5, "e", 9));
+        let (first, expected) = next_position(None);
+        assert_eq!((first.offset, expected), (1, 0));
+        assert_eq!(first.epoch.len(), 8);
+    }
+}

@@ -1,0 +1,154 @@
+//! History and recovery shared by every node through JetStream.
+
+use futures_util::future::join_all;
+use serde_json::{json, Value};
+
+use crate::support::*;
+
+fn offsets(publications: &Value) -> Vec<u64> {
+    publications.as_array().map_or_else(Vec::new, |a| a.iter().filter_map(|p| p["offset"].as_u64()).collect())
+}
+
+async fn history(node: &TestNode, channel: &str) -> Value {
+    node.api_ok("history", json!({"channel": channel, "limit": -1})).await
+}
+
+#[actix_web::test]
+async fn concurrent_publishers_on_two_nodes_get_contiguous_offsets() {
+    let nats = NatsServer::start().await;
+    let a = TestNode::start_clustered(&nats, "a").await;
+    let b = TestNode::start_clustered(&nats, "b").await;
+    let mut watcher = a.connect_as("w").await;
+    watcher.request(2, "subscribe", json!({"channel": "chat:race"})).await;
+    let publishes = (0..20).map(|n| {
+        let node = if n % 2 == 0 { &a } else { &b };
+        node.api_ok("publish", json!({"channel": "chat:race", "data": {"n": n}}))
+    });
+    let results = join_all(publishes).await;
+    let mut assigned: Vec<u64> = results.iter().filter_map(|r| r["offset"].as_u64()).collect();
+    assigned.sort_unstable();
+    assert_eq!(assigned, (1..=20).collect::<Vec<_>>(), "every publish got its own offset");
+    let epochs: std::collections::BTreeSet<&str> = results.iter().filter_map(|r| r["epoch"].as_str()).collect();
+    assert_eq!(epochs.len(), 1, "one epoch: {epochs:?}");
+    // The subscriber sees every offset once, in order.
+    let mut received = Vec::new();
+    while received.len() < 20 {
+        received.push(watcher.publication("chat:race").await["offset"].as_u64().expect("offset"));
+    }
+    assert_eq!(received, (1..=20).collect::<Vec<_>>());
+    // history_size is 10: both nodes keep the same last ten.
+    let (on_a, on_b) = (history(&a, "chat:race").await, history(&b, "chat:race").await);
+    assert_eq!(offsets(&on_a["publications"]), (11..=20).collect::<Vec<_>>());
+    assert_eq!(on_a, on_b);
+    assert_eq!(on_a["offset"], 20);
+}
+
+#[actix_web::test]
+async fn a_client_recovers_on_another_node() {
+    let nats = NatsServer::start().await;
+    let a = TestNode::start_clustered(&nats, "a").await;
+    let b = TestNode::start_clustered(&nats, "b").await;
+    let mut client = a.connect_as("1").await;
+    let first = client.request(2, "subscribe", json!({"channel": "chat:r", "recoverable": true, "flag": 1})).await;
+    let epoch = first["subscribe"]["epoch"].as_str().expect("epoch").to_owned();
+    a.api_ok("publish", json!({"channel": "chat:r", "data": {"n": 1}})).await;
+    assert_eq!(client.publication("chat:r").await["offset"], 1);
+    drop(client);
+    for n in 2..=4 {
+        let result = b.api_ok("publish", json!({"channel": "chat:r", "data": {"n": n}})).await;
+        assert_eq!((result["offset"].as_u64(), result["epoch"].as_str()), (Some(n), Some(epoch.as_str())));
+    }
+    let mut back = b.connect_as("1").await;
+    let reply = back
+        .request(2, "subscribe", json!({"channel": "chat:r", "recover": true, "offset": 1, "epoch": epoch, "flag": 1}))
+        .await;
+    let result = &reply["subscribe"];
+    assert_eq!(result["recovered"], true, "{reply}");
+    assert_eq!(offsets(&result["publications"]), vec![2, 3, 4]);
+    assert_eq!(result["publications"][0]["data"], json!({"n": 2}));
+    a.api_ok("publish", json!({"channel": "chat:r", "data": {"n": 5}})).await;
+    assert_eq!(back.publication("chat:r").await["offset"], 5);
+    // Too far behind (history_size 10): not recovered, never a false positive.
+    for n in 6..=20 {
+        a.api_ok("publish", json!({"channel": "chat:r", "data": {"n": n}})).await;
+    }
+    let mut late = a.connect_as("2").await;
+    let reply = late
+        .request(2, "subscribe", json!({"channel": "chat:r", "recover": true, "offset": 1, "epoch": epoch, "flag": 1}))
+        .await;
+    assert_eq!(reply["subscribe"]["offset"], 20);
+    assert!(reply["subscribe"].get("recovered").is_none(), "{reply}");
+}
+
+#[actix_web::test]
+async fn an_idempotency_key_repeated_through_another_node_stores_once() {
+    let nats = NatsServer::start().await;
+    let a = TestNode::start_clustered(&nats, "a").await;
+    let b = TestNode::start_clustered(&nats, "b").await;
+    let first = a.api_ok("publish", json!({"channel": "chat:once", "data": 1, "idempotency_key": "k1"})).await;
+    let repeat = b.api_ok("publish", json!({"channel": "chat:once", "data": 1, "idempotency_key": "k1"})).await;
+    assert_eq!(first, repeat);
+    assert_eq!(first["offset"], 1);
+    let next = b.api_ok("publish", json!({"channel": "chat:once", "data": 2, "idempotency_key": "k2"})).await;
+    assert_eq!(next["offset"], 2);
+    assert_eq!(offsets(&history(&a, "chat:once").await["publications"]), vec![1, 2]);
+}
+
+#[actix_web::test]
+async fn history_remove_on_one_node_keeps_the_position_everywhere() {
+    let nats = NatsServer::start().await;
+    let a = TestNode::start_clustered(&nats, "a").await;
+    let b = TestNode::start_clustered(&nats, "b").await;
+    // An empty channel already has one epoch on every node.
+    let empty = history(&a, "chat:rm").await;
+    assert_eq!(history(&b, "chat:rm").await, empty);
+    for n in 1..=3 {
+        let result = a.api_ok("publish", json!({"channel": "chat:rm", "data": n})).await;
+        assert_eq!(result["epoch"], empty["epoch"]);
+    }
+    b.api_ok("history_remove", json!({"channel": "chat:rm"})).await;
+    let after = eventually_history(&a, "chat:rm", |h| offsets(&h["publications"]).is_empty()).await;
+    assert_eq!((after["offset"].as_u64(), &after["epoch"]), (Some(3), &empty["epoch"]));
+    assert_eq!(a.api_ok("publish", json!({"channel": "chat:rm", "data": 4})).await["offset"], 4);
+}
+
+/// Polls history until `done` holds (history_remove answers before the store is purged).
+async fn eventually_history(node: &TestNode, channel: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let page = history(node, channel).await;
+        if done(&page) {
+            return page;
+        }
+        assert!(std::time::Instant::now() < deadline, "history never got there: {page}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+#[actix_web::test]
+async fn a_recoverable_subscriber_misses_nothing_across_a_nats_restart() {
+    let nats = NatsServer::start().await;
+    let a = TestNode::start_clustered(&nats, "a").await;
+    let mut client = a.connect_as("1").await;
+    client.request(2, "subscribe", json!({"channel": "chat:n", "recoverable": true})).await;
+    a.api_ok("publish", json!({"channel": "chat:n", "data": 1})).await;
+    assert_eq!(client.publication("chat:n").await["offset"], 1);
+    let nats = nats.restart().await;
+    // Publishes fail while JetStream is away, then succeed: every success is delivered, in order.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let mut stored = Vec::new();
+    while stored.len() < 3 {
+        let (_, body) = a.api("publish", json!({"channel": "chat:n", "data": "after"})).await;
+        let body: Value = serde_json::from_str(&body).expect("json");
+        if let Some(offset) = body["result"]["offset"].as_u64() {
+            stored.push(offset);
+        }
+        assert!(std::time::Instant::now() < deadline, "publishing never recovered: {body}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(stored, vec![2, 3, 4], "JetStream kept the channel's position");
+    for offset in stored {
+        assert_eq!(client.publication("chat:n").await["offset"], offset);
+    }
+    drop(nats);
+}
