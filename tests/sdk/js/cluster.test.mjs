@@ -2,7 +2,10 @@
 // nats-server (`broker.type: nats`). SDK clients on different nodes exchange publications,
 // see each other's join/leave and presence, API user actions reach a user on another node,
 // `info` lists the live nodes, and a NATS outage fails publishes loudly without dropping clients.
-// History and recovery are per node, so nothing here recovers across nodes.
+// Channels with history (`chat:`) keep it in JetStream, shared by every node: API publishes there
+// answer `{offset, epoch}` with offsets contiguous across nodes, while channels without history
+// relay over core NATS and answer `{}`. Cross-node history and recovery are covered in depth by
+// cluster_history.test.mjs.
 
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
@@ -49,11 +52,16 @@ describe('centrifuge-js on two gyre nodes clustered over NATS', () => {
     await subscribed(aliceSub);
     await subscribed(bobSub);
 
-    assert.deepEqual(await b.publish(channel, { from: 'b' }), {});
+    // chat has history: the channel's position is shared, so node a continues node b's offsets
+    // under the same epoch.
+    const fromB = await b.publish(channel, { from: 'b' });
+    assert.equal(fromB.offset, 1);
+    assert.equal(typeof fromB.epoch, 'string');
+    assert.ok(fromB.epoch.length > 0, 'a non-empty epoch');
     await waitUntil(() => onA.length >= 1, 5000, "node b's API publication on the client of node a");
     await waitUntil(() => onB.length >= 1, 5000, "node b's API publication on the client of node b");
 
-    assert.deepEqual(await a.publish(channel, { from: 'a' }), {});
+    assert.deepEqual(await a.publish(channel, { from: 'a' }), { offset: 2, epoch: fromB.epoch });
     await waitUntil(() => onB.length >= 2, 5000, "node a's API publication on the client of node b");
     await waitUntil(() => onA.length >= 2, 5000, "node a's API publication on the client of node a");
 
@@ -64,12 +72,21 @@ describe('centrifuge-js on two gyre nodes clustered over NATS', () => {
     // A burst published alternately through both nodes: every publication arrives once, and
     // both nodes deliver the channel's publications in the same order.
     const burst = 20;
-    await Promise.all(Array.from({ length: burst }, (_, i) => (i % 2 ? a : b).publish(channel, { i })));
+    const results = await Promise.all(Array.from({ length: burst }, (_, i) => (i % 2 ? a : b).publish(channel, { i })));
     await waitUntil(() => onA.length >= 2 + burst && onB.length >= 2 + burst, 5000, 'the burst on both clients');
     const seqA = onA.slice(2).map((p) => p.data.i);
     const seqB = onB.slice(2).map((p) => p.data.i);
     assert.deepEqual([...seqA].sort((x, y) => x - y), Array.from({ length: burst }, (_, i) => i), 'each publication once on node a');
     assert.deepEqual(seqB, seqA, 'same order on both nodes');
+    // That order is the offset order the API answers gave out: 3..22, one epoch.
+    const want = Array.from({ length: 2 + burst }, (_, i) => i + 1);
+    assert.deepEqual(onA.map((p) => p.offset), want, 'node a delivers offsets 1..22 in order');
+    assert.deepEqual(onB.map((p) => p.offset), want, 'node b delivers offsets 1..22 in order');
+    assert.deepEqual(results.map((r) => r.offset).sort((x, y) => x - y), want.slice(2), 'distinct contiguous offsets in the API answers');
+    assert.deepEqual([...new Set(results.map((r) => r.epoch))], [fromB.epoch], 'one epoch in every API answer');
+    for (const [i, r] of results.entries()) {
+      assert.deepEqual(onA[r.offset - 1].data, { i }, `offset ${r.offset} carries the publication that was answered it`);
+    }
     alice.disconnect();
     bob.disconnect();
   });
@@ -193,9 +210,11 @@ describe('centrifuge-js on two gyre nodes clustered over NATS', () => {
     assert.deepEqual(await a.api('subscribe', { user, channel }), {});
     await gotServerSub;
     const got = collect(client);
-    assert.deepEqual(await a.publish(channel, { via: 'server-side subscription' }), {});
+    const published = await a.publish(channel, { via: 'server-side subscription' });
+    assert.equal(published.offset, 1, 'the first publication of a chat channel');
+    assert.equal(typeof published.epoch, 'string');
     await waitUntil(() => got.length >= 1, 5000, 'a publication on the server-side subscription');
-    assert.deepEqual(got.map((p) => [p.channel, p.data]), [[channel, { via: 'server-side subscription' }]]);
+    assert.deepEqual(got.map((p) => [p.channel, p.data, p.offset]), [[channel, { via: 'server-side subscription' }, 1]]);
 
     const gotServerUnsub = waitFor(client, 'unsubscribed', 5000, (ctx) => ctx.channel === channel);
     assert.deepEqual(await a.api('unsubscribe', { user, channel }), {});
@@ -291,6 +310,8 @@ describe('centrifuge-js during a NATS outage', () => {
   after(async () => { await stopAll([a], nats); });
 
   it('answers API publishes with error 100 while NATS is down and delivers again to the still-connected client after NATS restarts', async () => {
+    // No namespace: no history, so publications relay over core NATS and publish answers `{}`
+    // (cluster_history.test.mjs has the same outage on a channel with history).
     const channel = 'outage-' + randomId();
     const client = a.client({ token: a.token('dora') });
     await connected(client);
