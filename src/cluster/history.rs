@@ -134,16 +134,22 @@ pub struct HistoryStore {
 
 impl HistoryStore {
     /// Creates (or updates) one stream per history shape of the config.
-    pub async fn open(client: &async_nats::Client, prefix: &str, shapes: &[HistoryShape]) -> anyhow::Result<Self> {
+    pub async fn open(
+        client: &async_nats::Client,
+        prefix: &str,
+        shapes: &[HistoryShape],
+        replicas: usize,
+    ) -> anyhow::Result<Self> {
         let js = jetstream::ContextBuilder::new().timeout(REQUEST_TIMEOUT).build(client.clone());
         let mut streams = HashMap::new();
         for shape in shapes {
-            let config = stream_config(prefix, *shape);
+            let config = stream_config(prefix, *shape, replicas);
             let name = config.name.clone();
             let stream = match js.get_stream(&name).await {
                 Ok(mut existing) => {
-                    let same = existing.info().await.map(|i| i.config.max_messages_per_subject).ok();
-                    if same != Some(config.max_messages_per_subject) {
+                    let current =
+                        existing.info().await.map(|i| (i.config.max_messages_per_subject, i.config.num_replicas));
+                    if current.ok() != Some((config.max_messages_per_subject, config.num_replicas)) {
                         js.update_stream(&config).await.map_err(|e| anyhow::anyhow!("cannot update {name}: {e}"))?;
                     }
                     existing
@@ -431,7 +437,7 @@ fn shape_token(shape: HistoryShape) -> String {
     format!("{}-{}", shape.size, shape.meta_ttl.as_secs())
 }
 
-fn stream_config(prefix: &str, shape: HistoryShape) -> stream::Config {
+fn stream_config(prefix: &str, shape: HistoryShape, replicas: usize) -> stream::Config {
     let token = shape_token(shape);
     let safe_prefix: String =
         prefix.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' }).collect();
@@ -445,6 +451,7 @@ fn stream_config(prefix: &str, shape: HistoryShape) -> stream::Config {
         allow_direct: true,
         duplicate_window: IDEMPOTENCY_WINDOW.min(meta_ttl),
         storage: stream::StorageType::File,
+        num_replicas: replicas.max(1),
         republish: Some(stream::Republish {
             source: format!("{prefix}.history.{token}.>"),
             destination: format!("{prefix}.live.{token}.>"),
@@ -480,7 +487,8 @@ mod tests {
     #[test]
     fn streams_are_named_per_shape_and_republish_to_live_subjects() {
         let shape = HistoryShape { size: 10, meta_ttl: Duration::from_secs(3600) };
-        let config = stream_config("my.app", shape);
+        let config = stream_config("my.app", shape, 3);
+        assert_eq!(config.num_replicas, 3);
         assert_eq!(config.name, "my_app_history_10-3600");
         assert_eq!(config.subjects, vec!["my.app.history.10-3600.>".to_owned()]);
         assert_eq!(config.max_messages_per_subject, 10);

@@ -163,6 +163,9 @@ pub struct NatsSettings {
     /// Write timeout. Default 1s.
     #[serde(with = "duration")]
     pub write_timeout: Duration,
+    /// gyre: replicas of the JetStream history streams (1–5; use 3 on a 3-server NATS cluster).
+    /// Default 1.
+    pub history_replicas: usize,
 }
 
 impl Default for NatsSettings {
@@ -172,6 +175,7 @@ impl Default for NatsSettings {
             prefix: "centrifugo".into(),
             dial_timeout: Duration::from_secs(1),
             write_timeout: Duration::from_secs(1),
+            history_replicas: 1,
         }
     }
 }

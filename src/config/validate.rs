@@ -87,6 +87,12 @@ pub fn validate(settings: &Settings) -> Vec<String> {
             one_of(BROKER_TYPES)
         ));
     }
+    if !(1..=5).contains(&s.broker.nats.history_replicas) {
+        errors.push(format!(
+            "broker.nats.history_replicas: {} is out of range; use 1 to 5 (at most the number of NATS servers)",
+            s.broker.nats.history_replicas
+        ));
+    }
     if !BROKER_TYPES.contains(&s.presence_manager.kind.as_str()) {
         errors.push(format!(
             "presence_manager.type: {:?} is not supported by gyre; use one of {}",
@@ -375,13 +381,15 @@ mod tests {
         s.client.subscription_token.token.user_id_claim = "user.id".into();
         s.client.token.audience = "aud".into();
         s.http_server.internal_port = "x9000".into();
+        s.broker.nats.history_replicas = 0;
         let errors = validate(&s);
         assert!(has(&errors, "engine.type: the redis engine is not supported by gyre"));
         assert!(has(&errors, "broker.type: \"postgres\""));
         assert!(has(&errors, "client.token.jwks_public_endpoint: JWKS is not supported yet"));
         assert!(has(&errors, "client.subscription_token.user_id_claim"));
         assert!(has(&errors, "http_server.internal_port"));
-        assert_eq!(errors.len(), 5, "{errors:?}");
+        assert!(has(&errors, "broker.nats.history_replicas: 0 is out of range"));
+        assert_eq!(errors.len(), 6, "{errors:?}");
     }
 
     #[test]
