@@ -25,7 +25,8 @@ const PUBLISHERS: usize = 16;
 fn main() {
     let total = support::arg(10_000);
     let dir = tempfile::tempdir().expect("temp dir");
-    let mut report = String::from("| engine | publishes | publishes/s | p50 | p99 | max |\n|---|---|---|---|---|---|\n");
+    let mut report =
+        String::from("| engine | publishes | publishes/s | p50 | p99 | max |\n|---|---|---|---|---|---|\n");
     for engine in ["memory", "jetstream"] {
         let (_nats, url) = if engine == "jetstream" {
             let (proc, url) = start_nats(dir.path());

@@ -30,6 +30,7 @@ use super::subjects::encode_token;
 use crate::channel::history::new_epoch;
 use crate::channel::{HistoryShape, IDEMPOTENCY_WINDOW};
 use crate::domain::{Publication, StreamPosition};
+use crate::metrics::METRICS;
 
 const OFFSET: &str = "Gyre-Offset";
 const EPOCH: &str = "Gyre-Epoch";
@@ -204,7 +205,10 @@ impl HistoryStore {
         publication: &Publication,
         idempotency_key: Option<&str>,
     ) -> Result<Stored, StoreError> {
-        self.ensure_connected()?;
+        if let Err(error) = self.ensure_connected() {
+            METRICS.broker_publish_error("publication");
+            return Err(error);
+        }
         let subject = self.history_subject(shape, channel);
         let lock = self.channel_lock(&subject);
         let _serial = lock.lock().await;
@@ -213,6 +217,10 @@ impl HistoryStore {
         let outcome = self.publish_next(shape, &subject, payload, msg_id.as_deref()).await;
         drop(_serial);
         self.forget_lock(&subject, lock);
+        match &outcome {
+            Ok(_) => METRICS.broker_sent("publication"),
+            Err(_) => METRICS.broker_publish_error("publication"),
+        }
         outcome
     }
 
