@@ -161,7 +161,7 @@ async fn start_cluster(
             None
         }
     };
-    let history = if idempotency.is_some() { open_history(&client, &broker.nats, rules).await? } else { None };
+    let history = if idempotency.is_some() { open_history(&client, settings, rules).await? } else { None };
     let bridge =
         NatsBridge::new(client, &broker.nats.prefix, uid.to_owned(), name.to_owned(), registry.clone(), rules.clone())
             .with_idempotency(idempotency)
@@ -176,14 +176,17 @@ async fn start_cluster(
 /// keeps history).
 async fn open_history(
     client: &async_nats::Client,
-    nats: &crate::config::NatsSettings,
+    settings: &Settings,
     rules: &ChannelRules,
 ) -> anyhow::Result<Option<Arc<HistoryStore>>> {
     let shapes = rules.history_shapes();
     if shapes.is_empty() {
         return Ok(None);
     }
-    let store = HistoryStore::open(client, &nats.prefix, &shapes, nats.history_replicas).await?;
+    let nats = &settings.broker.nats;
+    let store = HistoryStore::open(client, &nats.prefix, &shapes, nats.history_replicas)
+        .await?
+        .with_position_check(settings.client.channel_position_check_delay);
     tracing::info!(streams = shapes.len(), "history and recovery are cluster-wide (JetStream)");
     Ok(Some(Arc::new(store)))
 }

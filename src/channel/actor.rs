@@ -166,6 +166,9 @@ impl Actor for Channel {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
+        if let Some(shared) = &self.shared {
+            ctx.run_interval(shared.position_check(), |this, ctx| this.check_position(ctx));
+        }
         if self.stream.is_some() {
             let period = self.namespace.options.history_ttl.clamp(Duration::from_secs(1), Duration::from_secs(60));
             ctx.run_interval(period, |this, _| {

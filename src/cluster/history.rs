@@ -131,6 +131,7 @@ pub struct HistoryStore {
     tops: Mutex<HashMap<String, Top>>,
     /// Serializes this node's publishes per channel, so they don't race each other.
     publishing: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    position_check: Duration,
 }
 
 impl HistoryStore {
@@ -168,6 +169,7 @@ impl HistoryStore {
             streams,
             tops: Mutex::new(HashMap::new()),
             publishing: Mutex::new(HashMap::new()),
+            position_check: Duration::from_secs(40),
         })
     }
 
@@ -366,6 +368,24 @@ impl HistoryStore {
             Err(error) if error.kind() == PublishErrorKind::WrongLastSequence => Ok(()),
             other => other.map(|_| ()).map_err(js_error),
         }
+    }
+
+    /// The channel's position as stored (`None` for a channel never published to).
+    pub async fn top(&self, shape: HistoryShape, channel: &str) -> Result<Option<StreamPosition>, StoreError> {
+        self.ensure_connected()?;
+        let subject = self.history_subject(shape, channel);
+        Ok(self.read_top(shape, &subject).await?.map(|top| top.position))
+    }
+
+    /// How often channels with subscribers compare their position with the store.
+    pub fn position_check(&self) -> Duration {
+        self.position_check
+    }
+
+    /// Sets [`Self::position_check`] (`client.channel_position_check_delay`).
+    pub fn with_position_check(mut self, every: Duration) -> Self {
+        self.position_check = every.max(Duration::from_millis(100));
+        self
     }
 
     async fn read_top(&self, shape: HistoryShape, subject: &str) -> Result<Option<Top>, StoreError> {

@@ -152,3 +152,31 @@ async fn a_recoverable_subscriber_misses_nothing_across_a_nats_restart() {
     }
     drop(nats);
 }
+
+#[actix_web::test]
+async fn a_node_cut_off_from_nats_catches_up_by_the_position_check() {
+    let nats = NatsServer::start().await;
+    let proxy = TcpProxy::start(nats.port).await;
+    let url = proxy.url();
+    let a = TestNode::start_with(move |s| {
+        s.broker.enabled = true;
+        s.broker.kind = "nats".into();
+        s.broker.nats.url = url;
+        s.node.name = "a".into();
+        s.client.channel_position_check_delay = std::time::Duration::from_millis(500);
+    })
+    .await;
+    let b = TestNode::start_clustered(&nats, "b").await;
+    let mut client = a.connect_as("1").await;
+    client.request(2, "subscribe", json!({"channel": "chat:cut", "recoverable": true})).await;
+    b.api_ok("publish", json!({"channel": "chat:cut", "data": 1})).await;
+    assert_eq!(client.publication("chat:cut").await["offset"], 1);
+    // Node a cannot hear NATS while b stores two more; nothing is published after that.
+    proxy.cut();
+    for n in 2..=3 {
+        assert_eq!(b.api_ok("publish", json!({"channel": "chat:cut", "data": n})).await["offset"], n);
+    }
+    proxy.restore();
+    assert_eq!(client.publication("chat:cut").await["offset"], 2);
+    assert_eq!(client.publication("chat:cut").await["offset"], 3);
+}

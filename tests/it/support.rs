@@ -340,3 +340,53 @@ pub fn init_test_log() {
         let _ = tracing_subscriber::fmt().with_env_filter("debug").with_test_writer().try_init();
     }
 }
+
+/// A TCP proxy on a free loopback port in front of `target`, to cut one node off NATS without
+/// touching the others. While cut, open connections are closed and new ones are accepted and
+/// closed at once (the client keeps retrying).
+pub struct TcpProxy {
+    pub port: u16,
+    cut: std::rc::Rc<std::cell::Cell<bool>>,
+    links: std::rc::Rc<std::cell::RefCell<Vec<actix_rt::task::JoinHandle<()>>>>,
+}
+
+impl TcpProxy {
+    pub async fn start(target: u16) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
+        let port = listener.local_addr().expect("proxy address").port();
+        let cut = std::rc::Rc::new(std::cell::Cell::new(false));
+        let links = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+        let (is_cut, open) = (cut.clone(), links.clone());
+        actix_rt::spawn(async move {
+            while let Ok((mut downstream, _)) = listener.accept().await {
+                if is_cut.get() {
+                    continue;
+                }
+                let link = actix_rt::spawn(async move {
+                    if let Ok(mut upstream) = tokio::net::TcpStream::connect(("127.0.0.1", target)).await {
+                        let _ = tokio::io::copy_bidirectional(&mut downstream, &mut upstream).await;
+                    }
+                });
+                open.borrow_mut().push(link);
+            }
+        });
+        Self { port, cut, links }
+    }
+
+    pub fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    /// Drops every proxied connection and refuses new ones.
+    pub fn cut(&self) {
+        self.cut.set(true);
+        for link in self.links.borrow_mut().drain(..) {
+            link.abort();
+        }
+    }
+
+    /// Lets connections through again.
+    pub fn restore(&self) {
+        self.cut.set(false);
+    }
+}

@@ -33,6 +33,10 @@ impl SharedHistory {
     pub(super) fn new(store: Arc<HistoryStore>, shape: HistoryShape) -> Self {
         Self { store, shape, delivered: None }
     }
+
+    pub(super) fn position_check(&self) -> std::time::Duration {
+        self.store.position_check()
+    }
 }
 
 /// What to do with a stored message that arrived live.
@@ -154,7 +158,7 @@ impl Channel {
         match classify(&delivered, &message.position) {
             Arrival::Old => {}
             Arrival::Next | Arrival::NewEpoch => self.deliver_stored(message),
-            Arrival::Gap => self.fill_gap(delivered, message, ctx),
+            Arrival::Gap => self.catch_up(Some(message), ctx),
         }
     }
 
@@ -167,21 +171,49 @@ impl Channel {
         }
     }
 
-    /// Reads the missing offsets from the store and delivers them in order before `arrived`.
-    fn fill_gap(&mut self, delivered: StreamPosition, arrived: StoredMessage, ctx: &mut Context<Self>) {
+    /// Reads the store and delivers, in order, every publication after the delivered one
+    /// (and before `arrived`, which goes out last). Subscribers are disconnected with 3010 when
+    /// some of them are no longer stored: they come back and recover what still is.
+    fn catch_up(&mut self, arrived: Option<StoredMessage>, ctx: &mut Context<Self>) {
         let Some(shared) = &self.shared else { return };
         let (store, shape, name) = (shared.store.clone(), shared.shape, self.name.clone());
         let reading = async move { store.read_all(shape, name.as_str()).await };
         ctx.wait(reading.into_actor(self).map(move |read, this, _| {
-            let missing = missing_between(read, &delivered, &arrived.position);
-            match missing {
+            let Some(delivered) = this.shared.as_ref().and_then(|s| s.delivered.clone()) else { return };
+            let before = arrived.as_ref().map(|m| m.position.offset);
+            match continuation(read, &delivered, before) {
                 Ok(messages) => messages.into_iter().for_each(|m| this.deliver_stored(m)),
                 Err(error) => {
-                    tracing::warn!(channel = %this.name, %error, "publications missing from the live feed are gone; subscribers reconnect to recover (3010)");
+                    tracing::warn!(channel = %this.name, %error, "cannot deliver the publications this node missed; subscribers reconnect to recover (3010)");
                     this.drop_subscribers(Disconnect::INSUFFICIENT_STATE);
                 }
             }
-            this.deliver_stored(arrived);
+            if let Some(arrived) = arrived {
+                this.deliver_stored(arrived);
+            }
+        }));
+    }
+
+    /// Centrifugo's periodic position check: a publication this node missed while it could not
+    /// hear NATS, with nothing published since, would otherwise stay missing.
+    pub(super) fn check_position(&mut self, ctx: &mut Context<Self>) {
+        let Some(shared) = &self.shared else { return };
+        if self.subscribers.is_empty() || shared.delivered.is_none() {
+            return;
+        }
+        let (store, shape, name) = (shared.store.clone(), shared.shape, self.name.clone());
+        let reading = async move { store.top(shape, name.as_str()).await };
+        ctx.spawn(reading.into_actor(self).map(|top, this, ctx| {
+            let delivered = this.shared.as_ref().and_then(|s| s.delivered.clone());
+            match (top, delivered) {
+                (Ok(Some(top)), Some(delivered)) if top.epoch != delivered.epoch => {
+                    this.advance_to(top);
+                    this.drop_subscribers(Disconnect::INSUFFICIENT_STATE);
+                }
+                (Ok(Some(top)), Some(delivered)) if top.offset > delivered.offset => this.catch_up(None, ctx),
+                (Err(error), _) => tracing::debug!(channel = %this.name, %error, "position check skipped"),
+                _ => {}
+            }
         }));
     }
 
@@ -193,26 +225,27 @@ impl Channel {
     }
 }
 
-/// The stored messages strictly between `delivered` and `arrived`, all of them, in order.
-fn missing_between(
+/// The stored publications right after `delivered` (and before offset `before`, when set):
+/// all of them, contiguous, in order — or an error naming the offsets that are gone.
+fn continuation(
     read: Result<Vec<StoredMessage>, StoreError>,
     delivered: &StreamPosition,
-    arrived: &StreamPosition,
+    before: Option<u64>,
 ) -> Result<Vec<StoredMessage>, StoreError> {
-    let missing: Vec<StoredMessage> = read?
+    let next: Vec<StoredMessage> = read?
         .into_iter()
-        .filter(|m| m.position.epoch == delivered.epoch)
-        .filter(|m| m.position.offset > delivered.offset && m.position.offset < arrived.offset)
+        .filter(|m| m.position.epoch == delivered.epoch && m.position.offset > delivered.offset)
+        .filter(|m| before.is_none_or(|before| m.position.offset < before))
         .collect();
-    let expected = arrived.offset - delivered.offset - 1;
-    if missing.len() as u64 != expected {
+    let contiguous = next.iter().zip(delivered.offset + 1..).all(|(m, expected)| m.position.offset == expected);
+    let reaches = before.is_none_or(|before| delivered.offset + next.len() as u64 + 1 == before);
+    if !contiguous || !reaches {
         return Err(StoreError::JetStream(format!(
-            "offsets {}..{} are no longer stored",
-            delivered.offset + 1,
-            arrived.offset - 1
+            "publications after offset {} are no longer stored",
+            delivered.offset
         )));
     }
-    Ok(missing)
+    Ok(next)
 }
 
 #[cfg(test)]
@@ -237,12 +270,26 @@ mod tests {
         assert_eq!(classify(&delivered, &at(1, "x")), Arrival::NewEpoch);
     }
 
+    fn offsets(messages: &[StoredMessage]) -> Vec<u64> {
+        messages.iter().map(|m| m.position.offset).collect()
+    }
+
     #[test]
     fn a_gap_is_filled_only_when_every_missing_offset_is_stored() {
         let all = (1..=9).map(stored).collect::<Vec<_>>();
-        let filled = missing_between(Ok(all.clone()), &at(5, "e"), &at(8, "e")).expect("complete");
-        assert_eq!(filled.iter().map(|m| m.position.offset).collect::<Vec<_>>(), vec![6, 7]);
-        let trimmed = all.into_iter().filter(|m| m.position.offset != 6).collect();
-        assert!(missing_between(Ok(trimmed), &at(5, "e"), &at(8, "e")).is_err());
+        let filled = continuation(Ok(all.clone()), &at(5, "e"), Some(8)).expect("complete");
+        assert_eq!(offsets(&filled), vec![6, 7]);
+        let trimmed: Vec<_> = all.into_iter().filter(|m| m.position.offset != 6).collect();
+        assert!(continuation(Ok(trimmed.clone()), &at(5, "e"), Some(8)).is_err());
+        assert!(continuation(Ok(trimmed), &at(5, "e"), None).is_err());
+    }
+
+    #[test]
+    fn a_position_check_delivers_everything_after_the_delivered_offset() {
+        let all = (1..=9).map(stored).collect::<Vec<_>>();
+        assert_eq!(offsets(&continuation(Ok(all.clone()), &at(7, "e"), None).expect("complete")), vec![8, 9]);
+        assert!(continuation(Ok(all.clone()), &at(9, "e"), None).expect("nothing new").is_empty());
+        // Another epoch's messages are not a continuation.
+        assert!(continuation(Ok(all), &at(3, "x"), None).expect("none of ours").is_empty());
     }
 }
