@@ -7,7 +7,11 @@
 //! "internal error") until each of the 1,000 channels has delivered one publication to its client.
 //! Loopback only; bounded by a 60 s deadline.
 //!
-//! Run: `cargo bench --bench nats_restart -- 1000`.
+//! With `history`, the channels are in a namespace with history (`hist:ch0` …), so they live in
+//! JetStream: JetStream itself must be back before a publish is accepted, and nothing published
+//! after the restart may be missed.
+//!
+//! Run: `cargo bench --bench nats_restart -- 1000` and `cargo bench --bench nats_restart -- 1000 history`.
 
 #[path = "support/mod.rs"]
 mod support;
@@ -26,9 +30,19 @@ fn main() {
     let dir = tempfile::tempdir().expect("temp dir");
     let (nats, url) = start_nats_on(dir.path(), "-1");
     let port = url.rsplit(':').next().unwrap_or_default().to_owned();
+    let history = std::env::args().any(|a| a == "history");
     let config = write_config(dir.path(), "cluster.json", Some(&url));
+    if history {
+        let text = std::fs::read_to_string(&config).expect("read config");
+        let text = text.replace(
+            r#""without_namespace":{"allow_subscribe_for_client":true}"#,
+            r#""without_namespace":{"allow_subscribe_for_client":true},"namespaces":[{"name":"hist","history_size":10,"history_ttl":"300s","allow_subscribe_for_client":true}]"#,
+        );
+        std::fs::write(&config, text).expect("write config");
+    }
     let (_node, addr) = start_gyre(env!("CARGO_BIN_EXE_gyre"), &config);
-    let outcome = actix_rt::System::new().block_on(run(&addr, channels, nats, dir.path(), &port));
+    let prefix = if history { "hist:ch" } else { "ch" };
+    let outcome = actix_rt::System::new().block_on(run(&addr, channels, nats, dir.path(), &port, prefix));
     support::report(outcome);
 }
 
@@ -72,8 +86,9 @@ async fn run(
     nats: support::Proc,
     dir: &std::path::Path,
     port: &str,
+    prefix: &'static str,
 ) -> Result<String, String> {
-    let names: Vec<String> = (0..count).map(|i| format!("ch{i}")).collect();
+    let names: Vec<String> = (0..count).map(|i| format!("{prefix}{i}")).collect();
     let mut sockets = Vec::new();
     for (user, chunk) in names.chunks(PER_CLIENT).enumerate() {
         sockets.push(client(addr, user, chunk).await?);
@@ -89,7 +104,8 @@ async fn run(
             while let Some(Ok(frame)) = socket.next().await {
                 if let awc::ws::Frame::Text(text) = frame {
                     for line in String::from_utf8_lossy(&text).split('\n') {
-                        if let Some(at) = line.find("\"channel\":\"ch") {
+                        let key = format!("\"channel\":\"{prefix}");
+                        if let Some(at) = line.find(&key) {
                             let rest = &line[at + 11..];
                             if let Some(end) = rest.find('"') {
                                 delivered.borrow_mut().insert(rest[..end].to_owned());
