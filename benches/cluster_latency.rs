@@ -4,7 +4,10 @@
 //! each sample publishes one message through the HTTP API (of node A or B) and times until the
 //! subscriber's WebSocket receives it. Sequential, bounded by N.
 //!
-//! Run: `cargo bench --bench cluster_latency -- 2000`.
+//! With `history`, the channel is in a namespace with history (`hist:`): in cluster mode every
+//! publication is stored in JetStream and reaches the subscriber through the stream's RePublish.
+//!
+//! Run: `cargo bench --bench cluster_latency -- 2000` and `… -- 2000 history`.
 
 #[path = "support/mod.rs"]
 mod support;
@@ -20,14 +23,20 @@ fn main() {
     let (_nats, nats_url) = start_nats(dir.path());
     let single_cfg = write_config(dir.path(), "single.json", None);
     let cluster_cfg = write_config(dir.path(), "cluster.json", Some(&nats_url));
+    let history = std::env::args().any(|a| a == "history");
+    if history {
+        support::add_history_namespace(&single_cfg);
+        support::add_history_namespace(&cluster_cfg);
+    }
+    let prefix = if history { "hist:lat-" } else { "lat-" };
     let gyre = env!("CARGO_BIN_EXE_gyre");
     let (_single, single) = start_gyre(gyre, &single_cfg);
     let (_a, a) = start_gyre(gyre, &cluster_cfg);
     let (_b, b) = start_gyre(gyre, &cluster_cfg);
     let report = actix_rt::System::new().block_on(async move {
-        let single = measure(&single, &single, samples).await?;
-        let same = measure(&a, &a, samples).await?;
-        let cross = measure(&a, &b, samples).await?;
+        let single = measure(&single, &single, samples, prefix).await?;
+        let same = measure(&a, &a, samples, prefix).await?;
+        let cross = measure(&a, &b, samples, prefix).await?;
         Ok::<_, String>(format!(
             "samples per case: {samples}\n\
              | case | p50 | p99 | max |\n|---|---|---|---|\n\
@@ -56,8 +65,13 @@ fn us(value: f64) -> String {
 }
 
 /// (p50, p99, max) in microseconds.
-async fn measure(subscriber_node: &str, publisher_node: &str, samples: usize) -> Result<(f64, f64, f64), String> {
-    let channel = format!("lat-{}", publisher_node.replace([':', '.'], "-"));
+async fn measure(
+    subscriber_node: &str,
+    publisher_node: &str,
+    samples: usize,
+    prefix: &str,
+) -> Result<(f64, f64, f64), String> {
+    let channel = format!("{prefix}{}", publisher_node.replace([':', '.'], "-"));
     let mut socket = subscriber(subscriber_node, "bench", &channel).await?;
     let http = awc::Client::new();
     let mut latencies = Vec::with_capacity(samples);

@@ -33,12 +33,7 @@ fn main() {
     let history = std::env::args().any(|a| a == "history");
     let config = write_config(dir.path(), "cluster.json", Some(&url));
     if history {
-        let text = std::fs::read_to_string(&config).expect("read config");
-        let text = text.replace(
-            r#""without_namespace":{"allow_subscribe_for_client":true}"#,
-            r#""without_namespace":{"allow_subscribe_for_client":true},"namespaces":[{"name":"hist","history_size":10,"history_ttl":"300s","allow_subscribe_for_client":true}]"#,
-        );
-        std::fs::write(&config, text).expect("write config");
+        support::add_history_namespace(&config);
     }
     let (_node, addr) = start_gyre(env!("CARGO_BIN_EXE_gyre"), &config);
     let prefix = if history { "hist:ch" } else { "ch" };

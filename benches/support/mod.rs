@@ -63,6 +63,17 @@ pub fn write_config(dir: &Path, name: &str, nats: Option<&str>) -> PathBuf {
     path
 }
 
+/// Adds the namespace `hist` (history size 10, ttl 300 s, open to clients) to a config written
+/// by [`write_config`]: in cluster mode its channels keep history in JetStream.
+pub fn add_history_namespace(config: &Path) {
+    let text = std::fs::read_to_string(config).expect("read config");
+    let text = text.replace(
+        r#""without_namespace":{"allow_subscribe_for_client":true}"#,
+        r#""without_namespace":{"allow_subscribe_for_client":true},"namespaces":[{"name":"hist","history_size":10,"history_ttl":"300s","allow_subscribe_for_client":true}]"#,
+    );
+    std::fs::write(config, text).expect("write config");
+}
+
 /// Starts the release `gyre` binary on a free port; returns it and its `host:port`.
 pub fn start_gyre(gyre_bin: &str, config: &Path) -> (Proc, String) {
     let mut child = Command::new(gyre_bin)
