@@ -180,3 +180,33 @@ async fn a_node_cut_off_from_nats_catches_up_by_the_position_check() {
     assert_eq!(client.publication("chat:cut").await["offset"], 2);
     assert_eq!(client.publication("chat:cut").await["offset"], 3);
 }
+
+#[actix_web::test]
+async fn history_ttl_drops_publications_but_keeps_the_position_on_every_node() {
+    let nats = NatsServer::start().await;
+    let short_lived = |url: String, name: &'static str| {
+        move |s: &mut gyre::config::Settings| {
+            s.broker.enabled = true;
+            s.broker.kind = "nats".into();
+            s.broker.nats.url = url;
+            s.node.name = name.into();
+            s.channel.namespaces.push(gyre::config::NamespaceSettings {
+                name: "brief".into(),
+                options: gyre::config::ChannelOptions {
+                    history_size: 5,
+                    history_ttl: std::time::Duration::from_secs(1),
+                    ..Default::default()
+                },
+            });
+        }
+    };
+    let a = TestNode::start_with(short_lived(nats.url(), "a")).await;
+    let b = TestNode::start_with(short_lived(nats.url(), "b")).await;
+    let first = a.api_ok("publish", json!({"channel": "brief:x", "data": 1})).await;
+    b.api_ok("publish", json!({"channel": "brief:x", "data": 2})).await;
+    assert_eq!(offsets(&history(&b, "brief:x").await["publications"]), vec![1, 2]);
+    let expired = eventually_history(&b, "brief:x", |h| offsets(&h["publications"]).is_empty()).await;
+    assert_eq!((expired["offset"].as_u64(), &expired["epoch"]), (Some(2), &first["epoch"]));
+    assert_eq!(a.api_ok("publish", json!({"channel": "brief:x", "data": 3})).await["offset"], 3);
+    assert_eq!(offsets(&history(&a, "brief:x").await["publications"]), vec![3]);
+}
