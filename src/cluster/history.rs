@@ -40,6 +40,8 @@ const EXPECTED_LAST_SUBJECT_SEQUENCE: &str = "Nats-Expected-Last-Subject-Sequenc
 const MSG_ID: &str = "Nats-Msg-Id";
 /// How often a publish retries after losing a race for the next offset.
 const MAX_ATTEMPTS: usize = 20;
+/// Channels whose last message this node remembers (beyond that the cache starts over).
+const MAX_CACHED_TOPS: usize = 65_536;
 /// Bound on every JetStream request (publish ack, reads).
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(3);
 
@@ -417,6 +419,10 @@ impl HistoryStore {
     pub fn remember_top(&self, subject: &str, top: Top) {
         if let Ok(mut tops) = self.tops.lock() {
             let newer = tops.get(subject).is_none_or(|known| known.seq < top.seq);
+            if newer && tops.len() >= MAX_CACHED_TOPS && !tops.contains_key(subject) {
+                // A hint cache: forgetting costs one direct get per channel, never correctness.
+                tops.clear();
+            }
             if newer {
                 tops.insert(subject.to_owned(), top);
             }

@@ -103,8 +103,7 @@ impl Channel {
     pub(super) fn join_shared(&mut self, join: Join, ctx: &mut Context<Self>) {
         let Some(shared) = &self.shared else { return };
         let Some(delivered) = shared.delivered.clone() else {
-            // The position could not be read (NATS down): the client retries later.
-            return self.admit(join, Err(ReplyError::Internal));
+            return self.read_position_then_join(join, ctx);
         };
         let Some(since) = join.recover.clone() else {
             return self.admit(join, Ok(Subscribed { position: Some(delivered), recovery: None }));
@@ -122,6 +121,24 @@ impl Channel {
                 ReplyError::Internal
             });
             this.admit(join, outcome);
+        }));
+    }
+
+    /// The position could not be read when the channel started (NATS was down): try again
+    /// before answering; if it still fails, the client gets an error and retries.
+    fn read_position_then_join(&mut self, join: Join, ctx: &mut Context<Self>) {
+        let Some(shared) = &self.shared else { return };
+        let (store, shape, name) = (shared.store.clone(), shared.shape, self.name.clone());
+        let reading = async move { store.position(shape, name.as_str()).await };
+        ctx.wait(reading.into_actor(self).map(|position, this, ctx| match position {
+            Ok(position) => {
+                this.advance_to(position);
+                this.join_shared(join, ctx);
+            }
+            Err(error) => {
+                tracing::warn!(channel = %this.name, %error, "cannot read the channel's position from JetStream");
+                this.admit(join, Err(ReplyError::Internal));
+            }
         }));
     }
 
