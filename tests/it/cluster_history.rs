@@ -9,15 +9,21 @@ fn offsets(publications: &Value) -> Vec<u64> {
     publications.as_array().map_or_else(Vec::new, |a| a.iter().filter_map(|p| p["offset"].as_u64()).collect())
 }
 
+/// A nats-server and two clustered nodes on it.
+async fn two_nodes() -> (NatsServer, TestNode, TestNode) {
+    let nats = NatsServer::start().await;
+    let a = TestNode::start_clustered(&nats, "a").await;
+    let b = TestNode::start_clustered(&nats, "b").await;
+    (nats, a, b)
+}
+
 async fn history(node: &TestNode, channel: &str) -> Value {
     node.api_ok("history", json!({"channel": channel, "limit": -1})).await
 }
 
 #[actix_web::test]
 async fn concurrent_publishers_on_two_nodes_get_contiguous_offsets() {
-    let nats = NatsServer::start().await;
-    let a = TestNode::start_clustered(&nats, "a").await;
-    let b = TestNode::start_clustered(&nats, "b").await;
+    let (_nats, a, b) = two_nodes().await;
     let mut watcher = a.connect_as("w").await;
     watcher.request(2, "subscribe", json!({"channel": "chat:race"})).await;
     let publishes = (0..20).map(|n| {
@@ -45,9 +51,7 @@ async fn concurrent_publishers_on_two_nodes_get_contiguous_offsets() {
 
 #[actix_web::test]
 async fn a_client_recovers_on_another_node() {
-    let nats = NatsServer::start().await;
-    let a = TestNode::start_clustered(&nats, "a").await;
-    let b = TestNode::start_clustered(&nats, "b").await;
+    let (_nats, a, b) = two_nodes().await;
     let mut client = a.connect_as("1").await;
     let first = client.request(2, "subscribe", json!({"channel": "chat:r", "recoverable": true, "flag": 1})).await;
     let epoch = first["subscribe"]["epoch"].as_str().expect("epoch").to_owned();
@@ -82,9 +86,7 @@ async fn a_client_recovers_on_another_node() {
 
 #[actix_web::test]
 async fn an_idempotency_key_repeated_through_another_node_stores_once() {
-    let nats = NatsServer::start().await;
-    let a = TestNode::start_clustered(&nats, "a").await;
-    let b = TestNode::start_clustered(&nats, "b").await;
+    let (_nats, a, b) = two_nodes().await;
     let first = a.api_ok("publish", json!({"channel": "chat:once", "data": 1, "idempotency_key": "k1"})).await;
     let repeat = b.api_ok("publish", json!({"channel": "chat:once", "data": 1, "idempotency_key": "k1"})).await;
     assert_eq!(first, repeat);
@@ -96,9 +98,7 @@ async fn an_idempotency_key_repeated_through_another_node_stores_once() {
 
 #[actix_web::test]
 async fn history_remove_on_one_node_keeps_the_position_everywhere() {
-    let nats = NatsServer::start().await;
-    let a = TestNode::start_clustered(&nats, "a").await;
-    let b = TestNode::start_clustered(&nats, "b").await;
+    let (_nats, a, b) = two_nodes().await;
     // An empty channel already has one epoch on every node.
     let empty = history(&a, "chat:rm").await;
     assert_eq!(history(&b, "chat:rm").await, empty);
