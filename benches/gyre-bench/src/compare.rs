@@ -106,8 +106,10 @@ fn compare_pair(key: &str, a: &Report, b: &Report) -> String {
         }
         md += "\n";
     }
-    if !a.steps.is_empty() {
+    if a.steps.iter().any(|s| s.deliveries > 0) {
         md += &steps_side_by_side(la, lb, &a.steps, &b.steps);
+    } else if !a.steps.is_empty() {
+        md += &publish_steps_side_by_side(la, lb, &a.steps, &b.steps);
     }
     let _ = writeln!(
         md,
@@ -144,8 +146,36 @@ fn steps_side_by_side(la: &str, lb: &str, a: &[StepReport], b: &[StepReport]) ->
     md + "\n"
 }
 
-/// combined.md, combined.json, and per-server gnuplot data: fanout-LABEL.dat (one block per N:
-/// publish rate, deliveries/s, p50, p99, CPU µs/delivery) and idle-LABEL.dat (connections, RSS MiB).
+/// Steps without subscribers (history): API throughput and latency.
+fn publish_steps_side_by_side(la: &str, lb: &str, a: &[StepReport], b: &[StepReport]) -> String {
+    let mut md = format!(
+        "| step | publishes/s {la} | {lb} | API p50 ms {la} | {lb} | API p99 ms {la} | {lb} | CPU µs/publish {la} | {lb} | **CPU ratio** | errors {la} | {lb} |\n\
+         |---|---|---|---|---|---|---|---|---|---|---|---|\n"
+    );
+    for (sa, sb) in a.iter().zip(b) {
+        let _ = writeln!(
+            md,
+            "| {} | {:.0} | {:.0} | {:.2} | {:.2} | {:.2} | {:.2} | {} | {} | **{}** | {} | {} |",
+            sa.name,
+            sa.publishes_per_s,
+            sb.publishes_per_s,
+            sa.api_latency.p50_ms,
+            sb.api_latency.p50_ms,
+            sa.api_latency.p99_ms,
+            sb.api_latency.p99_ms,
+            opt(sa.server_cpu_us_per_publish, 1),
+            opt(sb.server_cpu_us_per_publish, 1),
+            ratio(sa.server_cpu_us_per_publish, sb.server_cpu_us_per_publish),
+            sa.publish_errors,
+            sb.publish_errors,
+        );
+    }
+    md + "\n"
+}
+
+/// combined.md, combined.json, and per-server gnuplot data: fanout-LABEL.dat (one block per N,
+/// headed `N=…`: publish rate, deliveries/s, p50, p99, CPU µs/delivery) and idle-LABEL.dat
+/// (connections, server RSS MiB).
 fn write_outputs(
     dir: &Path,
     md: &str,
@@ -172,7 +202,8 @@ fn fanout_data(reports: &BTreeMap<String, Report>) -> String {
     }
     let mut out = String::new();
     for (n, steps) in by_n {
-        let _ = writeln!(out, "# N={n}\n# rate deliveries_per_s p50_ms p99_ms cpu_us_per_delivery");
+        // The header line names the block (gnuplot: `title columnheader(1)`).
+        let _ = writeln!(out, "N={n} deliveries_per_s p50_ms p99_ms cpu_us_per_delivery");
         for s in steps {
             let _ = writeln!(
                 out,
