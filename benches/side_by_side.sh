@@ -103,6 +103,14 @@ cleanup() {
 trap cleanup EXIT
 rm -rf "$OUT/gyre" "$OUT/peer"
 mkdir -p "$OUT/gyre" "$OUT/peer"
+{
+  echo "commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+  echo "cpus: $(nproc) ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)), memory: $(free -g | awk '/Mem:/ {print $2}') GiB"
+  echo "kernel: $(uname -r); rustc: $(rustc --version 2>/dev/null); go: $(go version 2>/dev/null)"
+  echo "fd limit: $(ulimit -n); server: taskset -c 0, loader: taskset -c 1"
+  echo "start: $(date -u +%FT%TZ) load average: $(cut -d' ' -f1-3 /proc/loadavg)"
+} >"$OUT/machine.txt"
+note_load() { echo "$(date -u +%T) $1: load average $(cut -d' ' -f1-3 /proc/loadavg)" >>"$OUT/machine.txt"; }
 
 # ---------------------------------------------------------------- servers
 free_port() {
@@ -187,6 +195,7 @@ run_single() { # KIND SCENARIO ARGS...: fresh server, one gyre-bench run, server
   port="$(free_port)"
   start_server "$kind" "$port"
   log "$2 on $kind (pid $SERVER_PID, port $port)"
+  note_load "$kind $2"
   bench "$@" --addr "127.0.0.1:$port" --server-pid "$SERVER_PID"
   stop_pid "$SERVER_PID"
 }
@@ -201,6 +210,7 @@ run_cluster() { # KIND: nats-server + two nodes; publish on A, subscribers on A 
   start_server "$kind" "$port_b" "$NATS_URL"
   pid_b=$SERVER_PID
   log "cluster on $kind (nodes $pid_a, $pid_b; $NATS_URL)"
+  note_load "$kind cluster"
   bench "$kind" cluster --addr "127.0.0.1:$port_a" --addr2 "127.0.0.1:$port_b" --server-pid "$pid_a" \
     --subscribers "$CLUSTER_SUBS" --rates "$CLUSTER_RATES"
   stop_pid "$pid_a"
