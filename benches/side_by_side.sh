@@ -225,25 +225,36 @@ done
 fanout_rates=()
 [[ -n "$FANOUT_RATES" ]] && fanout_rates=(--rates "$FANOUT_RATES")
 
-for kind in "${server_list[@]}"; do
-  if has idle "$SCENARIOS"; then
-    for conns in $IDLE_CONNS; do
+# Scenario by scenario, each server in turn, so both see the machine in the same state.
+if has idle "$SCENARIOS"; then
+  for conns in $IDLE_CONNS; do
+    for kind in "${server_list[@]}"; do
       run_single "$kind" idle --conns "$conns" --hold-secs "$IDLE_HOLD" --tag "$conns"
     done
-    if [[ -n "$BURST_CONNS" ]]; then
+  done
+  if [[ -n "$BURST_CONNS" ]]; then
+    for kind in "${server_list[@]}"; do
       run_single "$kind" idle --conns "$BURST_CONNS" --hold-secs 2 --connect-rate 100000 --tag "burst$BURST_CONNS"
-    fi
+    done
   fi
+fi
+for kind in "${server_list[@]}"; do
   if has fanout "$SCENARIOS"; then
     run_single "$kind" fanout --subscribers "$FANOUT_SUBS" "${fanout_rates[@]}"
   fi
+done
+for kind in "${server_list[@]}"; do
   if has channels "$SCENARIOS"; then
     run_single "$kind" channels --conns "$CHANNELS_CONNS" --rates "$CHANNELS_RATES" \
       --broadcast-rates "$BROADCAST_RATES" --batch "$BATCH"
   fi
+done
+for kind in "${server_list[@]}"; do
   if has history "$SCENARIOS"; then
     run_single "$kind" history --channels "$HISTORY_CHANNELS" --rates "$HISTORY_RATES"
   fi
+done
+for kind in "${server_list[@]}"; do
   if has cluster "$SCENARIOS"; then
     run_cluster "$kind"
   fi
