@@ -44,9 +44,10 @@ pub struct Common {
     /// HTTP API key (sent as X-API-Key).
     #[arg(long, default_value = "bench-key")]
     pub api_key: String,
-    /// Server PID: CPU (utime+stime) and RSS are read from /proc/PID.
-    #[arg(long)]
-    pub server_pid: Option<u32>,
+    /// Server PID(s), comma-separated: CPU (utime+stime) and RSS are read from /proc/PID and
+    /// summed (a cluster: both nodes and nats-server).
+    #[arg(long, value_delimiter = ',')]
+    pub server_pid: Vec<u32>,
     /// Tokio worker threads of the loader.
     #[arg(long, default_value_t = 1)]
     pub workers: usize,
@@ -119,7 +120,8 @@ pub struct FanoutArgs {
     /// Publish rates (publications/s) for every N; default: sized per N for ~10k–100k deliveries/s.
     #[arg(long, value_delimiter = ',')]
     pub rates: Vec<f64>,
-    /// Stop stepping up the rate for an N once a step's p99 exceeds this.
+    /// Stop stepping up the rate for an N once a step's p99 exceeds this and twice the p99 of
+    /// that N's first rate.
     #[arg(long, default_value_t = 50.0)]
     pub stop_p99_ms: f64,
     /// Channel name.

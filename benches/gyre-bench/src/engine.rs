@@ -12,7 +12,7 @@ use crate::cli::Common;
 use crate::conn::{self, ConnCtx, ConnSpec};
 use crate::http::HttpConn;
 use crate::jwt::Minter;
-use crate::procstat::Server;
+use crate::procstat::{self, Server};
 use crate::progress::Phase;
 use crate::publisher::{self, Plan, PubCtx, Targets};
 use crate::report::{RampReport, StepReport};
@@ -74,7 +74,7 @@ impl Run {
         Ok(Run {
             common: common.clone(),
             target,
-            server: Server { pid: common.server_pid },
+            server: Server { pids: common.server_pid.clone() },
             channel_subs: vec![0; channels.len()],
             channels,
             stats,
@@ -106,6 +106,7 @@ impl Run {
         let stats = &self.stats;
         stats.connect_latency.reset();
         let (ok_before, failed_before) = (stats.connected.load(Relaxed), stats.connect_failed.load(Relaxed));
+        let (server_cpu, loader_cpu) = (self.server.cpu(), procstat::loader_cpu());
         let in_flight = Arc::new(Semaphore::new(self.common.connect_concurrency.max(1)));
         let per_tick = (self.common.connect_rate / 100).max(1);
         let mut ticker = tokio::time::interval(Duration::from_millis(10));
@@ -133,6 +134,7 @@ impl Run {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         let seconds = started.elapsed().as_secs_f64();
+        let (server_now, loader_now) = (self.server.cpu(), procstat::loader_cpu());
         for open in &mut self.open[first_new..] {
             open.base = stats.published_to(&open.spec.channels);
         }
@@ -147,6 +149,9 @@ impl Run {
             seconds,
             rate_per_s: ok as f64 / seconds.max(1e-9),
             latency: stats.connect_latency.percentiles(),
+            server_cpu_us_per_conn: server_now.since(&server_cpu).0.filter(|_| ok > 0).map(|us| us as f64 / ok as f64),
+            server_cpu_percent: server_now.percent_since(&server_cpu),
+            loader_cpu_percent: loader_now.percent_since(&loader_cpu),
         })
     }
 
@@ -188,10 +193,12 @@ impl Run {
         let published_before = self.published_per_channel();
         let (publishes_before, errors_before) = (stats.published.load(Relaxed), stats.publish_errors.load(Relaxed));
         let (delivered_before, cpu_before) = (stats.delivered.load(Relaxed), self.server.cpu());
+        let loader_before = procstat::loader_cpu();
         self.publish(Plan { step, rate: spec.rate, duration: measure, targets: spec.targets }).await;
         let expected = self.expected_deliveries(&published_before);
         self.drain(|stats| stats.latency[step as usize].percentiles().count, expected).await;
         let (cpu_us, window_secs) = self.server.cpu().since(&cpu_before);
+        let loader_cpu_percent = procstat::loader_cpu().percent_since(&loader_before);
         let publishes = stats.published.load(Relaxed) - publishes_before;
         let latency = stats.latency[step as usize].percentiles();
         let window_deliveries = stats.delivered.load(Relaxed) - delivered_before;
@@ -215,6 +222,7 @@ impl Run {
                 .filter(|_| window_deliveries > 0)
                 .map(|us| us as f64 / window_deliveries as f64),
             server_cpu_us_per_publish: cpu_us.filter(|_| publishes > 0).map(|us| us as f64 / publishes as f64),
+            loader_cpu_percent,
         })
     }
 

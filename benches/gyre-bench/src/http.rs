@@ -40,15 +40,22 @@ impl HttpConn {
         HttpConn { target, source, api_key: api_key.to_owned(), stream: None, buf: Vec::with_capacity(1024) }
     }
 
-    /// POSTs a JSON body to `path`; reconnects if the previous connection was closed.
+    /// POSTs a JSON body to `path`. A kept-alive connection the server closed while it sat idle
+    /// (servers time idle keep-alive connections out) is replaced and the request sent again.
     pub async fn post(&mut self, path: &str, body: &[u8]) -> Result<Response, String> {
         let request = self.request(path, body);
-        let stream = match self.stream.take() {
-            Some(stream) => stream,
-            None => crate::ws::tcp_connect(&self.target, self.source).await?,
-        };
-        let mut stream = stream;
-        stream.write_all(&request).await.map_err(|e| format!("send request: {e}"))?;
+        if let Some(stream) = self.stream.take() {
+            if let Ok(response) = self.exchange(stream, &request).await {
+                return Ok(response);
+            }
+        }
+        let stream = crate::ws::tcp_connect(&self.target, self.source).await?;
+        self.exchange(stream, &request).await
+    }
+
+    /// Sends one request and reads its response; keeps the connection if the server allows.
+    async fn exchange(&mut self, mut stream: TcpStream, request: &[u8]) -> Result<Response, String> {
+        stream.write_all(request).await.map_err(|e| format!("send request: {e}"))?;
         let (response, keep_alive) = self.read_response(&mut stream).await?;
         if keep_alive {
             self.stream = Some(stream);

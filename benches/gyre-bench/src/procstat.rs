@@ -3,10 +3,10 @@
 
 use std::time::Instant;
 
-/// The server under measurement, if its PID was given.
-#[derive(Clone, Copy, Debug)]
+/// The server processes under measurement (none if no PID was given); figures are sums.
+#[derive(Clone, Debug)]
 pub struct Server {
-    pub pid: Option<u32>,
+    pub pids: Vec<u32>,
 }
 
 /// CPU time consumed so far, taken at an instant.
@@ -27,13 +27,34 @@ impl CpuMark {
     }
 }
 
+/// This process's own CPU time (to tell whether the loader was the bottleneck).
+pub fn loader_cpu() -> CpuMark {
+    CpuMark { cpu_us: cpu_us(std::process::id()), at: Instant::now() }
+}
+
+impl CpuMark {
+    /// CPU use between two marks in percent of one core.
+    pub fn percent_since(&self, earlier: &CpuMark) -> Option<f64> {
+        let (cpu_us, seconds) = self.since(earlier);
+        cpu_us.map(|us| us as f64 / seconds.max(1e-9) / 1e4)
+    }
+}
+
 impl Server {
     pub fn cpu(&self) -> CpuMark {
-        CpuMark { cpu_us: self.pid.and_then(cpu_us), at: Instant::now() }
+        CpuMark { cpu_us: self.sum(cpu_us), at: Instant::now() }
     }
 
     pub fn rss_kib(&self) -> Option<u64> {
-        self.pid.and_then(rss_kib)
+        self.sum(rss_kib)
+    }
+
+    /// `read` summed over every PID; `None` without PIDs or if one is unreadable.
+    fn sum(&self, read: fn(u32) -> Option<u64>) -> Option<u64> {
+        if self.pids.is_empty() {
+            return None;
+        }
+        self.pids.iter().map(|&pid| read(pid)).sum()
     }
 }
 

@@ -19,6 +19,14 @@ pub struct RampReport {
     pub rate_per_s: f64,
     /// Time from TCP connect to the last subscribe reply.
     pub latency: Percentiles,
+    /// Server CPU per successful connect+subscribe.
+    #[serde(default)]
+    pub server_cpu_us_per_conn: Option<f64>,
+    /// Server and loader CPU during the ramp, % of one core.
+    #[serde(default)]
+    pub server_cpu_percent: Option<f64>,
+    #[serde(default)]
+    pub loader_cpu_percent: Option<f64>,
 }
 
 /// The idle hold.
@@ -63,6 +71,9 @@ pub struct StepReport {
     pub server_cpu_percent: Option<f64>,
     pub server_cpu_us_per_delivery: Option<f64>,
     pub server_cpu_us_per_publish: Option<f64>,
+    /// The loader's own CPU over the step, % of one core (near 100: the loader was the limit).
+    #[serde(default)]
+    pub loader_cpu_percent: Option<f64>,
 }
 
 /// Connection counters over the whole run.
@@ -87,7 +98,9 @@ pub struct Report {
     pub tag: String,
     pub protocol: Protocol,
     pub addr: String,
-    pub server_pid: Option<u32>,
+    /// Measured server processes (CPU and RSS are their sums).
+    #[serde(default)]
+    pub server_pids: Vec<u32>,
     pub unix_time: u64,
     pub params: serde_json::Value,
     pub ramps: Vec<RampReport>,
@@ -124,7 +137,11 @@ impl Report {
             self.key(),
             self.label,
             self.protocol,
-            self.server_pid.map_or("no server pid".into(), |p| format!("pid {p}"))
+            if self.server_pids.is_empty() {
+                "no server pid".to_owned()
+            } else {
+                format!("pid {:?}", self.server_pids)
+            }
         );
         if !self.ramps.is_empty() {
             md += &ramps_table(&self.ramps);
@@ -166,13 +183,13 @@ pub fn opt(value: Option<f64>, decimals: usize) -> String {
 }
 
 fn ramps_table(ramps: &[RampReport]) -> String {
-    let mut md = "| ramp | connected | failed | seconds | connect+subscribe /s | connect p50 ms | p99 ms | max ms |\n\
-                  |---|---|---|---|---|---|---|---|\n"
+    let mut md = "| ramp | connected | failed | seconds | connect+subscribe /s | connect p50 ms | p99 ms | max ms | server CPU µs/conn | server CPU % | loader CPU % |\n\
+                  |---|---|---|---|---|---|---|---|---|---|---|\n"
         .to_owned();
     for (i, r) in ramps.iter().enumerate() {
         let _ = writeln!(
             md,
-            "| {} | {} | {} | {:.2} | {:.0} | {:.2} | {:.2} | {:.2} |",
+            "| {} | {} | {} | {:.2} | {:.0} | {:.2} | {:.2} | {:.2} | {} | {} | {} |",
             i + 1,
             r.connections,
             r.failed,
@@ -180,7 +197,10 @@ fn ramps_table(ramps: &[RampReport]) -> String {
             r.rate_per_s,
             r.latency.p50_ms,
             r.latency.p99_ms,
-            r.latency.max_ms
+            r.latency.max_ms,
+            opt(r.server_cpu_us_per_conn, 1),
+            opt(r.server_cpu_percent, 0),
+            opt(r.loader_cpu_percent, 0)
         );
     }
     md + "\n"
@@ -206,14 +226,14 @@ fn idle_table(idle: &IdleReport) -> String {
 }
 
 fn steps_table(steps: &[StepReport]) -> String {
-    let mut md = "| step | subs | rate | publishes/s | deliveries/s | p50 ms | p90 ms | p99 ms | max ms | API p99 ms | server CPU % | CPU µs/delivery | CPU µs/publish | lost |\n\
-                  |---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n"
+    let mut md = "| step | subs | rate | publishes/s | deliveries/s | p50 ms | p90 ms | p99 ms | max ms | API p99 ms | server CPU % | CPU µs/delivery | CPU µs/publish | lost | loader CPU % |\n\
+                  |---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n"
         .to_owned();
     for s in steps {
         let rate = if s.target_rate > 0.0 { format!("{:.0}", s.target_rate) } else { "max".into() };
         let _ = writeln!(
             md,
-            "| {} | {} | {rate} | {:.0} | {:.0} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {} | {} | {} | {} |",
+            "| {} | {} | {rate} | {:.0} | {:.0} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {} | {} | {} | {} | {} |",
             s.name,
             s.subscribers,
             s.publishes_per_s,
@@ -226,7 +246,8 @@ fn steps_table(steps: &[StepReport]) -> String {
             opt(s.server_cpu_percent, 0),
             opt(s.server_cpu_us_per_delivery, 2),
             opt(s.server_cpu_us_per_publish, 1),
-            s.lost
+            s.lost,
+            opt(s.loader_cpu_percent, 0)
         );
     }
     md + "\n"

@@ -42,7 +42,7 @@ pub fn report(run: &Run, scenario: &str, outcome: Outcome) -> Report {
         tag: run.common.tag.clone(),
         protocol: run.common.protocol,
         addr: run.common.addr.clone(),
-        server_pid: run.common.server_pid,
+        server_pids: run.common.server_pid.clone(),
         unix_time: clock::unix_secs(),
         params: outcome.params,
         ramps: outcome.ramps,
