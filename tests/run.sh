@@ -2,9 +2,11 @@
 # The single test command: installs what the test suites need (if missing), builds gyre, then
 # runs the Rust tests, the centrifuge-js SDK suite and the centrifuge-python/cent suite against
 # the real binary, then the offline checks of the deployment files (Dockerfile, docker-compose.yml,
-# k8s/). Exits non-zero if any stage fails; prints a summary at the end.
+# k8s/), then the benchmark harness smoke test (gyre-bench unit tests + tiny fanout and idle runs
+# against the built gyre, no timing thresholds). Exits non-zero if any stage fails; prints a
+# summary at the end.
 #
-# Usage: bash tests/run.sh [rust] [js] [python] [deploy]     (no argument = all four)
+# Usage: bash tests/run.sh [rust] [js] [python] [deploy] [bench]     (no argument = all five)
 # Env:   GYRE_BIN   path of the gyre binary the SDK suites start (default target/debug/gyre)
 #        SKIP_INSTALL=1  do not install anything, use what is there
 set -euo pipefail
@@ -17,7 +19,7 @@ PY_DIR="tests/sdk/python"
 VENV="$PY_DIR/.venv"
 
 STAGES=("$@")
-[[ ${#STAGES[@]} -eq 0 ]] && STAGES=(rust js python deploy)
+[[ ${#STAGES[@]} -eq 0 ]] && STAGES=(rust js python deploy bench)
 want() { local s; for s in "${STAGES[@]}"; do [[ "$s" == "$1" ]] && return 0; done; return 1; }
 
 log() { printf '\n==> %s\n' "$*"; }
@@ -145,6 +147,10 @@ fi
 if want deploy; then
   # Installs its own tools (tests/deploy/.venv) unless SKIP_INSTALL=1.
   run_stage deploy count_deploy bash tests/deploy/validate.sh
+fi
+if want bench; then
+  # benches/gyre-bench: its unit tests and tests/smoke.rs (starts $GYRE_BIN, runs gyre-bench).
+  run_stage bench count_cargo cargo test -p gyre-bench
 fi
 
 # ---------------------------------------------------------------- summary

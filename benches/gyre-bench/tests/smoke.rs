@@ -1,0 +1,114 @@
+//! CI smoke test: the harness builds, tiny `fanout` and `idle` runs against a real gyre node
+//! finish, and their JSON reports have the expected fields with non-zero deliveries. No timing
+//! thresholds. Needs a built gyre binary: `GYRE_BIN`, else target/{debug,release}/gyre.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+const CONFIG: &str = r#"{"client":{"token":{"hmac_secret_key":"bench-secret"}},"http_api":{"key":"bench-key"},
+ "channel":{"without_namespace":{"allow_subscribe_for_client":true}},"log":{"level":"info"}}"#;
+
+/// A gyre node on a free port, killed on drop.
+struct Node {
+    child: Child,
+    addr: String,
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn gyre_bin() -> PathBuf {
+    if let Some(bin) = std::env::var_os("GYRE_BIN") {
+        return PathBuf::from(bin);
+    }
+    let target = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target");
+    ["debug", "release"]
+        .iter()
+        .map(|profile| target.join(profile).join("gyre"))
+        .find(|bin| bin.exists())
+        .expect("no gyre binary: run `cargo build` first or set GYRE_BIN")
+}
+
+fn start_gyre(dir: &Path) -> Node {
+    let config = dir.join("gyre.json");
+    std::fs::write(&config, CONFIG).expect("write config");
+    let mut child = Command::new(gyre_bin())
+        .args(["serve", "--config"])
+        .arg(&config)
+        .args(["--port", "0", "--address", "127.0.0.1"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start gyre");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let addr = loop {
+        let line = lines.next().expect("gyre printed its address").expect("read gyre stdout");
+        if let Some(at) = line.find("addr=").filter(|_| line.contains("listening")) {
+            break line[at + 5..].split_whitespace().next().unwrap_or_default().to_owned();
+        }
+    };
+    std::thread::spawn(move || lines.for_each(drop));
+    Node { child, addr }
+}
+
+fn scratch_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("gyre-bench-smoke-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    dir
+}
+
+/// Runs gyre-bench against `node` and returns its JSON report.
+fn bench(node: &Node, dir: &Path, scenario: &str, args: &[&str]) -> serde_json::Value {
+    let status = Command::new(env!("CARGO_BIN_EXE_gyre-bench"))
+        .arg(scenario)
+        .args(["--addr", &node.addr, "--server-pid", &node.child.id().to_string(), "--label", "gyre", "--quiet"])
+        .arg("--out")
+        .arg(dir)
+        .args(args)
+        .stdout(Stdio::null())
+        .status()
+        .expect("run gyre-bench");
+    assert!(status.success(), "gyre-bench {scenario} failed: {status}");
+    let text = std::fs::read_to_string(dir.join(format!("gyre-{scenario}.json"))).expect("report written");
+    serde_json::from_str(&text).expect("report is JSON")
+}
+
+#[test]
+fn fanout_delivers_and_reports() {
+    let dir = scratch_dir("fanout");
+    let node = start_gyre(&dir);
+    let args = ["--subscribers", "50", "--rates", "50", "--step-secs", "2", "--warmup-secs", "0.5"];
+    let report = bench(&node, &dir, "fanout", &args);
+    assert_eq!(report["scenario"], "fanout");
+    assert_eq!(report["ramps"][0]["connections"], 50);
+    assert_eq!(report["totals"]["connect_failed"], 0);
+    let step = &report["steps"][0];
+    assert!(step["deliveries"].as_u64().is_some_and(|d| d > 0), "no deliveries: {step}");
+    assert!(step["publishes"].as_u64().is_some_and(|p| p > 0), "no publishes: {step}");
+    for field in ["p50_ms", "p90_ms", "p99_ms", "max_ms"] {
+        assert!(step["latency"][field].is_number(), "latency.{field} missing: {step}");
+    }
+    assert!(step["server_cpu_us_per_delivery"].is_number(), "no server CPU figure: {step}");
+    assert!(report["loss"]["expected"].as_u64().is_some_and(|e| e > 0));
+    assert!(dir.join("gyre-fanout.md").exists());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn idle_reports_memory_per_connection() {
+    let dir = scratch_dir("idle");
+    let node = start_gyre(&dir);
+    let report = bench(&node, &dir, "idle", &["--conns", "50", "--hold-secs", "1", "--warmup-conns", "2"]);
+    let idle = &report["idle"];
+    assert_eq!(idle["connections"], 50, "{report}");
+    assert!(idle["rss_per_conn_bytes"].is_number(), "no RSS figure: {idle}");
+    assert!(idle["rss_after_hold_kib"].as_u64().is_some_and(|kib| kib > 0));
+    assert!(report["ramps"][0]["rate_per_s"].as_f64().is_some_and(|r| r > 0.0));
+    assert_eq!(report["totals"]["dropped"], 0);
+    let _ = std::fs::remove_dir_all(&dir);
+}
