@@ -62,6 +62,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningNode> {
     let host = if http.address.is_empty() { "0.0.0.0" } else { http.address.as_str() };
     let main =
         TcpListener::bind((host, http.port)).with_context(|| format!("cannot listen on {host}:{}", http.port))?;
+    deepen_backlog(&main);
     let addr = main.local_addr()?;
     let internal = match http.internal_port.trim() {
         "" => None,
@@ -189,6 +190,15 @@ async fn open_history(
         .with_position_check(settings.client.channel_position_check_delay);
     tracing::info!(streams = shapes.len(), "history and recovery are cluster-wide (JetStream)");
     Ok(Some(Arc::new(store)))
+}
+
+/// Lets a burst of reconnecting clients queue instead of being dropped: std listens with a
+/// backlog of 128, which turns a burst of handshakes into 1 s SYN retransmits. The kernel caps
+/// the value at `net.core.somaxconn` (Go servers ask for that maximum too).
+fn deepen_backlog(listener: &TcpListener) {
+    if let Err(error) = socket2::SockRef::from(listener).listen(65_535) {
+        tracing::debug!(%error, "cannot raise the listen backlog; keeping the default");
+    }
 }
 
 /// Small frames (replies, pushes) go out at once instead of waiting for the peer's delayed ACK
