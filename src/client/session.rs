@@ -1,7 +1,6 @@
 //! The session actor shell: lifecycle, incoming frames, outgoing lines, timers.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,7 +10,9 @@ use bytestring::ByteString;
 use rand::Rng;
 
 use super::commands::PendingSubscription;
+use super::frames::Frames;
 use super::messages::{ClientHandle, Deliver, SubscribeAnswer};
+use super::outbox::{Deliveries, Outbox};
 use crate::domain::{unix_now, ChannelName, ClientId, RawJson};
 use crate::metrics::METRICS;
 use crate::node::Node;
@@ -20,9 +21,6 @@ use crate::protocol::frame::split_lines;
 use crate::protocol::reply::{self, ConnectResult, UnsubscribePush};
 use crate::protocol::{Disconnect, ReplyError};
 use crate::registry::messages::{ClientConnected, ClientGone, Unsubscribe};
-
-/// Mailbox backstop; the byte budget (`client.queue_max_size`) is the real slow-client limit.
-const MAILBOX_CAPACITY: usize = 4096;
 
 /// Connection state.
 pub(super) enum State {
@@ -77,8 +75,10 @@ pub struct ClientSession {
     /// Labels of `connections_inflight`, once connected.
     pub(super) metric_labels: Option<[String; 4]>,
     queue: VecDeque<Command>,
-    pending_bytes: Arc<AtomicUsize>,
-    out: String,
+    /// What channels and the registry send this connection (see [`outbox`]).
+    outbox: Arc<Outbox>,
+    /// Lines waiting to be written, joined into as few frames as possible.
+    out: Frames,
     awaiting_pong: bool,
     ping_generation: u64,
     partial: Option<Vec<u8>>,
@@ -104,8 +104,8 @@ impl ClientSession {
             current_method: "connect",
             metric_labels: None,
             queue: VecDeque::new(),
-            pending_bytes: Arc::new(AtomicUsize::new(0)),
-            out: String::new(),
+            outbox: Outbox::new(),
+            out: Frames::default(),
             awaiting_pong: false,
             ping_generation: 0,
             partial: None,
@@ -114,8 +114,8 @@ impl ClientSession {
     }
 
     /// How channels and the registry reach this session.
-    pub(super) fn client_handle(&self, ctx: &ws::WebsocketContext<Self>) -> ClientHandle {
-        ClientHandle::new(self.id.clone(), ctx.address().recipient(), self.pending_bytes.clone())
+    pub(super) fn client_handle(&self) -> ClientHandle {
+        ClientHandle::new(self.id.clone(), self.outbox.clone())
     }
 
     pub(super) fn connection(&self) -> Option<&Connection> {
@@ -125,12 +125,9 @@ impl ClientSession {
         }
     }
 
-    /// Queues one reply line; lines are joined with `\n` into one frame on [`Self::flush`].
+    /// Queues one reply line; lines are joined with `\n` into frames on [`Self::flush`].
     pub(super) fn push_line(&mut self, frame_type: &str, line: &str) {
         METRICS.sent(frame_type, line.len());
-        if !self.out.is_empty() {
-            self.out.push('\n');
-        }
         self.out.push_str(line);
     }
 
@@ -146,9 +143,7 @@ impl ClientSession {
     }
 
     pub(super) fn flush(&mut self, ctx: &mut ws::WebsocketContext<Self>) {
-        if !self.out.is_empty() {
-            ctx.text(std::mem::take(&mut self.out));
-        }
+        self.out.drain(|frame| ctx.text(frame));
     }
 
     /// Closes the connection with a disconnect code; nothing is processed afterwards.
@@ -161,6 +156,7 @@ impl ClientSession {
         self.flush(ctx);
         self.state = State::Closed;
         self.queue.clear();
+        self.outbox.close();
         ctx.close(Some(ws::CloseReason {
             code: ws::CloseCode::from(disconnect.code),
             description: Some(disconnect.reason.into_owned()),
@@ -234,7 +230,7 @@ impl ClientSession {
         let Some(connection) = self.connection() else { return };
         let user = connection.user.clone();
         let expire_at = connection.expire_at;
-        self.node.registry.do_send(ClientConnected { client: self.client_handle(ctx), user });
+        self.node.registry.do_send(ClientConnected { client: self.client_handle(), user });
         self.schedule_pings(ctx);
         if let Some(at) = expire_at {
             self.schedule_connection_expiry_check(at, ctx);
@@ -348,7 +344,7 @@ impl Actor for ClientSession {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         self.node.connection_opened();
-        ctx.set_mailbox_capacity(MAILBOX_CAPACITY);
+        Self::attach(self.outbox.clone(), ctx);
         let stale = self.node.settings.client.stale_close_delay;
         if !stale.is_zero() {
             ctx.run_later(stale, |this, ctx| this.on_stale_check(ctx));
@@ -356,6 +352,7 @@ impl Actor for ClientSession {
     }
 
     fn stopped(&mut self, _: &mut Self::Context) {
+        self.outbox.close();
         let mut channels: Vec<ChannelName> = self.subscriptions.drain().map(|(channel, _)| channel).collect();
         // Subscriptions the registry already has but whose answer has not arrived yet.
         match self.busy.take() {
@@ -406,50 +403,41 @@ impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for ClientSession {
     }
 }
 
-impl Handler<Deliver> for ClientSession {
-    type Result = ();
-
-    fn handle(&mut self, message: Deliver, ctx: &mut Self::Context) {
+impl Deliveries for ClientSession {
+    fn deliver(&mut self, batch: &mut VecDeque<Deliver>, ctx: &mut Self::Context) {
         let span = self.span.clone();
         let _entered = span.enter();
+        for message in batch.drain(..) {
+            if matches!(self.state, State::Closed) {
+                return;
+            }
+            self.on_deliver(message, ctx);
+        }
+        // Everything this batch produced leaves together.
+        self.flush(ctx);
+    }
+}
+
+impl ClientSession {
+    fn on_deliver(&mut self, message: Deliver, ctx: &mut ws::WebsocketContext<Self>) {
         match message {
-            Deliver::Frame(frame) => self.write_frame(frame, ctx),
+            Deliver::Frame(frame) if matches!(self.busy, Some(Busy::Connect { .. })) => self.held.push(frame),
+            Deliver::Frame(frame) => self.out.push_shared(frame),
             Deliver::Subscribed(answer) => {
                 let SubscribeAnswer { channel, outcome } = *answer;
                 self.on_subscribed(channel, outcome, ctx);
                 self.process_queue(ctx);
             }
-            Deliver::Unsubscribe { channel, code, reason } => {
-                self.server_unsubscribe(&channel, code, reason);
-                self.flush(ctx);
-            }
+            Deliver::Unsubscribe { channel, code, reason } => self.server_unsubscribe(&channel, code, reason),
             Deliver::Disconnect(disconnect) => self.close(ctx, disconnect),
-            Deliver::Server(action) => {
-                self.on_server_action(*action, ctx);
-                self.flush(ctx);
-            }
+            Deliver::Server(action) => self.on_server_action(*action, ctx),
         }
     }
-}
 
-impl ClientSession {
-    fn write_frame(&mut self, frame: ByteString, ctx: &mut ws::WebsocketContext<Self>) {
-        self.pending_bytes.fetch_sub(frame.len(), Ordering::Relaxed);
-        if matches!(self.state, State::Closed) {
-            return;
-        }
-        if matches!(self.busy, Some(Busy::Connect { .. })) {
-            return self.held.push(frame);
-        }
-        self.flush(ctx);
-        ctx.text(frame);
-    }
-
-    /// Writes the frames held back during connect, after the connect reply.
-    pub(super) fn release_held(&mut self, ctx: &mut ws::WebsocketContext<Self>) {
-        self.flush(ctx);
+    /// Queues the frames held back during connect, after the connect reply.
+    pub(super) fn release_held(&mut self) {
         for frame in std::mem::take(&mut self.held) {
-            ctx.text(frame);
+            self.out.push_shared(frame);
         }
     }
 }

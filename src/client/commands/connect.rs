@@ -119,7 +119,7 @@ impl ClientSession {
         }
         let mut waiting = std::collections::HashMap::new();
         for (channel, pending) in server_side {
-            self.join(&channel, &pending, false, ctx);
+            self.join(&channel, &pending, false);
             waiting.insert(channel.name.clone(), pending);
         }
         self.busy = Some(Busy::Connect { id, result, waiting });

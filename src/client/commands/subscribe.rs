@@ -20,7 +20,6 @@ impl ClientSession {
         channel: &ResolvedChannel,
         pending: &PendingSubscription,
         push_join_leave: bool,
-        ctx: &mut Ctx,
     ) {
         let Some(connection) = self.connection() else { return };
         let info = ClientInfo {
@@ -31,7 +30,7 @@ impl ClientSession {
         };
         self.node.registry.do_send(registry::Subscribe {
             channel: channel.clone(),
-            client: self.client_handle(ctx),
+            client: self.client_handle(),
             info,
             push_join_leave,
             recover: pending.recover_from.clone(),
@@ -65,7 +64,7 @@ impl ClientSession {
             Err(Outcome::Disconnect(disconnect)) => return self.close(ctx, disconnect),
         };
         let (pending, push_join_leave) = self.client_side_pending(&req, &channel, grant);
-        self.join(&channel, &pending, push_join_leave, ctx);
+        self.join(&channel, &pending, push_join_leave);
         self.busy = Some(Busy::Subscribe { id, channel: channel.name, pending });
     }
 
@@ -173,7 +172,7 @@ impl ClientSession {
                 }
                 if waiting.is_empty() {
                     self.push_reply(id, "connect", &result);
-                    self.release_held(ctx);
+                    self.release_held();
                 } else {
                     self.busy = Some(Busy::Connect { id, result, waiting });
                 }
@@ -195,12 +194,12 @@ impl ClientSession {
     /// answers. Already-subscribed channels and the channel limit make it a no-op.
     pub(in crate::client) fn on_server_action(&mut self, action: ServerAction, ctx: &mut Ctx) {
         match action {
-            ServerAction::Subscribe(subscribe) => self.server_subscribe(subscribe, ctx),
+            ServerAction::Subscribe(subscribe) => self.server_subscribe(subscribe),
             ServerAction::Refresh { expired, expire_at, info } => self.server_refresh(expired, expire_at, info, ctx),
         }
     }
 
-    pub(in crate::client) fn server_subscribe(&mut self, subscribe: ServerSubscribe, ctx: &mut Ctx) {
+    pub(in crate::client) fn server_subscribe(&mut self, subscribe: ServerSubscribe) {
         let name = subscribe.channel.name.clone();
         let busy_with_it = matches!(&self.busy, Some(Busy::Subscribe { channel, .. }) if *channel == name);
         if self.connection().is_none()
@@ -233,7 +232,7 @@ impl ClientSession {
         };
         let push_join_leave = o.join_leave.unwrap_or(options.join_leave)
             && o.force_push_join_leave.unwrap_or(options.force_push_join_leave);
-        self.join(&subscribe.channel, &pending, push_join_leave, ctx);
+        self.join(&subscribe.channel, &pending, push_join_leave);
         self.server_pending.insert(name, pending);
     }
 
