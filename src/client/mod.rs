@@ -4,12 +4,10 @@
 //!
 //! * [`session`]: the actor shell — lifecycle, frames in and out, timers.
 //! * [`outbox`]: the ordered, byte-budgeted queue channels and the registry feed a session by.
-//! * [`frames`]: joins outgoing lines into as few WebSocket frames as the protocol allows.
 //! * [`commands`]: one method per protocol command.
 //! * [`ws`]: the HTTP route that checks the origin and upgrades to a session.
 
 mod commands;
-mod frames;
 pub mod messages;
 pub mod outbox;
 mod session;

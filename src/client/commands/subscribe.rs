@@ -65,7 +65,7 @@ impl ClientSession {
         };
         let (pending, push_join_leave) = self.client_side_pending(&req, &channel, grant);
         self.join(&channel, &pending, push_join_leave);
-        self.busy = Some(Busy::Subscribe { id, channel: channel.name, pending });
+        self.busy = Some(Box::new(Busy::Subscribe { id, channel: channel.name, pending }));
     }
 
     /// Token or namespace permission for a client-side subscribe.
@@ -146,7 +146,7 @@ impl ClientSession {
         outcome: Result<Subscribed, ReplyError>,
         ctx: &mut Ctx,
     ) {
-        match self.busy.take() {
+        match self.busy.take().map(|busy| *busy) {
             Some(Busy::Subscribe { id, channel: expected, pending }) if expected == channel => {
                 match subscribe_result(&pending, outcome) {
                     Ok(result) => {
@@ -172,13 +172,13 @@ impl ClientSession {
                 }
                 if waiting.is_empty() {
                     self.push_reply(id, "connect", &result);
-                    self.release_held();
+                    self.release_held(ctx);
                 } else {
-                    self.busy = Some(Busy::Connect { id, result, waiting });
+                    self.busy = Some(Box::new(Busy::Connect { id, result, waiting }));
                 }
             }
             other => {
-                self.busy = other;
+                self.busy = other.map(Box::new);
                 if let Some(pending) = self.server_pending.remove(&channel) {
                     return self.finish_server_subscribe(channel, &pending, outcome, ctx);
                 }
@@ -201,7 +201,7 @@ impl ClientSession {
 
     pub(in crate::client) fn server_subscribe(&mut self, subscribe: ServerSubscribe) {
         let name = subscribe.channel.name.clone();
-        let busy_with_it = matches!(&self.busy, Some(Busy::Subscribe { channel, .. }) if *channel == name);
+        let busy_with_it = matches!(self.busy.as_deref(), Some(Busy::Subscribe { channel, .. }) if *channel == name);
         if self.connection().is_none()
             || busy_with_it
             || self.subscriptions.contains_key(&name)
