@@ -6,7 +6,7 @@
 //! of one actix message per frame (two allocations and ~900 instructions each), producers push
 //! into a shared `VecDeque` and wake the session only when the queue goes from empty to
 //! non-empty; the session then takes everything queued at once (swapping buffers, so the steady
-//! state allocates nothing) and writes it as few WebSocket frames as possible.
+//! state allocates nothing) and handles it in one turn, so its frames leave in one socket write.
 
 use std::collections::VecDeque;
 use std::pin::Pin;
