@@ -12,6 +12,7 @@
 #
 # Usage: bash benches/callgrind_fanout.sh [subscribers] [small_publications] [large_publications]
 #        (defaults 1000 20 200). KEEP=1 keeps the callgrind output files and prints their path.
+#        PACED=1 passes --paced: one publication at a time, so every subscriber is woken per frame.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -42,14 +43,16 @@ instructions() {
 run() { # name publications -> sets ir_<name>, deliveries_<name>
   local name=$1 publications=$2 log
   log="$out/$name.log"
-  valgrind --tool=callgrind --callgrind-out-file="$out/cg.$name" "$bin" "$subscribers" "$publications" 1 \
+  valgrind --tool=callgrind --callgrind-out-file="$out/cg.$name" "$bin" "$subscribers" "$publications" 1 $paced \
     >"$log" 2>"$out/$name.valgrind"
   printf -v "ir_$name" '%s' "$(instructions "$out/cg.$name")"
   printf -v "deliveries_$name" '%s' "$(sed -n 's/^total deliveries: //p' "$log")"
 }
 
+paced=""
+[ "${PACED:-0}" = 1 ] && paced="--paced"
 echo "binary: $bin"
-echo "callgrind: $subscribers subscribers, $small and $large publications"
+echo "callgrind: $subscribers subscribers, $small and $large publications ${paced}"
 run small "$small"
 run large "$large"
 

@@ -1,14 +1,16 @@
 //! In-process fan-out: one real [`gyre::channel::Channel`] actor hands every publication to N
 //! subscriber sinks through the same path a WebSocket session is fed by (pre-encoded shared
-//! frame, per-client byte budget, `Recipient<Deliver>::try_send`), with no sockets, no HTTP and no
-//! registry. Each sink is a small actor with the session's mailbox capacity that does what
-//! `ClientSession::write_frame` does before touching the socket: give the frame's bytes back to
-//! the pending-bytes budget. It then only counts the frame (no WebSocket encoding, no write).
+//! frame, per-client byte budget, the client's [`Outbox`] and its wake-up), with no sockets, no
+//! HTTP and no registry. Each sink is a small actor fed by its outbox exactly as
+//! `ClientSession` is (`Deliveries::attach`, batches through `Deliveries::deliver`); it only counts
+//! the frames (no line joining, no WebSocket encoding, no write).
 //!
-//! Run (timing): `cargo bench --bench fanout -- [subscribers] [publications] [rounds]`
+//! Run (timing): `cargo bench --bench fanout -- [subscribers] [publications] [rounds] [--paced]`
 //! (defaults 1000 200 10). Every round starts a fresh channel and fresh sinks (not timed), then
 //! times M `Broadcast`s until every sink has counted M frames; prints deliveries, wall time and
-//! deliveries/s per round, and the median.
+//! deliveries/s per round, and the median. By default all M are queued at once, so a sink finds
+//! many frames per wake-up (a busy channel); `--paced` sends the next publication only after the
+//! channel answered the previous one, so every sink is woken once per frame (a quiet channel).
 //!
 //! Deterministic instruction counts (callgrind): `bash benches/callgrind_fanout.sh` builds the
 //! release bench and runs it twice under `valgrind --tool=callgrind` with the same subscriber
@@ -16,7 +18,7 @@
 //! are `(Ir_large - Ir_small) / (deliveries_large - deliveries_small)`: process start, actix
 //! system start, spawning and joining the N sinks are identical in both runs and cancel out, so
 //! what is left is the per-publication cost (encode once, `Broadcast` message) spread over N
-//! subscribers plus the per-delivery cost (budget accounting, mailbox envelope, wake-up, sink
+//! subscribers plus the per-delivery cost (budget accounting, outbox push, wake-up, sink
 //! handler). By hand:
 //!
 //! ```sh
@@ -28,6 +30,7 @@
 //!
 //! `callgrind_annotate /tmp/cg.large | head -40` shows where the instructions go.
 
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -36,14 +39,13 @@ use actix::prelude::*;
 use gyre::channel::messages::{Broadcast, Join};
 use gyre::channel::{Channel, ChannelRules};
 use gyre::client::messages::{ClientHandle, Deliver};
+use gyre::client::outbox::{Deliveries, Outbox};
 use gyre::config::Settings;
 use gyre::domain::{ClientId, ClientInfo, Publication, RawJson};
 use gyre::registry::messages::ChannelIdle;
 use serde_json::value::RawValue;
 use tokio::sync::Notify;
 
-/// Same backstop as `ClientSession` (src/client/session.rs `MAILBOX_CAPACITY`).
-const MAILBOX_CAPACITY: usize = 4096;
 const CHANNEL: &str = "news";
 
 /// Stands in for the registry: channels report idleness to it; nothing to do here.
@@ -65,9 +67,9 @@ struct Finish {
     done: Notify,
 }
 
-/// A subscriber without a socket: returns the frame's bytes to the budget, counts the frame.
+/// A subscriber without a socket: counts the frames its outbox hands it.
 struct Sink {
-    pending: Arc<AtomicUsize>,
+    outbox: Arc<Outbox>,
     frames: usize,
     bytes: usize,
     expected: usize,
@@ -78,17 +80,24 @@ impl Actor for Sink {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        ctx.set_mailbox_capacity(MAILBOX_CAPACITY);
+        Self::attach(self.outbox.clone(), ctx);
     }
 }
 
-impl Handler<Deliver> for Sink {
-    type Result = ();
+impl Deliveries for Sink {
+    fn deliver(&mut self, batch: &mut VecDeque<Deliver>, ctx: &mut Self::Context) {
+        batch.drain(..).for_each(|message| self.count(message));
+        if self.frames == self.expected {
+            // Its outbox never ends by itself (a session's ends with its socket).
+            ctx.stop();
+        }
+    }
+}
 
-    fn handle(&mut self, message: Deliver, _: &mut Self::Context) {
+impl Sink {
+    fn count(&mut self, message: Deliver) {
         match message {
             Deliver::Frame(frame) => {
-                self.pending.fetch_sub(frame.len(), Ordering::Relaxed);
                 self.bytes += frame.len();
                 self.frames += 1;
                 if self.frames == self.expected && self.finish.sinks_left.fetch_sub(1, Ordering::AcqRel) == 1 {
@@ -97,7 +106,7 @@ impl Handler<Deliver> for Sink {
             }
             Deliver::Subscribed(answer) => assert!(answer.outcome.is_ok(), "subscribe refused: {:?}", answer.outcome),
             Deliver::Disconnect(disconnect) => {
-                panic!("sink disconnected: {disconnect:?} (mailbox or budget too small)")
+                panic!("sink disconnected: {disconnect:?} (byte budget too small)")
             }
             other => panic!("unexpected message for a sink: {other:?}"),
         }
@@ -115,7 +124,7 @@ fn payload(n: usize) -> RawJson {
     Arc::from(RawValue::from_string(text).expect("valid JSON"))
 }
 
-async fn round(settings: &Settings, subscribers: usize, publications: usize) -> Round {
+async fn round(settings: &Settings, subscribers: usize, publications: usize, paced: bool) -> Round {
     let rules = ChannelRules::from_settings(settings).expect("channel rules");
     let resolved = rules.resolve(CHANNEL).expect("channel resolves");
     let registry = IdleProbe.start();
@@ -132,15 +141,14 @@ async fn round(settings: &Settings, subscribers: usize, publications: usize) -> 
     let finish = Arc::new(Finish { sinks_left: AtomicUsize::new(subscribers), done: Notify::new() });
     let mut sinks = Vec::with_capacity(subscribers);
     for i in 0..subscribers {
-        let pending = Arc::new(AtomicUsize::new(0));
-        let sink =
-            Sink { pending: pending.clone(), frames: 0, bytes: 0, expected: publications, finish: finish.clone() }
-                .start();
+        let outbox = Outbox::new();
+        let sink = Sink { outbox: outbox.clone(), frames: 0, bytes: 0, expected: publications, finish: finish.clone() }
+            .start();
         let id = ClientId::from(format!("sink-{i:06}").as_str());
         let info =
             ClientInfo { user: Arc::from(format!("user-{i}")), client: id.clone(), conn_info: None, chan_info: None };
         channel.do_send(Join {
-            client: ClientHandle::new(id, sink.clone().recipient(), pending),
+            client: ClientHandle::new(id, outbox),
             info,
             push_join_leave: false,
             recover: None,
@@ -162,7 +170,14 @@ async fn round(settings: &Settings, subscribers: usize, publications: usize) -> 
     // That warm-up publication counts: each sink expects `publications` frames in total.
     let started = Instant::now();
     for publication in publications_data {
-        channel.do_send(Broadcast { publication, skip_history: false, idempotency_key: None });
+        let broadcast = Broadcast { publication, skip_history: false, idempotency_key: None };
+        if paced {
+            // The answer comes after the channel woke every sink, which then run before this
+            // task: each subscriber handles one frame per wake-up, as at a low publication rate.
+            channel.send(broadcast).await.expect("channel alive");
+        } else {
+            channel.do_send(broadcast);
+        }
     }
     if publications > 0 && subscribers > 0 {
         finish.done.notified().await;
@@ -185,17 +200,19 @@ fn main() {
     let subscribers = arg(0, 1000);
     let publications = arg(1, 200).max(1);
     let rounds = arg(2, 10).max(1);
+    let paced = std::env::args().any(|a| a == "--paced");
     let settings = Settings::default();
     println!(
-        "fan-out: {subscribers} subscribers x {publications} publications (1 untimed warm-up + {} timed), {rounds} round(s)",
-        publications - 1
+        "fan-out: {subscribers} subscribers x {publications} publications (1 untimed warm-up + {} timed), {rounds} round(s){}",
+        publications - 1,
+        if paced { ", paced (one publication at a time)" } else { "" }
     );
-    // Each delivery boxes one `Deliver` (whatever its variant) in an actix envelope.
+    // Each queued delivery takes one `Deliver` slot (whatever its variant) in the outbox.
     println!("size_of::<Deliver>() = {} bytes", std::mem::size_of::<Deliver>());
     let results = System::new().block_on(async move {
         let mut results = Vec::with_capacity(rounds);
         for n in 1..=rounds {
-            let r = round(&settings, subscribers, publications).await;
+            let r = round(&settings, subscribers, publications, paced).await;
             println!(
                 "round {n}: {} deliveries in {:.1} ms = {:.0} deliveries/s ({:.0} ns/delivery)",
                 r.deliveries,

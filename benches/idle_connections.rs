@@ -3,13 +3,18 @@
 //! VmRSS from /proc before and after. Loopback only; bounded by N and a timeout.
 //!
 //! Run: `cargo bench --bench idle_connections -- 1000` (default N = 1000).
+//!
+//! Heap profile by allocation site (massif snapshots before and after the N connections):
+//! `GYRE_WRAPPER="valgrind --tool=massif --threshold=0.01 --depth=40" MASSIF_SNAPSHOTS=/tmp/idle \
+//!  cargo bench --bench idle_connections -- 1000`, then `ms_print /tmp/idle.after` (RSS figures are
+//! meaningless under valgrind).
 
 #[path = "support/mod.rs"]
 mod support;
 
 use std::time::{Duration, Instant};
 
-use support::{rss_kib, start_gyre, subscriber, write_config};
+use support::{heap_snapshot, rss_kib, start_gyre, subscriber, write_config};
 
 fn main() {
     let count: usize = support::arg(1000);
@@ -29,6 +34,7 @@ async fn measure(pid: u32, addr: &str, count: usize) -> Result<String, String> {
     }
     tokio::time::sleep(Duration::from_secs(1)).await;
     let before = rss_kib(pid);
+    heap_snapshot(pid, "before");
     let started = Instant::now();
     for user in 0..count {
         sockets.push(subscriber(addr, &user.to_string(), &format!("user{user}")).await?);
@@ -36,6 +42,7 @@ async fn measure(pid: u32, addr: &str, count: usize) -> Result<String, String> {
     let connect_secs = started.elapsed().as_secs_f64();
     tokio::time::sleep(Duration::from_secs(2)).await;
     let after = rss_kib(pid);
+    heap_snapshot(pid, "after");
     let per_connection = (after.saturating_sub(before)) as f64 * 1024.0 / count as f64;
     Ok(format!(
         "connections: {count}\nrss before: {before} KiB\nrss after: {after} KiB\nrss per connected+subscribed connection: {:.0} bytes ({:.1} KiB)\nsequential connect+subscribe: {:.0}/s",

@@ -102,7 +102,7 @@ impl RunningNode {
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(data.clone())
-                .wrap(TracingLogger::default())
+                .wrap(TracingLogger::<client::ws::RequestSpan>::new())
                 .configure(|cfg| routes(cfg, &node, endpoints))
         })
         .disable_signals()

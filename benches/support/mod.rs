@@ -74,9 +74,20 @@ pub fn add_history_namespace(config: &Path) {
     std::fs::write(config, text).expect("write config");
 }
 
-/// Starts the release `gyre` binary on a free port; returns it and its `host:port`.
+/// Starts the release `gyre` binary on a free port; returns it and its `host:port`. With
+/// `GYRE_WRAPPER` set (e.g. `valgrind --tool=massif`), runs it under that command.
 pub fn start_gyre(gyre_bin: &str, config: &Path) -> (Proc, String) {
-    let mut child = Command::new(gyre_bin)
+    let wrapper = std::env::var("GYRE_WRAPPER").unwrap_or_default();
+    let mut words = wrapper.split_whitespace();
+    let mut command = match words.next() {
+        Some(program) => {
+            let mut command = Command::new(program);
+            command.args(words).arg(gyre_bin);
+            command
+        }
+        None => Command::new(gyre_bin),
+    };
+    let mut child = command
         .args(["serve", "--config"])
         .arg(config)
         .args(["--port", "0", "--address", "127.0.0.1", "--log_level", "info"])
@@ -126,6 +137,18 @@ pub fn start_nats_on(dir: &Path, port: &str) -> (Proc, String) {
         std::thread::sleep(Duration::from_millis(20));
     };
     (Proc(child), url)
+}
+
+/// With `MASSIF_SNAPSHOTS=<prefix>` (and gyre under `GYRE_WRAPPER="valgrind --tool=massif"`),
+/// writes a detailed heap snapshot of the process to `<prefix>.<name>` through `vgdb`.
+pub fn heap_snapshot(pid: u32, name: &str) {
+    let Ok(prefix) = std::env::var("MASSIF_SNAPSHOTS") else { return };
+    let file = format!("{prefix}.{name}");
+    let status = Command::new("vgdb").arg(format!("--pid={pid}")).args(["detailed_snapshot", &file]).status();
+    match status {
+        Ok(status) if status.success() => eprintln!("heap snapshot: {file}"),
+        other => eprintln!("heap snapshot {file} failed: {other:?}"),
+    }
 }
 
 /// VmRSS of a process in KiB.

@@ -1,24 +1,23 @@
 //! The client session's inbox: what channels and the registry send down to a connection.
-//! Downward sends never wait: channels `try_send` and account bytes in [`ClientHandle`].
+//! Downward sends never wait: they go through the session's [`Outbox`], which also keeps the
+//! byte budget.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use actix::prelude::*;
 use bytestring::ByteString;
 
+pub use super::outbox::Outbox;
 use crate::channel::history::Recovery;
 use crate::channel::ResolvedChannel;
 use crate::domain::{ChannelName, ClientId, RawJson, StreamPosition};
 use crate::protocol::{Disconnect, ReplyError};
 
-/// Something for one connection.
-#[derive(Debug, Message)]
-#[rtype(result = "()")]
+/// Something for one connection, queued in its [`Outbox`].
+#[derive(Debug)]
 pub enum Deliver {
     /// A pre-encoded push line (pub/join/leave/unsubscribe), shared by every subscriber: a
-    /// publication is encoded once per channel, not per client. `bytes` were added to the
-    /// client's pending count by the sender.
+    /// publication is encoded once per channel, not per client. Counts against the byte budget
+    /// while queued.
     Frame(ByteString),
     /// The channel's answer to a subscribe; always precedes that channel's frames. Boxed, like
     /// every rare variant, so the per-delivery `Frame` message stays small.
@@ -104,51 +103,39 @@ pub struct Subscribed {
     pub recovery: Option<Recovery>,
 }
 
-/// How channels and the registry reach one connection.
+/// How channels and the registry reach one connection: its [`Outbox`].
 #[derive(Debug, Clone)]
 pub struct ClientHandle {
     /// The connection id.
     pub id: ClientId,
-    inbox: Recipient<Deliver>,
-    pending: Arc<AtomicUsize>,
+    outbox: Arc<Outbox>,
 }
 
 /// Why a frame could not be handed to a client.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DeliverError {
-    /// Its queue is over the byte budget (or its mailbox is full): disconnect it as slow.
+    /// Its queue is over the byte budget: disconnect it as slow.
     Slow,
     /// The connection is gone.
     Gone,
 }
 
 impl ClientHandle {
-    /// A handle for the session behind `inbox`; `pending` counts bytes queued for it.
-    pub fn new(id: ClientId, inbox: Recipient<Deliver>, pending: Arc<AtomicUsize>) -> Self {
-        Self { id, inbox, pending }
+    /// A handle for the session reading `outbox`.
+    pub fn new(id: ClientId, outbox: Arc<Outbox>) -> Self {
+        Self { id, outbox }
     }
 
     /// Queues a shared frame without waiting, within the client's byte budget.
     pub fn deliver_frame(&self, frame: &ByteString, budget: usize) -> Result<(), DeliverError> {
-        let len = frame.len();
-        let queued = self.pending.fetch_add(len, Ordering::Relaxed) + len;
-        if queued > budget {
-            self.pending.fetch_sub(len, Ordering::Relaxed);
-            return Err(DeliverError::Slow);
-        }
-        self.inbox.try_send(Deliver::Frame(frame.clone())).map_err(|error| {
-            self.pending.fetch_sub(len, Ordering::Relaxed);
-            match error {
-                SendError::Full(_) => DeliverError::Slow,
-                SendError::Closed(_) => DeliverError::Gone,
-            }
-        })
+        self.outbox.push_frame(frame, budget)
     }
 
     /// Sends a control message (subscribe outcome, unsubscribe, disconnect); these are rare
-    /// and must not be dropped, so they bypass the mailbox capacity.
+    /// and must not be dropped, so they bypass the byte budget. They share the frames' queue,
+    /// so a subscribe answer reaches the client before any frame of that channel.
     pub fn send(&self, message: Deliver) {
-        self.inbox.do_send(message);
+        self.outbox.push_control(message);
     }
 }
 
@@ -156,7 +143,7 @@ impl ClientHandle {
 mod tests {
     #[test]
     fn the_per_delivery_message_stays_small() {
-        // Every queued frame pays for the largest variant; keep rare ones boxed.
+        // Every queued frame takes a slot of the largest variant's size; keep rare ones boxed.
         assert!(std::mem::size_of::<super::Deliver>() <= 48, "{}", std::mem::size_of::<super::Deliver>());
     }
 }

@@ -1,7 +1,6 @@
 //! The session actor shell: lifecycle, incoming frames, outgoing lines, timers.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,6 +11,7 @@ use rand::Rng;
 
 use super::commands::PendingSubscription;
 use super::messages::{ClientHandle, Deliver, SubscribeAnswer};
+use super::outbox::{Deliveries, Outbox};
 use crate::domain::{unix_now, ChannelName, ClientId, RawJson};
 use crate::metrics::METRICS;
 use crate::node::Node;
@@ -20,9 +20,6 @@ use crate::protocol::frame::split_lines;
 use crate::protocol::reply::{self, ConnectResult, UnsubscribePush};
 use crate::protocol::{Disconnect, ReplyError};
 use crate::registry::messages::{ClientConnected, ClientGone, Unsubscribe};
-
-/// Mailbox backstop; the byte budget (`client.queue_max_size`) is the real slow-client limit.
-const MAILBOX_CAPACITY: usize = 4096;
 
 /// Connection state.
 pub(super) enum State {
@@ -69,7 +66,8 @@ pub struct ClientSession {
     pub(super) span: tracing::Span,
     pub(super) state: State,
     pub(super) subscriptions: HashMap<ChannelName, Subscription>,
-    pub(super) busy: Option<Busy>,
+    /// Boxed: rare, and ~140 bytes inline on every idle connection.
+    pub(super) busy: Option<Box<Busy>>,
     /// Server API subscriptions waiting for their channel's answer.
     pub(super) server_pending: HashMap<ChannelName, PendingSubscription>,
     /// Method of the command being processed (metrics labels of error replies).
@@ -77,7 +75,9 @@ pub struct ClientSession {
     /// Labels of `connections_inflight`, once connected.
     pub(super) metric_labels: Option<[String; 4]>,
     queue: VecDeque<Command>,
-    pending_bytes: Arc<AtomicUsize>,
+    /// What channels and the registry send this connection (see [`outbox`]).
+    outbox: Arc<Outbox>,
+    /// Reply lines waiting to be written as one frame.
     out: String,
     awaiting_pong: bool,
     ping_generation: u64,
@@ -104,7 +104,7 @@ impl ClientSession {
             current_method: "connect",
             metric_labels: None,
             queue: VecDeque::new(),
-            pending_bytes: Arc::new(AtomicUsize::new(0)),
+            outbox: Outbox::new(),
             out: String::new(),
             awaiting_pong: false,
             ping_generation: 0,
@@ -114,8 +114,8 @@ impl ClientSession {
     }
 
     /// How channels and the registry reach this session.
-    pub(super) fn client_handle(&self, ctx: &ws::WebsocketContext<Self>) -> ClientHandle {
-        ClientHandle::new(self.id.clone(), ctx.address().recipient(), self.pending_bytes.clone())
+    pub(super) fn client_handle(&self) -> ClientHandle {
+        ClientHandle::new(self.id.clone(), self.outbox.clone())
     }
 
     pub(super) fn connection(&self) -> Option<&Connection> {
@@ -151,6 +151,15 @@ impl ClientSession {
         }
     }
 
+    /// Writes a channel's push as a frame of its own. Joining pushes into one frame would save
+    /// little (frames written in one turn already leave in one socket write) and breaks
+    /// centrifuge-js 5.7.4: it interleaves the lines of two frames that arrive back to back, so
+    /// publications would reach the application out of order.
+    fn write_push(&mut self, frame: ByteString, ctx: &mut ws::WebsocketContext<Self>) {
+        self.flush(ctx);
+        ctx.text(frame);
+    }
+
     /// Closes the connection with a disconnect code; nothing is processed afterwards.
     pub(super) fn close(&mut self, ctx: &mut ws::WebsocketContext<Self>, disconnect: Disconnect) {
         if matches!(self.state, State::Closed) {
@@ -161,6 +170,7 @@ impl ClientSession {
         self.flush(ctx);
         self.state = State::Closed;
         self.queue.clear();
+        self.outbox.close();
         ctx.close(Some(ws::CloseReason {
             code: ws::CloseCode::from(disconnect.code),
             description: Some(disconnect.reason.into_owned()),
@@ -200,6 +210,10 @@ impl ClientSession {
                 break;
             }
         }
+        if self.queue.is_empty() {
+            // A `Command` is ~600 bytes; an idle connection should not keep four slots of them.
+            self.queue = VecDeque::new();
+        }
         self.flush(ctx);
     }
 
@@ -234,7 +248,7 @@ impl ClientSession {
         let Some(connection) = self.connection() else { return };
         let user = connection.user.clone();
         let expire_at = connection.expire_at;
-        self.node.registry.do_send(ClientConnected { client: self.client_handle(ctx), user });
+        self.node.registry.do_send(ClientConnected { client: self.client_handle(), user });
         self.schedule_pings(ctx);
         if let Some(at) = expire_at {
             self.schedule_connection_expiry_check(at, ctx);
@@ -348,7 +362,7 @@ impl Actor for ClientSession {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         self.node.connection_opened();
-        ctx.set_mailbox_capacity(MAILBOX_CAPACITY);
+        Self::attach(self.outbox.clone(), ctx);
         let stale = self.node.settings.client.stale_close_delay;
         if !stale.is_zero() {
             ctx.run_later(stale, |this, ctx| this.on_stale_check(ctx));
@@ -356,9 +370,10 @@ impl Actor for ClientSession {
     }
 
     fn stopped(&mut self, _: &mut Self::Context) {
+        self.outbox.close();
         let mut channels: Vec<ChannelName> = self.subscriptions.drain().map(|(channel, _)| channel).collect();
         // Subscriptions the registry already has but whose answer has not arrived yet.
-        match self.busy.take() {
+        match self.busy.take().map(|busy| *busy) {
             Some(Busy::Subscribe { channel, .. }) => channels.push(channel),
             Some(Busy::Connect { waiting, .. }) => channels.extend(waiting.into_keys()),
             _ => {}
@@ -406,50 +421,43 @@ impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for ClientSession {
     }
 }
 
-impl Handler<Deliver> for ClientSession {
-    type Result = ();
-
-    fn handle(&mut self, message: Deliver, ctx: &mut Self::Context) {
+impl Deliveries for ClientSession {
+    fn deliver(&mut self, batch: &mut VecDeque<Deliver>, ctx: &mut Self::Context) {
         let span = self.span.clone();
         let _entered = span.enter();
+        for message in batch.drain(..) {
+            if matches!(self.state, State::Closed) {
+                return;
+            }
+            self.on_deliver(message, ctx);
+        }
+        // Everything written in this turn leaves in one socket write.
+        self.flush(ctx);
+    }
+}
+
+impl ClientSession {
+    fn on_deliver(&mut self, message: Deliver, ctx: &mut ws::WebsocketContext<Self>) {
         match message {
-            Deliver::Frame(frame) => self.write_frame(frame, ctx),
+            Deliver::Frame(frame) if matches!(self.busy.as_deref(), Some(Busy::Connect { .. })) => {
+                self.held.push(frame)
+            }
+            Deliver::Frame(frame) => self.write_push(frame, ctx),
             Deliver::Subscribed(answer) => {
                 let SubscribeAnswer { channel, outcome } = *answer;
                 self.on_subscribed(channel, outcome, ctx);
                 self.process_queue(ctx);
             }
-            Deliver::Unsubscribe { channel, code, reason } => {
-                self.server_unsubscribe(&channel, code, reason);
-                self.flush(ctx);
-            }
+            Deliver::Unsubscribe { channel, code, reason } => self.server_unsubscribe(&channel, code, reason),
             Deliver::Disconnect(disconnect) => self.close(ctx, disconnect),
-            Deliver::Server(action) => {
-                self.on_server_action(*action, ctx);
-                self.flush(ctx);
-            }
+            Deliver::Server(action) => self.on_server_action(*action, ctx),
         }
-    }
-}
-
-impl ClientSession {
-    fn write_frame(&mut self, frame: ByteString, ctx: &mut ws::WebsocketContext<Self>) {
-        self.pending_bytes.fetch_sub(frame.len(), Ordering::Relaxed);
-        if matches!(self.state, State::Closed) {
-            return;
-        }
-        if matches!(self.busy, Some(Busy::Connect { .. })) {
-            return self.held.push(frame);
-        }
-        self.flush(ctx);
-        ctx.text(frame);
     }
 
     /// Writes the frames held back during connect, after the connect reply.
     pub(super) fn release_held(&mut self, ctx: &mut ws::WebsocketContext<Self>) {
-        self.flush(ctx);
         for frame in std::mem::take(&mut self.held) {
-            ctx.text(frame);
+            self.write_push(frame, ctx);
         }
     }
 }

@@ -198,6 +198,19 @@ impl TestClient {
         }
     }
 
+    /// The next text frame as sent, lines not split (pings skipped); panics on close.
+    pub async fn text_frame(&mut self) -> String {
+        assert!(self.lines.is_empty(), "lines of an earlier frame are still unread");
+        loop {
+            let frame = tokio::time::timeout(WAIT, self.framed.next()).await.expect("server answered in time");
+            match frame {
+                Some(Ok(Frame::Text(bytes))) => return String::from_utf8(bytes.to_vec()).expect("utf-8 frame"),
+                Some(Ok(Frame::Ping(_) | Frame::Pong(_))) => continue,
+                other => panic!("expected a text frame, got {other:?}"),
+            }
+        }
+    }
+
     pub async fn next(&mut self) -> Event {
         if let Some(line) = self.lines.pop_front() {
             return Event::Line(line);

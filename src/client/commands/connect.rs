@@ -84,7 +84,7 @@ impl ClientSession {
         }
         // Per-user limit: ask the registry how many connections this user already has here.
         let request = self.node.registry.send(registry::UserConnections { user: plan.user.clone() });
-        self.busy = Some(Busy::Reply);
+        self.busy = Some(Box::new(Busy::Reply));
         ctx.spawn(request.into_actor(self).map(move |count, this, ctx| {
             this.busy = None;
             match count {
@@ -119,10 +119,10 @@ impl ClientSession {
         }
         let mut waiting = std::collections::HashMap::new();
         for (channel, pending) in server_side {
-            self.join(&channel, &pending, false, ctx);
+            self.join(&channel, &pending, false);
             waiting.insert(channel.name.clone(), pending);
         }
-        self.busy = Some(Busy::Connect { id, result, waiting });
+        self.busy = Some(Box::new(Busy::Connect { id, result, waiting }));
     }
 
     /// Channels from the token's `subs`/`channels` claims and the personal channel.

@@ -78,7 +78,7 @@ impl ClientSession {
         T: Serialize + 'static,
         F: Future<Output = Result<T, ReplyError>> + 'static,
     {
-        self.busy = Some(Busy::Reply);
+        self.busy = Some(Box::new(Busy::Reply));
         let started = Instant::now();
         ctx.spawn(answer.into_actor(self).map(move |result, this, ctx| {
             if matches!(this.state, State::Closed) {

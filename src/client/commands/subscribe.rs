@@ -20,7 +20,6 @@ impl ClientSession {
         channel: &ResolvedChannel,
         pending: &PendingSubscription,
         push_join_leave: bool,
-        ctx: &mut Ctx,
     ) {
         let Some(connection) = self.connection() else { return };
         let info = ClientInfo {
@@ -31,7 +30,7 @@ impl ClientSession {
         };
         self.node.registry.do_send(registry::Subscribe {
             channel: channel.clone(),
-            client: self.client_handle(ctx),
+            client: self.client_handle(),
             info,
             push_join_leave,
             recover: pending.recover_from.clone(),
@@ -65,8 +64,8 @@ impl ClientSession {
             Err(Outcome::Disconnect(disconnect)) => return self.close(ctx, disconnect),
         };
         let (pending, push_join_leave) = self.client_side_pending(&req, &channel, grant);
-        self.join(&channel, &pending, push_join_leave, ctx);
-        self.busy = Some(Busy::Subscribe { id, channel: channel.name, pending });
+        self.join(&channel, &pending, push_join_leave);
+        self.busy = Some(Box::new(Busy::Subscribe { id, channel: channel.name, pending }));
     }
 
     /// Token or namespace permission for a client-side subscribe.
@@ -147,7 +146,7 @@ impl ClientSession {
         outcome: Result<Subscribed, ReplyError>,
         ctx: &mut Ctx,
     ) {
-        match self.busy.take() {
+        match self.busy.take().map(|busy| *busy) {
             Some(Busy::Subscribe { id, channel: expected, pending }) if expected == channel => {
                 match subscribe_result(&pending, outcome) {
                     Ok(result) => {
@@ -175,11 +174,11 @@ impl ClientSession {
                     self.push_reply(id, "connect", &result);
                     self.release_held(ctx);
                 } else {
-                    self.busy = Some(Busy::Connect { id, result, waiting });
+                    self.busy = Some(Box::new(Busy::Connect { id, result, waiting }));
                 }
             }
             other => {
-                self.busy = other;
+                self.busy = other.map(Box::new);
                 if let Some(pending) = self.server_pending.remove(&channel) {
                     return self.finish_server_subscribe(channel, &pending, outcome, ctx);
                 }
@@ -195,14 +194,14 @@ impl ClientSession {
     /// answers. Already-subscribed channels and the channel limit make it a no-op.
     pub(in crate::client) fn on_server_action(&mut self, action: ServerAction, ctx: &mut Ctx) {
         match action {
-            ServerAction::Subscribe(subscribe) => self.server_subscribe(subscribe, ctx),
+            ServerAction::Subscribe(subscribe) => self.server_subscribe(subscribe),
             ServerAction::Refresh { expired, expire_at, info } => self.server_refresh(expired, expire_at, info, ctx),
         }
     }
 
-    pub(in crate::client) fn server_subscribe(&mut self, subscribe: ServerSubscribe, ctx: &mut Ctx) {
+    pub(in crate::client) fn server_subscribe(&mut self, subscribe: ServerSubscribe) {
         let name = subscribe.channel.name.clone();
-        let busy_with_it = matches!(&self.busy, Some(Busy::Subscribe { channel, .. }) if *channel == name);
+        let busy_with_it = matches!(self.busy.as_deref(), Some(Busy::Subscribe { channel, .. }) if *channel == name);
         if self.connection().is_none()
             || busy_with_it
             || self.subscriptions.contains_key(&name)
@@ -233,7 +232,7 @@ impl ClientSession {
         };
         let push_join_leave = o.join_leave.unwrap_or(options.join_leave)
             && o.force_push_join_leave.unwrap_or(options.force_push_join_leave);
-        self.join(&subscribe.channel, &pending, push_join_leave, ctx);
+        self.join(&subscribe.channel, &pending, push_join_leave);
         self.server_pending.insert(name, pending);
     }
 
