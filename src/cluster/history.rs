@@ -415,8 +415,8 @@ impl HistoryStore {
         self.tops.lock().ok()?.get(subject).cloned()
     }
 
-    /// Remembers a channel's top (also from live messages, keeping cross-node conflicts rare).
-    pub fn remember_top(&self, subject: &str, top: Top) {
+    /// Remembers a channel's last message (after a publish or a read).
+    fn remember_top(&self, subject: &str, top: Top) {
         if let Ok(mut tops) = self.tops.lock() {
             let newer = tops.get(subject).is_none_or(|known| known.seq < top.seq);
             if newer && tops.len() >= MAX_CACHED_TOPS && !tops.contains_key(subject) {
@@ -427,12 +427,6 @@ impl HistoryStore {
                 tops.insert(subject.to_owned(), top);
             }
         }
-    }
-
-    /// Forgets a channel's cached top (its channel actor went away on this node).
-    pub fn forget_top(&self, shape: HistoryShape, channel: &str) {
-        let subject = self.history_subject(shape, channel);
-        self.tops.lock().map(|mut t| t.remove(&subject)).ok();
     }
 
     fn channel_lock(&self, subject: &str) -> Arc<tokio::sync::Mutex<()>> {
