@@ -3,10 +3,13 @@
 
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
+use std::time::Duration;
 
 use actix::Actor;
-use actix_web::dev::ServerHandle;
-use actix_web::{web, App, HttpResponse, HttpServer};
+use actix_http::HttpService;
+use actix_service::{fn_service, map_config};
+use actix_web::dev::{AppConfig, ServerHandle};
+use actix_web::{web, App, HttpResponse};
 use anyhow::Context as _;
 use tracing_actix_web::TracingLogger;
 
@@ -96,20 +99,44 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningNode> {
 }
 
 impl RunningNode {
+    /// Serves `endpoints` on `listener`. WebSocket upgrades bypass the App: actix-http hands them
+    /// over with the socket ([`client::ws::accept`]), so a connection does not keep the HTTP/1
+    /// dispatcher (and its buffers) for its lifetime.
     fn serve(&mut self, listener: TcpListener, endpoints: Endpoints) -> anyhow::Result<()> {
         let node = self.node.clone();
-        let data = web::Data::new(node.clone());
-        let server = HttpServer::new(move || {
-            App::new()
-                .app_data(data.clone())
-                .wrap(TracingLogger::<client::ws::RequestSpan>::new())
-                .configure(|cfg| routes(cfg, &node, endpoints))
-        })
-        .disable_signals()
-        .on_connect(disable_nagle)
-        .shutdown_timeout(self.node.settings.shutdown.timeout.as_secs().max(1))
-        .listen(listener)?
-        .run();
+        let builder = actix_server::Server::build();
+        let stopping = builder.graceful_shutdown_signal();
+        let server = builder
+            .disable_signals()
+            .shutdown_timeout(self.node.settings.shutdown.timeout.as_secs().max(1))
+            .listen("gyre-http", listener, move || {
+                let data = web::Data::new(node.clone());
+                let routes_node = node.clone();
+                let app = App::new()
+                    .app_data(data)
+                    .wrap(TracingLogger::default())
+                    .configure(move |cfg| routes(cfg, &routes_node, endpoints));
+                let upgrade_node = node.clone();
+                let upgrades =
+                    fn_service(move |upgrade| client::ws::accept(upgrade_node.clone(), endpoints.websocket, upgrade));
+                // Go servers such as Centrifugo disable Nagle too: small frames (replies, pushes)
+                // go out at once instead of waiting for the peer's delayed ACK.
+                let stopping = stopping.clone();
+                HttpService::build()
+                    .tcp_nodelay(true)
+                    // As actix-web's HttpServer: idle keep-alive connections close when the
+                    // server stops, and a refused request body is drained for up to 1 s so
+                    // the client reads the answer instead of a reset.
+                    .graceful_shutdown_signal(move || {
+                        let stopping = stopping.clone();
+                        async move { stopping.notified().await }
+                    })
+                    .client_disconnect_timeout(Duration::from_secs(1))
+                    .upgrade(upgrades)
+                    .finish(map_config(app, |_| AppConfig::default()))
+                    .tcp()
+            })?
+            .run();
         self.servers.push(server.handle());
         self.tasks.push(actix_web::rt::spawn(server));
         Ok(())
@@ -128,7 +155,7 @@ impl RunningNode {
 fn routes(cfg: &mut web::ServiceConfig, node: &Node, endpoints: Endpoints) {
     let settings = &node.settings;
     if endpoints.websocket && !settings.websocket.disabled {
-        cfg.route(&settings.websocket.handler_prefix, web::get().to(client::ws::upgrade));
+        cfg.route(&settings.websocket.handler_prefix, web::get().to(client::ws::not_upgraded));
     }
     if endpoints.ops && settings.health.enabled {
         cfg.route(&settings.health.handler_prefix, web::route().to(health));
@@ -198,16 +225,6 @@ async fn open_history(
 fn deepen_backlog(listener: &TcpListener) {
     if let Err(error) = socket2::SockRef::from(listener).listen(65_535) {
         tracing::debug!(%error, "cannot raise the listen backlog; keeping the default");
-    }
-}
-
-/// Small frames (replies, pushes) go out at once instead of waiting for the peer's delayed ACK
-/// (Nagle); Go servers such as Centrifugo do the same by default.
-fn disable_nagle(connection: &dyn std::any::Any, _: &mut actix_web::dev::Extensions) {
-    if let Some(stream) = connection.downcast_ref::<actix_web::rt::net::TcpStream>() {
-        if let Err(error) = stream.set_nodelay(true) {
-            tracing::debug!(%error, "cannot set TCP_NODELAY");
-        }
     }
 }
 

@@ -1,70 +1,101 @@
-//! The WebSocket route: origin check, upgrade, one [`ClientSession`] per connection.
+//! The WebSocket handshake: actix-http hands every `Upgrade: websocket` request over together
+//! with its socket; this module checks it (path, draining, connection limits, origin, headers),
+//! answers `101 Switching Protocols` and starts a [`ClientSession`] on the socket through
+//! [`transport`](super::transport).
 
 use std::sync::Arc;
 
-use actix_web::body::MessageBody;
-use actix_web::dev::{ServiceRequest, ServiceResponse};
-use actix_web::http::header::{self, HeaderMap};
-use actix_web::{web, Error, HttpRequest, HttpResponse};
-use actix_web_actors::ws;
-use tracing::Span;
-use tracing_actix_web::{DefaultRootSpanBuilder, RootSpanBuilder};
+use actix_codec::Framed;
+use actix_http::body::{BodySize, BoxBody};
+use actix_http::header::{self, HeaderValue};
+use actix_http::{h1, ws, ConnectionType, Request, RequestHead, Response, StatusCode};
+use actix_web::rt::net::TcpStream;
+use actix_web::HttpResponse;
+use futures_util::SinkExt;
 
-use super::ClientSession;
+use super::{transport, ClientSession};
 use crate::node::Node;
 
 /// Centrifugo's JSON subprotocol, selected when a client offers it.
 const JSON_SUBPROTOCOL: &str = "centrifuge-json";
 
-/// `GET /connection/websocket`.
-pub async fn upgrade(req: HttpRequest, stream: web::Payload, node: web::Data<Arc<Node>>) -> HttpResponse {
+/// An upgrade request with the connection it arrived on.
+pub type Upgrade = (Request, Framed<TcpStream, h1::Codec>);
+
+/// Answers one WebSocket upgrade request. `serves_websocket` is false on listeners without the
+/// WebSocket endpoint (the internal port). Never fails: a refused handshake is answered with
+/// its HTTP status and the connection closed.
+pub async fn accept(node: Arc<Node>, serves_websocket: bool, upgrade: Upgrade) -> Result<(), actix_http::Error> {
+    let (request, mut framed) = upgrade;
+    let response = match admit(&node, serves_websocket, request.head()) {
+        Ok(response) => response,
+        Err(refusal) => {
+            refuse(framed, refusal).await;
+            return Ok(());
+        }
+    };
+    if let Err(error) = framed.send((response, BodySize::None).into()).await {
+        tracing::debug!(%error, "WebSocket handshake: the client went away before the 101 answer");
+        return Ok(());
+    }
+    let parts = framed.into_parts();
+    let session = ClientSession::new(node.clone());
+    let codec = ws::Codec::new().max_size(node.settings.websocket.message_size_limit);
+    transport::start(session, codec, parts.io, &parts.read_buf, node.settings.websocket.write_timeout);
+    Ok(())
+}
+
+/// `GET <websocket.handler_prefix>` without an `Upgrade: websocket` header.
+pub async fn not_upgraded() -> HttpResponse {
+    HttpResponse::BadRequest().content_type("text/plain").body("expected a WebSocket upgrade request\n")
+}
+
+/// The `101` answer, or why the handshake is refused.
+fn admit(node: &Node, serves_websocket: bool, head: &RequestHead) -> Result<Response<()>, Response<BoxBody>> {
+    let settings = &node.settings;
+    if !serves_websocket || settings.websocket.disabled || head.uri.path() != settings.websocket.handler_prefix {
+        return Err(Response::new(StatusCode::NOT_FOUND));
+    }
     if node.is_draining() {
-        return HttpResponse::ServiceUnavailable().finish();
+        return Err(Response::new(StatusCode::SERVICE_UNAVAILABLE));
     }
     if !node.admit_connection() {
         tracing::info!("WebSocket handshake refused: client.connection_limit or connection_rate_limit reached (503)");
-        return HttpResponse::ServiceUnavailable().finish();
+        return Err(Response::new(StatusCode::SERVICE_UNAVAILABLE));
     }
-    if let Some(origin) = req.headers().get(header::ORIGIN) {
+    if let Some(origin) = head.headers.get(header::ORIGIN) {
         let origin = origin.to_str().unwrap_or_default();
-        if !origin_allowed(origin, &node.settings.client.allowed_origins) {
+        if !origin_allowed(origin, &settings.client.allowed_origins) {
             tracing::info!(%origin, "WebSocket handshake refused: origin not in client.allowed_origins");
-            return HttpResponse::Forbidden().finish();
+            return Err(Response::new(StatusCode::FORBIDDEN));
         }
     }
-    let limit = node.settings.websocket.message_size_limit;
-    let session = ClientSession::new(node.get_ref().clone());
-    ws::WsResponseBuilder::new(session, &req, stream)
-        .frame_size(limit)
-        .protocols(&[JSON_SUBPROTOCOL])
-        .start()
-        .unwrap_or_else(|error| {
-            tracing::debug!(%error, "WebSocket handshake failed");
-            HttpResponse::from_error(error)
-        })
+    let mut response = ws::handshake(head).map_err(|error| {
+        tracing::debug!(%error, "WebSocket handshake refused");
+        Response::from(error)
+    })?;
+    if offers_json_subprotocol(head) {
+        response.insert_header((header::SEC_WEBSOCKET_PROTOCOL, HeaderValue::from_static(JSON_SUBPROTOCOL)));
+    }
+    response.message_body(()).map_err(Response::from)
 }
 
-/// The root span of HTTP requests, except WebSocket upgrades: an upgrade's response body lives
-/// as long as the connection and keeps its span alive (~700 bytes of formatted fields per idle
-/// connection at `info`) and entered around every write.
-pub struct RequestSpan;
-
-impl RootSpanBuilder for RequestSpan {
-    fn on_request_start(request: &ServiceRequest) -> Span {
-        if is_websocket_upgrade(request.headers()) {
-            Span::none()
-        } else {
-            DefaultRootSpanBuilder::on_request_start(request)
-        }
-    }
-
-    fn on_request_end<B: MessageBody>(span: Span, outcome: &Result<ServiceResponse<B>, Error>) {
-        DefaultRootSpanBuilder::on_request_end(span, outcome);
-    }
+fn offers_json_subprotocol(head: &RequestHead) -> bool {
+    head.headers
+        .get_all(header::SEC_WEBSOCKET_PROTOCOL)
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .any(|protocol| protocol.trim() == JSON_SUBPROTOCOL)
 }
 
-fn is_websocket_upgrade(headers: &HeaderMap) -> bool {
-    headers.get(header::UPGRADE).is_some_and(|value| value.as_bytes().eq_ignore_ascii_case(b"websocket"))
+/// Answers a refused handshake (status and headers, no body) and closes the connection.
+async fn refuse(mut framed: Framed<TcpStream, h1::Codec>, refusal: Response<BoxBody>) {
+    let (mut response, _) = refusal.into_parts();
+    response.head_mut().set_connection_type(ConnectionType::Close);
+    let response = response.set_body(());
+    if let Err(error) = framed.send((response, BodySize::Sized(0)).into()).await {
+        tracing::debug!(%error, "cannot answer a refused WebSocket handshake");
+    }
 }
 
 /// Whether `origin` matches one of the patterns (`*` matches any run of characters;

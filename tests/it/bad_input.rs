@@ -1,3 +1,5 @@
+use std::time::Duration;
+
 use serde_json::json;
 
 use crate::support::*;
@@ -136,7 +138,12 @@ async fn api_error_transport_mode_maps_codes_to_statuses() {
 
 #[actix_web::test]
 async fn subscriber_that_reads_nothing_is_closed_with_3008_and_others_get_everything() {
-    let node = TestNode::start_with(|s| s.client.queue_max_size = 256 * 1024).await;
+    let node = TestNode::start_with(|s| {
+        s.client.queue_max_size = 256 * 1024;
+        // Long enough that the budget, not the write deadline, ends the stuck connection.
+        s.websocket.write_timeout = Duration::from_secs(60);
+    })
+    .await;
     let mut stuck = node.connect_as("stuck").await;
     stuck.request(2, "subscribe", json!({"channel": "flood"})).await;
     let mut reader = node.connect_as("reader").await;
@@ -163,6 +170,41 @@ async fn subscriber_that_reads_nothing_is_closed_with_3008_and_others_get_everyt
     };
     assert_eq!(code, (3008, "slow".to_owned()));
     assert!(seen < total, "the stuck client must not have received everything ({seen})");
+}
+
+#[actix_web::test]
+async fn client_whose_socket_takes_nothing_for_write_timeout_is_dropped() {
+    let node = TestNode::start_with(|s| {
+        // A budget the flood never reaches: only the write deadline can end the connection.
+        s.client.queue_max_size = 256 * 1024 * 1024;
+        s.websocket.write_timeout = Duration::from_millis(300);
+    })
+    .await;
+    let mut stuck = node.connect_as("stuck").await;
+    stuck.request(2, "subscribe", json!({"channel": "flood"})).await;
+    let chunk = "x".repeat(100_000);
+    let total = 300; // 30 MB: more than loopback socket buffers hold
+    for n in 0..total {
+        node.api_ok("publish", json!({"channel": "flood", "data": {"n": n, "pad": chunk}})).await;
+    }
+    let clients = || async { node.api_ok("info", json!({})).await["nodes"][0]["num_clients"].as_u64() };
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while clients().await != Some(0) {
+        assert!(std::time::Instant::now() < deadline, "the stuck client was never dropped");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // It got a prefix of the stream, then the connection ended (no room was left for a close frame).
+    let mut seen = 0;
+    loop {
+        match stuck.next().await {
+            Event::Line(line) if line["push"]["pub"].is_object() => seen += 1,
+            Event::Line(_) => {}
+            Event::Closed(..) => break,
+        }
+    }
+    assert!(seen < total, "the stuck client must not have received everything ({seen})");
+    let mut other = node.connect_as("other").await;
+    assert_eq!(other.request(2, "ping", json!({})).await, json!({"id": 2, "ping": {}}));
 }
 
 #[actix_web::test]
