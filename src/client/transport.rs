@@ -14,9 +14,9 @@
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
-use std::future::{poll_fn, Future};
+use std::future::Future;
 use std::io::{self, IoSlice};
-use std::pin::{pin, Pin};
+use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{ready, Context, Poll};
 use std::time::Duration;
@@ -59,11 +59,34 @@ pub fn start(session: ClientSession, codec: Codec, io: TcpStream, early: &[u8], 
     let io = Rc::new(io);
     let early = (!early.is_empty()).then(|| Bytes::copy_from_slice(early));
     let input = SocketInput { io: io.clone(), early, read_in_turn: 0, ended: false };
-    let frames = WebsocketContext::with_codec(session, input, codec);
-    actix_web::rt::spawn(async move {
-        write_frames(&io, frames, write_timeout).await;
-        linger(&io).await;
-    });
+    // Boxed: the task then holds a pointer, not the session and its context inline in every
+    // state of a generated future (which costs several copies of it per connection).
+    let frames = Box::pin(WebsocketContext::with_codec(session, input, codec));
+    actix_web::rt::spawn(Connection { io, frames, writer: Writer::default(), write_timeout });
+}
+
+/// The connection's task: runs the session by polling its frames and writes them.
+struct Connection<S> {
+    io: Rc<TcpStream>,
+    frames: Pin<Box<S>>,
+    writer: Writer,
+    write_timeout: Duration,
+}
+
+impl<S> Future for Connection<S>
+where
+    S: Stream<Item = Result<Bytes, actix_web::Error>>,
+{
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, task: &mut Context<'_>) -> Poll<()> {
+        let this = self.get_mut();
+        if let Err(error) = ready!(this.writer.poll(&this.io, this.frames.as_mut(), this.write_timeout, task)) {
+            tracing::debug!(%error, "WebSocket connection closed");
+        }
+        actix_web::rt::spawn(linger(this.io.clone()));
+        Poll::Ready(())
+    }
 }
 
 /// What the client sends, as the byte stream a [`WebsocketContext`] decodes frames from.
@@ -125,19 +148,7 @@ fn read_available(io: &TcpStream) -> io::Result<Option<Bytes>> {
     })
 }
 
-/// Writes the session's frames until it ends, the client goes away or a write times out.
-async fn write_frames<S>(io: &TcpStream, frames: S, write_timeout: Duration)
-where
-    S: Stream<Item = Result<Bytes, actix_web::Error>>,
-{
-    let mut frames = pin!(frames);
-    let mut writer = Writer { pending: VecDeque::new(), pending_bytes: 0, frames_ended: false, deadline: None };
-    let outcome = poll_fn(|task| writer.poll(io, frames.as_mut(), write_timeout, task)).await;
-    if let Err(error) = outcome {
-        tracing::debug!(%error, "WebSocket connection closed");
-    }
-}
-
+#[derive(Default)]
 struct Writer {
     /// Encoded frames the socket has not taken yet (the first may be partly written).
     pending: VecDeque<Bytes>,
@@ -169,6 +180,8 @@ impl Writer {
                 }
             }
             if self.pending.is_empty() {
+                // An idle connection keeps no queue allocation.
+                self.pending = VecDeque::new();
                 self.deadline = None;
                 return if self.frames_ended { Poll::Ready(Ok(())) } else { Poll::Pending };
             }
@@ -240,9 +253,9 @@ impl Writer {
 }
 
 /// Sends FIN and drains what the client still sends (bounded in time and bytes), then closes.
-async fn linger(io: &TcpStream) {
+async fn linger(io: Rc<TcpStream>) {
     let deadline = Instant::now() + LINGER;
-    if shutdown_write(io).is_err() {
+    if shutdown_write(&io).is_err() {
         return;
     }
     let mut drained = 0;
@@ -251,7 +264,7 @@ async fn linger(io: &TcpStream) {
         if !ready.is_readable() {
             continue;
         }
-        match read_available(io) {
+        match read_available(&io) {
             Ok(Some(bytes)) => drained += bytes.len(),
             Err(error) if error.kind() == io::ErrorKind::WouldBlock => continue,
             Ok(None) | Err(_) => return,
