@@ -115,8 +115,13 @@ impl Stream for SocketInput {
             return Poll::Pending;
         }
         let result = loop {
-            if let Err(error) = ready!(this.io.poll_read_ready(task)) {
-                break Err(error);
+            match this.io.poll_read_ready(task) {
+                Poll::Ready(Ok(())) => {}
+                Poll::Ready(Err(error)) => break Err(error),
+                Poll::Pending => {
+                    this.read_in_turn = 0;
+                    return Poll::Pending;
+                }
             }
             match read_available(&this.io) {
                 Err(error) if error.kind() == io::ErrorKind::WouldBlock => continue,
