@@ -35,6 +35,10 @@ pub enum Deliver {
     Disconnect(Disconnect),
     /// Server API action on this connection (subscribe, refresh).
     Server(Box<ServerAction>),
+    /// Time for a server ping (from the thread's ping wheel).
+    Ping,
+    /// The pong to the last ping is due now: 3012 if it has not arrived.
+    PongDeadline,
 }
 
 /// A channel's answer to a subscribe.

@@ -5,12 +5,14 @@
 //! * [`session`]: the actor shell — lifecycle, frames in and out, timers.
 //! * [`outbox`]: the ordered, byte-budgeted queue channels and the registry feed a session by.
 //! * [`commands`]: one method per protocol command.
+//! * [`pings`]: one timer per thread pings every session (no per-connection timers).
 //! * [`ws`]: the WebSocket handshake (path, limits, origin) that starts a session.
 //! * [`transport`]: the upgraded socket's reads and writes, outside the HTTP/1 dispatcher.
 
 mod commands;
 pub mod messages;
 pub mod outbox;
+mod pings;
 mod session;
 mod transport;
 pub mod ws;

@@ -85,14 +85,24 @@ impl Outbox {
     /// Queues a control item (subscribe answer, unsubscribe, disconnect, server action): these
     /// are rare and must not be dropped, so the budget does not apply. Dropped if the session is
     /// gone.
-    pub fn push_control(&self, item: Deliver) {
+    /// Returns whether the item was queued.
+    pub fn push_control(&self, item: Deliver) -> bool {
         let mut queue = self.lock();
         if queue.closed {
-            return;
+            return false;
         }
         let waker = queue.push(item);
         drop(queue);
         wake(waker);
+        true
+    }
+
+    /// Everything queued, taken out (unit tests of producers).
+    #[cfg(test)]
+    pub(crate) fn drain_for_test(&self) -> Vec<Deliver> {
+        let mut queue = self.lock();
+        queue.bytes = 0;
+        queue.items.drain(..).collect()
     }
 
     /// The session is closing: drops what is queued; later frames are refused as
@@ -207,6 +217,8 @@ mod tests {
             Deliver::Unsubscribe { channel, .. } => format!("unsubscribe {channel}"),
             Deliver::Disconnect(disconnect) => format!("disconnect {}", disconnect.code),
             Deliver::Server(_) => "server".to_owned(),
+            Deliver::Ping => "ping".to_owned(),
+            Deliver::PongDeadline => "pong deadline".to_owned(),
         }
     }
 

@@ -7,11 +7,11 @@ use std::time::Duration;
 use actix::prelude::*;
 use actix_web_actors::ws;
 use bytestring::ByteString;
-use rand::Rng;
 
 use super::commands::PendingSubscription;
 use super::messages::{ClientHandle, Deliver, SubscribeAnswer};
 use super::outbox::{Deliveries, Outbox};
+use super::pings;
 use crate::domain::{unix_now, ChannelName, ClientId, RawJson};
 use crate::metrics::METRICS;
 use crate::node::Node;
@@ -80,7 +80,8 @@ pub struct ClientSession {
     /// Reply lines waiting to be written as one frame.
     out: String,
     awaiting_pong: bool,
-    ping_generation: u64,
+    /// The stale-connection timer, cancelled once connected (an idle connection keeps no timer).
+    stale_check: Option<SpawnHandle>,
     partial: Option<Vec<u8>>,
     /// Frames that arrive while `connect` waits for its server-side subscriptions; they may
     /// only be written after the connect reply.
@@ -107,7 +108,7 @@ impl ClientSession {
             outbox: Outbox::new(),
             out: String::new(),
             awaiting_pong: false,
-            ping_generation: 0,
+            stale_check: None,
             partial: None,
             held: Vec::new(),
         }
@@ -249,40 +250,30 @@ impl ClientSession {
         let user = connection.user.clone();
         let expire_at = connection.expire_at;
         self.node.registry.do_send(ClientConnected { client: self.client_handle(), user });
-        self.schedule_pings(ctx);
+        self.schedule_pings();
+        if let Some(stale_check) = self.stale_check.take() {
+            ctx.cancel_future(stale_check);
+        }
         if let Some(at) = expire_at {
             self.schedule_connection_expiry_check(at, ctx);
         }
     }
 
-    fn schedule_pings(&mut self, ctx: &mut ws::WebsocketContext<Self>) {
-        let interval = self.node.settings.client.ping_interval;
-        if interval.is_zero() {
-            return;
-        }
-        let half = interval / 2;
-        let first = half + rand::rng().random_range(Duration::ZERO..half.max(Duration::from_millis(1)));
-        ctx.run_later(first, move |this, ctx| {
-            this.send_ping(ctx);
-            ctx.run_interval(interval, |this, ctx| this.send_ping(ctx));
-        });
+    fn schedule_pings(&mut self) {
+        let client = &self.node.settings.client;
+        pings::schedule(&self.outbox, client.ping_interval, client.pong_timeout);
     }
 
     fn send_ping(&mut self, ctx: &mut ws::WebsocketContext<Self>) {
         self.push_line("server_ping", reply::PING);
         self.flush(ctx);
-        let timeout = self.node.settings.client.pong_timeout;
-        if timeout.is_zero() {
-            return;
+        self.awaiting_pong = !self.node.settings.client.pong_timeout.is_zero();
+    }
+
+    fn on_pong_deadline(&mut self, ctx: &mut ws::WebsocketContext<Self>) {
+        if self.awaiting_pong {
+            self.close(ctx, Disconnect::NO_PONG);
         }
-        self.awaiting_pong = true;
-        self.ping_generation += 1;
-        let generation = self.ping_generation;
-        ctx.run_later(timeout, move |this, ctx| {
-            if this.awaiting_pong && this.ping_generation == generation {
-                this.close(ctx, Disconnect::NO_PONG);
-            }
-        });
     }
 
     /// A pong answers the outstanding ping; a stray pong is tolerated (no SDK sends one, and
@@ -365,7 +356,7 @@ impl Actor for ClientSession {
         Self::attach(self.outbox.clone(), ctx);
         let stale = self.node.settings.client.stale_close_delay;
         if !stale.is_zero() {
-            ctx.run_later(stale, |this, ctx| this.on_stale_check(ctx));
+            self.stale_check = Some(ctx.run_later(stale, |this, ctx| this.on_stale_check(ctx)));
         }
     }
 
@@ -451,6 +442,8 @@ impl ClientSession {
             Deliver::Unsubscribe { channel, code, reason } => self.server_unsubscribe(&channel, code, reason),
             Deliver::Disconnect(disconnect) => self.close(ctx, disconnect),
             Deliver::Server(action) => self.on_server_action(*action, ctx),
+            Deliver::Ping => self.send_ping(ctx),
+            Deliver::PongDeadline => self.on_pong_deadline(ctx),
         }
     }
 
