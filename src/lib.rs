@@ -24,13 +24,16 @@
 //! * Request/response runs only upward (session or API → registry → channel/presence).
 //! * A subscribe's answer travels through the same mailbox as the channel's publications, so
 //!   the subscribe reply always precedes that channel's pushes and recovery has no gap.
+//! * A WebSocket leaves actix-http's HTTP/1 dispatcher at the upgrade: the session (an
+//!   actix-web-actors `WebsocketContext` actor) reads and writes its socket directly, so an idle
+//!   connection holds no I/O buffer; one ping wheel per thread replaces per-connection timers.
 //!
 //! # Layout
 //!
 //! * [`protocol`]: client protocol wire types and the code tables (no actix).
 //! * [`domain`]: identifiers, publications, client info, stream positions.
 //! * [`auth`]: JWT verification with Centrifugo's semantics.
-//! * [`client`]: the per-connection session actor and the WebSocket route.
+//! * [`client`]: the per-connection session actor, the WebSocket handshake and socket I/O.
 //! * [`channel`]: the channel actor, its history stream, channel-name rules and permissions.
 //! * [`presence`]: the per-channel presence actor.
 //! * [`registry`]: the channel registry actor.

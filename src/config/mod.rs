@@ -526,7 +526,7 @@ pub struct WebsocketSettings {
     pub handler_prefix: String,
     /// Max incoming message size; larger closes with 1009. Default 65536.
     pub message_size_limit: usize,
-    /// Per-write timeout. Default 1s.
+    /// A socket that takes nothing for this long is closed (the client stopped reading). Default 1s.
     #[serde(with = "duration")]
     pub write_timeout: Duration,
     /// permessage-deflate (not supported: accepted and ignored).
