@@ -289,3 +289,65 @@ async fn unknown_namespace_in_token_channels_refuses_connect_with_102() {
         client.request(1, "connect", json!({"token": token(json!({"sub": "1", "channels": ["nope:x"]}))})).await;
     assert_eq!(reply["error"]["code"], 102);
 }
+
+/// Sends `request` on a fresh TCP connection and returns everything the node answers until it
+/// closes the connection or `until` is satisfied (bounded by [`WAIT`]).
+async fn raw_exchange(addr: std::net::SocketAddr, request: &[u8], until: impl Fn(&[u8]) -> bool) -> Vec<u8> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut socket = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    socket.write_all(request).await.expect("write request");
+    let mut answer = Vec::new();
+    let mut buffer = [0u8; 4096];
+    while !until(&answer) {
+        match tokio::time::timeout(WAIT, socket.read(&mut buffer)).await.expect("node answered in time") {
+            Ok(0) | Err(_) => break,
+            Ok(read) => answer.extend_from_slice(&buffer[..read]),
+        }
+    }
+    answer
+}
+
+fn upgrade_request(path: &str, key: bool) -> String {
+    let key = if key { "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n" } else { "" };
+    format!(
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Version: 13\r\n{key}\r\n"
+    )
+}
+
+fn status_of(answer: &[u8]) -> String {
+    String::from_utf8_lossy(answer).lines().next().unwrap_or_default().to_owned()
+}
+
+#[actix_web::test]
+async fn bad_handshakes_get_http_statuses_and_the_node_keeps_serving() {
+    let node = TestNode::start().await;
+    let closed = |_: &[u8]| false;
+    let wrong_path = raw_exchange(node.addr, upgrade_request("/connection/nope", true).as_bytes(), closed).await;
+    assert_eq!(status_of(&wrong_path), "HTTP/1.1 404 Not Found");
+    let no_key = raw_exchange(node.addr, upgrade_request("/connection/websocket", false).as_bytes(), closed).await;
+    assert!(status_of(&no_key).starts_with("HTTP/1.1 400 "), "{}", status_of(&no_key));
+    let mut plain = awc::Client::new().get(node.ws_url().replace("ws://", "http://")).send().await.expect("get");
+    assert_eq!(plain.status().as_u16(), 400);
+    assert!(String::from_utf8_lossy(&plain.body().await.expect("body")).contains("WebSocket upgrade"));
+    let mut client = node.connect_as("after").await;
+    assert_eq!(client.request(2, "ping", json!({})).await, json!({"id": 2, "ping": {}}));
+}
+
+#[actix_web::test]
+async fn a_command_sent_right_behind_the_handshake_is_answered() {
+    let node = TestNode::start().await;
+    let connect = json!({"id": 1, "connect": {"token": token(json!({"sub": "eager"}))}}).to_string();
+    let length = u16::try_from(connect.len()).expect("a short frame");
+    let mut request = upgrade_request("/connection/websocket", true).into_bytes();
+    // A masked text frame (16-bit length) with an all-zero mask: the payload goes as is.
+    request.extend_from_slice(&[0x81, 0x80 | 126]);
+    request.extend_from_slice(&length.to_be_bytes());
+    request.extend_from_slice(&[0, 0, 0, 0]);
+    request.extend_from_slice(connect.as_bytes());
+    let has_reply = |answer: &[u8]| String::from_utf8_lossy(answer).contains(r#""client":"#);
+    let answer = raw_exchange(node.addr, &request, has_reply).await;
+    assert_eq!(status_of(&answer), "HTTP/1.1 101 Switching Protocols");
+    let text = String::from_utf8_lossy(&answer);
+    assert!(text.contains(r#"{"id":1,"connect":{"client":"#), "{text}");
+}

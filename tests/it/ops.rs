@@ -67,4 +67,6 @@ async fn internal_port_serves_api_and_health_but_not_websocket() {
         .await
         .unwrap();
     assert_eq!(response.status().as_u16(), 200);
+    let websocket = awc::Client::new().ws(format!("ws://127.0.0.1:{port}/connection/websocket")).connect().await;
+    assert!(matches!(websocket, Err(awc::error::WsClientError::InvalidResponseStatus(s)) if s.as_u16() == 404));
 }
