@@ -147,9 +147,15 @@ impl Stream for SocketInput {
 
 /// Reads what the socket holds (up to the scratch size); `None` at end of stream.
 fn read_available(io: &TcpStream) -> io::Result<Option<Bytes>> {
+    read_into_scratch(io, |read| (!read.is_empty()).then(|| Bytes::copy_from_slice(read)))
+}
+
+/// One read into this thread's scratch buffer; `use_bytes` sees what was read (empty at end of
+/// stream).
+fn read_into_scratch<T>(io: &TcpStream, use_bytes: impl FnOnce(&[u8]) -> T) -> io::Result<T> {
     SCRATCH.with_borrow_mut(|scratch| {
         let read = io.try_read(scratch)?;
-        Ok((read > 0).then(|| Bytes::copy_from_slice(&scratch[..read])))
+        Ok(use_bytes(&scratch[..read]))
     })
 }
 
@@ -269,10 +275,12 @@ async fn linger(io: Rc<TcpStream>) {
         if !ready.is_readable() {
             continue;
         }
-        match read_available(&io) {
-            Ok(Some(bytes)) => drained += bytes.len(),
+        // Discarded where it was read: no copy.
+        match read_into_scratch(&io, <[u8]>::len) {
+            Ok(0) => return,
+            Ok(read) => drained += read,
             Err(error) if error.kind() == io::ErrorKind::WouldBlock => continue,
-            Ok(None) | Err(_) => return,
+            Err(_) => return,
         }
     }
 }
