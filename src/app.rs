@@ -2,7 +2,7 @@
 //! and runs the HTTP servers until a shutdown signal.
 
 use std::net::{SocketAddr, TcpListener};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use actix::Actor;
@@ -22,7 +22,7 @@ use crate::config::Settings;
 use crate::metrics::METRICS;
 use crate::node::{Node, NodeParts};
 use crate::registry::messages::{AttachBridge, GetStats};
-use crate::registry::Registry;
+use crate::registry::{PendingRegistry, Registry};
 use crate::{api, client, shutdown};
 
 /// A running node: its bound addresses and server handles.
@@ -60,7 +60,17 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningNode> {
     let verifier = TokenVerifier::from_settings(&settings).context("invalid token key in config")?;
     let rules =
         Arc::new(ChannelRules::from_settings(&settings).map_err(anyhow::Error::msg).context("invalid channel config")?);
-    let registry = Registry::new(settings.client.queue_max_size, settings.channel.history_meta_ttl).start();
+    let workers = settings.http_server.worker_threads();
+    let registry = Registry::new(settings.client.queue_max_size, settings.channel.history_meta_ttl);
+    // One worker (e.g. a process pinned to one core): the registry and its channels join the
+    // worker's thread, so a publish wakes no other thread. Several: the registry keeps its own.
+    let (registry, mut pending_registry) = match workers {
+        1 => {
+            let (addr, pending) = registry.start_later();
+            (addr, Some(pending))
+        }
+        _ => (registry.start(), None),
+    };
     let http = &settings.http_server;
     let host = if http.address.is_empty() { "0.0.0.0" } else { http.address.as_str() };
     let main =
@@ -86,11 +96,12 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningNode> {
     let mut running =
         RunningNode { node: node.clone(), addr, internal_addr: None, servers: Vec::new(), tasks: Vec::new() };
     let api_on_main = internal.is_none() || node.settings.http_api.external;
-    running.serve(main, Endpoints { websocket: true, api: api_on_main, ops: internal.is_none() })?;
+    let endpoints = Endpoints { websocket: true, api: api_on_main, ops: internal.is_none() };
+    running.serve(main, endpoints, workers, pending_registry.take())?;
     tracing::info!(addr = %addr, name = %node.name, "listening");
     if let Some(listener) = internal {
         let internal_addr = listener.local_addr()?;
-        running.serve(listener, Endpoints { websocket: false, api: !api_on_main, ops: true })?;
+        running.serve(listener, Endpoints { websocket: false, api: !api_on_main, ops: true }, workers, None)?;
         running.internal_addr = Some(internal_addr);
         tracing::info!(addr = %internal_addr, "internal endpoints listening");
     }
@@ -101,15 +112,27 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningNode> {
 impl RunningNode {
     /// Serves `endpoints` on `listener`. WebSocket upgrades bypass the App: actix-http hands them
     /// over with the socket ([`client::ws::accept`]), so a connection does not keep the HTTP/1
-    /// dispatcher (and its buffers) for its lifetime.
-    fn serve(&mut self, listener: TcpListener, endpoints: Endpoints) -> anyhow::Result<()> {
+    /// dispatcher (and its buffers) for its lifetime. A `registry` waiting to start is started
+    /// by the first worker, on its thread.
+    fn serve(
+        &mut self,
+        listener: TcpListener,
+        endpoints: Endpoints,
+        workers: usize,
+        registry: Option<PendingRegistry>,
+    ) -> anyhow::Result<()> {
         let node = self.node.clone();
+        let registry = Arc::new(Mutex::new(registry));
         let builder = actix_server::Server::build();
         let stopping = builder.graceful_shutdown_signal();
         let server = builder
             .disable_signals()
             .shutdown_timeout(self.node.settings.shutdown.timeout.as_secs().max(1))
+            .workers(workers)
             .listen("gyre-http", listener, move || {
+                if let Some(pending) = registry.lock().ok().and_then(|mut waiting| waiting.take()) {
+                    pending.run_here();
+                }
                 let data = web::Data::new(node.clone());
                 let routes_node = node.clone();
                 let app = App::new()

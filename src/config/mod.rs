@@ -66,11 +66,31 @@ pub struct HttpServerSettings {
     pub internal_address: String,
     /// Port for API, `/health` and `/metrics`; empty means "same as `port`".
     pub internal_port: String,
+    /// gyre: HTTP worker threads per listener; 0 (default) means one per CPU the process may use.
+    /// With one worker the registry and channels run on the worker's thread too.
+    pub workers: usize,
 }
 
 impl Default for HttpServerSettings {
     fn default() -> Self {
-        Self { address: String::new(), port: 8000, internal_address: String::new(), internal_port: String::new() }
+        Self {
+            address: String::new(),
+            port: 8000,
+            internal_address: String::new(),
+            internal_port: String::new(),
+            workers: 0,
+        }
+    }
+}
+
+impl HttpServerSettings {
+    /// Worker threads per listener: `workers`, or one per CPU this process may run on (its
+    /// affinity mask and cgroup quota), as actix-web's own default.
+    pub fn worker_threads(&self) -> usize {
+        match self.workers {
+            0 => std::thread::available_parallelism().map_or(1, usize::from),
+            n => n,
+        }
     }
 }
 

@@ -12,6 +12,8 @@ const LOG_LEVELS: &[&str] = &["none", "trace", "debug", "info", "warn", "error"]
 const LOG_FORMATS: &[&str] = &["text", "json"];
 const DATA_FORMATS: &[&str] = &["", "json", "json_object", "binary"];
 const BROKER_TYPES: &[&str] = &["memory", "nats"];
+/// More HTTP worker threads than this is a typo, not a tuning.
+const MAX_WORKERS: usize = 1024;
 
 /// Values that a deployment template puts where a secret belongs (`CHANGE_ME` in a Kubernetes
 /// Secret template, `<your-key>`, an unexpanded `${VAR}` or `{{ .Values.key }}`). Compared
@@ -68,6 +70,13 @@ pub fn validate(settings: &Settings) -> Vec<String> {
     if !internal_port.is_empty() && internal_port.parse::<u16>().is_err() {
         errors.push(format!(
             "http_server.internal_port: {internal_port:?} is not a port number; use a number from 0 to 65535 or leave it empty"
+        ));
+    }
+
+    if s.http_server.workers > MAX_WORKERS {
+        errors.push(format!(
+            "http_server.workers: {} threads is more than {MAX_WORKERS}; use 0 (one per CPU) or a number up to {MAX_WORKERS}",
+            s.http_server.workers
         ));
     }
 
@@ -381,6 +390,7 @@ mod tests {
         s.client.subscription_token.token.user_id_claim = "user.id".into();
         s.client.token.audience = "aud".into();
         s.http_server.internal_port = "x9000".into();
+        s.http_server.workers = 100_000;
         s.broker.nats.history_replicas = 0;
         let errors = validate(&s);
         assert!(has(&errors, "engine.type: the redis engine is not supported by gyre"));
@@ -388,8 +398,9 @@ mod tests {
         assert!(has(&errors, "client.token.jwks_public_endpoint: JWKS is not supported yet"));
         assert!(has(&errors, "client.subscription_token.user_id_claim"));
         assert!(has(&errors, "http_server.internal_port"));
+        assert!(has(&errors, "http_server.workers"));
         assert!(has(&errors, "broker.nats.history_replicas: 0 is out of range"));
-        assert_eq!(errors.len(), 6, "{errors:?}");
+        assert_eq!(errors.len(), 7, "{errors:?}");
     }
 
     #[test]

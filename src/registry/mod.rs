@@ -133,6 +133,30 @@ impl Registry {
     }
 }
 
+/// A registry whose address exists before its actor runs: messages sent to it wait in its
+/// mailbox until [`PendingRegistry::run_here`] starts it on the calling thread. gyre uses this to
+/// run the registry (and so every channel actor it creates) on the single HTTP worker's thread,
+/// so a publication crosses no thread on its way from the API handler to the sessions.
+pub struct PendingRegistry {
+    registry: Registry,
+    mailbox: actix::dev::channel::AddressReceiver<Registry>,
+}
+
+impl Registry {
+    /// The registry's address now, and the registry to start later.
+    pub fn start_later(self) -> (Addr<Registry>, PendingRegistry) {
+        let (sender, mailbox) = actix::dev::channel::channel(16);
+        (Addr::new(sender), PendingRegistry { registry: self, mailbox })
+    }
+}
+
+impl PendingRegistry {
+    /// Starts the registry on the current thread's arbiter.
+    pub fn run_here(self) {
+        Context::with_receiver(self.mailbox).run(self.registry);
+    }
+}
+
 impl Actor for Registry {
     type Context = Context<Self>;
 

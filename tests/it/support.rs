@@ -27,6 +27,9 @@ pub fn test_settings() -> Settings {
     let mut s = Settings::default();
     s.http_server.address = "127.0.0.1".into();
     s.http_server.port = 0;
+    // One worker: the registry and channels share its thread (the layout of a node pinned to one
+    // core). The SDK suites run the binary with a worker per CPU, the other layout.
+    s.http_server.workers = 1;
     s.client.token.hmac_secret_key = SECRET.into();
     s.http_api.key = API_KEY.into();
     s.shutdown.timeout = Duration::from_secs(5);
