@@ -24,6 +24,10 @@
 //! * Request/response runs only upward (session or API → registry → channel/presence).
 //! * A subscribe's answer travels through the same mailbox as the channel's publications, so
 //!   the subscribe reply always precedes that channel's pushes and recovery has no gap.
+//! * Threads: one HTTP worker per CPU the process may use (`http_server.workers`), each owning
+//!   the sessions of the connections it accepted; the registry and the channel and presence
+//!   actors it starts live on the system thread — or, with a single worker (a one-CPU pod, a
+//!   process pinned to a core), on that worker's thread, so a publish crosses no thread.
 //! * A WebSocket leaves actix-http's HTTP/1 dispatcher at the upgrade: the session (an
 //!   actix-web-actors `WebsocketContext` actor) reads and writes its socket directly, so an idle
 //!   connection holds no I/O buffer; one ping wheel per thread replaces per-connection timers.
