@@ -78,3 +78,26 @@ async fn shutdown_disconnects_clients_with_3001() {
     assert_eq!(client.closed().await, (3001, "shutdown".to_owned()));
     tokio::time::timeout(WAIT, shutdown).await.expect("shutdown finishes in time").unwrap();
 }
+
+/// Several workers (the layout of a multi-core node): the registry keeps a thread of its own,
+/// clients accepted by different workers share its channels, and shutdown drains them all.
+#[actix_web::test]
+async fn several_workers_share_channels_and_drain_on_shutdown() {
+    let mut node = TestNode::start_with(|s| s.http_server.workers = 3).await;
+    let mut clients = Vec::new();
+    for user in ["1", "2", "3", "4", "5", "6"] {
+        let mut client = node.connect_as(user).await;
+        client.request(2, "subscribe", json!({"channel": "news"})).await;
+        clients.push(client);
+    }
+    node.api_ok("publish", json!({"channel": "news", "data": {"n": 1}})).await;
+    for client in &mut clients {
+        assert_eq!(client.publication("news").await["data"], json!({"n": 1}));
+    }
+    let running = node.running.take().unwrap();
+    let shutdown = actix_web::rt::spawn(running.shutdown());
+    for client in &mut clients {
+        assert_eq!(client.closed().await, (3001, "shutdown".to_owned()));
+    }
+    tokio::time::timeout(WAIT, shutdown).await.expect("shutdown finishes in time").unwrap();
+}
