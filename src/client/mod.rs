@@ -8,8 +8,10 @@
 //! * [`pings`]: one timer per thread pings every session (no per-connection timers).
 //! * [`ws`]: the WebSocket handshake (path, limits, origin) that starts a session.
 //! * [`transport`]: the upgraded socket's reads and writes, outside the HTTP/1 dispatcher.
+//! * [`frame_guard`]: frame boundaries and sizes checked as the client's bytes arrive.
 
 mod commands;
+mod frame_guard;
 pub mod messages;
 pub mod outbox;
 mod pings;

@@ -1,6 +1,7 @@
 //! The session actor shell: lifecycle, incoming frames, outgoing lines, timers.
 
 use std::collections::{HashMap, VecDeque};
+use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,11 +13,12 @@ use super::commands::PendingSubscription;
 use super::messages::{ClientHandle, Deliver, SubscribeAnswer};
 use super::outbox::{Deliveries, Outbox};
 use super::pings;
+use super::transport::Flow;
 use crate::domain::{unix_now, ChannelName, ClientId, RawJson};
 use crate::metrics::METRICS;
 use crate::node::Node;
 use crate::protocol::command::Command;
-use crate::protocol::frame::split_lines;
+use crate::protocol::frame::PendingLines;
 use crate::protocol::reply::{self, ConnectResult, UnsubscribePush};
 use crate::protocol::{Disconnect, ReplyError};
 use crate::registry::messages::{ClientConnected, ClientGone, Unsubscribe};
@@ -74,7 +76,10 @@ pub struct ClientSession {
     pub(super) current_method: &'static str,
     /// Labels of `connections_inflight`, once connected.
     pub(super) metric_labels: Option<[String; 4]>,
-    queue: VecDeque<Command>,
+    /// Frames received whose commands have not run yet; reading waits while there are any.
+    input: PendingLines,
+    /// Shared with the transport: reading paused or not, bytes the socket has not taken.
+    pub(super) flow: Rc<Flow>,
     /// What channels and the registry send this connection (see [`outbox`]).
     outbox: Arc<Outbox>,
     /// Reply lines waiting to be written as one frame.
@@ -104,7 +109,8 @@ impl ClientSession {
             server_pending: HashMap::new(),
             current_method: "connect",
             metric_labels: None,
-            queue: VecDeque::new(),
+            input: PendingLines::default(),
+            flow: Rc::default(),
             outbox: Outbox::new(),
             out: String::new(),
             awaiting_pong: false,
@@ -148,6 +154,7 @@ impl ClientSession {
 
     pub(super) fn flush(&mut self, ctx: &mut ws::WebsocketContext<Self>) {
         if !self.out.is_empty() {
+            self.flow.handed(self.out.len());
             ctx.text(std::mem::take(&mut self.out));
         }
     }
@@ -158,6 +165,7 @@ impl ClientSession {
     /// publications would reach the application out of order.
     fn write_push(&mut self, frame: ByteString, ctx: &mut ws::WebsocketContext<Self>) {
         self.flush(ctx);
+        self.flow.handed(frame.len());
         ctx.text(frame);
     }
 
@@ -170,7 +178,7 @@ impl ClientSession {
         METRICS.server_disconnect(disconnect.code);
         self.flush(ctx);
         self.state = State::Closed;
-        self.queue.clear();
+        self.input.clear();
         self.outbox.close();
         ctx.close(Some(ws::CloseReason {
             code: ws::CloseCode::from(disconnect.code),
@@ -179,43 +187,46 @@ impl ClientSession {
         ctx.stop();
     }
 
-    fn on_frame(&mut self, text: &str, ctx: &mut ws::WebsocketContext<Self>) {
+    fn on_frame(&mut self, text: ByteString, ctx: &mut ws::WebsocketContext<Self>) {
         if matches!(self.state, State::Closed | State::Refused) {
             return;
         }
-        let Ok(lines) = split_lines(text) else {
-            return self.close(ctx, Disconnect::BAD_REQUEST);
-        };
-        for line in lines {
-            match Command::parse(line) {
-                Ok(command) => {
-                    METRICS.received(command.frame_type(), line.len());
-                    self.queue.push_back(command);
-                }
-                Err(error) => {
-                    tracing::debug!(client = %self.id, %error, "malformed command");
-                    return self.close(ctx, Disconnect::BAD_REQUEST);
-                }
-            }
-        }
+        self.input.push(text);
         self.process_queue(ctx);
     }
 
-    /// Runs queued commands in order until one has to wait for an answer.
+    /// Runs received commands in order until one has to wait for an answer. Reading the socket
+    /// waits while commands are left (backpressure), and replies the socket has not taken count
+    /// against `client.queue_max_size` like pushes do (over it: 3008).
     pub(super) fn process_queue(&mut self, ctx: &mut ws::WebsocketContext<Self>) {
         while self.busy.is_none() {
-            let Some(command) = self.queue.pop_front() else { break };
-            self.dispatch(command, ctx);
+            let Some(line) = self.input.next_line(|line| (Command::parse(line), line.len())) else { break };
+            match line {
+                Ok((Ok(command), size)) => {
+                    METRICS.received(command.frame_type(), size);
+                    self.dispatch(command, ctx);
+                }
+                Ok((Err(error), _)) => {
+                    tracing::debug!(client = %self.id, %error, "malformed command");
+                    self.close(ctx, Disconnect::BAD_REQUEST);
+                }
+                Err(_) => {
+                    tracing::debug!(client = %self.id, "empty frame or line");
+                    self.close(ctx, Disconnect::BAD_REQUEST);
+                }
+            }
             if matches!(self.state, State::Closed | State::Refused) {
-                self.queue.clear();
+                self.input.clear();
+                break;
+            }
+            if self.out.len() + self.flow.unsent() > self.node.settings.client.queue_max_size {
+                tracing::debug!(client = %self.id, "replies not taken by the socket exceed client.queue_max_size");
+                self.close(ctx, Disconnect::SLOW);
                 break;
             }
         }
-        if self.queue.is_empty() {
-            // A `Command` is ~600 bytes; an idle connection should not keep four slots of them.
-            self.queue = VecDeque::new();
-        }
         self.flush(ctx);
+        self.flow.pause_reading(!self.input.is_empty());
     }
 
     fn on_continuation(&mut self, item: actix_http::ws::Item, ctx: &mut ws::WebsocketContext<Self>) {
@@ -232,14 +243,14 @@ impl ClientSession {
             return self.close(ctx, Disconnect::BAD_REQUEST);
         };
         if buffer.len() + chunk.len() > limit {
-            return self.close(ctx, Disconnect::custom(1009, "message too big"));
+            return self.close(ctx, Disconnect::MESSAGE_TOO_BIG);
         }
         buffer.extend_from_slice(&chunk);
         if last {
             let message = self.partial.take().unwrap_or_default();
             match String::from_utf8(message) {
-                Ok(text) => self.on_frame(&text, ctx),
-                Err(_) => self.close(ctx, Disconnect::BAD_REQUEST),
+                Ok(text) => self.on_frame(text.into(), ctx),
+                Err(_) => self.close(ctx, Disconnect::INVALID_UTF8),
             }
         }
     }
@@ -386,23 +397,26 @@ impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for ClientSession {
         let span = self.span.clone();
         let _entered = span.enter();
         match message {
-            Ok(ws::Message::Text(text)) => self.on_frame(&text, ctx),
-            Ok(ws::Message::Binary(bytes)) => match std::str::from_utf8(&bytes) {
+            Ok(ws::Message::Text(text)) => self.on_frame(text, ctx),
+            Ok(ws::Message::Binary(bytes)) => match ByteString::try_from(bytes) {
                 Ok(text) => self.on_frame(text, ctx),
                 Err(_) => self.close(ctx, Disconnect::BAD_REQUEST),
             },
             Ok(ws::Message::Continuation(item)) => self.on_continuation(item, ctx),
             Ok(ws::Message::Ping(payload)) => ctx.pong(&payload),
             Ok(ws::Message::Pong(_)) | Ok(ws::Message::Nop) => {}
-            Ok(ws::Message::Close(_)) => {
+            Ok(ws::Message::Close(reason)) => {
+                // Echo the client's code (RFC 6455 §5.5.1), as Centrifugo's WebSocket library does.
                 self.state = State::Closed;
-                ctx.close(None);
+                ctx.close(reason.map(|reason| ws::CloseReason { code: reason.code, description: None }));
                 ctx.stop();
             }
-            Err(ws::ProtocolError::Overflow) => self.close(ctx, Disconnect::custom(1009, "message too big")),
+            Err(ws::ProtocolError::Overflow) => self.close(ctx, Disconnect::MESSAGE_TOO_BIG),
+            // The decoder reports a text frame that is not UTF-8 as an I/O error of its own.
+            Err(ws::ProtocolError::Io(_)) if !self.flow.input_failed() => self.close(ctx, Disconnect::INVALID_UTF8),
             Err(error) => {
                 tracing::debug!(client = %self.id, %error, "websocket protocol error");
-                self.close(ctx, Disconnect::custom(1002, "protocol error"));
+                self.close(ctx, Disconnect::PROTOCOL_ERROR);
             }
         }
     }

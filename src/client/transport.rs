@@ -12,13 +12,13 @@
 //! long is closed, so a client that stopped reading cannot hold its session (and everything
 //! queued for it) forever.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::future::Future;
 use std::io::{self, IoSlice};
 use std::pin::Pin;
 use std::rc::Rc;
-use std::task::{ready, Context, Poll};
+use std::task::{ready, Context, Poll, Waker};
 use std::time::Duration;
 
 use actix_http::error::PayloadError;
@@ -30,7 +30,9 @@ use futures_util::Stream;
 use tokio::io::Interest;
 use tokio::time::{sleep, Instant, Sleep};
 
+use super::frame_guard::{FrameGuard, Span};
 use super::ClientSession;
+use crate::config::WebsocketSettings;
 
 /// Size of the per-thread buffer reads go through.
 const SCRATCH_SIZE: usize = 16 * 1024;
@@ -55,14 +57,65 @@ thread_local! {
 
 /// Runs `session` on `io` (already upgraded) on the current thread until the connection ends.
 /// `early` holds bytes the client sent right behind its handshake.
-pub fn start(session: ClientSession, codec: Codec, io: TcpStream, early: &[u8], write_timeout: Duration) {
+pub fn start(session: ClientSession, codec: Codec, io: TcpStream, early: &[u8], settings: &WebsocketSettings) {
     let io = Rc::new(io);
-    let early = (!early.is_empty()).then(|| Bytes::copy_from_slice(early));
-    let input = SocketInput { io: io.clone(), early, read_in_turn: 0, ended: false };
+    let flow = session.flow.clone();
+    let input = SocketInput {
+        io: io.clone(),
+        flow: flow.clone(),
+        unread: Bytes::copy_from_slice(early),
+        guard: FrameGuard::new(settings.message_size_limit),
+        just_passed: false,
+        read_in_turn: 0,
+        ended: false,
+    };
     // Boxed: the task then holds a pointer, not the session and its context inline in every
     // state of a generated future (which costs several copies of it per connection).
     let frames = Box::pin(WebsocketContext::with_codec(session, input, codec));
-    actix_web::rt::spawn(Connection { io, frames, writer: Writer::default(), write_timeout });
+    let writer = Writer { flow, ..Writer::default() };
+    actix_web::rt::spawn(Connection { io, frames, writer, write_timeout: settings.write_timeout });
+}
+
+/// What the session and its transport share to keep a connection's memory bounded: the session
+/// pauses reading while commands wait, and sees how many of its bytes the socket has not taken.
+#[derive(Default)]
+pub(super) struct Flow {
+    reading_paused: Cell<bool>,
+    /// The input's task, parked while reading is paused.
+    reader: Cell<Option<Waker>>,
+    /// Bytes the session wrote to its context since the writer last took them.
+    handed: Cell<usize>,
+    /// Bytes the writer holds for the socket.
+    pending: Cell<usize>,
+    input_failed: Cell<bool>,
+}
+
+impl Flow {
+    /// Stops or resumes reading the client's bytes (backpressure: a client whose commands are
+    /// not processed yet gets nothing more read).
+    pub(super) fn pause_reading(&self, paused: bool) {
+        self.reading_paused.set(paused);
+        if !paused {
+            if let Some(reader) = self.reader.take() {
+                reader.wake();
+            }
+        }
+    }
+
+    /// The session wrote `bytes` to its context.
+    pub(super) fn handed(&self, bytes: usize) {
+        self.handed.set(self.handed.get() + bytes);
+    }
+
+    /// Bytes the session wrote that the socket has not taken yet.
+    pub(super) fn unsent(&self) -> usize {
+        self.handed.get() + self.pending.get()
+    }
+
+    /// Whether reading the socket failed (as opposed to the decoder refusing what was read).
+    pub(super) fn input_failed(&self) -> bool {
+        self.input_failed.get()
+    }
 }
 
 /// The connection's task: runs the session by polling its frames and writes them.
@@ -89,10 +142,18 @@ where
     }
 }
 
-/// What the client sends, as the byte stream a [`WebsocketContext`] decodes frames from.
+/// What the client sends, as the byte stream a [`WebsocketContext`] decodes frames from. It
+/// passes one frame (or the part of it that has arrived) per poll of the decoder, so the
+/// decoder's buffer never holds more than one frame, and refuses a frame whose header declares
+/// too much (see [`FrameGuard`]).
 struct SocketInput {
     io: Rc<TcpStream>,
-    early: Option<Bytes>,
+    flow: Rc<Flow>,
+    /// Read from the socket, not passed on yet: at most one read.
+    unread: Bytes,
+    guard: FrameGuard,
+    /// Bytes were just passed on: the decoder takes them before anything more is read.
+    just_passed: bool,
     read_in_turn: usize,
     ended: bool,
 }
@@ -105,41 +166,82 @@ impl Stream for SocketInput {
         if this.ended {
             return Poll::Ready(None);
         }
-        if let Some(early) = this.early.take() {
-            return Poll::Ready(Some(Ok(early)));
+        if this.just_passed {
+            // The decoder reads until Pending, then decodes one frame.
+            this.just_passed = false;
+            if this.guard.mid_frame() {
+                // It cannot make a frame of a part: come back for the rest.
+                task.waker().wake_by_ref();
+            }
+            return Poll::Pending;
         }
-        if this.read_in_turn >= READ_TURN {
-            // The decoder reads until Pending; a client that floods yields to the others here.
-            this.read_in_turn = 0;
+        if this.flow.reading_paused.get() {
+            this.flow.reader.set(Some(task.waker().clone()));
+            return Poll::Pending;
+        }
+        loop {
+            if this.unread.is_empty() {
+                match ready!(this.poll_read(task)) {
+                    Ok(Some(bytes)) => this.unread = bytes,
+                    Ok(None) => {
+                        this.ended = true;
+                        return Poll::Ready(None);
+                    }
+                    Err(error) => {
+                        this.ended = true;
+                        this.flow.input_failed.set(true);
+                        return Poll::Ready(Some(Err(PayloadError::Io(error))));
+                    }
+                }
+            }
+            let passed = match this.guard.next(&this.unread) {
+                Span::HeaderPart(taken) => {
+                    this.unread.advance(taken);
+                    continue;
+                }
+                Span::BufferedHeader { taken } => {
+                    this.unread.advance(taken);
+                    Bytes::from(this.guard.take_buffered_header())
+                }
+                Span::Frame(len) => this.unread.split_to(len),
+                Span::Refused(refusal) => {
+                    // The decoder fails on these bytes with the matching code; nothing more is read.
+                    this.ended = true;
+                    this.unread = Bytes::new();
+                    Bytes::from_static(refusal.poison())
+                }
+            };
+            this.just_passed = true;
+            return Poll::Ready(Some(Ok(passed)));
+        }
+    }
+}
+
+impl SocketInput {
+    /// The next read from the socket: `Ok(None)` at end of stream.
+    fn poll_read(&mut self, task: &mut Context<'_>) -> Poll<io::Result<Option<Bytes>>> {
+        if self.read_in_turn >= READ_TURN {
+            // A client that floods yields to the others on the thread here.
+            self.read_in_turn = 0;
             task.waker().wake_by_ref();
             return Poll::Pending;
         }
-        let result = loop {
-            match this.io.poll_read_ready(task) {
+        loop {
+            match self.io.poll_read_ready(task) {
                 Poll::Ready(Ok(())) => {}
-                Poll::Ready(Err(error)) => break Err(error),
+                Poll::Ready(Err(error)) => return Poll::Ready(Err(error)),
                 Poll::Pending => {
-                    this.read_in_turn = 0;
+                    self.read_in_turn = 0;
                     return Poll::Pending;
                 }
             }
-            match read_available(&this.io) {
+            match read_available(&self.io) {
                 Err(error) if error.kind() == io::ErrorKind::WouldBlock => continue,
-                other => break other,
-            }
-        };
-        match result {
-            Ok(Some(bytes)) => {
-                this.read_in_turn += bytes.len();
-                Poll::Ready(Some(Ok(bytes)))
-            }
-            Ok(None) => {
-                this.ended = true;
-                Poll::Ready(None)
-            }
-            Err(error) => {
-                this.ended = true;
-                Poll::Ready(Some(Err(PayloadError::Io(error))))
+                Ok(Some(bytes)) => {
+                    self.read_in_turn += bytes.len();
+                    return Poll::Ready(Ok(Some(bytes)));
+                }
+                other => return Poll::Ready(other),
             }
         }
     }
@@ -161,6 +263,7 @@ fn read_into_scratch<T>(io: &TcpStream, use_bytes: impl FnOnce(&[u8]) -> T) -> i
 
 #[derive(Default)]
 struct Writer {
+    flow: Rc<Flow>,
     /// Encoded frames the socket has not taken yet (the first may be partly written).
     pending: VecDeque<Bytes>,
     pending_bytes: usize,
@@ -216,11 +319,14 @@ impl Writer {
         Poll::Pending
     }
 
+    /// Takes everything the session wrote since the last call.
     fn queue(&mut self, bytes: Bytes) {
+        self.flow.handed.set(0);
         if !bytes.is_empty() {
             self.pending_bytes += bytes.len();
             self.pending.push_back(bytes);
         }
+        self.flow.pending.set(self.pending_bytes);
     }
 
     fn write_pending(&self, io: &TcpStream) -> io::Result<usize> {
@@ -233,6 +339,7 @@ impl Writer {
 
     fn advance(&mut self, mut written: usize) {
         self.pending_bytes -= written;
+        self.flow.pending.set(self.pending_bytes);
         while written > 0 {
             let Some(front) = self.pending.front_mut() else { return };
             if written < front.len() {

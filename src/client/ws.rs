@@ -41,7 +41,7 @@ pub async fn accept(node: Arc<Node>, serves_websocket: bool, upgrade: Upgrade) -
     let parts = framed.into_parts();
     let session = ClientSession::new(node.clone());
     let codec = ws::Codec::new().max_size(node.settings.websocket.message_size_limit);
-    transport::start(session, codec, parts.io, &parts.read_buf, node.settings.websocket.write_timeout);
+    transport::start(session, codec, parts.io, &parts.read_buf, &node.settings.websocket);
     Ok(())
 }
 

@@ -117,6 +117,9 @@ macro_rules! disconnects {
 }
 
 disconnects! {
+    PROTOCOL_ERROR = 1002, "protocol error";
+    INVALID_UTF8 = 1007, "invalid UTF-8";
+    MESSAGE_TOO_BIG = 1009, "message too big";
     SHUTDOWN = 3001, "shutdown";
     SERVER_ERROR = 3004, "internal server error";
     EXPIRED = 3005, "connection expired";

@@ -21,3 +21,5 @@ mod presence;
 mod recovery;
 /// Pings, stale connections, token expiry and refresh.
 mod timers;
+/// WebSocket framing (RFC 6455) and per-connection input limits.
+mod websocket;

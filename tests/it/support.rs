@@ -406,3 +406,137 @@ impl TcpProxy {
         self.cut.set(false);
     }
 }
+
+/// A WebSocket client on a plain TCP socket, for frames no WebSocket library would send.
+pub struct RawSocket {
+    pub stream: tokio::net::TcpStream,
+    /// Bytes read and not parsed into frames yet.
+    read: Vec<u8>,
+}
+
+/// Opcodes (RFC 6455 §5.2).
+pub const TEXT: u8 = 1;
+pub const CLOSE: u8 = 8;
+pub const PING: u8 = 9;
+
+impl RawSocket {
+    /// Opens the connection and completes the handshake.
+    pub async fn open(node: &TestNode) -> Self {
+        use tokio::io::AsyncWriteExt;
+        let mut stream = tokio::net::TcpStream::connect(node.addr).await.expect("connect");
+        let request = "GET /connection/websocket HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\n\
+                       Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n\
+                       Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n";
+        stream.write_all(request.as_bytes()).await.expect("send handshake");
+        let mut socket = Self { stream, read: Vec::new() };
+        let end = loop {
+            if let Some(at) = socket.read.windows(4).position(|w| w == b"\r\n\r\n") {
+                break at + 4;
+            }
+            assert!(socket.fill().await, "the node closed the connection during the handshake");
+        };
+        let head = String::from_utf8_lossy(&socket.read[..end]).into_owned();
+        assert!(head.starts_with("HTTP/1.1 101 "), "{head}");
+        socket.read.drain(..end);
+        socket
+    }
+
+    /// Opens the connection and completes `connect` as `user`.
+    pub async fn connected(node: &TestNode, user: &str) -> Self {
+        let mut socket = Self::open(node).await;
+        let connect = json!({"id": 1, "connect": {"token": token(json!({"sub": user}))}}).to_string();
+        socket.send_frame(true, TEXT, connect.as_bytes()).await;
+        let (opcode, reply) = socket.next_frame().await.expect("a connect reply");
+        assert_eq!(opcode, TEXT);
+        assert!(String::from_utf8_lossy(&reply).contains(r#""connect":{"client""#));
+        socket
+    }
+
+    /// Reads more bytes; false at end of stream (or on a reset).
+    async fn fill(&mut self) -> bool {
+        use tokio::io::AsyncReadExt;
+        let mut buffer = [0u8; 16 * 1024];
+        match tokio::time::timeout(WAIT, self.stream.read(&mut buffer)).await.expect("node answered in time") {
+            Ok(0) | Err(_) => false,
+            Ok(read) => {
+                self.read.extend_from_slice(&buffer[..read]);
+                true
+            }
+        }
+    }
+
+    /// Writes bytes as they are; false if the node closed the connection.
+    pub async fn send_raw(&mut self, bytes: &[u8]) -> bool {
+        use tokio::io::AsyncWriteExt;
+        self.stream.write_all(bytes).await.is_ok()
+    }
+
+    /// Sends one masked frame.
+    pub async fn send_frame(&mut self, fin: bool, opcode: u8, payload: &[u8]) -> bool {
+        let mut frame = frame_header(fin, opcode, payload.len() as u64);
+        frame.extend(masked(payload));
+        self.send_raw(&frame).await
+    }
+
+    /// The next frame from the node (opcode, payload); `None` once the connection ends.
+    pub async fn next_frame(&mut self) -> Option<(u8, Vec<u8>)> {
+        loop {
+            if let Some((opcode, payload, used)) = parse_server_frame(&self.read) {
+                self.read.drain(..used);
+                return Some((opcode, payload));
+            }
+            if !self.fill().await {
+                return None;
+            }
+        }
+    }
+
+    /// Reads until the close frame; its code (`None` if the connection ended without one).
+    pub async fn close_code(&mut self) -> Option<u16> {
+        loop {
+            match self.next_frame().await? {
+                (CLOSE, payload) if payload.len() >= 2 => return Some(u16::from_be_bytes([payload[0], payload[1]])),
+                (CLOSE, _) => return Some(1005),
+                _ => continue,
+            }
+        }
+    }
+}
+
+/// The mask every [`RawSocket`] frame uses.
+const MASK: [u8; 4] = [0x37, 0xfa, 0x21, 0x3d];
+
+/// A masked client frame header declaring `len` payload bytes.
+pub fn frame_header(fin: bool, opcode: u8, len: u64) -> Vec<u8> {
+    let mut header = vec![if fin { 0x80 | opcode } else { opcode }];
+    match len {
+        0..=125 => header.push(0x80 | len as u8),
+        126..=0xFFFF => {
+            header.push(0x80 | 126);
+            header.extend_from_slice(&(len as u16).to_be_bytes());
+        }
+        _ => {
+            header.push(0x80 | 127);
+            header.extend_from_slice(&len.to_be_bytes());
+        }
+    }
+    header.extend_from_slice(&MASK);
+    header
+}
+
+/// `payload` masked with [`MASK`] from its first byte.
+pub fn masked(payload: &[u8]) -> Vec<u8> {
+    payload.iter().enumerate().map(|(i, byte)| byte ^ MASK[i % 4]).collect()
+}
+
+/// One unmasked server frame at the start of `bytes`: (opcode, payload, bytes used).
+fn parse_server_frame(bytes: &[u8]) -> Option<(u8, Vec<u8>, usize)> {
+    let [first, second, ..] = *bytes else { return None };
+    let (len, at) = match second & 0x7F {
+        126 => (u16::from_be_bytes(bytes.get(2..4)?.try_into().ok()?) as usize, 4),
+        127 => (u64::from_be_bytes(bytes.get(2..10)?.try_into().ok()?) as usize, 10),
+        short => (short as usize, 2),
+    };
+    let payload = bytes.get(at..at + len)?.to_vec();
+    Some((first & 0x0F, payload, at + len))
+}

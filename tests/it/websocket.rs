@@ -1,0 +1,155 @@
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::support::*;
+
+/// A ping command frame and its reply.
+const PING_COMMAND: &str = r#"{"id":7,"ping":{}}"#;
+
+#[actix_web::test]
+async fn a_header_declaring_a_huge_frame_closes_with_1009_before_its_payload_arrives() {
+    let node = TestNode::start().await;
+    // Connected, before connect, and one byte over the 64 KiB default limit.
+    for (connect, declared) in [(true, 1u64 << 40), (false, 1 << 40), (true, 65_537)] {
+        let mut socket = if connect { RawSocket::connected(&node, "big").await } else { RawSocket::open(&node).await };
+        let mut bytes = frame_header(true, TEXT, declared);
+        bytes.extend(masked(&[b'x'; 4096]));
+        socket.send_raw(&bytes).await;
+        assert_eq!(socket.close_code().await, Some(1009), "declared {declared}, connected: {connect}");
+    }
+    let mut other = node.connect_as("other").await;
+    assert_eq!(other.request(2, "ping", json!({})).await, json!({"id": 2, "ping": {}}));
+}
+
+#[actix_web::test]
+async fn frames_before_an_oversized_one_are_answered_first() {
+    let node = TestNode::start().await;
+    let mut socket = RawSocket::connected(&node, "u").await;
+    let mut bytes = frame_header(true, TEXT, PING_COMMAND.len() as u64);
+    bytes.extend(masked(PING_COMMAND.as_bytes()));
+    bytes.extend(frame_header(true, TEXT, 1 << 40));
+    socket.send_raw(&bytes).await;
+    assert_eq!(socket.next_frame().await, Some((TEXT, br#"{"id":7,"ping":{}}"#.to_vec())));
+    assert_eq!(socket.close_code().await, Some(1009));
+}
+
+#[actix_web::test]
+async fn fragments_count_toward_the_message_size_limit_together() {
+    let node = TestNode::start_with(|s| s.websocket.message_size_limit = 1000).await;
+    let mut socket = RawSocket::connected(&node, "u").await;
+    socket.send_frame(false, TEXT, &[b' '; 600]).await;
+    socket.send_frame(true, 0, &[b' '; 600]).await;
+    assert_eq!(socket.close_code().await, Some(1009));
+}
+
+#[actix_web::test]
+async fn a_control_frame_over_125_bytes_closes_with_1002_at_its_header() {
+    let node = TestNode::start().await;
+    let mut socket = RawSocket::connected(&node, "u").await;
+    let mut bytes = frame_header(true, PING, 1 << 30);
+    bytes.extend(masked(&[0; 1000]));
+    socket.send_raw(&bytes).await;
+    assert_eq!(socket.close_code().await, Some(1002));
+}
+
+#[actix_web::test]
+async fn invalid_utf8_in_a_text_frame_closes_with_1007() {
+    let node = TestNode::start().await;
+    let mut whole = RawSocket::connected(&node, "u").await;
+    whole.send_frame(true, TEXT, b"{\"id\":2,\"ping\":{}}\xff").await;
+    assert_eq!(whole.close_code().await, Some(1007));
+    let mut fragmented = RawSocket::connected(&node, "u").await;
+    fragmented.send_frame(false, TEXT, b"{\"id\":2,").await;
+    fragmented.send_frame(true, 0, b"\xc3\x28}").await;
+    assert_eq!(fragmented.close_code().await, Some(1007));
+}
+
+#[actix_web::test]
+async fn the_close_answering_a_client_close_echoes_its_code() {
+    let node = TestNode::start().await;
+    let mut socket = RawSocket::connected(&node, "u").await;
+    let mut payload = 4001u16.to_be_bytes().to_vec();
+    payload.extend_from_slice(b"bye");
+    socket.send_frame(true, CLOSE, &payload).await;
+    assert_eq!(socket.close_code().await, Some(4001));
+}
+
+#[actix_web::test]
+async fn a_frame_delivered_byte_by_byte_is_answered() {
+    let node = TestNode::start().await;
+    let mut socket = RawSocket::connected(&node, "u").await;
+    let mut bytes = frame_header(true, TEXT, PING_COMMAND.len() as u64);
+    bytes.extend(masked(PING_COMMAND.as_bytes()));
+    for byte in bytes {
+        socket.send_raw(&[byte]).await;
+    }
+    assert_eq!(socket.next_frame().await, Some((TEXT, PING_COMMAND.as_bytes().to_vec())));
+}
+
+/// One frame of `count` history commands (cheap to send, each answered after a round trip to
+/// the channel).
+fn history_flood_frame(count: usize, limit: u32) -> Vec<u8> {
+    let lines: Vec<String> = (0..count)
+        .map(|n| format!(r#"{{"id":{},"history":{{"channel":"chat:flood","limit":{limit}}}}}"#, n + 10))
+        .collect();
+    let text = lines.join("\n");
+    let mut frame = frame_header(true, TEXT, text.len() as u64);
+    frame.extend(masked(text.as_bytes()));
+    frame
+}
+
+/// Sends frames of history commands (`limit` publications each) without reading until a write
+/// stalls for a second (the node stopped reading) or `cap` bytes were sent; returns the bytes sent.
+async fn flood_until_stalled(socket: &mut RawSocket, cap: usize, limit: u32) -> usize {
+    use tokio::io::AsyncWriteExt;
+    let frame = history_flood_frame(1000, limit);
+    let mut sent = 0;
+    while sent < cap {
+        match tokio::time::timeout(Duration::from_secs(1), socket.stream.write_all(&frame)).await {
+            Ok(Ok(())) => sent += frame.len(),
+            Ok(Err(_)) | Err(_) => break,
+        }
+    }
+    sent
+}
+
+#[actix_web::test]
+async fn a_client_that_floods_commands_and_reads_nothing_is_no_longer_read() {
+    let node = TestNode::start_with(|s| s.websocket.write_timeout = Duration::from_secs(60)).await;
+    let mut socket = RawSocket::connected(&node, "flooder").await;
+    let subscribe = r#"{"id":2,"subscribe":{"channel":"chat:flood"}}"#;
+    socket.send_frame(true, TEXT, subscribe.as_bytes()).await;
+    // Before: the node read ~6.6 GB in 20 s, queuing ~12x that in parsed commands. Now it reads
+    // only as fast as it answers, and answers only as fast as the socket takes the replies.
+    let cap = 400 << 20;
+    let sent = flood_until_stalled(&mut socket, cap, 0).await;
+    assert!(sent < cap, "the node read all {sent} bytes of a client that reads nothing");
+    let mut other = node.connect_as("other").await;
+    assert_eq!(other.request(2, "ping", json!({})).await, json!({"id": 2, "ping": {}}));
+}
+
+#[actix_web::test]
+async fn replies_the_socket_does_not_take_count_against_queue_max_size() {
+    let node = TestNode::start_with(|s| {
+        s.client.queue_max_size = 32 * 1024;
+        s.websocket.write_timeout = Duration::from_secs(60);
+    })
+    .await;
+    for n in 0..10 {
+        node.api_ok("publish", json!({"channel": "chat:flood", "data": {"n": n, "pad": "x".repeat(4000)}})).await;
+    }
+    let mut socket = RawSocket::connected(&node, "flooder").await;
+    let subscribe = r#"{"id":2,"subscribe":{"channel":"chat:flood"}}"#;
+    socket.send_frame(true, TEXT, subscribe.as_bytes()).await;
+    // One frame of 1,000 history commands, each answered with ~40 KB: far more than the
+    // socket's buffers hold while the client reads nothing.
+    socket.send_raw(&history_flood_frame(1000, 10)).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while node.api_ok("info", json!({})).await["nodes"][0]["num_clients"] != 0 {
+        assert!(std::time::Instant::now() < deadline, "the client whose replies pile up was never disconnected");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Reading now: the replies the socket held, then 3008.
+    assert_eq!(socket.close_code().await, Some(3008));
+}
