@@ -74,10 +74,13 @@ impl Wheel {
         self.interval == interval && self.pong_timeout == pong_timeout
     }
 
-    /// Into a random slot: connections that arrive together are not pinged together.
+    /// Into a random slot between half a turn and a turn ahead: the first ping comes between
+    /// `interval / 2` and `interval` after connect, as in Centrifugo, and connections that
+    /// arrive together are not pinged together.
     fn insert(&mut self, outbox: Weak<Outbox>) {
-        let slot = rand::rng().random_range(0..self.slots.len());
-        self.slots[slot].push(outbox);
+        let count = self.slots.len();
+        let ahead = rand::rng().random_range(count / 2..count);
+        self.slots[(self.cursor + ahead) % count].push(outbox);
     }
 
     fn advance(&mut self) {
@@ -160,6 +163,26 @@ mod tests {
             seen.extend(items(&outbox).into_iter().map(|item| (tick, item)));
         }
         assert_eq!(seen, [(2, "ping"), (6, "pong deadline"), (10, "ping"), (14, "pong deadline")]);
+    }
+
+    #[test]
+    fn the_first_ping_comes_between_half_an_interval_and_an_interval_after_connect() {
+        let mut wheel = wheel(25_000, 8_000);
+        for _ in 0..7 {
+            wheel.advance();
+        }
+        let outbox = Outbox::new();
+        for _ in 0..200 {
+            wheel.insert(Arc::downgrade(&outbox));
+        }
+        // The k-th tick from now (k = 1, 2, ...) pings slot `cursor + k - 1`; the first tick
+        // comes within one tick of now.
+        let ahead: Vec<usize> = (0..wheel.slots.len())
+            .filter(|slot| !wheel.slots[*slot].is_empty())
+            .map(|slot| (slot + 25 - wheel.cursor) % 25)
+            .collect();
+        assert_eq!(ahead.iter().min(), Some(&12), "12 ticks ahead: pinged after 12-13 s");
+        assert_eq!(ahead.iter().max(), Some(&24), "24 ticks ahead: pinged after 24-25 s");
     }
 
     #[test]

@@ -278,19 +278,23 @@ impl ClientSession {
     fn send_ping(&mut self, ctx: &mut ws::WebsocketContext<Self>) {
         self.push_line("server_ping", reply::PING);
         self.flush(ctx);
-        self.awaiting_pong = !self.node.settings.client.pong_timeout.is_zero();
+        self.awaiting_pong = true;
     }
 
+    /// Only delivered when `client.pong_timeout` is set.
     fn on_pong_deadline(&mut self, ctx: &mut ws::WebsocketContext<Self>) {
         if self.awaiting_pong {
             self.close(ctx, Disconnect::NO_PONG);
         }
     }
 
-    /// A pong answers the outstanding ping; a stray pong is tolerated (no SDK sends one, and
-    /// closing on it gains nothing).
-    pub(super) fn on_pong(&mut self) {
-        self.awaiting_pong = false;
+    /// A pong answers the outstanding ping; one that answers nothing (no ping sent yet, or it
+    /// was answered already) closes the connection with 3501, as Centrifugo does.
+    pub(super) fn on_pong(&mut self, ctx: &mut ws::WebsocketContext<Self>) {
+        if !std::mem::take(&mut self.awaiting_pong) {
+            tracing::debug!(client = %self.id, "unexpected pong");
+            self.close(ctx, Disconnect::BAD_REQUEST);
+        }
     }
 
     /// Whether pings expect pongs (advertised in the connect result).

@@ -187,3 +187,24 @@ async fn legacy_api_endpoint_answers_line_per_command() {
         .unwrap();
     assert_eq!(unknown.status().as_u16(), 400);
 }
+
+#[actix_web::test]
+async fn api_key_in_the_query_is_percent_decoded_and_tried_after_a_wrong_header() {
+    const KEY: &str = "k+e/y=%1";
+    let node = TestNode::start_with(|s| s.http_api.key = KEY.into()).await;
+    let status = |query: &'static str, header: Option<&'static str>| {
+        let addr = node.addr;
+        async move {
+            let mut request = awc::Client::new().post(format!("http://{addr}/api/info{query}"));
+            if let Some(header) = header {
+                request = request.insert_header(("X-API-Key", header));
+            }
+            request.send_body("{}").await.expect("api request").status().as_u16()
+        }
+    };
+    assert_eq!(status("", Some(KEY)).await, 200);
+    assert_eq!(status("?api_key=k%2Be%2Fy%3D%251", None).await, 200);
+    assert_eq!(status("?api_key=k%2Be%2Fy%3D%251", Some("wrong")).await, 200, "a wrong header falls back to the query");
+    assert_eq!(status("?api_key=k+e/y=%1", None).await, 401, "`+` is a space, as in Go");
+    assert_eq!(status("?api_key=wrong", Some("wrong")).await, 401);
+}

@@ -137,7 +137,7 @@ pub fn now() -> i64 {
 }
 
 /// What the server did next.
-#[derive(Debug)]
+#[derive(Debug, PartialEq)]
 pub enum Event {
     Line(Value),
     Closed(u16, String),

@@ -101,3 +101,20 @@ async fn several_workers_share_channels_and_drain_on_shutdown() {
     }
     tokio::time::timeout(WAIT, shutdown).await.expect("shutdown finishes in time").unwrap();
 }
+
+#[actix_web::test]
+async fn a_pong_that_answers_no_ping_closes_with_3501() {
+    let node = TestNode::start_with(|s| {
+        s.client.ping_interval = Duration::from_secs(2);
+        s.client.pong_timeout = Duration::from_secs(1);
+    })
+    .await;
+    let mut early = node.connect_as("1").await;
+    early.send("{}").await;
+    assert_eq!(early.closed().await, (3501, "bad request".to_owned()));
+    let mut twice = node.connect_as("2").await;
+    assert_eq!(twice.next().await, Event::Line(json!({})), "a ping");
+    twice.send("{}").await;
+    twice.send("{}").await;
+    assert_eq!(twice.closed().await, (3501, "bad request".to_owned()));
+}

@@ -38,7 +38,7 @@ impl ClientSession {
             return self.close(ctx, Disconnect::BAD_REQUEST);
         }
         if command.is_pong() {
-            return self.on_pong();
+            return self.on_pong(ctx);
         }
         self.current_method = command.frame_type();
         let started = Instant::now();
