@@ -60,17 +60,8 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningNode> {
     let verifier = TokenVerifier::from_settings(&settings).context("invalid token key in config")?;
     let rules =
         Arc::new(ChannelRules::from_settings(&settings).map_err(anyhow::Error::msg).context("invalid channel config")?);
-    let workers = settings.http_server.worker_threads();
-    let registry = Registry::new(settings.client.queue_max_size, settings.channel.history_meta_ttl);
-    // One worker (e.g. a process pinned to one core): the registry and its channels join the
-    // worker's thread, so a publish wakes no other thread. Several: the registry keeps its own.
-    let (registry, mut pending_registry) = match workers {
-        1 => {
-            let (addr, pending) = registry.start_later();
-            (addr, Some(pending))
-        }
-        _ => (registry.start(), None),
-    };
+    // Listeners first: a start-up failure must come before any actor exists (an actor started
+    // and then dropped with the runtime panics in its `started`).
     let http = &settings.http_server;
     let host = if http.address.is_empty() { "0.0.0.0" } else { http.address.as_str() };
     let main =
@@ -88,6 +79,17 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningNode> {
                     .with_context(|| format!("cannot listen on {internal_host}:{port}"))?,
             )
         }
+    };
+    let workers = settings.http_server.worker_threads();
+    let registry = Registry::new(settings.client.queue_max_size, settings.channel.history_meta_ttl);
+    // One worker (e.g. a process pinned to one core): the registry and its channels join the
+    // worker's thread, so a publish wakes no other thread. Several: the registry keeps its own.
+    let (registry, mut pending_registry) = match workers {
+        1 => {
+            let (addr, pending) = registry.start_later();
+            (addr, Some(pending))
+        }
+        _ => (registry.start(), None),
     };
     let name = node_name(&settings, addr.port());
     let uid = uuid::Uuid::new_v4().to_string();

@@ -1,3 +1,5 @@
+use std::time::Duration;
+
 use serde_json::json;
 
 use crate::support::*;
@@ -69,4 +71,58 @@ async fn internal_port_serves_api_and_health_but_not_websocket() {
     assert_eq!(response.status().as_u16(), 200);
     let websocket = awc::Client::new().ws(format!("ws://127.0.0.1:{port}/connection/websocket")).connect().await;
     assert!(matches!(websocket, Err(awc::error::WsClientError::InvalidResponseStatus(s)) if s.as_u16() == 404));
+}
+
+/// Runs the gyre binary with `args` (config written from `config` when given) and returns its
+/// exit code and stderr; fails if it has not exited within 20 s.
+fn run_gyre(args: &[&str], config: Option<serde_json::Value>, dir: &std::path::Path) -> (Option<i32>, String) {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_gyre"));
+    command.current_dir(dir).args(args).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::piped());
+    if let Some(config) = config {
+        let path = dir.join("gyre.json");
+        std::fs::write(&path, config.to_string()).expect("write config");
+        command.arg("--config").arg(path);
+    }
+    let mut child = command.spawn().expect("run gyre");
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while child.try_wait().expect("wait for gyre").is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("gyre did not exit");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let output = child.wait_with_output().expect("gyre output");
+    (output.status.code(), String::from_utf8_lossy(&output.stderr).into_owned())
+}
+
+#[test]
+fn start_up_failures_exit_1_with_a_clear_message_and_no_panic() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = busy.local_addr().expect("address").port();
+    // Several workers: the registry runs on its own thread, started before the listeners were.
+    let config = json!({"http_server": {"address": "127.0.0.1", "port": port, "workers": 2}});
+    let (code, stderr) = run_gyre(&[], Some(config), dir.path());
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains(&format!("cannot listen on 127.0.0.1:{port}: Address already in use")), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+
+    let nats_down = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let nats_port = nats_down.local_addr().expect("address").port();
+    drop(nats_down);
+    let config = json!({
+        "http_server": {"address": "127.0.0.1", "port": 0, "workers": 2},
+        "broker": {"enabled": true, "type": "nats", "nats": {"url": format!("nats://127.0.0.1:{nats_port}")}},
+    });
+    let (code, stderr) = run_gyre(&[], Some(config), dir.path());
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("cannot connect to NATS") && stderr.contains("broker.nats.url"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+
+    // Plain `gyre` generates ./config.json first: here it cannot be written.
+    let (code, stderr) = run_gyre(&[], None, std::path::Path::new("/proc/self"));
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("cannot write config file ./config.json"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
 }
