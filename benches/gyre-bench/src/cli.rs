@@ -117,7 +117,9 @@ pub struct FanoutArgs {
     /// Subscriber counts, ascending; connections are added between them.
     #[arg(long, value_delimiter = ',', default_value = "1,100,1000")]
     pub subscribers: Vec<usize>,
-    /// Publish rates (publications/s) for every N; default: sized per N for ~10k–100k deliveries/s.
+    /// Publish rates for every N, in publications/s (HTTP publishes, each delivered to all N
+    /// subscribers, not deliveries/s); default: sized per N for ~10k–100k deliveries/s. A step
+    /// whose rate is not reached still ends on time and is marked saturated.
     #[arg(long, value_delimiter = ',')]
     pub rates: Vec<f64>,
     /// Stop stepping up the rate for an N once a step's p99 exceeds this and twice the p99 of

@@ -15,7 +15,7 @@ use crate::jwt::Minter;
 use crate::procstat::{self, Server};
 use crate::progress::Phase;
 use crate::publisher::{self, Plan, PubCtx, Targets};
-use crate::report::{RampReport, StepReport};
+use crate::report::{self, RampReport, StepReport};
 use crate::stats::{Loss, Stats, MAX_STEPS, WARMUP_STEP};
 use crate::target::{Sources, Target};
 
@@ -223,6 +223,7 @@ impl Run {
                 .map(|us| us as f64 / window_deliveries as f64),
             server_cpu_us_per_publish: cpu_us.filter(|_| publishes > 0).map(|us| us as f64 / publishes as f64),
             loader_cpu_percent,
+            saturated: report::short_of_rate(spec.rate, publishes as f64 / measure.as_secs_f64()),
         })
     }
 

@@ -85,7 +85,8 @@ pub async fn run_step(ctx: &Arc<PubCtx>, pool: Vec<HttpConn>, plan: &Plan) -> Ve
     pool
 }
 
-/// Publisher `me` of `publishers` sends requests me, me+K, me+2K, … each at start + seq/rate.
+/// Publisher `me` of `publishers` sends requests me, me+K, me+2K, … each at start + seq/rate,
+/// until the step's time is up even if the rate was not reached (the step is then saturated).
 async fn publish_loop(
     ctx: Arc<PubCtx>,
     mut conn: HttpConn,
@@ -99,7 +100,7 @@ async fn publish_loop(
     loop {
         let due =
             if plan.rate > 0.0 { start + Duration::from_secs_f64(seq as f64 / plan.rate) } else { Instant::now() };
-        if due >= end {
+        if due >= end || Instant::now() >= end {
             break;
         }
         // Only sleep when ahead of schedule: tokio timers have 1 ms resolution, so sleeping

@@ -74,6 +74,15 @@ pub struct StepReport {
     /// The loader's own CPU over the step, % of one core (near 100: the loader was the limit).
     #[serde(default)]
     pub loader_cpu_percent: Option<f64>,
+    /// The target rate was not reached (publishes/s under 90% of it): the step measured the
+    /// rate the node (or the loader) could sustain instead.
+    #[serde(default)]
+    pub saturated: bool,
+}
+
+/// Whether `achieved` requests/s fall short of `target` (0 = as fast as possible: never short).
+pub fn short_of_rate(target: f64, achieved: f64) -> bool {
+    target > 0.0 && achieved < 0.9 * target
 }
 
 /// Connection counters over the whole run.
@@ -230,7 +239,10 @@ fn steps_table(steps: &[StepReport]) -> String {
                   |---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n"
         .to_owned();
     for s in steps {
-        let rate = if s.target_rate > 0.0 { format!("{:.0}", s.target_rate) } else { "max".into() };
+        let mut rate = if s.target_rate > 0.0 { format!("{:.0}", s.target_rate) } else { "max".into() };
+        if s.saturated {
+            rate.push_str(" (saturated)");
+        }
         let _ = writeln!(
             md,
             "| {} | {} | {rate} | {:.0} | {:.0} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {} | {} | {} | {} | {} |",

@@ -94,8 +94,24 @@ fn fanout_delivers_and_reports() {
         assert!(step["latency"][field].is_number(), "latency.{field} missing: {step}");
     }
     assert!(step["server_cpu_us_per_delivery"].is_number(), "no server CPU figure: {step}");
+    assert_eq!(step["saturated"], false, "50/s is reached: {step}");
     assert!(report["loss"]["expected"].as_u64().is_some_and(|e| e > 0));
     assert!(dir.join("gyre-fanout.md").exists());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_rate_the_node_cannot_reach_ends_on_time_as_saturated() {
+    let dir = scratch_dir("saturated");
+    let node = start_gyre(&dir);
+    // Far beyond what a debug build on this box serves: the steps must still end on time.
+    let args = ["--subscribers", "20", "--rates", "10000000,20000000", "--step-secs", "1", "--warmup-secs", "1"];
+    let report = bench(&node, &dir, "fanout", &args);
+    let steps = report["steps"].as_array().expect("steps");
+    assert_eq!(steps.len(), 1, "stepping stops at the first saturated rate: {report}");
+    assert_eq!(steps[0]["saturated"], true, "{report}");
+    assert!(steps[0]["publishes"].as_u64().is_some_and(|p| p > 0 && p < 10_000_000), "{report}");
+    assert!(report["notes"].to_string().contains("saturated"), "{report}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -28,7 +28,14 @@ pub async fn run(args: FanoutArgs) -> Result<Report, String> {
         for rate in rates {
             let step = run.step(StepSpec { name: format!("N={n} @{rate}/s"), rate, targets: Targets::One(0) }).await?;
             let p99 = step.latency.p99_ms;
+            let (short, reached) = (step.saturated, step.publishes_per_s);
             outcome.steps.push(step);
+            if short {
+                outcome.notes.push(format!(
+                    "N={n}: stopped stepping at {rate}/s: the step reached only {reached:.0} publishes/s (saturated)"
+                ));
+                break;
+            }
             let base = *first_p99.get_or_insert(p99);
             if saturated(p99, base, args.stop_p99_ms) {
                 outcome.notes.push(format!(
