@@ -68,6 +68,7 @@ async fn a_client_recovers_on_another_node() {
         .await;
     let result = &reply["subscribe"];
     assert_eq!(result["recovered"], true, "{reply}");
+    assert_eq!(result["offset"], 4, "the stream's top: {reply}");
     assert_eq!(offsets(&result["publications"]), vec![2, 3, 4]);
     assert_eq!(result["publications"][0]["data"], json!({"n": 2}));
     a.api_ok("publish", json!({"channel": "chat:r", "data": {"n": 5}})).await;

@@ -336,7 +336,8 @@ fn subscribe_result(
         match subscribed.recovery {
             Some(recovery) if recovery.recovered => {
                 result.recovered = true;
-                result.offset = pending.recover_from.as_ref().map(|p| p.offset).unwrap_or_default();
+                // The stream's top, as Centrifugo answers (`res.Offset = latestOffset`).
+                result.offset = recovery.position.offset;
                 result.publications = recovery.publications;
             }
             _ if pending.reject_unrecovered => return Err(ReplyError::UnrecoverablePosition),
