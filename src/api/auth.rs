@@ -4,6 +4,7 @@ use actix_web::HttpRequest;
 use subtle::ConstantTimeEq;
 
 use crate::config::HttpApiSettings;
+use crate::telemetry::LogBudget;
 
 /// `X-API-Key`, else `Authorization: apikey KEY`, else `?api_key=`; an empty configured key
 /// refuses everything unless `insecure`.
@@ -12,7 +13,11 @@ pub(super) fn authorized(req: &HttpRequest, settings: &HttpApiSettings) -> bool 
         return true;
     }
     if settings.key.is_empty() {
-        tracing::warn!("API call refused: http_api.key is empty (set it, or http_api.insecure for development)");
+        // Any caller can trigger this: a few lines a minute say it.
+        static EMPTY_KEY: LogBudget = LogBudget::new(5);
+        if EMPTY_KEY.allow() {
+            tracing::warn!("API call refused: http_api.key is empty (set it, or http_api.insecure for development)");
+        }
         return false;
     }
     let key = settings.key.as_bytes();

@@ -126,3 +126,36 @@ fn start_up_failures_exit_1_with_a_clear_message_and_no_panic() {
     assert!(stderr.contains("cannot write config file ./config.json"), "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
+
+#[test]
+fn malformed_http_requests_cannot_flood_the_log_with_errors() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = dir.path().join("gyre.json");
+    std::fs::write(&config, json!({"http_server": {"address": "127.0.0.1", "port": 0}}).to_string()).expect("config");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_gyre"))
+        .arg("--config")
+        .arg(&config)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("run gyre");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let addr = loop {
+        let line = lines.next().expect("gyre printed its address").expect("read stdout");
+        if let Some(at) = line.find("addr=").filter(|_| line.contains("listening")) {
+            break line[at + 5..].split_whitespace().next().unwrap_or_default().to_owned();
+        }
+    };
+    for _ in 0..40 {
+        let mut socket = std::net::TcpStream::connect(&addr).expect("connect");
+        socket.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
+        socket.write_all(b"GARBAGE\r\n\r\n").expect("send");
+        let mut answer = String::new();
+        let _ = socket.read_to_string(&mut answer);
+        assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let errors = lines.map_while(Result::ok).filter(|line| line.contains("ERROR")).count();
+    assert!((1..=10).contains(&errors), "{errors} error lines for 40 malformed requests");
+}
