@@ -40,7 +40,7 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
 
 # ---------------------------------------------------------------- runtime stage
 FROM debian:${DEBIAN_RELEASE}-slim AS runtime
-# ca-certificates: TLS to NATS (broker.nats.tls) with the system roots. bash (already in the
+# ca-certificates: TLS to NATS (a tls:// broker.nats.url) with the system roots. bash (already in the
 # base image) runs the HEALTHCHECK below, so no curl is needed.
 RUN apt-get update \
     && apt-get install -y --no-install-recommends ca-certificates \

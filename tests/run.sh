@@ -43,7 +43,7 @@ hash_of() { sha256sum "$@" | sha256sum | cut -d' ' -f1; }
 if [[ "${SKIP_INSTALL:-0}" != "1" ]]; then
   command -v cargo >/dev/null 2>&1 || die "cargo is required (install Rust with rustup)"
 
-  # Future cluster tests need a NATS server binary.
+  # The cluster tests start their own nats-server processes.
   if ! command -v nats-server >/dev/null 2>&1; then
     log "installing nats-server"
     apt_install nats-server

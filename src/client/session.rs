@@ -87,7 +87,8 @@ pub struct ClientSession {
     awaiting_pong: bool,
     /// The stale-connection timer, cancelled once connected (an idle connection keeps no timer).
     stale_check: Option<SpawnHandle>,
-    partial: Option<Vec<u8>>,
+    /// A fragmented message so far, and whether it is text.
+    partial: Option<(Vec<u8>, bool)>,
     /// Frames that arrive while `connect` waits for its server-side subscriptions; they may
     /// only be written after the connect reply.
     held: Vec<ByteString>,
@@ -232,14 +233,18 @@ impl ClientSession {
     fn on_continuation(&mut self, item: actix_http::ws::Item, ctx: &mut ws::WebsocketContext<Self>) {
         let limit = self.node.settings.websocket.message_size_limit;
         let (chunk, last) = match item {
-            actix_http::ws::Item::FirstText(b) | actix_http::ws::Item::FirstBinary(b) => {
-                self.partial = Some(Vec::new());
+            actix_http::ws::Item::FirstText(b) => {
+                self.partial = Some((Vec::new(), true));
+                (b, false)
+            }
+            actix_http::ws::Item::FirstBinary(b) => {
+                self.partial = Some((Vec::new(), false));
                 (b, false)
             }
             actix_http::ws::Item::Continue(b) => (b, false),
             actix_http::ws::Item::Last(b) => (b, true),
         };
-        let Some(buffer) = self.partial.as_mut() else {
+        let Some((buffer, _)) = self.partial.as_mut() else {
             return self.close(ctx, Disconnect::BAD_REQUEST);
         };
         if buffer.len() + chunk.len() > limit {
@@ -247,10 +252,12 @@ impl ClientSession {
         }
         buffer.extend_from_slice(&chunk);
         if last {
-            let message = self.partial.take().unwrap_or_default();
+            let (message, text) = self.partial.take().unwrap_or_default();
             match String::from_utf8(message) {
-                Ok(text) => self.on_frame(text.into(), ctx),
-                Err(_) => self.close(ctx, Disconnect::INVALID_UTF8),
+                Ok(message) => self.on_frame(message.into(), ctx),
+                // RFC 6455 §8.1 for text; a binary message is not JSON, as unfragmented.
+                Err(_) if text => self.close(ctx, Disconnect::INVALID_UTF8),
+                Err(_) => self.close(ctx, Disconnect::BAD_REQUEST),
             }
         }
     }
