@@ -42,6 +42,7 @@ use gyre::client::messages::{ClientHandle, Deliver};
 use gyre::client::outbox::{Deliveries, Outbox};
 use gyre::config::Settings;
 use gyre::domain::{ClientId, ClientInfo, Publication, RawJson};
+use gyre::protocol::Protocol;
 use gyre::registry::messages::ChannelIdle;
 use serde_json::value::RawValue;
 use tokio::sync::Notify;
@@ -148,7 +149,7 @@ async fn round(settings: &Settings, subscribers: usize, publications: usize, pac
         let info =
             ClientInfo { user: Arc::from(format!("user-{i}")), client: id.clone(), conn_info: None, chan_info: None };
         channel.do_send(Join {
-            client: ClientHandle::new(id, outbox),
+            client: ClientHandle::new(id, outbox, Protocol::Json),
             info,
             push_join_leave: false,
             recover: None,

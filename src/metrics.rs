@@ -254,14 +254,14 @@ impl Metrics {
         self.messages_sent_size.with_label_values(&[TRANSPORT, frame_type, ""]).inc_by(bytes as u64);
     }
 
-    /// `count` deliveries of one frame type from a channel fan-out.
+    /// `count` deliveries of one frame type from a channel fan-out, `bytes` in all.
     pub fn fanned_out(&self, frame_type: &str, count: usize, bytes: usize) {
         if frame_type == "push_publication" {
             self.sent_publications.inc_by(count as u64);
-            self.sent_publications_size.inc_by((count * bytes) as u64);
+            self.sent_publications_size.inc_by(bytes as u64);
         } else {
             self.messages_sent.with_label_values(&[TRANSPORT, frame_type, ""]).inc_by(count as u64);
-            self.messages_sent_size.with_label_values(&[TRANSPORT, frame_type, ""]).inc_by((count * bytes) as u64);
+            self.messages_sent_size.with_label_values(&[TRANSPORT, frame_type, ""]).inc_by(bytes as u64);
         }
     }
 

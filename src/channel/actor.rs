@@ -7,7 +7,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
-use bytestring::ByteString;
 
 use super::history::Stream;
 use super::messages::{Broadcast, FanOutJoinLeave, Join, Leave, ReadHistory, RemoveHistory, Stop};
@@ -19,7 +18,7 @@ use crate::cluster::history::HistoryStore;
 use crate::cluster::{NatsBridge, PublishToChannel};
 use crate::domain::{ChannelName, ClientId, ClientInfo, Publication, StreamPosition};
 use crate::metrics::METRICS;
-use crate::protocol::reply::{push, JoinLeave};
+use crate::protocol::outgoing::Push;
 use crate::protocol::Disconnect;
 use crate::registry::messages::ChannelIdle;
 
@@ -95,20 +94,27 @@ impl Channel {
         self
     }
 
-    /// Hands a shared frame to subscribers without waiting; slow ones are disconnected (3008).
-    fn fan_out(&mut self, frame: &ByteString, frame_type: &str, join_leave_only: bool) {
+    /// Hands `push` to subscribers without waiting, encoded at most once per protocol and
+    /// shared; slow subscribers are disconnected (3008).
+    fn fan_out(&mut self, push: Push<'_>, join_leave_only: bool) {
+        let mut frames = [None, None];
         let mut dropped = Vec::new();
-        let mut delivered = 0;
+        let (mut delivered, mut bytes) = (0, 0);
         for (id, subscriber) in &self.subscribers {
             if join_leave_only && !subscriber.push_join_leave {
                 continue;
             }
+            let protocol = subscriber.handle.protocol;
+            let frame = frames[protocol as usize].get_or_insert_with(|| push.frame(protocol, self.name.as_str()));
             match subscriber.handle.deliver_frame(frame, self.queue_max_size) {
-                Ok(()) => delivered += 1,
+                Ok(()) => {
+                    delivered += 1;
+                    bytes += frame.len();
+                }
                 Err(error) => dropped.push((id.clone(), error)),
             }
         }
-        METRICS.fanned_out(frame_type, delivered, frame.len());
+        METRICS.fanned_out(push.frame_type(), delivered, bytes);
         for (id, error) in dropped {
             if let Some(subscriber) = self.subscribers.remove(&id) {
                 if error == DeliverError::Slow {
@@ -135,8 +141,7 @@ impl Channel {
 
     fn fan_out_join_leave(&mut self, kind: &str, info: &ClientInfo) {
         if !self.subscribers.is_empty() {
-            let frame = ByteString::from(push(self.name.as_str(), kind, &JoinLeave { info }));
-            self.fan_out(&frame, if kind == "join" { "push_join" } else { "push_leave" }, true);
+            self.fan_out(if kind == "join" { Push::Join(info) } else { Push::Leave(info) }, true);
         }
     }
 
@@ -222,8 +227,7 @@ impl Channel {
     /// Fans a publication out to every subscriber, encoded once.
     fn deliver(&mut self, publication: &Publication) {
         if !self.subscribers.is_empty() {
-            let frame = ByteString::from(push(self.name.as_str(), "pub", publication));
-            self.fan_out(&frame, "push_publication", false);
+            self.fan_out(Push::Publication(publication), false);
         }
     }
 }

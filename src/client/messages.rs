@@ -4,21 +4,19 @@
 
 use std::sync::Arc;
 
-use bytestring::ByteString;
-
 pub use super::outbox::Outbox;
 use crate::channel::history::Recovery;
 use crate::channel::ResolvedChannel;
 use crate::domain::{ChannelName, ClientId, RawJson, StreamPosition};
-use crate::protocol::{Disconnect, ReplyError};
+use crate::protocol::{Disconnect, Frame, Protocol, ReplyError};
 
 /// Something for one connection, queued in its [`Outbox`].
 #[derive(Debug)]
 pub enum Deliver {
-    /// A pre-encoded push line (pub/join/leave/unsubscribe), shared by every subscriber: a
-    /// publication is encoded once per channel, not per client. Counts against the byte budget
-    /// while queued.
-    Frame(ByteString),
+    /// A pre-encoded push (pub/join/leave), shared by every subscriber of one protocol: a
+    /// publication is encoded once per channel and protocol, not per client. Counts against the
+    /// byte budget while queued.
+    Frame(Frame),
     /// The channel's answer to a subscribe; always precedes that channel's frames. Boxed, like
     /// every rare variant, so the per-delivery `Frame` message stays small.
     Subscribed(Box<SubscribeAnswer>),
@@ -112,6 +110,8 @@ pub struct Subscribed {
 pub struct ClientHandle {
     /// The connection id.
     pub id: ClientId,
+    /// The encoding its frames must be in.
+    pub protocol: Protocol,
     outbox: Arc<Outbox>,
 }
 
@@ -126,12 +126,12 @@ pub enum DeliverError {
 
 impl ClientHandle {
     /// A handle for the session reading `outbox`.
-    pub fn new(id: ClientId, outbox: Arc<Outbox>) -> Self {
-        Self { id, outbox }
+    pub fn new(id: ClientId, outbox: Arc<Outbox>, protocol: Protocol) -> Self {
+        Self { id, protocol, outbox }
     }
 
     /// Queues a shared frame without waiting, within the client's byte budget.
-    pub fn deliver_frame(&self, frame: &ByteString, budget: usize) -> Result<(), DeliverError> {
+    pub fn deliver_frame(&self, frame: &Frame, budget: usize) -> Result<(), DeliverError> {
         self.outbox.push_frame(frame, budget)
     }
 

@@ -13,10 +13,9 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll, Waker};
 
-use actix::prelude::*;
-use bytestring::ByteString;
-
 use super::messages::{Deliver, DeliverError};
+use crate::protocol::Frame;
+use actix::prelude::*;
 
 /// A drained batch buffer keeps at most this many slots, so a burst does not pin memory.
 const KEPT_BATCH_CAPACITY: usize = 64;
@@ -66,7 +65,7 @@ impl Outbox {
     }
 
     /// Queues a shared frame if it fits in `budget` bytes together with what is already queued.
-    pub fn push_frame(&self, frame: &ByteString, budget: usize) -> Result<(), DeliverError> {
+    pub fn push_frame(&self, frame: &Frame, budget: usize) -> Result<(), DeliverError> {
         let mut queue = self.lock();
         if queue.closed {
             return Err(DeliverError::Gone);
@@ -212,7 +211,8 @@ mod tests {
 
     fn describe(item: &Deliver) -> String {
         match item {
-            Deliver::Frame(frame) => frame.to_string(),
+            Deliver::Frame(Frame::Text(text)) => text.to_string(),
+            Deliver::Frame(Frame::Binary(bytes)) => format!("{bytes:?}"),
             Deliver::Subscribed(answer) => format!("subscribed {}", answer.channel),
             Deliver::Unsubscribe { channel, .. } => format!("unsubscribe {channel}"),
             Deliver::Disconnect(disconnect) => format!("disconnect {}", disconnect.code),
@@ -231,8 +231,8 @@ mod tests {
             .map(|open| open.then(|| batch.iter().map(describe).collect()))
     }
 
-    fn frame(text: &'static str) -> ByteString {
-        ByteString::from_static(text)
+    fn frame(text: &'static str) -> Frame {
+        Frame::Text(bytestring::ByteString::from_static(text))
     }
 
     #[test]

@@ -17,10 +17,11 @@ use super::transport::Flow;
 use crate::domain::{unix_now, ChannelName, ClientId, RawJson};
 use crate::metrics::METRICS;
 use crate::node::Node;
-use crate::protocol::command::Command;
-use crate::protocol::frame::PendingLines;
-use crate::protocol::reply::{self, ConnectResult, UnsubscribePush};
-use crate::protocol::{Disconnect, ReplyError};
+use crate::protocol::frame::PendingCommands;
+use crate::protocol::outgoing::{Outgoing, Push};
+use crate::protocol::protobuf::ReplyBody;
+use crate::protocol::reply::{ConnectResult, UnsubscribePush};
+use crate::protocol::{Disconnect, Frame, Protocol, ReplyError};
 use crate::registry::messages::{ClientConnected, ClientGone, Unsubscribe};
 
 /// Connection state.
@@ -76,14 +77,16 @@ pub struct ClientSession {
     pub(super) current_method: &'static str,
     /// Labels of `connections_inflight`, once connected.
     pub(super) metric_labels: Option<[String; 4]>,
+    /// The encoding negotiated at the handshake.
+    pub(super) protocol: Protocol,
     /// Frames received whose commands have not run yet; reading waits while there are any.
-    input: PendingLines,
+    input: PendingCommands,
     /// Shared with the transport: reading paused or not, bytes the socket has not taken.
     pub(super) flow: Rc<Flow>,
     /// What channels and the registry send this connection (see [`outbox`]).
     outbox: Arc<Outbox>,
-    /// Reply lines waiting to be written as one frame.
-    out: String,
+    /// Replies waiting to be written as one frame.
+    out: Outgoing,
     awaiting_pong: bool,
     /// The stale-connection timer, cancelled once connected (an idle connection keeps no timer).
     stale_check: Option<SpawnHandle>,
@@ -91,12 +94,12 @@ pub struct ClientSession {
     partial: Option<(Vec<u8>, bool)>,
     /// Frames that arrive while `connect` waits for its server-side subscriptions; they may
     /// only be written after the connect reply.
-    held: Vec<ByteString>,
+    held: Vec<Frame>,
 }
 
 impl ClientSession {
-    /// A session for a freshly upgraded connection.
-    pub fn new(node: Arc<Node>) -> Self {
+    /// A session for a freshly upgraded connection speaking `protocol`.
+    pub fn new(node: Arc<Node>, protocol: Protocol) -> Self {
         let id = ClientId::generate();
         Self {
             node,
@@ -110,10 +113,11 @@ impl ClientSession {
             server_pending: HashMap::new(),
             current_method: "connect",
             metric_labels: None,
-            input: PendingLines::default(),
+            protocol,
+            input: PendingCommands::default(),
             flow: Rc::default(),
             outbox: Outbox::new(),
-            out: String::new(),
+            out: Outgoing::new(protocol),
             awaiting_pong: false,
             stale_check: None,
             partial: None,
@@ -123,7 +127,7 @@ impl ClientSession {
 
     /// How channels and the registry reach this session.
     pub(super) fn client_handle(&self) -> ClientHandle {
-        ClientHandle::new(self.id.clone(), self.outbox.clone())
+        ClientHandle::new(self.id.clone(), self.outbox.clone(), self.protocol)
     }
 
     pub(super) fn connection(&self) -> Option<&Connection> {
@@ -133,30 +137,36 @@ impl ClientSession {
         }
     }
 
-    /// Queues one reply line; lines are joined with `\n` into one frame on [`Self::flush`].
-    pub(super) fn push_line(&mut self, frame_type: &str, line: &str) {
-        METRICS.sent(frame_type, line.len());
-        if !self.out.is_empty() {
-            self.out.push('\n');
-        }
-        self.out.push_str(line);
-    }
-
-    /// Queues a success reply (`{"id":N,"<method>":{...}}`).
-    pub(super) fn push_reply<T: serde::Serialize + ?Sized>(&mut self, id: u32, method: &'static str, result: &T) {
-        self.push_line(method, &reply::reply(id, method, result));
+    /// Queues a success reply; replies are joined into one frame on [`Self::flush`].
+    pub(super) fn push_reply<T: ReplyBody + ?Sized>(&mut self, id: u32, method: &'static str, result: &T) {
+        let bytes = self.out.reply(id, method, result);
+        METRICS.sent(method, bytes);
     }
 
     /// Queues an error reply to the command being processed.
     pub(super) fn push_error(&mut self, id: u32, error: ReplyError) {
         METRICS.reply_error(self.current_method, error.code());
-        self.push_line(self.current_method, &reply::error_reply(id, &error.to_wire()));
+        let bytes = self.out.error(id, &error.to_wire());
+        METRICS.sent(self.current_method, bytes);
+    }
+
+    /// Queues a push for this connection alone (unsubscribe, subscribe, refresh).
+    pub(super) fn push_to_client(&mut self, channel: &str, push: Push<'_>) {
+        let bytes = self.out.push(channel, &push);
+        METRICS.sent(push.frame_type(), bytes);
     }
 
     pub(super) fn flush(&mut self, ctx: &mut ws::WebsocketContext<Self>) {
-        if !self.out.is_empty() {
-            self.flow.handed(self.out.len());
-            ctx.text(std::mem::take(&mut self.out));
+        if let Some(frame) = self.out.take() {
+            self.write(frame, ctx);
+        }
+    }
+
+    fn write(&mut self, frame: Frame, ctx: &mut ws::WebsocketContext<Self>) {
+        self.flow.handed(frame.len());
+        match frame {
+            Frame::Text(text) => ctx.text(text),
+            Frame::Binary(bytes) => ctx.binary(bytes),
         }
     }
 
@@ -164,10 +174,9 @@ impl ClientSession {
     /// little (frames written in one turn already leave in one socket write) and breaks
     /// centrifuge-js 5.7.4: it interleaves the lines of two frames that arrive back to back, so
     /// publications would reach the application out of order.
-    fn write_push(&mut self, frame: ByteString, ctx: &mut ws::WebsocketContext<Self>) {
+    fn write_push(&mut self, frame: Frame, ctx: &mut ws::WebsocketContext<Self>) {
         self.flush(ctx);
-        self.flow.handed(frame.len());
-        ctx.text(frame);
+        self.write(frame, ctx);
     }
 
     /// Closes the connection with a disconnect code; nothing is processed afterwards.
@@ -188,11 +197,31 @@ impl ClientSession {
         ctx.stop();
     }
 
-    fn on_frame(&mut self, text: ByteString, ctx: &mut ws::WebsocketContext<Self>) {
+    /// A text frame: JSON commands, or Protobuf ones on a Protobuf connection (the negotiated
+    /// protocol decides, whatever the frame's type, as in Centrifugo).
+    fn on_text(&mut self, text: ByteString, ctx: &mut ws::WebsocketContext<Self>) {
+        match self.protocol {
+            Protocol::Json => self.on_frame(|input| input.push_json(text), ctx),
+            Protocol::Protobuf => self.on_frame(|input| input.push_protobuf(text.into_bytes()), ctx),
+        }
+    }
+
+    /// A binary frame: Protobuf commands, or JSON ones if it is UTF-8 on a JSON connection.
+    fn on_binary(&mut self, bytes: bytes::Bytes, ctx: &mut ws::WebsocketContext<Self>) {
+        match self.protocol {
+            Protocol::Protobuf => self.on_frame(|input| input.push_protobuf(bytes), ctx),
+            Protocol::Json => match ByteString::try_from(bytes) {
+                Ok(text) => self.on_frame(|input| input.push_json(text), ctx),
+                Err(_) => self.close(ctx, Disconnect::BAD_REQUEST),
+            },
+        }
+    }
+
+    fn on_frame(&mut self, queue: impl FnOnce(&mut PendingCommands), ctx: &mut ws::WebsocketContext<Self>) {
         if matches!(self.state, State::Closed | State::Refused) {
             return;
         }
-        self.input.push(text);
+        queue(&mut self.input);
         self.process_queue(ctx);
     }
 
@@ -201,18 +230,14 @@ impl ClientSession {
     /// against `client.queue_max_size` like pushes do (over it: 3008).
     pub(super) fn process_queue(&mut self, ctx: &mut ws::WebsocketContext<Self>) {
         while self.busy.is_none() {
-            let Some(line) = self.input.next_line(|line| (Command::parse(line), line.len())) else { break };
-            match line {
-                Ok((Ok(command), size)) => {
+            let Some(next) = self.input.next_command() else { break };
+            match next {
+                Ok((command, size)) => {
                     METRICS.received(command.frame_type(), size);
                     self.dispatch(command, ctx);
                 }
-                Ok((Err(error), _)) => {
+                Err(error) => {
                     tracing::debug!(client = %self.id, %error, "malformed command");
-                    self.close(ctx, Disconnect::BAD_REQUEST);
-                }
-                Err(_) => {
-                    tracing::debug!(client = %self.id, "empty frame or line");
                     self.close(ctx, Disconnect::BAD_REQUEST);
                 }
             }
@@ -253,11 +278,13 @@ impl ClientSession {
         buffer.extend_from_slice(&chunk);
         if last {
             let (message, text) = self.partial.take().unwrap_or_default();
+            if !text {
+                return self.on_binary(message.into(), ctx);
+            }
             match String::from_utf8(message) {
-                Ok(message) => self.on_frame(message.into(), ctx),
-                // RFC 6455 §8.1 for text; a binary message is not JSON, as unfragmented.
-                Err(_) if text => self.close(ctx, Disconnect::INVALID_UTF8),
-                Err(_) => self.close(ctx, Disconnect::BAD_REQUEST),
+                Ok(message) => self.on_text(message.into(), ctx),
+                // RFC 6455 §8.1.
+                Err(_) => self.close(ctx, Disconnect::INVALID_UTF8),
             }
         }
     }
@@ -283,7 +310,8 @@ impl ClientSession {
     }
 
     fn send_ping(&mut self, ctx: &mut ws::WebsocketContext<Self>) {
-        self.push_line("server_ping", reply::PING);
+        let bytes = self.out.ping();
+        METRICS.sent("server_ping", bytes);
         self.flush(ctx);
         self.awaiting_pong = true;
     }
@@ -353,10 +381,7 @@ impl ClientSession {
             return;
         }
         self.node.registry.do_send(Unsubscribe { channel: channel.clone(), client: self.id.clone() });
-        self.push_line(
-            "push_unsubscribe",
-            &reply::push(channel.as_str(), "unsubscribe", &UnsubscribePush { code, reason }),
-        );
+        self.push_to_client(channel.as_str(), Push::Unsubscribe(&UnsubscribePush { code, reason }));
     }
 
     fn on_stale_check(&mut self, ctx: &mut ws::WebsocketContext<Self>) {
@@ -408,11 +433,8 @@ impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for ClientSession {
         let span = self.span.clone();
         let _entered = span.enter();
         match message {
-            Ok(ws::Message::Text(text)) => self.on_frame(text, ctx),
-            Ok(ws::Message::Binary(bytes)) => match ByteString::try_from(bytes) {
-                Ok(text) => self.on_frame(text, ctx),
-                Err(_) => self.close(ctx, Disconnect::BAD_REQUEST),
-            },
+            Ok(ws::Message::Text(text)) => self.on_text(text, ctx),
+            Ok(ws::Message::Binary(bytes)) => self.on_binary(bytes, ctx),
             Ok(ws::Message::Continuation(item)) => self.on_continuation(item, ctx),
             Ok(ws::Message::Ping(payload)) => ctx.pong(&payload),
             Ok(ws::Message::Pong(_)) | Ok(ws::Message::Nop) => {}

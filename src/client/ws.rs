@@ -15,9 +15,11 @@ use futures_util::SinkExt;
 
 use super::{transport, ClientSession};
 use crate::node::Node;
+use crate::protocol::Protocol;
 
-/// Centrifugo's JSON subprotocol, selected when a client offers it.
+/// Centrifugo's subprotocols: the first one a client offers is selected (and answered).
 const JSON_SUBPROTOCOL: &str = "centrifuge-json";
+const PROTOBUF_SUBPROTOCOL: &str = "centrifuge-protobuf";
 
 /// An upgrade request with the connection it arrived on.
 pub type Upgrade = (Request, Framed<TcpStream, h1::Codec>);
@@ -27,6 +29,7 @@ pub type Upgrade = (Request, Framed<TcpStream, h1::Codec>);
 /// its HTTP status and the connection closed.
 pub async fn accept(node: Arc<Node>, serves_websocket: bool, upgrade: Upgrade) -> Result<(), actix_http::Error> {
     let (request, mut framed) = upgrade;
+    let protocol = protocol_of(request.head());
     let response = match admit(&node, serves_websocket, request.head()) {
         Ok(response) => response,
         Err(refusal) => {
@@ -39,7 +42,7 @@ pub async fn accept(node: Arc<Node>, serves_websocket: bool, upgrade: Upgrade) -
         return Ok(());
     }
     let parts = framed.into_parts();
-    let session = ClientSession::new(node.clone());
+    let session = ClientSession::new(node.clone(), protocol);
     let codec = ws::Codec::new().max_size(node.settings.websocket.message_size_limit);
     transport::start(session, codec, parts.io, &parts.read_buf, &node.settings.websocket);
     Ok(())
@@ -74,18 +77,31 @@ fn admit(node: &Node, serves_websocket: bool, head: &RequestHead) -> Result<Resp
         tracing::debug!(%error, "WebSocket handshake refused");
         Response::from(error)
     })?;
-    if offers_json_subprotocol(head) {
-        response.insert_header((header::SEC_WEBSOCKET_PROTOCOL, HeaderValue::from_static(JSON_SUBPROTOCOL)));
+    if let Some(subprotocol) = offered_subprotocol(head) {
+        response.insert_header((header::SEC_WEBSOCKET_PROTOCOL, HeaderValue::from_static(subprotocol)));
     }
     response.message_body(()).map_err(Response::from)
 }
 
-fn offers_json_subprotocol(head: &RequestHead) -> bool {
+/// The first of Centrifugo's subprotocols the client offers.
+fn offered_subprotocol(head: &RequestHead) -> Option<&'static str> {
     head.headers
         .get_all(header::SEC_WEBSOCKET_PROTOCOL)
         .filter_map(|value| value.to_str().ok())
         .flat_map(|value| value.split(','))
-        .any(|protocol| protocol.trim() == JSON_SUBPROTOCOL)
+        .find_map(|offered| [JSON_SUBPROTOCOL, PROTOBUF_SUBPROTOCOL].into_iter().find(|ours| offered.trim() == *ours))
+}
+
+/// Protobuf when the client offers its subprotocol first, or asks with `?format=protobuf` or
+/// `?cf_protocol=protobuf` (as Centrifugo's handler does); JSON otherwise.
+fn protocol_of(head: &RequestHead) -> Protocol {
+    let query = head.uri.query().unwrap_or_default();
+    let asked_in_query = query.split('&').any(|pair| pair == "format=protobuf" || pair == "cf_protocol=protobuf");
+    if asked_in_query || offered_subprotocol(head) == Some(PROTOBUF_SUBPROTOCOL) {
+        Protocol::Protobuf
+    } else {
+        Protocol::Json
+    }
 }
 
 /// Answers a refused handshake (status and headers, no body) and closes the connection.

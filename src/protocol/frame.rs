@@ -2,7 +2,11 @@
 
 use std::collections::VecDeque;
 
+use bytes::Bytes;
 use bytestring::ByteString;
+
+use super::command::Command;
+use super::protobuf::{command_at, DecodeError};
 
 /// Splits an incoming frame into command lines. A single trailing `\n` is accepted; an empty
 /// frame or an empty line is malformed (close 3501, as the reference server does).
@@ -33,19 +37,46 @@ fn line_at(body: &str, at: usize) -> Option<(Result<&str, EmptyLine>, usize)> {
     Some((line, at + end + 1))
 }
 
-/// Frames received and not processed yet, read one command line at a time: a frame is kept as
-/// the bytes that arrived (parsed commands are ten times larger), and commands are processed as
-/// they are read, as Centrifugo's decoder does.
+/// Frames received and not processed yet, read one command at a time: a frame is kept as the
+/// bytes that arrived (parsed commands are ten times larger), and commands are processed as
+/// they are read, as Centrifugo's decoders do.
 #[derive(Debug, Default)]
-pub struct PendingLines {
-    frames: VecDeque<ByteString>,
-    /// Where the next line of the front frame starts.
+pub struct PendingCommands {
+    frames: VecDeque<Incoming>,
+    /// Where the next command of the front frame starts.
     at: usize,
 }
 
-impl PendingLines {
-    pub fn push(&mut self, frame: ByteString) {
-        self.frames.push_back(frame);
+/// A received frame, as its connection's protocol reads it.
+#[derive(Debug)]
+enum Incoming {
+    Json(ByteString),
+    Protobuf(Bytes),
+}
+
+/// Why a command could not be read (close 3501).
+#[derive(Debug, thiserror::Error)]
+pub enum Malformed {
+    /// An empty JSON frame or line.
+    #[error("empty frame or line")]
+    EmptyLine,
+    /// A JSON line that is not a command.
+    #[error("{0}")]
+    Json(#[from] serde_json::Error),
+    /// A Protobuf frame that does not hold commands.
+    #[error("{0}")]
+    Protobuf(#[from] DecodeError),
+}
+
+impl PendingCommands {
+    /// Queues a JSON frame (newline-separated commands).
+    pub fn push_json(&mut self, frame: ByteString) {
+        self.frames.push_back(Incoming::Json(frame));
+    }
+
+    /// Queues a Protobuf frame (length-delimited commands).
+    pub fn push_protobuf(&mut self, frame: Bytes) {
+        self.frames.push_back(Incoming::Protobuf(frame));
     }
 
     pub fn is_empty(&self) -> bool {
@@ -56,25 +87,43 @@ impl PendingLines {
         *self = Self::default();
     }
 
-    /// Hands the next line to `read`; `Err` for an empty frame or line, `None` when all lines
-    /// were taken.
-    pub fn next_line<T>(&mut self, read: impl FnOnce(&str) -> T) -> Option<Result<T, EmptyLine>> {
+    /// The next command and its size in bytes; `None` when all were taken. A malformed frame
+    /// yields its error once and is dropped.
+    pub fn next_command(&mut self) -> Option<Result<(Command, usize), Malformed>> {
         loop {
-            let frame = self.frames.front()?;
-            match line_at(body_of(frame), self.at) {
-                Some((line, next)) => {
+            let at = self.at;
+            let next = match self.frames.front()? {
+                Incoming::Json(frame) => line_at(body_of(frame), at).map(|(line, next)| {
+                    let command = line.map_err(|_| Malformed::EmptyLine).and_then(|line| {
+                        Command::parse(line).map(|command| (command, line.len())).map_err(Malformed::from)
+                    });
+                    (command, Some(next))
+                }),
+                Incoming::Protobuf(frame) => command_at(frame, at).map(|decoded| match decoded {
+                    Ok((command, next)) => (Ok((command, next - at)), Some(next)),
+                    Err(error) => (Err(Malformed::from(error)), None),
+                }),
+            };
+            match next {
+                Some((command, Some(next))) => {
                     self.at = next;
-                    return Some(line.map(read));
+                    return Some(command);
                 }
-                None => {
-                    self.frames.pop_front();
-                    self.at = 0;
-                    if self.frames.is_empty() {
-                        // An idle connection keeps no queue allocation.
-                        self.frames = VecDeque::new();
-                    }
+                Some((error, None)) => {
+                    self.drop_front();
+                    return Some(error);
                 }
+                None => self.drop_front(),
             }
+        }
+    }
+
+    fn drop_front(&mut self) {
+        self.frames.pop_front();
+        self.at = 0;
+        if self.frames.is_empty() {
+            // An idle connection keeps no queue allocation.
+            self.frames = VecDeque::new();
         }
     }
 }
@@ -101,22 +150,36 @@ mod tests {
         assert_eq!(split_lines("{}\r\n"), Ok(vec!["{}"]));
     }
 
-    fn drain(pending: &mut PendingLines) -> Vec<Result<String, EmptyLine>> {
-        std::iter::from_fn(|| pending.next_line(str::to_owned)).collect()
+    /// Each command's id, or `Err` with what was wrong.
+    fn drain(pending: &mut PendingCommands) -> Vec<Result<u32, String>> {
+        std::iter::from_fn(|| pending.next_command())
+            .map(|next| next.map(|(command, _)| command.id).map_err(|error| error.to_string()))
+            .collect()
     }
 
     #[test]
-    fn pending_lines_come_out_one_at_a_time_across_frames() {
-        let mut pending = PendingLines::default();
-        pending.push("a\r\nb\n".into());
-        pending.push("c".into());
-        assert_eq!(pending.next_line(str::to_owned), Some(Ok("a".to_owned())));
+    fn pending_commands_come_out_one_at_a_time_across_frames() {
+        let mut pending = PendingCommands::default();
+        pending.push_json("{\"id\":1}\r\n{\"id\":2}\n".into());
+        pending.push_json("{\"id\":3}".into());
+        assert_eq!(pending.next_command().map(|next| next.map(|(c, size)| (c.id, size)).ok()), Some(Some((1, 8))));
         assert!(!pending.is_empty());
-        assert_eq!(drain(&mut pending), vec![Ok("b".to_owned()), Ok("c".to_owned())]);
+        assert_eq!(drain(&mut pending), vec![Ok(2), Ok(3)]);
         assert!(pending.is_empty());
-        pending.push("x\n\ny".into());
-        pending.push("".into());
-        let expected = vec![Ok("x".to_owned()), Err(EmptyLine), Ok("y".to_owned()), Err(EmptyLine)];
-        assert_eq!(drain(&mut pending), expected);
+        pending.push_json("{\"id\":4}\n\n{\"id\":5}".into());
+        pending.push_json("".into());
+        let empty = Err("empty frame or line".to_owned());
+        assert_eq!(drain(&mut pending), vec![Ok(4), empty.clone(), Ok(5), empty]);
+    }
+
+    #[test]
+    fn protobuf_frames_yield_their_commands_then_an_error_ends_the_frame() {
+        let mut pending = PendingCommands::default();
+        // Two delimited commands (id 1, id 2), then a frame whose length runs past its end.
+        pending.push_protobuf(Bytes::from_static(&[2, 0x08, 0x01, 2, 0x08, 0x02]));
+        pending.push_protobuf(Bytes::from_static(&[9, 0x08]));
+        pending.push_protobuf(Bytes::new());
+        let past_end = Err("command length 9 past the end of the frame".to_owned());
+        assert_eq!(drain(&mut pending), vec![Ok(1), Ok(2), past_end, Err("empty frame".to_owned())]);
     }
 }

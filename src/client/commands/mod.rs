@@ -12,13 +12,13 @@ use std::time::Instant;
 
 use actix::prelude::*;
 use actix_web_actors::ws;
-use serde::Serialize;
 
 use crate::channel::Asker;
 use crate::client::session::{Busy, ClientSession, State};
 use crate::domain::{unix_now, ChannelName};
 use crate::metrics::METRICS;
 use crate::protocol::command::{Command, Request};
+use crate::protocol::protobuf::ReplyBody;
 use crate::protocol::reply::Empty;
 use crate::protocol::{Disconnect, ReplyError};
 
@@ -75,7 +75,7 @@ impl ClientSession {
     /// Runs `answer` and replies with its result; later commands wait until then.
     pub(in crate::client) fn reply_later<T, F>(&mut self, id: u32, method: &'static str, ctx: &mut Ctx, answer: F)
     where
-        T: Serialize + 'static,
+        T: ReplyBody + 'static,
         F: Future<Output = Result<T, ReplyError>> + 'static,
     {
         self.busy = Some(Box::new(Busy::Reply));

@@ -5,7 +5,8 @@ use crate::client::session::{ClientSession, State};
 use crate::domain::{unix_now, ChannelName, RawJson};
 use crate::node::VERSION;
 use crate::protocol::command::{RefreshRequest, SubRefreshRequest};
-use crate::protocol::reply::{self, RefreshResult, SubRefreshResult};
+use crate::protocol::outgoing::Push;
+use crate::protocol::reply::{RefreshResult, SubRefreshResult};
 use crate::protocol::{Disconnect, ReplyError};
 
 use super::{ttl_until, Ctx};
@@ -106,6 +107,6 @@ impl ClientSession {
             self.schedule_connection_expiry_check(at, ctx);
         }
         let body = SubRefreshResult { expires: expire_at.is_some(), ttl: expire_at.map(ttl_until).unwrap_or(0) };
-        self.push_line("push_refresh", &format!("{{\"push\":{{\"refresh\":{}}}}}", reply::to_json(&body)));
+        self.push_to_client("", Push::Refresh(&body));
     }
 }

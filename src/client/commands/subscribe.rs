@@ -7,7 +7,8 @@ use crate::client::session::{Busy, ClientSession, Subscription};
 use crate::domain::{unix_now, ChannelName, ClientInfo, RawJson, StreamPosition};
 use crate::metrics::METRICS;
 use crate::protocol::command::{ChannelRequest, SubscribeRequest};
-use crate::protocol::reply::{self, Empty, SubscribePush, SubscribeResult};
+use crate::protocol::outgoing::Push;
+use crate::protocol::reply::{Empty, SubscribePush, SubscribeResult};
 use crate::protocol::{Disconnect, ReplyError};
 use crate::registry::messages as registry;
 
@@ -254,9 +255,9 @@ impl ClientSession {
             positioned: result.positioned,
             data: result.data.as_ref(),
         };
-        self.push_line("push_subscribe", &reply::push(channel.as_str(), "subscribe", &announce));
+        self.push_to_client(channel.as_str(), Push::Subscribe(&announce));
         for publication in &result.publications {
-            self.push_line("push_publication", &reply::push(channel.as_str(), "pub", &**publication));
+            self.push_to_client(channel.as_str(), Push::Publication(publication));
         }
     }
 
