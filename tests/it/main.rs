@@ -17,6 +17,8 @@ mod cluster_history;
 mod ops;
 /// Presence, join/leave.
 mod presence;
+/// The Protobuf protocol: framing, replies, pushes, and malformed frames.
+mod protobuf;
 /// History, positioning and recovery.
 mod recovery;
 /// Pings, stale connections, token expiry and refresh.

@@ -416,17 +416,26 @@ pub struct RawSocket {
 
 /// Opcodes (RFC 6455 §5.2).
 pub const TEXT: u8 = 1;
+pub const BINARY: u8 = 2;
 pub const CLOSE: u8 = 8;
 pub const PING: u8 = 9;
 
 impl RawSocket {
     /// Opens the connection and completes the handshake.
     pub async fn open(node: &TestNode) -> Self {
+        Self::open_with(node, "", "").await.0
+    }
+
+    /// Opens the connection with `query` (e.g. `?format=protobuf`) and extra header lines (each
+    /// ending in `\r\n`); returns the socket and the 101 answer's head.
+    pub async fn open_with(node: &TestNode, query: &str, headers: &str) -> (Self, String) {
         use tokio::io::AsyncWriteExt;
         let mut stream = tokio::net::TcpStream::connect(node.addr).await.expect("connect");
-        let request = "GET /connection/websocket HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\n\
-                       Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n\
-                       Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n";
+        let request = format!(
+            "GET /connection/websocket{query} HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\n\
+             Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n\
+             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n{headers}\r\n"
+        );
         stream.write_all(request.as_bytes()).await.expect("send handshake");
         let mut socket = Self { stream, read: Vec::new() };
         let end = loop {
@@ -438,7 +447,7 @@ impl RawSocket {
         let head = String::from_utf8_lossy(&socket.read[..end]).into_owned();
         assert!(head.starts_with("HTTP/1.1 101 "), "{head}");
         socket.read.drain(..end);
-        socket
+        (socket, head)
     }
 
     /// Opens the connection and completes `connect` as `user`.

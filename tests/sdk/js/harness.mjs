@@ -10,6 +10,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 import { Centrifuge } from 'centrifuge';
+import { Centrifuge as ProtobufCentrifuge } from 'centrifuge/build/protobuf';
 import WebSocket from 'ws';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -176,7 +177,13 @@ export async function startGyre(patch = {}) {
      * records errors (the SDK's bundled EventEmitter throws on an unhandled `error` event).
      */
     client(opts = {}) {
-      const c = new Centrifuge(node.wsUrl, { websocket: WebSocket, minReconnectDelay: 100, maxReconnectDelay: 1000, ...opts });
+      return node.track(new Centrifuge(node.wsUrl, { websocket: WebSocket, minReconnectDelay: 100, maxReconnectDelay: 1000, ...opts }));
+    },
+    /** The same, with the SDK's Protobuf build (subprotocol `centrifuge-protobuf`). */
+    protobufClient(opts = {}) {
+      return node.track(new ProtobufCentrifuge(node.wsUrl, { websocket: WebSocket, minReconnectDelay: 100, maxReconnectDelay: 1000, ...opts }));
+    },
+    track(c) {
       c.errors = [];
       c.on('error', (ctx) => c.errors.push(ctx));
       node.clients.add(c);
