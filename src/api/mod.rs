@@ -6,6 +6,7 @@ mod auth;
 mod batch;
 mod error;
 mod glob;
+mod go_json;
 
 /// Compiles a `channels` glob pattern (empty = match all; malformed = match nothing).
 pub fn compile_glob(pattern: &str) -> Option<regex::Regex> {
@@ -27,6 +28,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 pub use error::ApiError;
+pub use methods::decode_request;
 
 use crate::metrics::METRICS;
 use crate::node::Node;
@@ -106,12 +108,13 @@ async fn dispatch(
 /// A body that is not valid JSON for the method (answered 400).
 pub(super) struct MalformedBody;
 
-/// Decodes a request body; `null` is an all-default request, as with Go's json.
+/// Decodes a request body as Go's json does: `null` is an all-default request, and keys match
+/// fields case-insensitively.
 fn decode<T: DeserializeOwned + Default>(body: &[u8]) -> Result<T, MalformedBody> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err(MalformedBody);
     }
-    serde_json::from_slice::<Option<T>>(body).map(Option::unwrap_or_default).map_err(|error| {
+    go_json::from_slice::<Option<T>>(body).map(Option::unwrap_or_default).map_err(|error| {
         tracing::debug!(%error, "API body is not valid JSON for this method");
         MalformedBody
     })

@@ -208,3 +208,13 @@ async fn api_key_in_the_query_is_percent_decoded_and_tried_after_a_wrong_header(
     assert_eq!(status("?api_key=k+e/y=%1", None).await, 401, "`+` is a space, as in Go");
     assert_eq!(status("?api_key=wrong", Some("wrong")).await, 401);
 }
+
+#[actix_web::test]
+async fn api_keys_match_fields_case_insensitively_as_go_does() {
+    let node = TestNode::start().await;
+    let mut client = node.connect_as("1").await;
+    client.request(2, "subscribe", json!({"channel": "news"})).await;
+    let (status, body) = node.api_raw("publish", r#"{"Channel":"news","DATA":{"Kept":"As Is"}}"#, Some(API_KEY)).await;
+    assert_eq!((status, body.as_str()), (200, r#"{"result":{}}"#));
+    assert_eq!(client.publication("news").await["data"], json!({"Kept": "As Is"}));
+}
