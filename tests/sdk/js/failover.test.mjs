@@ -175,9 +175,9 @@ describe('centrifuge-js failover: a clustered node killed with SIGKILL', () => {
       assert.equal(ctx.recovered, true, `${key}: node a recovers from the history shared through JetStream`);
       assert.equal(ctx.hasRecoveredPublications, true, `${key}: the missed publications are replayed`);
       assert.equal(ctx.streamPosition.epoch, epoch, `${key}: the same epoch on node a as on node b`);
-      // As in Centrifugo, a recovered subscribe answers the position the client asked from; the
-      // recovered publications carry it forward.
-      assert.equal(ctx.streamPosition.offset, 1, `${key}: the recovered subscribe answers the requested offset`);
+      // As in Centrifugo (`res.Offset = latestOffset`), a recovered subscribe answers the stream's
+      // top: 3, after the missed 2 and 3.
+      assert.equal(ctx.streamPosition.offset, 3, `${key}: the recovered subscribe answers the stream's top`);
       assert.equal(sub.state, 'subscribed');
       assert.deepEqual(subscribing.map((c) => c.code), [1], `${key}: one resubscribe, because the transport closed`);
     }
