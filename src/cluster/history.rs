@@ -217,7 +217,8 @@ impl HistoryStore {
         let lock = self.channel_lock(&subject);
         let _serial = lock.lock().await;
         let payload = bytes::Bytes::from(serde_json::to_vec(publication).map_err(js_error)?);
-        let msg_id = idempotency_key.map(|key| format!("{}:{key}", encode_token(channel)));
+        // Encoded like the channel: a key is any text, and a NATS header value takes no line breaks.
+        let msg_id = idempotency_key.map(|key| format!("{}:{}", encode_token(channel), encode_token(key)));
         let outcome = self.publish_next(shape, &subject, payload, msg_id.as_deref()).await;
         drop(_serial);
         self.forget_lock(&subject, lock);
