@@ -3,12 +3,14 @@
 # runs the Rust tests, the centrifuge-js SDK suite and the centrifuge-python/cent suite against
 # the real binary, then the offline checks of the deployment files (Dockerfile, docker-compose.yml,
 # k8s/), then the benchmark harness smoke test (gyre-bench unit tests + tiny fanout and idle runs
-# against the built gyre, no timing thresholds). Exits non-zero if any stage fails; prints a
-# summary at the end.
+# against the built gyre, no timing thresholds), then every fuzz target for FUZZ_SECONDS each
+# (default 20; tests/fuzz/run.sh, nightly + cargo-fuzz). Exits non-zero if any stage fails;
+# prints a summary at the end.
 #
-# Usage: bash tests/run.sh [rust] [js] [python] [deploy] [bench]     (no argument = all five)
+# Usage: bash tests/run.sh [rust] [js] [python] [deploy] [bench] [fuzz]     (no argument = all six)
 # Env:   GYRE_BIN   path of the gyre binary the SDK suites start (default target/debug/gyre)
 #        SKIP_INSTALL=1  do not install anything, use what is there
+#        FUZZ_SECONDS    seconds per fuzz target (default 20)
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -19,7 +21,7 @@ PY_DIR="tests/sdk/python"
 VENV="$PY_DIR/.venv"
 
 STAGES=("$@")
-[[ ${#STAGES[@]} -eq 0 ]] && STAGES=(rust js python deploy bench)
+[[ ${#STAGES[@]} -eq 0 ]] && STAGES=(rust js python deploy bench fuzz)
 want() { local s; for s in "${STAGES[@]}"; do [[ "$s" == "$1" ]] && return 0; done; return 1; }
 
 log() { printf '\n==> %s\n' "$*"; }
@@ -129,6 +131,10 @@ count_deploy() {
   # tests/deploy/validate.sh ends with "deploy checks: N passed, M failed".
   awk '/^deploy checks: [0-9]+ passed, [0-9]+ failed/ { p = $3; f = $5 } END { print p + 0, f + 0 }' "$1"
 }
+count_fuzz() {
+  # tests/fuzz/run.sh ends with "fuzz: N passed, M failed".
+  awk '/^fuzz: [0-9]+ passed, [0-9]+ failed/ { p = $2; f = $4 } END { print p + 0, f + 0 }' "$1"
+}
 count_pytest() {
   grep -E '(passed|failed|errors?|no tests ran).* in [0-9.]+s' "$1" | tail -n 1 |
     awk '{ for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p = $i; if ($(i+1) ~ /^(failed|errors?)/) f += $i } }
@@ -151,6 +157,11 @@ fi
 if want bench; then
   # benches/gyre-bench: its unit tests and tests/smoke.rs (starts $GYRE_BIN, runs gyre-bench).
   run_stage bench count_cargo cargo test -p gyre-bench
+fi
+
+if want fuzz; then
+  # Every fuzz target for FUZZ_SECONDS (default 20) with its seeds; fails on a crash.
+  run_stage fuzz count_fuzz bash tests/fuzz/run.sh "${FUZZ_SECONDS:-20}"
 fi
 
 # ---------------------------------------------------------------- summary

@@ -48,6 +48,28 @@ pub(super) async fn execute(method: &str, body: &[u8], node: &Arc<Node>) -> Opti
     })
 }
 
+/// Decodes `body` as `method`'s request without running it: `None` for an unknown method, else
+/// whether it is a valid request (the entry point of the API fuzz target).
+pub fn decode_request(method: &str, body: &[u8]) -> Option<bool> {
+    fn valid<Req: DeserializeOwned + Default>(body: &[u8]) -> bool {
+        super::decode::<Req>(body).is_ok()
+    }
+    Some(match method {
+        "publish" => valid::<publish::PublishRequest>(body),
+        "broadcast" => valid::<publish::BroadcastRequest>(body),
+        "subscribe" => valid::<users::SubscribeRequest>(body),
+        "unsubscribe" => valid::<users::UnsubscribeRequest>(body),
+        "disconnect" => valid::<users::DisconnectRequest>(body),
+        "refresh" => valid::<users::RefreshRequest>(body),
+        "history" => valid::<queries::HistoryRequest>(body),
+        "presence" | "presence_stats" | "history_remove" => valid::<queries::ChannelRequest>(body),
+        "channels" => valid::<queries::ChannelsRequest>(body),
+        "info" => valid::<queries::InfoRequest>(body),
+        "rpc" => valid::<queries::RpcRequest>(body),
+        _ => return None,
+    })
+}
+
 async fn run<Req, Res, Fut>(body: &[u8], handler: impl FnOnce(Req) -> Fut) -> Result<Outcome, MalformedBody>
 where
     Req: DeserializeOwned + Default,

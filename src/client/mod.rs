@@ -11,7 +11,7 @@
 //! * [`frame_guard`]: frame boundaries and sizes checked as the client's bytes arrive.
 
 mod commands;
-mod frame_guard;
+pub mod frame_guard;
 pub mod messages;
 pub mod outbox;
 mod pings;

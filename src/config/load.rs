@@ -78,15 +78,33 @@ pub fn load_with(
     env: &HashMap<String, String>,
     overrides: &[Override],
 ) -> Result<Loaded, ConfigError> {
-    let schema = schema::schema().map_err(|e| ConfigError::Invalid(format!("internal error: {e}")))?;
-    let mut tree = match path {
+    let tree = match path {
         Some(path) => read_file(path)?,
         None => Value::Object(Map::new()),
     };
+    let label = path.map(|p| p.display().to_string()).unwrap_or_default();
+    load_tree(tree, &label, env, overrides)
+}
+
+/// Loads settings from config text in `format` (`json`, `yaml` or `toml`) alone, with no
+/// environment: what a config file with that content gives (the config fuzz target's entry).
+pub fn load_text(text: &str, format: &str) -> Result<Loaded, ConfigError> {
+    let path = Path::new("config").with_extension(format);
+    let tree = parse_text(&path, text)?;
+    load_tree(tree, "config", &HashMap::new(), &[])
+}
+
+fn load_tree(
+    mut tree: Value,
+    label: &str,
+    env: &HashMap<String, String>,
+    overrides: &[Override],
+) -> Result<Loaded, ConfigError> {
+    let schema = schema::schema().map_err(|e| ConfigError::Invalid(format!("internal error: {e}")))?;
     lowercase_keys(&mut tree);
     if !tree.is_object() {
         return Err(ConfigError::File {
-            path: path.map(|p| p.display().to_string()).unwrap_or_default(),
+            path: label.to_owned(),
             reason: "the top level must be a map of keys".to_owned(),
         });
     }
@@ -128,22 +146,37 @@ pub fn load_with(
 /// Reads a JSON, YAML or TOML file (by extension) into a tree.
 fn read_file(path: &Path) -> Result<Value, ConfigError> {
     let file_error = |reason: String| ConfigError::File { path: path.display().to_string(), reason };
-    let extension = path.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
-    let format = match extension.as_str() {
-        "json" => config::FileFormat::Json,
-        "yaml" | "yml" => config::FileFormat::Yaml,
-        "toml" => config::FileFormat::Toml,
-        _ => return Err(file_error("unsupported file extension; use .json, .yaml, .yml or .toml".to_owned())),
-    };
+    if format_of(path).is_none() {
+        return parse_text(path, "");
+    }
     if !path.is_file() {
         return Err(file_error("file not found".to_owned()));
     }
     let text = std::fs::read_to_string(path).map_err(|e| file_error(e.to_string()))?;
+    parse_text(path, &text)
+}
+
+fn format_of(path: &Path) -> Option<config::FileFormat> {
+    let extension = path.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
+    match extension.as_str() {
+        "json" => Some(config::FileFormat::Json),
+        "yaml" | "yml" => Some(config::FileFormat::Yaml),
+        "toml" => Some(config::FileFormat::Toml),
+        _ => None,
+    }
+}
+
+/// Parses the text of the config file at `path` (its extension names the format) into a tree.
+fn parse_text(path: &Path, text: &str) -> Result<Value, ConfigError> {
+    let file_error = |reason: String| ConfigError::File { path: path.display().to_string(), reason };
+    let Some(format) = format_of(path) else {
+        return Err(file_error("unsupported file extension; use .json, .yaml, .yml or .toml".to_owned()));
+    };
     if text.trim().is_empty() {
         return Ok(Value::Object(Map::new()));
     }
     config::Config::builder()
-        .add_source(config::File::from_str(&text, format))
+        .add_source(config::File::from_str(text, format))
         .build()
         .and_then(|c| c.try_deserialize::<Value>())
         .map_err(|e| file_error(without_source_lines(&e.to_string())))
