@@ -445,8 +445,13 @@ impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for ClientSession {
                 ctx.stop();
             }
             Err(ws::ProtocolError::Overflow) => self.close(ctx, Disconnect::MESSAGE_TOO_BIG),
-            // The decoder reports a text frame that is not UTF-8 as an I/O error of its own.
-            Err(ws::ProtocolError::Io(_)) if !self.flow.input_failed() => self.close(ctx, Disconnect::INVALID_UTF8),
+            // The decoder reports a text frame that is not UTF-8 as an I/O error of kind `Other`
+            // (reserved bits are `InvalidData`, a protocol error; socket errors end the input).
+            Err(ws::ProtocolError::Io(error))
+                if !self.flow.input_failed() && error.kind() == std::io::ErrorKind::Other =>
+            {
+                self.close(ctx, Disconnect::INVALID_UTF8)
+            }
             Err(error) => {
                 tracing::debug!(client = %self.id, %error, "websocket protocol error");
                 self.close(ctx, Disconnect::PROTOCOL_ERROR);

@@ -6,8 +6,8 @@
 # Usage: bash tests/fuzz/run.sh [SECONDS_PER_TARGET] [TARGET...]   (default 20 s, every target)
 # Env:   FUZZ_BUILD  cargo-fuzz build flags; default "--dev -s none": an unoptimized build without
 #        AddressSanitizer compiles in half the time for CI's short runs (gyre forbids unsafe code,
-#        so the sanitizer finds little a panic would not). Long runs use FUZZ_BUILD="-O" (release,
-#        AddressSanitizer); docs/reliability.md records them.
+#        so the sanitizer finds little a panic would not). Long runs use FUZZ_BUILD=" " (cargo-fuzz's
+#        default: optimized, debug assertions, AddressSanitizer); docs/reliability.md records them.
 # Needs the nightly toolchain (rustup) and cargo-fuzz (installed from crates.io if missing).
 # Ends with "fuzz: N passed, M failed".
 set -uo pipefail

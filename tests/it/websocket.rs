@@ -153,3 +153,37 @@ async fn replies_the_socket_does_not_take_count_against_queue_max_size() {
     // Reading now: the replies the socket held, then 3008.
     assert_eq!(socket.close_code().await, Some(3008));
 }
+
+#[actix_web::test]
+async fn a_ping_between_fragments_is_answered_and_the_message_still_processed() {
+    let node = TestNode::start().await;
+    let mut socket = RawSocket::connected(&node, "u").await;
+    let (head, tail) = PING_COMMAND.split_at(6);
+    socket.send_frame(false, TEXT, head.as_bytes()).await;
+    socket.send_frame(true, PING, b"are you there").await;
+    socket.send_frame(true, 0, tail.as_bytes()).await;
+    assert_eq!(socket.next_frame().await, Some((PONG, b"are you there".to_vec())), "the pong echoes the payload");
+    assert_eq!(socket.next_frame().await, Some((TEXT, PING_COMMAND.as_bytes().to_vec())));
+}
+
+#[actix_web::test]
+async fn protocol_violations_close_with_1002() {
+    let node = TestNode::start().await;
+    let text_frame = |first: u8| {
+        let mut bytes = vec![first, 0x80 | PING_COMMAND.len() as u8, 0, 0, 0, 0];
+        bytes.extend_from_slice(PING_COMMAND.as_bytes());
+        bytes
+    };
+    let mut unmasked = vec![0x81, PING_COMMAND.len() as u8];
+    unmasked.extend_from_slice(PING_COMMAND.as_bytes());
+    let cases = [
+        ("RSV1 set without an extension", text_frame(0x80 | 0x40 | TEXT)),
+        ("reserved opcode 3", text_frame(0x80 | 3)),
+        ("unmasked client frame", unmasked),
+    ];
+    for (name, bytes) in cases {
+        let mut socket = RawSocket::connected(&node, "u").await;
+        socket.send_raw(&bytes).await;
+        assert_eq!(socket.close_code().await, Some(1002), "{name}");
+    }
+}
