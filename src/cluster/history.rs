@@ -15,8 +15,8 @@
 //! * Idempotency: `Nats-Msg-Id` (`<channel>:<key>`) within the stream's duplicate window; a
 //!   repeat answers the first publication's position.
 //! * An empty channel gets a position too: a *meta* message (no publication, offset = top) pins
-//!   its epoch so every node reports the same one; `history_remove` purges the channel and writes
-//!   a meta message with the old top.
+//!   its epoch so every node reports the same one; `history_remove` writes a meta message with the
+//!   old top, then purges everything before it.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -364,13 +364,18 @@ impl HistoryStore {
         self.ensure_connected()?;
         let subject = self.history_subject(shape, channel);
         let Some(top) = self.read_top(shape, &subject).await? else { return Ok(()) };
-        self.stream(shape)?.purge().filter(subject.clone()).await.map_err(js_error)?;
-        self.tops.lock().map(|mut t| t.remove(&subject)).ok();
-        match self.write_meta(&subject, &top.position, 0).await {
-            // A publish raced in after the purge: it started a new epoch, which is fine too.
-            Err(error) if error.kind() == PublishErrorKind::WrongLastSequence => Ok(()),
-            other => other.map(|_| ()).map_err(js_error),
+        // The meta message first, then everything before it: the channel never has no message,
+        // so no node meanwhile takes it for a new channel and pins a new epoch.
+        match self.write_meta(&subject, &top.position, top.seq).await {
+            // A publish raced in: it carries the position, and it is kept below.
+            Err(error) if error.kind() == PublishErrorKind::WrongLastSequence => {}
+            other => {
+                other.map_err(js_error)?;
+            }
         }
+        self.stream(shape)?.purge().filter(subject.clone()).keep(1).await.map_err(js_error)?;
+        self.tops.lock().map(|mut t| t.remove(&subject)).ok();
+        Ok(())
     }
 
     /// The channel's position as stored (`None` for a channel never published to).
