@@ -147,7 +147,7 @@ fn load_tree(
 fn read_file(path: &Path) -> Result<Value, ConfigError> {
     let file_error = |reason: String| ConfigError::File { path: path.display().to_string(), reason };
     if format_of(path).is_none() {
-        return parse_text(path, "");
+        return Err(file_error(UNSUPPORTED_EXTENSION.to_owned()));
     }
     if !path.is_file() {
         return Err(file_error("file not found".to_owned()));
@@ -155,6 +155,8 @@ fn read_file(path: &Path) -> Result<Value, ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|e| file_error(e.to_string()))?;
     parse_text(path, &text)
 }
+
+const UNSUPPORTED_EXTENSION: &str = "unsupported file extension; use .json, .yaml, .yml or .toml";
 
 fn format_of(path: &Path) -> Option<config::FileFormat> {
     let extension = path.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
@@ -170,7 +172,7 @@ fn format_of(path: &Path) -> Option<config::FileFormat> {
 fn parse_text(path: &Path, text: &str) -> Result<Value, ConfigError> {
     let file_error = |reason: String| ConfigError::File { path: path.display().to_string(), reason };
     let Some(format) = format_of(path) else {
-        return Err(file_error("unsupported file extension; use .json, .yaml, .yml or .toml".to_owned()));
+        return Err(file_error(UNSUPPORTED_EXTENSION.to_owned()));
     };
     if text.trim().is_empty() {
         return Ok(Value::Object(Map::new()));
