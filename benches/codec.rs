@@ -19,18 +19,16 @@
 //! function's inclusive Ir by 10,000 (or by its call count).
 
 use std::hint::black_box;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use gyre::auth::TokenVerifier;
 use gyre::config::Settings;
-use gyre::domain::{unix_now, Publication};
+use gyre::domain::{unix_now, Payload, Publication};
 use gyre::protocol::command::Command;
 use gyre::protocol::frame::split_lines;
 use gyre::protocol::reply::push;
 use jsonwebtoken::{encode, EncodingKey, Header};
 use serde_json::json;
-use serde_json::value::RawValue;
 
 const SECRET: &str = "bench-secret";
 const SAMPLES: usize = 7;
@@ -104,13 +102,13 @@ fn main() {
 
     let data = format!(r#"{{"n":12345,"text":"{}"}}"#, "x".repeat(80));
     let publication = Publication {
-        data: Arc::from(RawValue::from_string(data).expect("valid JSON")),
+        data: Payload::from(data.as_str()),
         info: None,
         offset: 42,
         tags: Default::default(),
     };
     bench("encode publication push", fixed, || {
-        black_box(push(black_box("news"), "pub", black_box(&publication)));
+        black_box(push(black_box("news"), "pub", black_box(&publication)).expect("JSON data"));
     });
 
     let mut settings = Settings::default();

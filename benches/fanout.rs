@@ -41,10 +41,9 @@ use gyre::channel::{Channel, ChannelRules};
 use gyre::client::messages::{ClientHandle, Deliver};
 use gyre::client::outbox::{Deliveries, Outbox};
 use gyre::config::Settings;
-use gyre::domain::{ClientId, ClientInfo, Publication, RawJson};
+use gyre::domain::{ClientId, ClientInfo, Payload, Publication};
 use gyre::protocol::Protocol;
 use gyre::registry::messages::ChannelIdle;
-use serde_json::value::RawValue;
 use tokio::sync::Notify;
 
 const CHANNEL: &str = "news";
@@ -119,10 +118,10 @@ struct Round {
     elapsed: Duration,
 }
 
-fn payload(n: usize) -> RawJson {
+fn payload(n: usize) -> Payload {
     // ~100 bytes of JSON, like the load plan's payload (a counter and a filler string).
     let text = format!(r#"{{"n":{n},"text":"{}"}}"#, "x".repeat(80));
-    Arc::from(RawValue::from_string(text).expect("valid JSON"))
+    Payload::from(text.as_str())
 }
 
 async fn round(settings: &Settings, subscribers: usize, publications: usize, paced: bool) -> Round {

@@ -5,26 +5,21 @@ use std::sync::Arc;
 
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
-use serde_json::value::RawValue;
 
 use super::error::ErrorBody;
 use super::ApiError;
 use crate::channel::ResolvedChannel;
-use crate::domain::{frame_safe, Publication, RawJson};
+use crate::domain::{present, Payload, Publication};
 use crate::node::Node;
 use crate::registry::messages as registry;
-
-pub(super) fn raw_opt<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Box<RawValue>>, D::Error> {
-    Box::<RawValue>::deserialize(d).map(Some)
-}
 
 /// `publish` request.
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
 pub(super) struct PublishRequest {
     channel: String,
-    #[serde(deserialize_with = "raw_opt")]
-    data: Option<Box<RawValue>>,
+    #[serde(deserialize_with = "present")]
+    data: Option<Payload>,
     b64data: String,
     skip_history: bool,
     tags: BTreeMap<String, String>,
@@ -36,8 +31,8 @@ pub(super) struct PublishRequest {
 #[serde(default)]
 pub(super) struct BroadcastRequest {
     channels: Vec<String>,
-    #[serde(deserialize_with = "raw_opt")]
-    data: Option<Box<RawValue>>,
+    #[serde(deserialize_with = "present")]
+    data: Option<Payload>,
     b64data: String,
     skip_history: bool,
     tags: BTreeMap<String, String>,
@@ -57,15 +52,14 @@ fn is_zero(value: &u64) -> bool {
     *value == 0
 }
 
-/// The payload: `b64data` (decoded; must be JSON for JSON clients) wins over `data`.
-pub(super) fn payload(data: Option<Box<RawValue>>, b64data: &str) -> Result<RawJson, ApiError> {
-    if !b64data.is_empty() {
-        let bytes = base64::engine::general_purpose::STANDARD.decode(b64data).map_err(|_| ApiError::BadRequest)?;
-        let text = String::from_utf8(bytes).map_err(|_| ApiError::BadRequest)?;
-        let raw = RawValue::from_string(text).map_err(|_| ApiError::BadRequest)?;
-        return Ok(frame_safe(raw));
+/// The payload: `b64data` (any bytes, base64) wins over `data` (a JSON value, kept as sent).
+/// Invalid base64 is 107; whether the payload may be empty is the channel's data format's call.
+pub(super) fn payload(data: Option<Payload>, b64data: &str) -> Result<Payload, ApiError> {
+    if b64data.is_empty() {
+        return Ok(data.unwrap_or_default());
     }
-    data.map(frame_safe).ok_or(ApiError::BadRequest)
+    let bytes = base64::engine::general_purpose::STANDARD.decode(b64data).map_err(|_| ApiError::BadRequest)?;
+    Ok(Payload::new(bytes))
 }
 
 pub(super) fn resolve(node: &Node, channel: &str) -> Result<ResolvedChannel, ApiError> {
@@ -85,10 +79,13 @@ struct Options<'a> {
 async fn publish_one(
     node: &Node,
     channel: &str,
-    data: RawJson,
+    data: Payload,
     options: &Options<'_>,
 ) -> Result<PublishResult, ApiError> {
     let channel = resolve(node, channel)?;
+    if !channel.namespace.data_format.accepts(data.as_bytes()) {
+        return Err(ApiError::BadRequest);
+    }
     let publication = Publication { data, info: None, offset: 0, tags: options.tags.clone() };
     let idempotency_key = (!options.idempotency_key.is_empty()).then(|| options.idempotency_key.to_owned());
     let message = registry::Publish { channel, publication, skip_history: options.skip_history, idempotency_key };

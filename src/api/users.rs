@@ -4,15 +4,14 @@
 use std::sync::Arc;
 
 use serde::Deserialize;
-use serde_json::value::RawValue;
 
-use super::publish::{raw_opt, resolve};
+use super::publish::resolve;
 use super::queries::{Empty, SinceRequest};
 use super::ApiError;
 use crate::client::messages::{ServerSubscribe, SubscribeOverrides};
 use crate::cluster::envelope::{ControlCommand, Overrides, UserTarget};
 use crate::cluster::SendControl;
-use crate::domain::{frame_safe, ClientId, RawJson, StreamPosition};
+use crate::domain::{present, ClientId, Payload, StreamPosition};
 use crate::node::Node;
 use crate::protocol::Disconnect;
 use crate::registry::messages::{ToUser, UserAction};
@@ -42,11 +41,11 @@ pub(super) struct SubscribeRequest {
     channel: String,
     client: String,
     session: String,
-    #[serde(deserialize_with = "raw_opt")]
-    info: Option<Box<RawValue>>,
+    #[serde(deserialize_with = "present")]
+    info: Option<Payload>,
     b64info: String,
-    #[serde(deserialize_with = "raw_opt")]
-    data: Option<Box<RawValue>>,
+    #[serde(deserialize_with = "present")]
+    data: Option<Payload>,
     b64data: String,
     recover_since: Option<SinceRequest>,
     expire_at: i64,
@@ -54,10 +53,10 @@ pub(super) struct SubscribeRequest {
     overrides: Option<OverrideRequest>,
 }
 
-/// Raw JSON from `b64<name>` (wins when non-empty) or `<name>`.
-fn optional_payload(raw: Option<Box<RawValue>>, b64: &str) -> Result<Option<RawJson>, ApiError> {
+/// Bytes from `b64<name>` (wins when non-empty) or the JSON value of `<name>`.
+fn optional_payload(json: Option<Payload>, b64: &str) -> Result<Option<Payload>, ApiError> {
     if b64.is_empty() {
-        return Ok(raw.map(frame_safe));
+        return Ok(json);
     }
     super::publish::payload(None, b64).map(Some)
 }
@@ -192,13 +191,13 @@ pub(super) struct RefreshRequest {
     session: String,
     expired: bool,
     expire_at: i64,
-    #[serde(deserialize_with = "raw_opt")]
-    info: Option<Box<RawValue>>,
+    #[serde(deserialize_with = "present")]
+    info: Option<Payload>,
 }
 
 pub(super) async fn refresh(node: &Arc<Node>, req: RefreshRequest) -> Result<Empty, ApiError> {
     let (expired, expire_at, info) =
-        (req.expired, (req.expire_at > 0).then_some(req.expire_at), req.info.map(frame_safe));
+        (req.expired, (req.expire_at > 0).then_some(req.expire_at), req.info);
     let action = UserAction::Refresh { expired, expire_at, info: info.clone() };
     let message = target(req.user, req.client, req.session, action);
     everywhere(node, message, |target| ControlCommand::Refresh { target, expired, expire_at, info }).await?;

@@ -7,7 +7,7 @@ use serde_json::Value;
 
 use super::keys::KeySet;
 use super::TokenError;
-use crate::domain::RawJson;
+use crate::domain::Payload;
 
 /// Claims of a verified connection token.
 #[derive(Debug, Clone)]
@@ -17,11 +17,11 @@ pub struct ConnectionClaims {
     /// When the connection expires (Unix s); `None` = never.
     pub expire_at: Option<i64>,
     /// Connection info (`info` / `b64info`).
-    pub info: Option<RawJson>,
+    pub info: Option<Payload>,
     /// Server-side subscriptions (`subs` keys, else `channels`).
     pub channels: Vec<String>,
     /// Per-channel info from `subs`.
-    pub subs_info: BTreeMap<String, RawJson>,
+    pub subs_info: BTreeMap<String, Payload>,
     /// The whole payload.
     pub raw: Value,
 }
@@ -38,9 +38,9 @@ pub struct SubscriptionClaims {
     /// When the subscription expires (Unix s); `None` = never.
     pub expire_at: Option<i64>,
     /// Channel info (`info` / `b64info`).
-    pub info: Option<RawJson>,
+    pub info: Option<Payload>,
     /// Data for the subscribe reply (`data` / `b64data`).
-    pub data: Option<RawJson>,
+    pub data: Option<Payload>,
     /// The whole payload.
     pub raw: Value,
 }
@@ -114,16 +114,15 @@ fn expiry(payload: &Value) -> Result<Option<i64>, TokenError> {
     }
 }
 
-/// Raw JSON from `<name>` or, when non-empty, base64 JSON from `b64<name>`.
-fn raw_claim(payload: &Value, name: &str) -> Result<Option<RawJson>, TokenError> {
+/// The JSON value of `<name>` or, when non-empty, the bytes base64-encoded in `b64<name>` (any
+/// bytes: Protobuf clients take binary info; JSON clients are closed with 3506 if it is not JSON).
+fn raw_claim(payload: &Value, name: &str) -> Result<Option<Payload>, TokenError> {
     let b64_name = format!("b64{name}");
     if let Some(encoded) = payload.get(&b64_name).and_then(Value::as_str).filter(|s| !s.is_empty()) {
         let bytes = base64::engine::general_purpose::STANDARD
             .decode(encoded)
             .map_err(|_| TokenError::Invalid(format!("{b64_name} is not base64")))?;
-        let value: Value =
-            serde_json::from_slice(&bytes).map_err(|_| TokenError::Invalid(format!("{b64_name} is not JSON")))?;
-        return to_raw(&value).map(Some);
+        return Ok(Some(Payload::new(bytes)));
     }
     match payload.get(name) {
         None | Some(Value::Null) => Ok(None),
@@ -131,8 +130,8 @@ fn raw_claim(payload: &Value, name: &str) -> Result<Option<RawJson>, TokenError>
     }
 }
 
-fn to_raw(value: &Value) -> Result<RawJson, TokenError> {
-    serde_json::value::to_raw_value(value).map(RawJson::from).map_err(|_| TokenError::invalid("claim is not JSON"))
+fn to_raw(value: &Value) -> Result<Payload, TokenError> {
+    serde_json::value::to_raw_value(value).map(Payload::from_json).map_err(|_| TokenError::invalid("claim is not JSON"))
 }
 
 fn string_list(payload: &Value, claim: &str) -> Result<Vec<String>, TokenError> {

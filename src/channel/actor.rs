@@ -95,7 +95,8 @@ impl Channel {
     }
 
     /// Hands `push` to subscribers without waiting, encoded at most once per protocol and
-    /// shared; slow subscribers are disconnected (3008).
+    /// shared; slow subscribers are disconnected (3008), and so are JSON subscribers when the
+    /// push holds a payload JSON cannot carry (3506, as Centrifugo does).
     fn fan_out(&mut self, push: Push<'_>, join_leave_only: bool) {
         let mut frames = [None, None];
         let mut dropped = Vec::new();
@@ -105,25 +106,41 @@ impl Channel {
                 continue;
             }
             let protocol = subscriber.handle.protocol;
-            let frame = frames[protocol as usize].get_or_insert_with(|| push.frame(protocol, self.name.as_str()));
+            let encoded = frames[protocol as usize].get_or_insert_with(|| push.frame(protocol, self.name.as_str()));
+            let Ok(frame) = encoded else {
+                dropped.push((id.clone(), Some(Disconnect::INAPPROPRIATE_PROTOCOL)));
+                continue;
+            };
             match subscriber.handle.deliver_frame(frame, self.queue_max_size) {
                 Ok(()) => {
                     delivered += 1;
                     bytes += frame.len();
                 }
-                Err(error) => dropped.push((id.clone(), error)),
+                Err(DeliverError::Slow) => dropped.push((id.clone(), Some(Disconnect::SLOW))),
+                Err(DeliverError::Gone) => dropped.push((id.clone(), None)),
             }
         }
         METRICS.fanned_out(push.frame_type(), delivered, bytes);
-        for (id, error) in dropped {
-            if let Some(subscriber) = self.subscribers.remove(&id) {
-                if error == DeliverError::Slow {
-                    tracing::info!(client = %id, channel = %self.name, "client too slow to read; disconnecting (3008)");
-                    subscriber.handle.send(Deliver::Disconnect(Disconnect::SLOW));
-                }
-                self.push_join_leave("leave", &subscriber.info);
-            }
+        for (id, disconnect) in dropped {
+            self.drop_subscriber(&id, disconnect);
         }
+    }
+
+    /// Removes a subscriber that could not take a push, disconnecting it unless it is gone.
+    fn drop_subscriber(&mut self, id: &ClientId, disconnect: Option<Disconnect>) {
+        let Some(subscriber) = self.subscribers.remove(id) else { return };
+        if let Some(disconnect) = disconnect {
+            if disconnect.code == Disconnect::SLOW.code {
+                tracing::info!(client = %id, channel = %self.name, "client too slow to read; disconnecting (3008)");
+            } else {
+                tracing::info!(
+                    client = %id, channel = %self.name, code = disconnect.code,
+                    "a push holds data that is not JSON and this client speaks JSON; disconnecting"
+                );
+            }
+            subscriber.handle.send(Deliver::Disconnect(disconnect));
+        }
+        self.push_join_leave("leave", &subscriber.info);
     }
 
     fn push_join_leave(&mut self, kind: &str, info: &ClientInfo) {

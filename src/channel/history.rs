@@ -180,13 +180,13 @@ impl Stream {
 mod tests {
     use std::collections::BTreeMap;
 
-    use serde_json::value::RawValue;
+    use crate::domain::Payload;
 
     use super::*;
 
     fn publication(n: u32) -> Publication {
         Publication {
-            data: RawValue::from_string(n.to_string()).unwrap().into(),
+            data: Payload::from(n.to_string().as_str()),
             info: None,
             offset: 0,
             tags: BTreeMap::new(),

@@ -11,4 +11,4 @@ pub use actor::Channel;
 
 /// How long a publish idempotency key is remembered (Centrifugo: 300 s).
 pub const IDEMPOTENCY_WINDOW: std::time::Duration = std::time::Duration::from_secs(300);
-pub use rules::{Action, Asker, ChannelRules, HistoryShape, Namespace, ResolvedChannel};
+pub use rules::{Action, Asker, ChannelRules, DataFormat, HistoryShape, Namespace, ResolvedChannel};

@@ -21,7 +21,49 @@ pub struct Namespace {
     pub options: ChannelOptions,
     /// Retention of the namespace's history; `None` when history is off.
     pub history: Option<HistoryShape>,
+    /// What publication data must look like (the namespace's, else the global one).
+    pub data_format: DataFormat,
     regex: Option<Regex>,
+}
+
+/// `publication_data_format`: what API and client publications must carry (error 107 otherwise).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DataFormat {
+    /// `""`: anything but empty data.
+    #[default]
+    NonEmpty,
+    /// `json`: a JSON value.
+    Json,
+    /// `json_object`: a JSON object.
+    JsonObject,
+    /// `binary`: anything, empty included.
+    Binary,
+}
+
+impl DataFormat {
+    /// The format a config value names (validated at load; unknown values act as `""`).
+    pub fn from_config(value: &str) -> Self {
+        match value {
+            "json" => Self::Json,
+            "json_object" => Self::JsonObject,
+            "binary" => Self::Binary,
+            _ => Self::NonEmpty,
+        }
+    }
+
+    /// Whether `data` is acceptable publication data.
+    pub fn accepts(self, data: &[u8]) -> bool {
+        let is_json = || serde_json::from_slice::<serde::de::IgnoredAny>(data).is_ok();
+        match self {
+            Self::NonEmpty => !data.is_empty(),
+            Self::Json => is_json(),
+            Self::JsonObject => {
+                let trimmed = data.trim_ascii();
+                trimmed.first() == Some(&b'{') && trimmed.last() == Some(&b'}') && is_json()
+            }
+            Self::Binary => true,
+        }
+    }
 }
 
 /// How a namespace retains history: what a cluster-wide history stream is keyed by.
@@ -84,14 +126,17 @@ impl ChannelRules {
     pub fn from_settings(settings: &Settings) -> Result<Self, String> {
         let channel = &settings.channel;
         let mut namespaces = HashMap::new();
-        let meta_ttl = channel.history_meta_ttl;
+        let defaults = Defaults {
+            meta_ttl: channel.history_meta_ttl,
+            data_format: DataFormat::from_config(&channel.publication_data_format),
+        };
         for ns in &channel.namespaces {
-            let namespace = Namespace::new(Some(ns.name.clone()), ns.options.clone(), meta_ttl)?;
+            let namespace = Namespace::new(Some(ns.name.clone()), ns.options.clone(), defaults)?;
             namespaces.insert(ns.name.clone(), Arc::new(namespace));
         }
         Ok(Self {
             namespaces,
-            default: Arc::new(Namespace::new(None, channel.without_namespace.clone(), meta_ttl)?),
+            default: Arc::new(Namespace::new(None, channel.without_namespace.clone(), defaults)?),
             private_prefix: channel.private_prefix.clone(),
             namespace_boundary: channel.namespace_boundary.clone(),
             user_boundary: channel.user_boundary.clone(),
@@ -192,17 +237,28 @@ impl ChannelRules {
     }
 }
 
+/// Global values a namespace option falls back to when it is left empty.
+#[derive(Clone, Copy)]
+struct Defaults {
+    meta_ttl: Duration,
+    data_format: DataFormat,
+}
+
 impl Namespace {
-    fn new(name: Option<String>, options: ChannelOptions, global_meta_ttl: Duration) -> Result<Self, String> {
+    fn new(name: Option<String>, options: ChannelOptions, defaults: Defaults) -> Result<Self, String> {
         let regex = match options.channel_regex.as_str() {
             "" => None,
             pattern => {
                 Some(Regex::new(pattern).map_err(|e| format!("channel_regex {pattern:?} does not compile: {e}"))?)
             }
         };
-        let meta_ttl = if options.history_meta_ttl.is_zero() { global_meta_ttl } else { options.history_meta_ttl };
+        let meta_ttl = if options.history_meta_ttl.is_zero() { defaults.meta_ttl } else { options.history_meta_ttl };
         let history = options.history_enabled().then_some(HistoryShape { size: options.history_size, meta_ttl });
-        Ok(Self { name, options, history, regex })
+        let data_format = match options.publication_data_format.as_str() {
+            "" => defaults.data_format,
+            format => DataFormat::from_config(format),
+        };
+        Ok(Self { name, options, history, data_format, regex })
     }
 }
 
@@ -210,6 +266,37 @@ impl Namespace {
 mod tests {
     use super::*;
     use crate::config::NamespaceSettings;
+
+    #[test]
+    fn data_formats_follow_centrifugo() {
+        let cases: [(&[u8], [bool; 4]); 6] = [
+            // NonEmpty, Json, JsonObject, Binary
+            (b"", [false, false, false, true]),
+            (b"{\"a\":1}", [true, true, true, true]),
+            (b" [1, 2] ", [true, true, false, true]),
+            (b"\"text\"", [true, true, false, true]),
+            (b"{not json}", [true, false, false, true]),
+            (&[0xff, 0x00], [true, false, false, true]),
+        ];
+        let formats = [DataFormat::NonEmpty, DataFormat::Json, DataFormat::JsonObject, DataFormat::Binary];
+        for (data, expected) in cases {
+            let got = formats.map(|format| format.accepts(data));
+            assert_eq!(got, expected, "{:?}", String::from_utf8_lossy(data));
+        }
+    }
+
+    #[test]
+    fn a_namespace_data_format_wins_over_the_global_one() {
+        let mut s = Settings::default();
+        s.channel.publication_data_format = "json".into();
+        s.channel.namespaces.push(NamespaceSettings {
+            name: "bin".into(),
+            options: ChannelOptions { publication_data_format: "binary".into(), ..Default::default() },
+        });
+        let rules = ChannelRules::from_settings(&s).unwrap();
+        assert_eq!(rules.resolve("plain").unwrap().namespace.data_format, DataFormat::Json);
+        assert_eq!(rules.resolve("bin:x").unwrap().namespace.data_format, DataFormat::Binary);
+    }
 
     fn rules() -> ChannelRules {
         let mut s = Settings::default();

@@ -7,7 +7,7 @@ use std::sync::Arc;
 pub use super::outbox::Outbox;
 use crate::channel::history::Recovery;
 use crate::channel::ResolvedChannel;
-use crate::domain::{ChannelName, ClientId, RawJson, StreamPosition};
+use crate::domain::{ChannelName, ClientId, Payload, StreamPosition};
 use crate::protocol::{Disconnect, Frame, Protocol, ReplyError};
 
 /// Something for one connection, queued in its [`Outbox`].
@@ -60,7 +60,7 @@ pub enum ServerAction {
         /// New expiry (Unix s); `None` = never expires.
         expire_at: Option<i64>,
         /// New connection info.
-        info: Option<RawJson>,
+        info: Option<Payload>,
     },
 }
 
@@ -70,9 +70,9 @@ pub struct ServerSubscribe {
     /// The channel.
     pub channel: ResolvedChannel,
     /// Channel info for presence and join/leave.
-    pub info: Option<RawJson>,
+    pub info: Option<Payload>,
     /// Data sent with the `subscribe` push.
-    pub data: Option<RawJson>,
+    pub data: Option<Payload>,
     /// Recover from this position.
     pub recover_since: Option<StreamPosition>,
     /// Subscription expiry (Unix s).

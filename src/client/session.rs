@@ -14,13 +14,13 @@ use super::messages::{ClientHandle, Deliver, SubscribeAnswer};
 use super::outbox::{Deliveries, Outbox};
 use super::pings;
 use super::transport::Flow;
-use crate::domain::{unix_now, ChannelName, ClientId, RawJson};
+use crate::domain::{unix_now, ChannelName, ClientId, Payload};
 use crate::metrics::METRICS;
 use crate::node::Node;
 use crate::protocol::frame::PendingCommands;
 use crate::protocol::outgoing::{Outgoing, Push};
 use crate::protocol::protobuf::ReplyBody;
-use crate::protocol::reply::{ConnectResult, UnsubscribePush};
+use crate::protocol::reply::{ConnectResult, NotJson, UnsubscribePush};
 use crate::protocol::{Disconnect, Frame, Protocol, ReplyError};
 use crate::registry::messages::{ClientConnected, ClientGone, Unsubscribe};
 
@@ -39,7 +39,7 @@ pub(super) enum State {
 /// An authenticated connection.
 pub(super) struct Connection {
     pub(super) user: Arc<str>,
-    pub(super) info: Option<RawJson>,
+    pub(super) info: Option<Payload>,
     pub(super) expire_at: Option<i64>,
 }
 
@@ -47,7 +47,7 @@ pub(super) struct Connection {
 pub(super) struct Subscription {
     pub(super) expire_at: Option<i64>,
     pub(super) server_side: bool,
-    pub(super) chan_info: Option<RawJson>,
+    pub(super) chan_info: Option<Payload>,
     pub(super) token_based: bool,
 }
 
@@ -95,6 +95,9 @@ pub struct ClientSession {
     /// Frames that arrive while `connect` waits for its server-side subscriptions; they may
     /// only be written after the connect reply.
     held: Vec<Frame>,
+    /// A reply or push held data this connection's JSON cannot carry: close with 3506 at the
+    /// next flush, as Centrifugo does.
+    not_json: bool,
 }
 
 impl ClientSession {
@@ -122,6 +125,7 @@ impl ClientSession {
             stale_check: None,
             partial: None,
             held: Vec::new(),
+            not_json: false,
         }
     }
 
@@ -139,8 +143,10 @@ impl ClientSession {
 
     /// Queues a success reply; replies are joined into one frame on [`Self::flush`].
     pub(super) fn push_reply<T: ReplyBody + ?Sized>(&mut self, id: u32, method: &'static str, result: &T) {
-        let bytes = self.out.reply(id, method, result);
-        METRICS.sent(method, bytes);
+        match self.out.reply(id, method, result) {
+            Ok(bytes) => METRICS.sent(method, bytes),
+            Err(NotJson) => self.not_json = true,
+        }
     }
 
     /// Queues an error reply to the command being processed.
@@ -152,11 +158,17 @@ impl ClientSession {
 
     /// Queues a push for this connection alone (unsubscribe, subscribe, refresh).
     pub(super) fn push_to_client(&mut self, channel: &str, push: Push<'_>) {
-        let bytes = self.out.push(channel, &push);
-        METRICS.sent(push.frame_type(), bytes);
+        match self.out.push(channel, &push) {
+            Ok(bytes) => METRICS.sent(push.frame_type(), bytes),
+            Err(NotJson) => self.not_json = true,
+        }
     }
 
     pub(super) fn flush(&mut self, ctx: &mut ws::WebsocketContext<Self>) {
+        if std::mem::take(&mut self.not_json) {
+            tracing::info!(client = %self.id, "a reply or push holds data that is not JSON; this client speaks JSON (3506)");
+            return self.close(ctx, Disconnect::INAPPROPRIATE_PROTOCOL);
+        }
         if let Some(frame) = self.out.take() {
             self.write(frame, ctx);
         }

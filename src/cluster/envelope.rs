@@ -7,7 +7,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::domain::{ClientInfo, Publication, RawJson};
+use super::lossless;
+use crate::domain::{ClientInfo, Payload, Publication};
 
 /// Current envelope version; messages with another version are dropped with a warning.
 pub const VERSION: u8 = 1;
@@ -31,6 +32,7 @@ pub enum ChannelEvent {
     /// A publication.
     Publication {
         /// The publication.
+        #[serde(with = "lossless::publication")]
         publication: Publication,
         /// Not kept in history.
         #[serde(default)]
@@ -39,11 +41,13 @@ pub enum ChannelEvent {
     /// A client subscribed (join push).
     Join {
         /// Who.
+        #[serde(with = "lossless::client_info")]
         info: ClientInfo,
     },
     /// A client left (leave push).
     Leave {
         /// Who.
+        #[serde(with = "lossless::client_info")]
         info: ClientInfo,
     },
 }
@@ -142,11 +146,11 @@ pub enum ControlCommand {
         /// Channel.
         channel: String,
         /// Channel info.
-        #[serde(default)]
-        info: Option<RawJson>,
+        #[serde(default, with = "lossless::optional_payload")]
+        info: Option<Payload>,
         /// Subscribe push data.
-        #[serde(default)]
-        data: Option<RawJson>,
+        #[serde(default, with = "lossless::optional_payload")]
+        data: Option<Payload>,
         /// Recover from this offset/epoch.
         #[serde(default)]
         recover_since: Option<(u64, String)>,
@@ -167,8 +171,8 @@ pub enum ControlCommand {
         #[serde(default)]
         expire_at: Option<i64>,
         /// New connection info.
-        #[serde(default)]
-        info: Option<RawJson>,
+        #[serde(default, with = "lossless::optional_payload")]
+        info: Option<Payload>,
     },
     /// Asks every node for data; answers go to the requester's node subject.
     Survey {
@@ -209,7 +213,7 @@ pub struct SurveyAnswer {
     #[serde(default)]
     pub channels: BTreeMap<String, usize>,
     /// Client id → info.
-    #[serde(default)]
+    #[serde(default, with = "lossless::client_info_map")]
     pub presence: BTreeMap<String, ClientInfo>,
 }
 
@@ -223,7 +227,7 @@ mod tests {
             r#"{"v":1,"channel":"chat:x","event":{"publication":{"publication":{"data":{"a": [1,2]},"offset":0}}}}"#;
         let message: ChannelMessage = serde_json::from_str(json).unwrap();
         let ChannelEvent::Publication { publication, .. } = &message.event else { panic!("not a publication") };
-        assert_eq!(publication.data.get(), r#"{"a": [1,2]}"#);
+        assert_eq!(publication.data.as_bytes(), br#"{"a": [1,2]}"#);
         let again = serde_json::to_string(&message).unwrap();
         assert!(again.contains(r#""data":{"a": [1,2]}"#));
     }
@@ -234,7 +238,7 @@ mod tests {
             r#"{"v":1,"from":"n","command":{"subscribe":{"target":{"user":"u"},"channel":"c","info":{"k": 1}}}}"#;
         let message: ControlMessage = serde_json::from_str(json).unwrap();
         let ControlCommand::Subscribe { info: Some(info), .. } = message.command else { panic!("not a subscribe") };
-        assert_eq!(info.get(), r#"{"k": 1}"#);
+        assert_eq!(info.as_bytes(), br#"{"k": 1}"#);
     }
 
     #[test]

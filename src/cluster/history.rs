@@ -26,6 +26,7 @@ use async_nats::jetstream::{self, consumer, context::PublishErrorKind, stream};
 use async_nats::HeaderMap;
 use futures_util::StreamExt;
 
+use super::lossless;
 use super::subjects::encode_token;
 use crate::channel::history::new_epoch;
 use crate::channel::{HistoryShape, IDEMPOTENCY_WINDOW};
@@ -96,7 +97,8 @@ impl StoredMessage {
         let publication = if header(META).is_some() {
             None
         } else {
-            let mut publication: Publication = serde_json::from_slice(payload).ok()?;
+            let mut deserializer = serde_json::Deserializer::from_slice(payload);
+            let mut publication = lossless::publication::deserialize(&mut deserializer).ok()?;
             publication.offset = offset;
             Some(publication)
         };
@@ -216,7 +218,8 @@ impl HistoryStore {
         let subject = self.history_subject(shape, channel);
         let lock = self.channel_lock(&subject);
         let _serial = lock.lock().await;
-        let payload = bytes::Bytes::from(serde_json::to_vec(publication).map_err(js_error)?);
+        let record = lossless::PublicationRecord::from(publication);
+        let payload = bytes::Bytes::from(serde_json::to_vec(&record).map_err(js_error)?);
         // Encoded like the channel: a key is any text, and a NATS header value takes no line breaks.
         let msg_id = idempotency_key.map(|key| format!("{}:{}", encode_token(channel), encode_token(key)));
         let outcome = self.publish_next(shape, &subject, payload, msg_id.as_deref()).await;
@@ -541,7 +544,7 @@ mod tests {
         assert_eq!(stored.position, position);
         let publication = stored.publication.expect("a publication");
         assert_eq!(publication.offset, 7);
-        assert_eq!(publication.data.get(), r#"{"x":1}"#);
+        assert_eq!(publication.data.as_bytes(), br#"{"x":1}"#);
         let mut meta = position_headers(&position);
         meta.insert(META, "1");
         assert!(StoredMessage::decode(43, Some(&meta), b"").expect("decodes").publication.is_none());

@@ -16,6 +16,7 @@ mod bridge;
 pub mod envelope;
 pub mod history;
 pub mod idempotency;
+pub mod lossless;
 pub mod subjects;
 
 pub use bridge::{

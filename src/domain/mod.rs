@@ -7,7 +7,10 @@ use std::fmt;
 use std::sync::Arc;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
-use serde_json::value::RawValue;
+
+mod payload;
+
+pub use payload::{present, Payload, NOT_JSON};
 
 /// A connection's unique id (UUID v4 string, as Centrifugo uses).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -71,23 +74,6 @@ impl fmt::Display for ChannelName {
     }
 }
 
-/// Shared raw JSON (publication data, connection/channel info), passed through byte for byte.
-pub type RawJson = Arc<RawValue>;
-
-/// Makes a raw JSON payload safe to embed in a newline-delimited frame.
-///
-/// Raw `\n`/`\r` bytes can only be insignificant whitespace in valid JSON (inside strings they
-/// are escaped), so dropping them keeps the value identical (protocol-client.md §1.2).
-pub fn frame_safe(raw: Box<RawValue>) -> RawJson {
-    if raw.get().contains(['\n', '\r']) {
-        let compact: String = raw.get().chars().filter(|c| *c != '\n' && *c != '\r').collect();
-        if let Ok(value) = RawValue::from_string(compact) {
-            return value.into();
-        }
-    }
-    raw.into()
-}
-
 /// Who a connection is, as shown in presence, join/leave and client publications.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ClientInfo {
@@ -97,17 +83,18 @@ pub struct ClientInfo {
     pub client: ClientId,
     /// Connection info (`info` claim of the connection token).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub conn_info: Option<RawJson>,
+    pub conn_info: Option<Payload>,
     /// Channel info (`info` claim of the subscription token).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub chan_info: Option<RawJson>,
+    pub chan_info: Option<Payload>,
 }
 
 /// One message in a channel.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Publication {
-    /// The payload, raw JSON.
-    pub data: RawJson,
+    /// The payload. Empty data has no `data` key in JSON, as Centrifugo's encoder omits it.
+    #[serde(default, skip_serializing_if = "Payload::is_empty")]
+    pub data: Payload,
     /// Publisher info (client-side publishes only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub info: Option<ClientInfo>,
@@ -147,15 +134,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn frame_safe_drops_raw_newlines_only() {
-        let raw = RawValue::from_string("{\n  \"a\": \"x\\ny\"\n}".into()).unwrap();
-        assert_eq!(frame_safe(raw).get(), "{  \"a\": \"x\\ny\"}");
-    }
-
-    #[test]
     fn publication_wire_form_omits_empty_fields() {
         let p = Publication {
-            data: RawValue::from_string("{\"x\":1}".into()).unwrap().into(),
+            data: Payload::from("{\"x\":1}"),
             info: None,
             offset: 0,
             tags: BTreeMap::new(),

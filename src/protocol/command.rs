@@ -8,16 +8,12 @@ use std::collections::HashMap;
 
 use serde::de::{Deserializer, IgnoredAny};
 use serde::Deserialize;
-use serde_json::value::RawValue;
+
+use crate::domain::{present, Payload};
 
 /// Deserializes `null` (or a missing key) as the type's default.
 fn nullable<'de, D: Deserializer<'de>, T: Default + Deserialize<'de>>(d: D) -> Result<T, D::Error> {
     Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
-}
-
-/// Raw JSON payloads keep their exact text, so `"data": null` is kept as `null` (not absent).
-fn raw<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Box<RawValue>>, D::Error> {
-    Box::<RawValue>::deserialize(d).map(Some)
 }
 
 /// One command line. `id == 0` marks a pong (or a `send`).
@@ -158,8 +154,8 @@ pub struct ConnectRequest {
     #[serde(deserialize_with = "nullable")]
     pub token: String,
     /// App data (only meaningful to a connect proxy).
-    #[serde(deserialize_with = "raw")]
-    pub data: Option<Box<RawValue>>,
+    #[serde(deserialize_with = "present")]
+    pub data: Option<Payload>,
     /// Recovery hints for server-side subscriptions.
     #[serde(deserialize_with = "nullable")]
     pub subs: HashMap<String, SubscribeRequest>,
@@ -191,8 +187,8 @@ pub struct SubscribeRequest {
     #[serde(deserialize_with = "nullable")]
     pub offset: u64,
     /// Custom data (proxy use; ignored).
-    #[serde(deserialize_with = "raw")]
-    pub data: Option<Box<RawValue>>,
+    #[serde(deserialize_with = "present")]
+    pub data: Option<Payload>,
     /// Client asks for positioning.
     #[serde(deserialize_with = "nullable")]
     pub positioned: bool,
@@ -239,8 +235,8 @@ pub struct PublishRequest {
     #[serde(deserialize_with = "nullable")]
     pub channel: String,
     /// Payload.
-    #[serde(deserialize_with = "raw")]
-    pub data: Option<Box<RawValue>>,
+    #[serde(deserialize_with = "present")]
+    pub data: Option<Payload>,
 }
 
 /// A stream position as clients send it.
@@ -280,8 +276,8 @@ pub struct RpcRequest {
     #[serde(deserialize_with = "nullable")]
     pub method: String,
     /// Payload.
-    #[serde(deserialize_with = "raw")]
-    pub data: Option<Box<RawValue>>,
+    #[serde(deserialize_with = "present")]
+    pub data: Option<Payload>,
 }
 
 /// `refresh` request.
@@ -347,10 +343,10 @@ mod tests {
     fn publish_keeps_raw_data_including_null() {
         let cmd = Command::parse(r#"{"id":3,"publish":{"channel":"c","data":{"a": [1, 2]}}}"#).unwrap();
         let Some(Request::Publish(p)) = cmd.into_request() else { panic!("not a publish") };
-        assert_eq!(p.data.unwrap().get(), r#"{"a": [1, 2]}"#);
+        assert_eq!(p.data.unwrap().as_bytes(), br#"{"a": [1, 2]}"#);
         let cmd = Command::parse(r#"{"id":4,"publish":{"channel":"c","data":null}}"#).unwrap();
         let Some(Request::Publish(p)) = cmd.into_request() else { panic!("not a publish") };
-        assert_eq!(p.data.unwrap().get(), "null");
+        assert_eq!(p.data.unwrap().as_bytes(), b"null");
     }
 
     #[test]

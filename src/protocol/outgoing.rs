@@ -6,8 +6,8 @@ use bytestring::ByteString;
 
 use super::codes::ErrorBody;
 use super::protobuf::{self, wire, ReplyBody};
-use super::reply::{self, JoinLeave, SubRefreshResult, SubscribePush, UnsubscribePush};
-use crate::domain::{ClientInfo, Publication};
+use super::reply::{self, JoinLeave, NotJson, SubRefreshResult, SubscribePush, UnsubscribePush};
+use crate::domain::{ClientInfo, Payload, Publication};
 
 /// The encoding a connection negotiated at its handshake.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -73,14 +73,14 @@ impl Push<'_> {
         }
     }
 
-    fn json(&self, channel: &str) -> String {
+    fn json(&self, channel: &str) -> Result<String, NotJson> {
         match self {
             Push::Publication(publication) => reply::push(channel, "pub", publication),
             Push::Join(info) => reply::push(channel, "join", &JoinLeave { info }),
             Push::Leave(info) => reply::push(channel, "leave", &JoinLeave { info }),
             Push::Unsubscribe(body) => reply::push(channel, "unsubscribe", body),
             Push::Subscribe(body) => reply::push(channel, "subscribe", body),
-            Push::Refresh(body) => format!("{{\"push\":{{\"refresh\":{}}}}}", reply::to_json(body)),
+            Push::Refresh(body) => Ok(format!("{{\"push\":{{\"refresh\":{}}}}}", reply::to_json(body))),
         }
     }
 
@@ -99,7 +99,7 @@ impl Push<'_> {
                     epoch: body.epoch.to_owned(),
                     offset: body.offset,
                     positioned: body.positioned,
-                    data: body.data.map(|raw| Bytes::copy_from_slice(raw.get().as_bytes())).unwrap_or_default(),
+                    data: body.data.map(Payload::to_bytes).unwrap_or_default(),
                 })
             }
             Push::Refresh(body) => {
@@ -110,16 +110,17 @@ impl Push<'_> {
         push
     }
 
-    /// This push as a frame of its own, for channels that encode a push once per protocol.
-    pub fn frame(&self, protocol: Protocol, channel: &str) -> Frame {
-        match protocol {
-            Protocol::Json => Frame::Text(self.json(channel).into()),
+    /// This push as a frame of its own, for channels that encode a push once per protocol;
+    /// [`NotJson`] when it holds a payload the JSON protocol cannot carry.
+    pub fn frame(&self, protocol: Protocol, channel: &str) -> Result<Frame, NotJson> {
+        Ok(match protocol {
+            Protocol::Json => Frame::Text(self.json(channel)?.into()),
             Protocol::Protobuf => {
                 let mut buf = Vec::new();
                 protobuf::encode_push(&mut buf, self.proto(channel));
                 Frame::Binary(buf.into())
             }
-        }
+        })
     }
 }
 
@@ -154,10 +155,11 @@ impl Outgoing {
         self.len() == 0
     }
 
-    /// Adds a success reply; returns the bytes added.
-    pub fn reply<T: ReplyBody + ?Sized>(&mut self, id: u32, method: &str, result: &T) -> usize {
-        self.add(
-            |text| text.push_str(&reply::reply(id, method, result)),
+    /// Adds a success reply; returns the bytes added, or [`NotJson`] (nothing added) when it
+    /// holds a payload the JSON protocol cannot carry.
+    pub fn reply<T: ReplyBody + ?Sized>(&mut self, id: u32, method: &str, result: &T) -> Result<usize, NotJson> {
+        self.try_add(
+            |text| reply::reply(id, method, result).map(|line| text.push_str(&line)),
             |buf| protobuf::encode_reply(buf, id, method, result),
         )
     }
@@ -167,9 +169,12 @@ impl Outgoing {
         self.add(|text| text.push_str(&reply::error_reply(id, error)), |buf| protobuf::encode_error(buf, id, error))
     }
 
-    /// Adds a push; returns the bytes added.
-    pub fn push(&mut self, channel: &str, push: &Push<'_>) -> usize {
-        self.add(|text| text.push_str(&push.json(channel)), |buf| protobuf::encode_push(buf, push.proto(channel)))
+    /// Adds a push; returns the bytes added, or [`NotJson`] as [`Self::reply`] does.
+    pub fn push(&mut self, channel: &str, push: &Push<'_>) -> Result<usize, NotJson> {
+        self.try_add(
+            |text| push.json(channel).map(|line| text.push_str(&line)),
+            |buf| protobuf::encode_push(buf, push.proto(channel)),
+        )
     }
 
     /// Adds a server ping; returns the bytes added.
@@ -178,17 +183,36 @@ impl Outgoing {
     }
 
     fn add(&mut self, json: impl FnOnce(&mut String), proto: impl FnOnce(&mut Vec<u8>)) -> usize {
+        let added = self.try_add(
+            |text| {
+                json(text);
+                Ok(())
+            },
+            proto,
+        );
+        added.unwrap_or_default()
+    }
+
+    fn try_add(
+        &mut self,
+        json: impl FnOnce(&mut String) -> Result<(), NotJson>,
+        proto: impl FnOnce(&mut Vec<u8>),
+    ) -> Result<usize, NotJson> {
         let before = self.len();
         match self {
             Outgoing::Json(text) => {
-                if !text.is_empty() {
+                let separator = !text.is_empty();
+                if separator {
                     text.push('\n');
                 }
-                json(text);
+                if let Err(error) = json(text) {
+                    text.truncate(before);
+                    return Err(error);
+                }
             }
             Outgoing::Protobuf(buf) => proto(buf),
         }
-        self.len() - before
+        Ok(self.len() - before)
     }
 
     /// Everything waiting, as one frame; `None` when nothing waits.
@@ -211,7 +235,7 @@ mod tests {
     #[test]
     fn json_lines_are_joined_with_newlines_and_protobuf_replies_are_delimited() {
         let mut json = Outgoing::new(Protocol::Json);
-        json.reply(1, "publish", &Empty {});
+        json.reply(1, "publish", &Empty {}).expect("json");
         json.ping();
         assert_eq!(
             json.take(),
@@ -223,7 +247,7 @@ mod tests {
         );
         assert_eq!(json.take(), None);
         let mut proto = Outgoing::new(Protocol::Protobuf);
-        proto.reply(1, "publish", &Empty {});
+        proto.reply(1, "publish", &Empty {}).expect("protobuf");
         proto.ping();
         let Some(Frame::Binary(bytes)) = proto.take() else { panic!("a binary frame") };
         assert_eq!(&bytes[..], &[4, 0x08, 0x01, 0x42, 0x00, 0x00]);
@@ -232,7 +256,7 @@ mod tests {
     #[test]
     fn a_publication_push_is_the_same_in_both_encodings() {
         let publication = Publication {
-            data: serde_json::value::RawValue::from_string(r#"{"x":1}"#.into()).expect("json").into(),
+            data: Payload::from(r#"{"x":1}"#),
             info: None,
             offset: 7,
             tags: Default::default(),
@@ -240,12 +264,28 @@ mod tests {
         let push = Push::Publication(&publication);
         assert_eq!(
             push.frame(Protocol::Json, "news"),
-            Frame::Text(r#"{"push":{"channel":"news","pub":{"data":{"x":1},"offset":7}}}"#.into())
+            Ok(Frame::Text(r#"{"push":{"channel":"news","pub":{"data":{"x":1},"offset":7}}}"#.into()))
         );
-        let Frame::Binary(bytes) = push.frame(Protocol::Protobuf, "news") else { panic!("binary") };
+        let Ok(Frame::Binary(bytes)) = push.frame(Protocol::Protobuf, "news") else { panic!("binary") };
         let replies = protobuf::decode_replies(&bytes).expect("decodes");
         let push = replies[0].push.as_ref().expect("a push");
         let decoded = push.r#pub.as_ref().expect("a publication");
         assert_eq!((push.channel.as_str(), &decoded.data[..], decoded.offset), ("news", &br#"{"x":1}"#[..], 7));
+    }
+
+    #[test]
+    fn binary_payloads_reach_protobuf_only_and_leave_the_json_buffer_as_it_was() {
+        let publication =
+            Publication { data: Payload::new(vec![0, 159, 146, 150]), info: None, offset: 3, tags: Default::default() };
+        let push = Push::Publication(&publication);
+        assert_eq!(push.frame(Protocol::Json, "bin"), Err(NotJson));
+        let Ok(Frame::Binary(bytes)) = push.frame(Protocol::Protobuf, "bin") else { panic!("binary") };
+        let replies = protobuf::decode_replies(&bytes).expect("decodes");
+        let data = replies[0].push.as_ref().and_then(|p| p.r#pub.as_ref()).map(|p| p.data.clone());
+        assert_eq!(data.as_deref(), Some(&[0, 159, 146, 150][..]));
+        let mut json = Outgoing::new(Protocol::Json);
+        json.ping();
+        assert_eq!(json.push("bin", &push), Err(NotJson));
+        assert_eq!(json.take(), Some(Frame::Text("{}".into())));
     }
 }

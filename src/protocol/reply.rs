@@ -12,7 +12,7 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use super::codes::ErrorBody;
-use crate::domain::{ClientId, ClientInfo, Publication, RawJson};
+use crate::domain::{ClientId, ClientInfo, Payload, Publication};
 
 /// The server ping: an id-less, push-less object.
 pub const PING: &str = "{}";
@@ -37,12 +37,23 @@ pub fn to_json<T: Serialize + ?Sized>(value: &T) -> String {
     })
 }
 
+/// A reply or push holding a payload that is not JSON, which the JSON protocol cannot carry:
+/// Centrifugo closes such a connection with 3506 "inappropriate protocol".
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("a payload is not JSON; the JSON protocol cannot carry it")]
+pub struct NotJson;
+
+/// Serializes a value holding payloads: the only way it can fail is a payload that is not JSON.
+pub fn try_json<T: Serialize + ?Sized>(value: &T) -> Result<String, NotJson> {
+    serde_json::to_string(value).map_err(|_| NotJson)
+}
+
 /// `{"id":N,"<method>":<result>}`.
-pub fn reply<T: Serialize + ?Sized>(id: u32, method: &str, result: &T) -> String {
-    let body = to_json(result);
+pub fn reply<T: Serialize + ?Sized>(id: u32, method: &str, result: &T) -> Result<String, NotJson> {
+    let body = try_json(result)?;
     let mut out = String::with_capacity(body.len() + method.len() + 16);
     let _ = write!(out, "{{\"id\":{id},\"{method}\":{body}}}");
-    out
+    Ok(out)
 }
 
 /// `{"id":N,"error":{...}}`.
@@ -52,10 +63,10 @@ pub fn error_reply(id: u32, error: &ErrorBody) -> String {
 }
 
 /// `{"push":{"channel":"<ch>","<kind>":<body>}}`.
-pub fn push<T: Serialize + ?Sized>(channel: &str, kind: &str, body: &T) -> String {
+pub fn push<T: Serialize + ?Sized>(channel: &str, kind: &str, body: &T) -> Result<String, NotJson> {
     let channel = to_json(channel);
-    let body = to_json(body);
-    format!("{{\"push\":{{\"channel\":{channel},\"{kind}\":{body}}}}}")
+    let body = try_json(body)?;
+    Ok(format!("{{\"push\":{{\"channel\":{channel},\"{kind}\":{body}}}}}"))
 }
 
 /// An empty result object (`unsubscribe`, `publish`, `ping`, `rpc` without data).
@@ -116,7 +127,7 @@ pub struct SubscribeResult {
     pub positioned: bool,
     /// Custom data from the subscription token.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub data: Option<RawJson>,
+    pub data: Option<Payload>,
     /// The request asked to recover.
     #[serde(skip_serializing_if = "is_false")]
     pub was_recovering: bool,
@@ -205,7 +216,7 @@ pub struct SubscribePush<'a> {
     pub positioned: bool,
     /// Custom data.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub data: Option<&'a RawJson>,
+    pub data: Option<&'a Payload>,
 }
 
 /// Body of the `unsubscribe` push; both fields required by the Py SDK.
@@ -223,8 +234,8 @@ mod tests {
 
     #[test]
     fn empty_results_keep_their_key() {
-        assert_eq!(reply(5, "publish", &Empty {}), r#"{"id":5,"publish":{}}"#);
-        assert_eq!(reply(2, "subscribe", &SubscribeResult::default()), r#"{"id":2,"subscribe":{}}"#);
+        assert_eq!(reply(5, "publish", &Empty {}).as_deref(), Ok(r#"{"id":5,"publish":{}}"#));
+        assert_eq!(reply(2, "subscribe", &SubscribeResult::default()).as_deref(), Ok(r#"{"id":2,"subscribe":{}}"#));
     }
 
     #[test]
@@ -239,8 +250,8 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(
-            reply(1, "connect", &result),
-            r#"{"id":1,"connect":{"client":"c1","version":"0.1.0","expires":true,"ttl":3599,"ping":25,"pong":true}}"#
+            reply(1, "connect", &result).as_deref(),
+            Ok(r#"{"id":1,"connect":{"client":"c1","version":"0.1.0","expires":true,"ttl":3599,"ping":25,"pong":true}}"#)
         );
     }
 
@@ -255,8 +266,19 @@ mod tests {
     fn pushes_carry_channel_and_kind() {
         let body = UnsubscribePush { code: 2000, reason: "server unsubscribe" };
         assert_eq!(
-            push("news", "unsubscribe", &body),
-            r#"{"push":{"channel":"news","unsubscribe":{"code":2000,"reason":"server unsubscribe"}}}"#
+            push("news", "unsubscribe", &body).as_deref(),
+            Ok(r#"{"push":{"channel":"news","unsubscribe":{"code":2000,"reason":"server unsubscribe"}}}"#)
         );
+    }
+
+    #[test]
+    fn a_payload_that_is_not_json_fails_the_whole_push_or_reply() {
+        let publication =
+            Publication { data: Payload::new(vec![0xde, 0xad]), info: None, offset: 1, tags: Default::default() };
+        assert_eq!(push("news", "pub", &publication), Err(NotJson));
+        let history = HistoryResult { publications: vec![publication.into()], ..Default::default() };
+        assert_eq!(reply(3, "history", &history), Err(NotJson));
+        let empty = Publication { data: Payload::default(), info: None, offset: 2, tags: Default::default() };
+        assert_eq!(push("news", "pub", &empty).as_deref(), Ok(r#"{"push":{"channel":"news","pub":{"offset":2}}}"#));
     }
 }

@@ -188,7 +188,7 @@ pub enum UserAction {
         /// New expiry (Unix s); `None` = never expires.
         expire_at: Option<i64>,
         /// New connection info.
-        info: Option<crate::domain::RawJson>,
+        info: Option<crate::domain::Payload>,
     },
 }
 

@@ -7,7 +7,7 @@ use actix::prelude::*;
 use crate::auth::{ConnectionClaims, TokenError};
 use crate::channel::ResolvedChannel;
 use crate::client::session::{Busy, ClientSession, Connection, State};
-use crate::domain::{unix_now, RawJson, StreamPosition};
+use crate::domain::{unix_now, Payload, StreamPosition};
 use crate::metrics::METRICS;
 use crate::node::VERSION;
 use crate::protocol::command::{ConnectRequest, SubscribeRequest};
@@ -151,7 +151,7 @@ impl ClientSession {
         &self,
         channel: &ResolvedChannel,
         hint: Option<&SubscribeRequest>,
-        chan_info: Option<RawJson>,
+        chan_info: Option<Payload>,
     ) -> PendingSubscription {
         let options = &channel.namespace.options;
         let history = options.history_enabled();
@@ -175,7 +175,7 @@ pub(in crate::client) struct ConnectPlan {
     client_name: String,
     client_version: String,
     user: Arc<str>,
-    info: Option<RawJson>,
+    info: Option<Payload>,
     expire_at: Option<i64>,
     server_side: Vec<(ResolvedChannel, PendingSubscription)>,
 }

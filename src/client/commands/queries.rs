@@ -3,7 +3,7 @@
 use crate::channel::history::{HistoryError, HistoryQuery};
 use crate::channel::{Action, ResolvedChannel};
 use crate::client::session::ClientSession;
-use crate::domain::{frame_safe, ClientInfo, Publication, StreamPosition};
+use crate::domain::{ClientInfo, Publication, StreamPosition};
 use crate::protocol::command::{ChannelRequest, HistoryRequest, PublishRequest, RpcRequest};
 use crate::protocol::reply::{Empty, HistoryResult, PresenceResult, PresenceStatsResult};
 use crate::protocol::{Disconnect, ReplyError};
@@ -20,9 +20,10 @@ impl ClientSession {
             Ok(channel) => channel,
             Err(error) => return self.push_error(id, error),
         };
-        let Some(data) = req.data.filter(|d| self.data_format_ok(&channel, d.get())) else {
+        let data = req.data.unwrap_or_default();
+        if !channel.namespace.data_format.accepts(data.as_bytes()) {
             return self.push_error(id, ReplyError::BadRequest);
-        };
+        }
         if !self.node.rules.allows(&channel, Action::Publish, self.asker(&channel.name)) {
             return self.push_error(id, ReplyError::PermissionDenied);
         }
@@ -33,7 +34,7 @@ impl ClientSession {
             conn_info: connection.info.clone(),
             chan_info: self.subscriptions.get(&channel.name).and_then(|s| s.chan_info.clone()),
         };
-        let publication = Publication { data: frame_safe(data), info: Some(info), offset: 0, tags: Default::default() };
+        let publication = Publication { data, info: Some(info), offset: 0, tags: Default::default() };
         let request = self.node.registry.send(registry::Publish {
             channel,
             publication,
@@ -46,19 +47,6 @@ impl ClientSession {
                 _ => Err(ReplyError::Internal),
             }
         });
-    }
-
-    /// Centrifugo's `publication_data_format` check (namespace value wins over the global one).
-    pub(in crate::client) fn data_format_ok(&self, channel: &ResolvedChannel, data: &str) -> bool {
-        let format = match channel.namespace.options.publication_data_format.as_str() {
-            "" => self.node.settings.channel.publication_data_format.as_str(),
-            format => format,
-        };
-        match format {
-            "json_object" => data.trim_start().starts_with('{'),
-            "binary" | "json" => true,
-            _ => !data.is_empty(),
-        }
     }
 
     /// Common checks of presence/history commands: channel, namespace feature, permission.

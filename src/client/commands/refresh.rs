@@ -2,7 +2,7 @@
 
 use crate::auth::TokenError;
 use crate::client::session::{ClientSession, State};
-use crate::domain::{unix_now, ChannelName, RawJson};
+use crate::domain::{unix_now, ChannelName, Payload};
 use crate::node::VERSION;
 use crate::protocol::command::{RefreshRequest, SubRefreshRequest};
 use crate::protocol::outgoing::Push;
@@ -92,7 +92,7 @@ impl ClientSession {
         &mut self,
         expired: bool,
         expire_at: Option<i64>,
-        info: Option<RawJson>,
+        info: Option<Payload>,
         ctx: &mut Ctx,
     ) {
         if expired || expire_at.is_some_and(|at| at <= unix_now()) {

@@ -4,7 +4,7 @@ use crate::auth::TokenError;
 use crate::channel::{Action, ResolvedChannel};
 use crate::client::messages::{ServerAction, ServerSubscribe, Subscribed};
 use crate::client::session::{Busy, ClientSession, Subscription};
-use crate::domain::{unix_now, ChannelName, ClientInfo, RawJson, StreamPosition};
+use crate::domain::{unix_now, ChannelName, ClientInfo, Payload, StreamPosition};
 use crate::metrics::METRICS;
 use crate::protocol::command::{ChannelRequest, SubscribeRequest};
 use crate::protocol::outgoing::Push;
@@ -301,8 +301,8 @@ impl ClientSession {
 #[derive(Default)]
 pub(in crate::client) struct Grant {
     expire_at: Option<i64>,
-    chan_info: Option<RawJson>,
-    data: Option<RawJson>,
+    chan_info: Option<Payload>,
+    data: Option<Payload>,
     token_based: bool,
 }
 
@@ -357,8 +357,8 @@ pub(in crate::client) struct PendingSubscription {
     pub(in crate::client) reject_unrecovered: bool,
     pub(in crate::client) recover_from: Option<StreamPosition>,
     pub(in crate::client) expire_at: Option<i64>,
-    pub(in crate::client) data: Option<RawJson>,
-    pub(in crate::client) chan_info: Option<RawJson>,
+    pub(in crate::client) data: Option<Payload>,
+    pub(in crate::client) chan_info: Option<Payload>,
     pub(in crate::client) token_based: bool,
     pub(in crate::client) server_side: bool,
 }
