@@ -101,12 +101,8 @@ fn main() {
     });
 
     let data = format!(r#"{{"n":12345,"text":"{}"}}"#, "x".repeat(80));
-    let publication = Publication {
-        data: Payload::from(data.as_str()),
-        info: None,
-        offset: 42,
-        tags: Default::default(),
-    };
+    let publication =
+        Publication { data: Payload::from(data.as_str()), info: None, offset: 42, tags: Default::default() };
     bench("encode publication push", fixed, || {
         black_box(push(black_box("news"), "pub", black_box(&publication)).expect("JSON data"));
     });

@@ -196,8 +196,7 @@ pub(super) struct RefreshRequest {
 }
 
 pub(super) async fn refresh(node: &Arc<Node>, req: RefreshRequest) -> Result<Empty, ApiError> {
-    let (expired, expire_at, info) =
-        (req.expired, (req.expire_at > 0).then_some(req.expire_at), req.info);
+    let (expired, expire_at, info) = (req.expired, (req.expire_at > 0).then_some(req.expire_at), req.info);
     let action = UserAction::Refresh { expired, expire_at, info: info.clone() };
     let message = target(req.user, req.client, req.session, action);
     everywhere(node, message, |target| ControlCommand::Refresh { target, expired, expire_at, info }).await?;

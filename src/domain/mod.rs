@@ -135,12 +135,7 @@ mod tests {
 
     #[test]
     fn publication_wire_form_omits_empty_fields() {
-        let p = Publication {
-            data: Payload::from("{\"x\":1}"),
-            info: None,
-            offset: 0,
-            tags: BTreeMap::new(),
-        };
+        let p = Publication { data: Payload::from("{\"x\":1}"), info: None, offset: 0, tags: BTreeMap::new() };
         assert_eq!(serde_json::to_string(&p).unwrap(), r#"{"data":{"x":1}}"#);
     }
 

@@ -255,12 +255,8 @@ mod tests {
 
     #[test]
     fn a_publication_push_is_the_same_in_both_encodings() {
-        let publication = Publication {
-            data: Payload::from(r#"{"x":1}"#),
-            info: None,
-            offset: 7,
-            tags: Default::default(),
-        };
+        let publication =
+            Publication { data: Payload::from(r#"{"x":1}"#), info: None, offset: 7, tags: Default::default() };
         let push = Push::Publication(&publication);
         assert_eq!(
             push.frame(Protocol::Json, "news"),

@@ -325,7 +325,10 @@ mod tests {
         assert!(matches!(commands.next().and_then(Command::into_request), Some(Request::Ping)));
         match commands.next().and_then(Command::into_request) {
             Some(Request::Publish(p)) => {
-                assert_eq!((p.channel.as_str(), p.data.map(|d| d.to_bytes())), ("news", Some(Bytes::from_static(b"{\"a\":1}"))))
+                assert_eq!(
+                    (p.channel.as_str(), p.data.map(|d| d.to_bytes())),
+                    ("news", Some(Bytes::from_static(b"{\"a\":1}")))
+                )
             }
             other => panic!("not a publish: {other:?}"),
         }

@@ -251,7 +251,9 @@ mod tests {
         };
         assert_eq!(
             reply(1, "connect", &result).as_deref(),
-            Ok(r#"{"id":1,"connect":{"client":"c1","version":"0.1.0","expires":true,"ttl":3599,"ping":25,"pong":true}}"#)
+            Ok(
+                r#"{"id":1,"connect":{"client":"c1","version":"0.1.0","expires":true,"ttl":3599,"ping":25,"pong":true}}"#
+            )
         );
     }
 

@@ -226,3 +226,43 @@ async fn history_ttl_drops_publications_but_keeps_the_position_on_every_node() {
     assert_eq!(a.api_ok("publish", json!({"channel": "brief:x", "data": 3})).await["offset"], 3);
     assert_eq!(offsets(&history(&a, "brief:x").await["publications"]), vec![3]);
 }
+
+#[actix_web::test]
+async fn binary_data_crosses_nodes_and_the_stream_byte_for_byte() {
+    use base64::Engine as _;
+    use gyre::protocol::protobuf::wire;
+
+    use crate::protobuf::{connected, frame, replies};
+
+    let (_nats, a, b) = two_nodes().await;
+    let data: &[u8] = &[0, 1, 254, 255, b'\n', b'"'];
+    let subscribe = |id, recover: Option<(u64, &str)>| wire::Command {
+        id,
+        subscribe: Some(wire::SubscribeRequest {
+            channel: "chat:bin".into(),
+            recover: recover.is_some(),
+            offset: recover.map_or(0, |(offset, _)| offset),
+            epoch: recover.map_or(String::new(), |(_, epoch)| epoch.to_owned()),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let mut on_b = connected(&b, "pb").await;
+    on_b.send_frame(true, BINARY, &frame(&[subscribe(2, None)])).await;
+    let epoch = replies(&mut on_b).await.remove(0).subscribe.expect("subscribed").epoch;
+    let encoded = base64::engine::general_purpose::STANDARD.encode(data);
+    let published = a.api_ok("publish", json!({"channel": "chat:bin", "b64data": encoded})).await;
+    assert_eq!(published["offset"], 1);
+    let live = loop {
+        if let Some(publication) = replies(&mut on_b).await.remove(0).push.and_then(|p| p.r#pub) {
+            break publication;
+        }
+    };
+    assert_eq!((&live.data[..], live.offset), (data, 1));
+    // A client that was away recovers it from the stream on the other node.
+    let mut back = connected(&a, "pb2").await;
+    back.send_frame(true, BINARY, &frame(&[subscribe(2, Some((0, &epoch)))])).await;
+    let result = replies(&mut back).await.remove(0).subscribe.expect("subscribed");
+    assert!(result.recovered, "{result:?}");
+    assert_eq!(result.publications.iter().map(|p| &p.data[..]).collect::<Vec<_>>(), vec![data]);
+}

@@ -15,6 +15,8 @@ mod cluster;
 mod cluster_history;
 /// Health, metrics, internal port.
 mod ops;
+/// Binary payloads end to end and `publication_data_format`.
+mod payloads;
 /// Presence, join/leave.
 mod presence;
 /// The Protobuf protocol: framing, replies, pushes, and malformed frames.
