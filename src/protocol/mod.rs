@@ -8,9 +8,11 @@
 //!   omit-empty rules (protocol-client.md §2–§4).
 //! * [`codes`]: the error (100–113) and disconnect (3000–3999) code tables.
 //! * [`frame`]: taking the commands out of incoming frames, one at a time.
+//! * [`fossil`]: fossil delta patches for publications of delta subscriptions.
 
 pub mod codes;
 pub mod command;
+pub mod fossil;
 pub mod frame;
 pub mod outgoing;
 pub mod protobuf;

@@ -1,6 +1,6 @@
 // The Protobuf protocol with the official centrifuge-js SDK's Protobuf build
-// (`centrifuge/build/protobuf`): binary frames, payloads as Uint8Array. gyre carries payloads as
-// JSON for now, so they are JSON bytes here.
+// (`centrifuge/build/protobuf`): binary frames, payloads as Uint8Array. gyre carries any bytes, so
+// binary data arrives byte for byte.
 
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
@@ -100,5 +100,32 @@ describe('centrifuge-js Protobuf build', () => {
     assert.equal(disconnects, 0);
     assert.equal(client.state, 'connected');
     client.disconnect();
+  });
+
+  it('binary data arrives byte for byte; a JSON client in the channel is closed with 3506', async () => {
+    const channel = 'chat:bin-' + randomId();
+    const binary = Uint8Array.from({ length: 256 }, (_, i) => 255 - i);
+    const pb = node.protobufClient({ token: node.token('pb') });
+    const js = node.client({ token: node.token('js') });
+    await connected(pb);
+    await connected(js);
+    const pbSub = newSub(pb, channel);
+    const jsSub = newSub(js, channel);
+    await subscribed(pbSub);
+    await subscribed(jsSub);
+    const got = collect(pbSub);
+    const jsClosed = waitFor(js, 'disconnected');
+    const b64data = Buffer.from(binary).toString('base64');
+    await node.api('publish', { channel, b64data });
+    await waitUntil(() => got.length >= 1, 5000, 'the API publication');
+    assert.deepEqual(got[0].data, binary);
+    const ctx = await jsClosed;
+    assert.deepEqual([ctx.code, ctx.reason], [3506, 'inappropriate protocol']);
+    await pbSub.publish(binary.slice(0, 7));
+    await waitUntil(() => got.length >= 2, 5000, 'the client publication');
+    assert.deepEqual(got[1].data, binary.slice(0, 7));
+    const history = await pbSub.history({ limit: -1 });
+    assert.deepEqual(history.publications.map((p) => p.data), [binary, binary.slice(0, 7)]);
+    pb.disconnect();
   });
 });

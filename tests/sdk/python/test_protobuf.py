@@ -1,9 +1,13 @@
 """The Protobuf protocol with the official centrifuge-python SDK (`use_protobuf=True`): the
 subprotocol `centrifuge-protobuf`, binary frames of length-delimited commands and replies. Payloads
-are bytes on this side; gyre carries them as JSON for now, so they are JSON bytes here."""
+are bytes on this side, and gyre carries any bytes: binary data arrives byte for byte."""
 
+import asyncio
+import base64
 import json
 import time
+
+import cent
 
 from centrifuge import CentrifugeError
 
@@ -136,3 +140,46 @@ async def test_stays_connected_across_server_pings_answered_in_protobuf(sdk, nod
     await node.publish(channel, {"after": "pings"})
     pubs = await sub.log.wait_count("publication", 1)
     assert as_json(pubs[0].pub.data) == {"after": "pings"}
+
+
+# Every byte value, a newline and a lone quote: nothing a JSON path could carry unchanged.
+BINARY = bytes(range(256)) + b'\n"'
+
+
+async def test_binary_data_is_byte_exact_through_api_b64data_and_client_publish(sdk, node):
+    channel = "chat:bin-" + rand()
+    client = sdk.client(node.token("bin"), use_protobuf=True)
+    await sdk.connected(client)
+    sub = sdk.sub(client, channel)
+    await sdk.subscribed(sub)
+    request = cent.PublishRequest(channel=channel, data=None, b64data=base64.b64encode(BINARY).decode())
+    result = await asyncio.to_thread(node.cent.publish, request)
+    assert result.offset == 1
+    pubs = await sub.log.wait_count("publication", 1)
+    assert pubs[0].pub.data == BINARY
+    await sub.publish(BINARY[::-1])
+    pubs = await sub.log.wait_count("publication", 2)
+    assert pubs[1].pub.data == BINARY[::-1] and pubs[1].pub.info.user == "bin"
+    history = await sub.history(limit=-1)
+    assert [p.data for p in history.publications] == [BINARY, BINARY[::-1]]
+
+
+async def test_a_json_client_in_a_channel_with_binary_data_is_disconnected_with_3506(sdk, node):
+    channel = "chat:mixed-bin-" + rand()
+    pb = sdk.client(node.token("pb"), use_protobuf=True)
+    js = sdk.client(node.token("js"))
+    await sdk.connected(pb)
+    await sdk.connected(js)
+    pb_sub = sdk.sub(pb, channel)
+    js_sub = sdk.sub(js, channel)
+    await sdk.subscribed(pb_sub)
+    await sdk.subscribed(js_sub)
+    await pb_sub.publish(b"\xff\x00 not json")
+    disconnected = await js.log.wait("disconnected")
+    assert (disconnected.code, disconnected.reason) == (3506, "inappropriate protocol")
+    own = await pb_sub.log.wait_count("publication", 1)
+    assert own[0].pub.data == b"\xff\x00 not json"
+    # The Protobuf client and the channel go on.
+    await node.publish(channel, {"still": "here"})
+    pubs = await pb_sub.log.wait_count("publication", 2)
+    assert as_json(pubs[1].pub.data) == {"still": "here"}
