@@ -101,8 +101,7 @@ fn main() {
     });
 
     let data = format!(r#"{{"n":12345,"text":"{}"}}"#, "x".repeat(80));
-    let publication =
-        Publication { data: Payload::from(data.as_str()), info: None, offset: 42, tags: Default::default() };
+    let publication = Publication { data: Payload::from(data.as_str()), offset: 42, ..Default::default() };
     bench("encode publication push", fixed, || {
         black_box(push(black_box("news"), "pub", black_box(&publication)).expect("JSON data"));
     });

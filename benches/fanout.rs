@@ -158,9 +158,8 @@ async fn round(settings: &Settings, subscribers: usize, publications: usize, pac
     }
     // Every Join (and its Subscribed answer) is handled before timing starts: a request/response
     // through the channel's mailbox returns only after the joins queued before it.
-    let publications_data: Vec<Publication> = (0..publications)
-        .map(|n| Publication { data: payload(n), info: None, offset: 0, tags: Default::default() })
-        .collect();
+    let publications_data: Vec<Publication> =
+        (0..publications).map(|n| Publication { data: payload(n), ..Default::default() }).collect();
     let mut publications_data = publications_data.into_iter();
     let first = publications_data.next().expect("at least one publication");
     channel

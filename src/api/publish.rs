@@ -24,6 +24,7 @@ pub(super) struct PublishRequest {
     skip_history: bool,
     tags: BTreeMap<String, String>,
     idempotency_key: String,
+    delta: bool,
 }
 
 /// `broadcast` request.
@@ -37,6 +38,7 @@ pub(super) struct BroadcastRequest {
     skip_history: bool,
     tags: BTreeMap<String, String>,
     idempotency_key: String,
+    delta: bool,
 }
 
 /// `publish` result: the stream position when the channel keeps history.
@@ -74,6 +76,7 @@ struct Options<'a> {
     tags: &'a BTreeMap<String, String>,
     skip_history: bool,
     idempotency_key: &'a str,
+    delta: bool,
 }
 
 async fn publish_one(
@@ -86,7 +89,8 @@ async fn publish_one(
     if !channel.namespace.data_format.accepts(data.as_bytes()) {
         return Err(ApiError::BadRequest);
     }
-    let publication = Publication { data, info: None, offset: 0, tags: options.tags.clone() };
+    let use_delta = options.delta || channel.namespace.options.delta_publish;
+    let publication = Publication { data, tags: options.tags.clone(), use_delta, ..Default::default() };
     let idempotency_key = (!options.idempotency_key.is_empty()).then(|| options.idempotency_key.to_owned());
     let message = registry::Publish { channel, publication, skip_history: options.skip_history, idempotency_key };
     match node.registry.send(message).await {
@@ -101,7 +105,12 @@ pub(super) async fn publish(node: &Arc<Node>, req: PublishRequest) -> Result<Pub
         return Err(ApiError::BadRequest);
     }
     let data = payload(req.data, &req.b64data)?;
-    let options = Options { tags: &req.tags, skip_history: req.skip_history, idempotency_key: &req.idempotency_key };
+    let options = Options {
+        tags: &req.tags,
+        skip_history: req.skip_history,
+        idempotency_key: &req.idempotency_key,
+        delta: req.delta,
+    };
     publish_one(node, &req.channel, data, &options).await
 }
 
@@ -124,7 +133,12 @@ pub(super) async fn broadcast(node: &Arc<Node>, req: BroadcastRequest) -> Result
         return Err(ApiError::BadRequest);
     }
     let data = payload(req.data, &req.b64data)?;
-    let options = Options { tags: &req.tags, skip_history: req.skip_history, idempotency_key: &req.idempotency_key };
+    let options = Options {
+        tags: &req.tags,
+        skip_history: req.skip_history,
+        idempotency_key: &req.idempotency_key,
+        delta: req.delta,
+    };
     let mut responses = Vec::with_capacity(req.channels.len());
     for channel in &req.channels {
         let outcome = publish_one(node, channel, data.clone(), &options).await;

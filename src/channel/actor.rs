@@ -9,23 +9,37 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 
 use super::history::Stream;
-use super::messages::{Broadcast, FanOutJoinLeave, Join, Leave, ReadHistory, RemoveHistory, Stop};
+use super::messages::{Broadcast, DeltaMode, FanOutJoinLeave, Join, Leave, ReadHistory, RemoveHistory, Stop};
 use super::rules::Namespace;
 use super::IDEMPOTENCY_WINDOW;
 use crate::client::messages::{ClientHandle, Deliver, DeliverError, SubscribeAnswer, Subscribed};
 use crate::cluster::envelope::ChannelEvent;
 use crate::cluster::history::HistoryStore;
 use crate::cluster::{NatsBridge, PublishToChannel};
-use crate::domain::{ChannelName, ClientId, ClientInfo, Publication, StreamPosition};
+use crate::domain::{ChannelName, ClientId, ClientInfo, Payload, Publication, StreamPosition};
 use crate::metrics::METRICS;
+use crate::protocol::fossil;
 use crate::protocol::outgoing::Push;
-use crate::protocol::Disconnect;
+use crate::protocol::reply::NotJson;
+use crate::protocol::{Disconnect, Frame, Protocol};
 use crate::registry::messages::ChannelIdle;
 
 struct Subscriber {
     handle: ClientHandle,
     info: ClientInfo,
     push_join_leave: bool,
+    delta: DeltaMode,
+    /// It has had a full publication since it subscribed: patches may follow.
+    has_delta_base: bool,
+}
+
+/// The encodings of one publication a channel may need: as it is, as a full payload for delta
+/// subscriptions, and as a patch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Form {
+    Plain = 0,
+    Full = 1,
+    Patch = 2,
 }
 
 /// One channel: subscribers on this node, history, fan-out.
@@ -48,6 +62,8 @@ pub struct Channel {
     relay: Option<Addr<NatsBridge>>,
     /// Cluster mode with JetStream: history lives in the cluster-wide store, not in `stream`.
     shared: Option<shared::SharedHistory>,
+    /// The last publication delivered (offset, data): the base of the next one's patch.
+    delta_base: Option<(u64, Payload)>,
 }
 
 impl Channel {
@@ -76,6 +92,7 @@ impl Channel {
             pruning_recent: false,
             relay: None,
             shared: None,
+            delta_base: None,
         }
     }
 
@@ -98,15 +115,29 @@ impl Channel {
     /// shared; slow subscribers are disconnected (3008), and so are JSON subscribers when the
     /// push holds a payload JSON cannot carry (3506, as Centrifugo does).
     fn fan_out(&mut self, push: Push<'_>, join_leave_only: bool) {
-        let mut frames = [None, None];
+        let channel = self.name.clone();
+        self.fan_out_forms(
+            push.frame_type(),
+            |subscriber| (!join_leave_only || subscriber.push_join_leave).then_some(Form::Plain),
+            |_, protocol| push.frame(protocol, channel.as_str()),
+        );
+    }
+
+    /// Fans out one push in the form `pick` chooses per subscriber (`None` skips it); `encode`
+    /// runs at most once per form and protocol.
+    fn fan_out_forms(
+        &mut self,
+        frame_type: &'static str,
+        mut pick: impl FnMut(&mut Subscriber) -> Option<Form>,
+        encode: impl Fn(Form, Protocol) -> Result<Frame, NotJson>,
+    ) {
+        let mut frames: [[Option<Result<Frame, NotJson>>; 3]; 2] = Default::default();
         let mut dropped = Vec::new();
         let (mut delivered, mut bytes) = (0, 0);
-        for (id, subscriber) in &self.subscribers {
-            if join_leave_only && !subscriber.push_join_leave {
-                continue;
-            }
+        for (id, subscriber) in &mut self.subscribers {
+            let Some(form) = pick(subscriber) else { continue };
             let protocol = subscriber.handle.protocol;
-            let encoded = frames[protocol as usize].get_or_insert_with(|| push.frame(protocol, self.name.as_str()));
+            let encoded = frames[protocol as usize][form as usize].get_or_insert_with(|| encode(form, protocol));
             let Ok(frame) = encoded else {
                 dropped.push((id.clone(), Some(Disconnect::INAPPROPRIATE_PROTOCOL)));
                 continue;
@@ -120,7 +151,7 @@ impl Channel {
                 Err(DeliverError::Gone) => dropped.push((id.clone(), None)),
             }
         }
-        METRICS.fanned_out(push.frame_type(), delivered, bytes);
+        METRICS.fanned_out(frame_type, delivered, bytes);
         for (id, disconnect) in dropped {
             self.drop_subscriber(&id, disconnect);
         }
@@ -232,21 +263,87 @@ impl Channel {
         join.client.send(Deliver::Subscribed(Box::new(SubscribeAnswer { channel: self.name.clone(), outcome })));
         if accepted {
             let info = join.info.clone();
-            self.subscribers.insert(
-                join.client.id.clone(),
-                Subscriber { handle: join.client, info: join.info, push_join_leave: join.push_join_leave },
-            );
+            let subscriber = Subscriber {
+                handle: join.client,
+                info: join.info,
+                push_join_leave: join.push_join_leave,
+                delta: join.delta,
+                has_delta_base: false,
+            };
+            self.subscribers.insert(subscriber.handle.id.clone(), subscriber);
             self.push_join_leave("join", &info);
         }
         self.processed_one();
     }
 
-    /// Fans a publication out to every subscriber, encoded once.
+    /// Fans a publication out to every subscriber, encoded once per form and protocol, and
+    /// keeps it as the base of the next publication's patch.
     fn deliver(&mut self, publication: &Publication) {
-        if !self.subscribers.is_empty() {
-            self.fan_out(Push::Publication(publication), false);
+        if self.subscribers.values().all(|s| s.delta == DeltaMode::Off) {
+            if !self.subscribers.is_empty() {
+                self.fan_out(Push::Publication(publication), false);
+            }
+        } else {
+            self.fan_out_with_deltas(publication);
         }
+        self.delta_base = (publication.offset > 0).then(|| (publication.offset, publication.data.clone()));
     }
+
+    /// Delta subscriptions get a full payload first, then patches while each publication
+    /// follows the previous one (protocol-extensions.md §2.3).
+    fn fan_out_with_deltas(&mut self, publication: &Publication) {
+        let wants_patch = self.subscribers.values().any(|s| s.delta == DeltaMode::Patches && s.has_delta_base);
+        let patch = wants_patch.then(|| self.patch_for(publication)).flatten();
+        let channel = self.name.clone();
+        self.fan_out_forms(
+            "push_publication",
+            |subscriber| {
+                let form = match subscriber.delta {
+                    DeltaMode::Off => Form::Plain,
+                    DeltaMode::Full => Form::Full,
+                    DeltaMode::Patches if subscriber.has_delta_base && patch.is_some() => Form::Patch,
+                    DeltaMode::Patches => Form::Full,
+                };
+                subscriber.has_delta_base = true;
+                Some(form)
+            },
+            |form, protocol| encode_form(publication, patch.as_ref(), form, protocol, channel.as_str()),
+        );
+    }
+
+    /// The fossil patch from the previous publication, when the publisher asked for delta, the
+    /// previous publication is the one just before, and the patch is smaller than the data.
+    fn patch_for(&self, publication: &Publication) -> Option<Payload> {
+        let (base_offset, base) = self.delta_base.as_ref()?;
+        if !publication.use_delta || publication.offset != base_offset + 1 {
+            return None;
+        }
+        let patch = fossil::create(base.as_bytes(), publication.data.as_bytes());
+        (patch.len() < publication.data.len()).then(|| Payload::new(patch))
+    }
+}
+
+/// One form of a publication, encoded. A JSON delta subscription reads every `data` as a JSON
+/// string; a patch that is not UTF-8 cannot be one, so JSON gets the full payload instead
+/// (Centrifugo would send a mangled patch; protocol-extensions.md §2.7).
+fn encode_form(
+    publication: &Publication,
+    patch: Option<&Payload>,
+    form: Form,
+    protocol: Protocol,
+    channel: &str,
+) -> Result<Frame, NotJson> {
+    let with_data = |data: Payload, delta: bool| Publication { data, delta, ..publication.clone() };
+    let patch = patch.filter(|_| form == Form::Patch);
+    let variant = match protocol {
+        _ if form == Form::Plain => None,
+        Protocol::Protobuf => patch.map(|patch| with_data(patch.clone(), true)),
+        Protocol::Json => Some(match patch.and_then(Payload::to_json_string) {
+            Some(text) => with_data(text, true),
+            None => with_data(publication.data.to_json_string().ok_or(NotJson)?, false),
+        }),
+    };
+    Push::Publication(variant.as_ref().unwrap_or(publication)).frame(protocol, channel)
 }
 
 impl Handler<Leave> for Channel {

@@ -185,7 +185,7 @@ mod tests {
     use super::*;
 
     fn publication(n: u32) -> Publication {
-        Publication { data: Payload::from(n.to_string().as_str()), info: None, offset: 0, tags: BTreeMap::new() }
+        Publication { data: Payload::from(n.to_string().as_str()), ..Default::default() }
     }
 
     fn stream_with(n: u32, size: usize) -> (Stream, Instant) {

@@ -22,6 +22,22 @@ pub struct Join {
     pub recover: Option<StreamPosition>,
     /// Max publications recovery may return.
     pub recovery_limit: usize,
+    /// Fossil delta, if the subscription negotiated it.
+    pub delta: DeltaMode,
+}
+
+/// How a subscription takes publications (protocol-extensions.md §2.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DeltaMode {
+    /// No delta negotiated: publications as they are.
+    #[default]
+    Off,
+    /// Delta negotiated on a subscription without positioning: always full payloads (the JSON
+    /// protocol carries them as JSON strings).
+    Full,
+    /// Delta negotiated on a positioned subscription: after the first full publication, patches
+    /// against the previous one whenever they are smaller.
+    Patches,
 }
 
 /// Removes a subscriber (client unsubscribe or disconnect).

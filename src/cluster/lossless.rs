@@ -99,6 +99,13 @@ pub struct PublicationRecord<'a> {
     offset: u64,
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     tags: &'a BTreeMap<String, String>,
+    /// The publisher asked for delta compression: every node computes patches for it.
+    #[serde(skip_serializing_if = "is_false")]
+    use_delta: bool,
+}
+
+fn is_false(value: &bool) -> bool {
+    !*value
 }
 
 impl<'a> From<&'a Publication> for PublicationRecord<'a> {
@@ -108,6 +115,7 @@ impl<'a> From<&'a Publication> for PublicationRecord<'a> {
             info: publication.info.as_ref().map(ClientInfoRecord::from),
             offset: publication.offset,
             tags: &publication.tags,
+            use_delta: publication.use_delta,
         }
     }
 }
@@ -122,6 +130,8 @@ struct OwnedPublication {
     offset: u64,
     #[serde(default)]
     tags: BTreeMap<String, String>,
+    #[serde(default)]
+    use_delta: bool,
 }
 
 /// Who a connection is, as it crosses nodes.
@@ -174,7 +184,14 @@ pub mod publication {
     /// Reads a [`PublicationRecord`].
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Publication, D::Error> {
         let owned = OwnedPublication::deserialize(d)?;
-        Ok(Publication { data: owned.data, info: owned.info, offset: owned.offset, tags: owned.tags })
+        Ok(Publication {
+            data: owned.data,
+            info: owned.info,
+            offset: owned.offset,
+            tags: owned.tags,
+            delta: false,
+            use_delta: owned.use_delta,
+        })
     }
 }
 
@@ -229,7 +246,7 @@ mod tests {
 
     fn round_trip(data: Payload, conn_info: Option<Payload>) -> (String, Publication) {
         let info = ClientInfo { user: "u".into(), client: "c".into(), conn_info, chan_info: None };
-        let publication = Publication { data, info: Some(info), offset: 3, tags: BTreeMap::new() };
+        let publication = Publication { data, info: Some(info), offset: 3, ..Default::default() };
         let json = serde_json::to_string(&Holder { publication }).expect("serializes");
         let back: Holder = serde_json::from_str(&json).expect("deserializes");
         (json, back.publication)

@@ -410,11 +410,13 @@ pub struct ChannelOptions {
     pub allow_user_limited_channels: bool,
     /// Regex the channel name (after the namespace) must match on client subscribe.
     pub channel_regex: String,
-    /// Publication data check: `""`, `json`, `json_object`, `binary`.
+    /// Publication data check: `""` (not empty), `json`, `json_object`, `binary` (anything);
+    /// empty = `channel.publication_data_format`.
     pub publication_data_format: String,
-    /// Treat every publish as a delta publish (not supported: accepted and ignored).
+    /// Treat every publish (API and client) as a delta publish.
     pub delta_publish: bool,
-    /// Delta types clients may negotiate (only `fossil`; gyre does not negotiate deltas yet).
+    /// Delta types clients may negotiate: only `fossil` (patches need history and a positioned
+    /// or recoverable subscription).
     pub allowed_delta_types: Vec<String>,
     /// Clients may send tag filters (not supported: subscribe with `tf` gets 107).
     pub allow_tags_filter: bool,

@@ -90,7 +90,7 @@ pub struct ClientInfo {
 }
 
 /// One message in a channel.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Publication {
     /// The payload. Empty data has no `data` key in JSON, as Centrifugo's encoder omits it.
     #[serde(default, skip_serializing_if = "Payload::is_empty")]
@@ -104,6 +104,17 @@ pub struct Publication {
     /// Application tags.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub tags: BTreeMap<String, String>,
+    /// `data` is a fossil patch against the subscriber's previous publication.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub delta: bool,
+    /// The publisher asked for delta compression (API `delta`, namespace `delta_publish`). Not
+    /// part of the client wire form.
+    #[serde(skip)]
+    pub use_delta: bool,
+}
+
+fn is_false(value: &bool) -> bool {
+    !*value
 }
 
 fn is_zero(value: &u64) -> bool {
@@ -135,7 +146,7 @@ mod tests {
 
     #[test]
     fn publication_wire_form_omits_empty_fields() {
-        let p = Publication { data: Payload::from("{\"x\":1}"), info: None, offset: 0, tags: BTreeMap::new() };
+        let p = Publication { data: Payload::from("{\"x\":1}"), use_delta: true, ..Default::default() };
         assert_eq!(serde_json::to_string(&p).unwrap(), r#"{"data":{"x":1}}"#);
     }
 

@@ -61,6 +61,13 @@ impl Payload {
         serde_json::from_slice::<&RawValue>(&compact).ok().map(|raw| Cow::Owned(raw.to_owned()))
     }
 
+    /// The bytes as one JSON string (how delta subscriptions of the JSON protocol carry payloads
+    /// and patches, protocol-extensions.md §2.5); `None` when they are not UTF-8.
+    pub fn to_json_string(&self) -> Option<Payload> {
+        let text = std::str::from_utf8(&self.0).ok()?;
+        serde_json::to_string(text).ok().map(Payload::new)
+    }
+
     /// The payload as a JSON value whose text is exactly these bytes (no whitespace around it,
     /// nothing dropped), so that writing and reading it back gives the same bytes.
     pub fn as_exact_json(&self) -> Option<&RawValue> {
@@ -132,6 +139,13 @@ mod tests {
         assert!(serde_json::to_string(&payload).is_err());
         assert!(Payload::from("not json").as_json().is_none());
         assert_eq!(serde_json::to_string(&Payload::default()).expect("null"), "null");
+    }
+
+    #[test]
+    fn json_strings_escape_the_text_and_refuse_other_bytes() {
+        let quoted = Payload::from("{\"a\":\"x\ny\"}\n").to_json_string().expect("utf-8");
+        assert_eq!(quoted.as_bytes(), br#""{\"a\":\"x\ny\"}\n""#);
+        assert!(Payload::new(vec![0xff]).to_json_string().is_none());
     }
 
     #[test]

@@ -255,8 +255,7 @@ mod tests {
 
     #[test]
     fn a_publication_push_is_the_same_in_both_encodings() {
-        let publication =
-            Publication { data: Payload::from(r#"{"x":1}"#), info: None, offset: 7, tags: Default::default() };
+        let publication = Publication { data: Payload::from(r#"{"x":1}"#), offset: 7, ..Default::default() };
         let push = Push::Publication(&publication);
         assert_eq!(
             push.frame(Protocol::Json, "news"),
@@ -271,8 +270,7 @@ mod tests {
 
     #[test]
     fn binary_payloads_reach_protobuf_only_and_leave_the_json_buffer_as_it_was() {
-        let publication =
-            Publication { data: Payload::new(vec![0, 159, 146, 150]), info: None, offset: 3, tags: Default::default() };
+        let publication = Publication { data: Payload::new(vec![0, 159, 146, 150]), offset: 3, ..Default::default() };
         let push = Push::Publication(&publication);
         assert_eq!(push.frame(Protocol::Json, "bin"), Err(NotJson));
         let Ok(Frame::Binary(bytes)) = push.frame(Protocol::Protobuf, "bin") else { panic!("binary") };

@@ -218,7 +218,7 @@ fn subscribe_result(result: &SubscribeResult) -> wire::SubscribeResult {
         positioned: result.positioned,
         data: optional_payload(result.data.as_ref()),
         was_recovering: result.was_recovering,
-        delta: false,
+        delta: result.delta,
     }
 }
 
@@ -229,6 +229,7 @@ pub fn publication(publication: &Publication) -> wire::Publication {
         info: publication.info.as_ref().map(client_info),
         offset: publication.offset,
         tags: publication.tags.clone(),
+        delta: publication.delta,
         ..Default::default()
     }
 }

@@ -131,6 +131,9 @@ pub struct SubscribeResult {
     /// The request asked to recover.
     #[serde(skip_serializing_if = "is_false")]
     pub was_recovering: bool,
+    /// Fossil delta was negotiated: publications of this subscription may be patches.
+    #[serde(skip_serializing_if = "is_false")]
+    pub delta: bool,
 }
 
 fn str_is_empty(value: &Arc<str>) -> bool {
@@ -275,12 +278,11 @@ mod tests {
 
     #[test]
     fn a_payload_that_is_not_json_fails_the_whole_push_or_reply() {
-        let publication =
-            Publication { data: Payload::new(vec![0xde, 0xad]), info: None, offset: 1, tags: Default::default() };
+        let publication = Publication { data: Payload::new(vec![0xde, 0xad]), offset: 1, ..Default::default() };
         assert_eq!(push("news", "pub", &publication), Err(NotJson));
         let history = HistoryResult { publications: vec![publication.into()], ..Default::default() };
         assert_eq!(reply(3, "history", &history), Err(NotJson));
-        let empty = Publication { data: Payload::default(), info: None, offset: 2, tags: Default::default() };
+        let empty = Publication { offset: 2, ..Default::default() };
         assert_eq!(push("news", "pub", &empty).as_deref(), Ok(r#"{"push":{"channel":"news","pub":{"offset":2}}}"#));
     }
 }

@@ -28,6 +28,8 @@ pub struct Subscribe {
     pub recover: Option<StreamPosition>,
     /// Max publications recovery may return.
     pub recovery_limit: usize,
+    /// Fossil delta, if negotiated.
+    pub delta: crate::channel::messages::DeltaMode,
 }
 
 /// Unsubscribes a client (also sent for every subscription when a client goes away).

@@ -182,6 +182,7 @@ impl Handler<Subscribe> for Registry {
             push_join_leave: msg.push_join_leave,
             recover: msg.recover,
             recovery_limit: msg.recovery_limit,
+            delta: msg.delta,
         };
         match entry.waiting_joins.as_mut() {
             Some(waiting) => waiting.push(join),

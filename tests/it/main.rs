@@ -13,6 +13,8 @@ mod client_protocol;
 mod cluster;
 /// History and recovery shared through JetStream.
 mod cluster_history;
+/// Fossil delta compression.
+mod delta;
 /// Health, metrics, internal port.
 mod ops;
 /// Binary payloads end to end and `publication_data_format`.

@@ -34,7 +34,8 @@ impl ClientSession {
             conn_info: connection.info.clone(),
             chan_info: self.subscriptions.get(&channel.name).and_then(|s| s.chan_info.clone()),
         };
-        let publication = Publication { data, info: Some(info), offset: 0, tags: Default::default() };
+        let use_delta = channel.namespace.options.delta_publish;
+        let publication = Publication { data, info: Some(info), use_delta, ..Default::default() };
         let request = self.node.registry.send(registry::Publish {
             channel,
             publication,

@@ -1,15 +1,18 @@
 //! `subscribe` and `unsubscribe`, the channel's answer, and server-side (API) subscriptions.
 
 use crate::auth::TokenError;
+use crate::channel::messages::DeltaMode;
 use crate::channel::{Action, ResolvedChannel};
 use crate::client::messages::{ServerAction, ServerSubscribe, Subscribed};
 use crate::client::session::{Busy, ClientSession, Subscription};
-use crate::domain::{unix_now, ChannelName, ClientInfo, Payload, StreamPosition};
+use std::sync::Arc;
+
+use crate::domain::{unix_now, ChannelName, ClientInfo, Payload, Publication, StreamPosition};
 use crate::metrics::METRICS;
 use crate::protocol::command::{ChannelRequest, SubscribeRequest};
 use crate::protocol::outgoing::Push;
 use crate::protocol::reply::{Empty, SubscribePush, SubscribeResult};
-use crate::protocol::{Disconnect, ReplyError};
+use crate::protocol::{Disconnect, Protocol, ReplyError};
 use crate::registry::messages as registry;
 
 use super::{ttl_until, Ctx};
@@ -36,6 +39,7 @@ impl ClientSession {
             push_join_leave,
             recover: pending.recover_from.clone(),
             recovery_limit: self.node.settings.client.recovery_max_publication_limit,
+            delta: pending.delta,
         });
     }
 
@@ -122,6 +126,13 @@ impl ClientSession {
             && (recoverable
                 || options.force_positioning
                 || (req.positioned && (options.allow_positioning || may_history)));
+        // Centrifugo grants `delta: "fossil"` when the namespace allows it; patches need a
+        // positioned subscription (and a channel with history) to have a base.
+        let delta = match (req.delta == "fossil", options.allowed_delta_types.iter().any(|t| t == "fossil")) {
+            (true, true) if positioned => DeltaMode::Patches,
+            (true, true) => DeltaMode::Full,
+            _ => DeltaMode::Off,
+        };
         let may_presence = rules.allows(channel, Action::Presence, asker);
         let push_join_leave = options.join_leave && (options.force_push_join_leave || (req.join_leave && may_presence));
         let pending = PendingSubscription {
@@ -136,6 +147,7 @@ impl ClientSession {
             chan_info: grant.chan_info,
             token_based: grant.token_based,
             server_side: false,
+            delta,
         };
         (pending, push_join_leave)
     }
@@ -150,7 +162,10 @@ impl ClientSession {
         match self.busy.take().map(|busy| *busy) {
             Some(Busy::Subscribe { id, channel: expected, pending }) if expected == channel => {
                 match subscribe_result(&pending, outcome) {
-                    Ok(result) => {
+                    Ok(mut result) => {
+                        if result.delta && self.protocol == Protocol::Json {
+                            result.publications = as_json_strings(result.publications);
+                        }
                         self.add_subscription(channel, &pending, ctx);
                         self.push_reply(id, "subscribe", &result);
                         let name = self.metric_labels.as_ref().map_or("", |l| l[2].as_str());
@@ -323,6 +338,7 @@ fn subscribe_result(
         ttl: pending.expire_at.map(ttl_until).unwrap_or(0),
         data: pending.data.clone(),
         was_recovering: pending.was_recovering,
+        delta: pending.delta != DeltaMode::Off,
         ..Default::default()
     };
     if let Some(position) = subscribed.position.filter(|_| pending.positioned) {
@@ -348,6 +364,19 @@ fn subscribe_result(
     Ok(result)
 }
 
+/// A JSON delta subscription reads every `data` as a JSON string (protocol-extensions.md §2.5):
+/// recovered publications go as full payloads in that form. A payload that is not UTF-8 is left
+/// as it is, so the reply fails as JSON and the connection is closed with 3506.
+fn as_json_strings(publications: Vec<Arc<Publication>>) -> Vec<Arc<Publication>> {
+    publications
+        .into_iter()
+        .map(|publication| match publication.data.to_json_string() {
+            Some(data) => Arc::new(Publication { data, ..(*publication).clone() }),
+            None => publication,
+        })
+        .collect()
+}
+
 /// What a subscribe asked for, kept until the channel answers.
 #[derive(Debug, Clone, Default)]
 pub(in crate::client) struct PendingSubscription {
@@ -361,4 +390,5 @@ pub(in crate::client) struct PendingSubscription {
     pub(in crate::client) chan_info: Option<Payload>,
     pub(in crate::client) token_based: bool,
     pub(in crate::client) server_side: bool,
+    pub(in crate::client) delta: DeltaMode,
 }
