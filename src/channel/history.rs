@@ -178,7 +178,6 @@ impl Stream {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
 
     use crate::domain::Payload;
 
