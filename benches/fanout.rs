@@ -153,6 +153,7 @@ async fn round(settings: &Settings, subscribers: usize, publications: usize, pac
             push_join_leave: false,
             recover: None,
             recovery_limit: 0,
+            delta: Default::default(),
         });
         sinks.push(sink);
     }
