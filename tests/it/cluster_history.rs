@@ -266,3 +266,29 @@ async fn binary_data_crosses_nodes_and_the_stream_byte_for_byte() {
     assert!(result.recovered, "{result:?}");
     assert_eq!(result.publications.iter().map(|p| &p.data[..]).collect::<Vec<_>>(), vec![data]);
 }
+
+#[actix_web::test]
+async fn a_delta_subscriber_on_one_node_gets_patches_for_publications_made_on_another() {
+    use crate::delta::{delta_namespace, state};
+
+    let nats = NatsServer::start().await;
+    let a = TestNode::start_clustered_with(&nats, "a", delta_namespace).await;
+    let b = TestNode::start_clustered_with(&nats, "b", delta_namespace).await;
+    let mut client = b.connect_as("d").await;
+    let reply = client.request(2, "subscribe", json!({"channel": "delta:c", "delta": "fossil"})).await;
+    assert_eq!(reply["subscribe"]["delta"], true, "{reply}");
+    let mut previous = Vec::new();
+    for minute in 1..=3 {
+        a.api_ok("publish", json!({"channel": "delta:c", "data": state(minute), "delta": true})).await;
+        let publication = client.publication("delta:c").await;
+        let text = publication["data"].as_str().expect("a JSON string").as_bytes().to_vec();
+        let data = if minute == 1 {
+            text
+        } else {
+            assert_eq!(publication["delta"], true, "{publication}");
+            gyre::protocol::fossil::apply(&previous, &text).expect("the patch applies")
+        };
+        assert_eq!(serde_json::from_slice::<Value>(&data).expect("json"), state(minute));
+        previous = data;
+    }
+}

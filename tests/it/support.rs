@@ -324,6 +324,11 @@ pub async fn eventually<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> 
 impl TestNode {
     /// A node in cluster mode on `nats`.
     pub async fn start_clustered(nats: &NatsServer, name: &str) -> Self {
+        Self::start_clustered_with(nats, name, |_| {}).await
+    }
+
+    /// A node in cluster mode on `nats`, with more settings changed.
+    pub async fn start_clustered_with(nats: &NatsServer, name: &str, change: impl FnOnce(&mut Settings)) -> Self {
         let url = nats.url();
         let name = name.to_owned();
         Self::start_with(move |s| {
@@ -332,6 +337,7 @@ impl TestNode {
             s.broker.nats.url = url;
             s.node.name = name;
             s.prometheus.enabled = true;
+            change(s);
         })
         .await
     }

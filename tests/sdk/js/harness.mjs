@@ -53,6 +53,17 @@ export function baseConfig(secret, apiKey) {
           allow_history_for_subscriber: true,
         },
         { name: 'priv', presence: true, history_size: 10, history_ttl: '60s' },
+        {
+          name: 'delta',
+          history_size: 100,
+          history_ttl: '300s',
+          force_recovery: true,
+          allowed_delta_types: ['fossil'],
+          delta_publish: true,
+          allow_subscribe_for_client: true,
+          allow_publish_for_subscriber: true,
+          allow_history_for_subscriber: true,
+        },
       ],
     },
   };

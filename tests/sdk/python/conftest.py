@@ -66,6 +66,17 @@ def base_config(secret: str, api_key: str) -> Dict[str, Any]:
                     "allow_history_for_subscriber": True,
                 },
                 {"name": "priv", "presence": True, "history_size": 10, "history_ttl": "60s"},
+                {
+                    "name": "delta",
+                    "history_size": 100,
+                    "history_ttl": "300s",
+                    "force_recovery": True,
+                    "allowed_delta_types": ["fossil"],
+                    "delta_publish": True,
+                    "allow_subscribe_for_client": True,
+                    "allow_publish_for_subscriber": True,
+                    "allow_history_for_subscriber": True,
+                },
             ],
         },
     }
