@@ -16,7 +16,7 @@ function recordingSocket(sizes) {
   return class extends WebSocket {
     constructor(...args) {
       super(...args);
-      this.on('message', (data) => sizes.push(data.length));
+      this.on('message', (data) => sizes.push(data.length ?? data.byteLength));
     }
   };
 }
