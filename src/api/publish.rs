@@ -25,6 +25,8 @@ pub(super) struct PublishRequest {
     tags: BTreeMap<String, String>,
     idempotency_key: String,
     delta: bool,
+    version: u64,
+    version_epoch: String,
 }
 
 /// `broadcast` request.
@@ -39,6 +41,8 @@ pub(super) struct BroadcastRequest {
     tags: BTreeMap<String, String>,
     idempotency_key: String,
     delta: bool,
+    version: u64,
+    version_epoch: String,
 }
 
 /// `publish` result: the stream position when the channel keeps history.
@@ -77,6 +81,8 @@ struct Options<'a> {
     skip_history: bool,
     idempotency_key: &'a str,
     delta: bool,
+    version: u64,
+    version_epoch: &'a str,
 }
 
 async fn publish_one(
@@ -90,7 +96,14 @@ async fn publish_one(
         return Err(ApiError::BadRequest);
     }
     let use_delta = options.delta || channel.namespace.options.delta_publish;
-    let publication = Publication { data, tags: options.tags.clone(), use_delta, ..Default::default() };
+    let publication = Publication {
+        data,
+        tags: options.tags.clone(),
+        use_delta,
+        version: options.version,
+        version_epoch: options.version_epoch.to_owned(),
+        ..Default::default()
+    };
     let idempotency_key = (!options.idempotency_key.is_empty()).then(|| options.idempotency_key.to_owned());
     let message = registry::Publish { channel, publication, skip_history: options.skip_history, idempotency_key };
     match node.registry.send(message).await {
@@ -110,6 +123,8 @@ pub(super) async fn publish(node: &Arc<Node>, req: PublishRequest) -> Result<Pub
         skip_history: req.skip_history,
         idempotency_key: &req.idempotency_key,
         delta: req.delta,
+        version: req.version,
+        version_epoch: &req.version_epoch,
     };
     publish_one(node, &req.channel, data, &options).await
 }
@@ -138,6 +153,8 @@ pub(super) async fn broadcast(node: &Arc<Node>, req: BroadcastRequest) -> Result
         skip_history: req.skip_history,
         idempotency_key: &req.idempotency_key,
         delta: req.delta,
+        version: req.version,
+        version_epoch: &req.version_epoch,
     };
     let mut responses = Vec::with_capacity(req.channels.len());
     for channel in &req.channels {

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 
-use super::history::Stream;
+use super::history::{LastVersion, Stream};
 use super::messages::{Broadcast, DeltaMode, FanOutJoinLeave, Join, Leave, ReadHistory, RemoveHistory, Stop};
 use super::rules::Namespace;
 use super::IDEMPOTENCY_WINDOW;
@@ -102,6 +102,12 @@ impl Channel {
             self.stream = None;
             self.shared = Some(shared::SharedHistory::new(store, shape));
         }
+        self
+    }
+
+    /// Continues the versions of the stream's earlier incarnation (kept while it was idle).
+    pub fn with_last_version(mut self, last_version: LastVersion) -> Self {
+        self.stream = self.stream.map(|stream| stream.with_last_version(last_version));
         self
     }
 
@@ -210,6 +216,7 @@ impl Channel {
                 generation: self.generation,
                 processed: self.processed,
                 position: self.stream.as_ref().map(Stream::position),
+                last_version: self.stream.as_ref().map(|s| s.last_version().clone()).unwrap_or_default(),
             });
         }
     }
@@ -333,7 +340,7 @@ fn encode_form(
     protocol: Protocol,
     channel: &str,
 ) -> Result<Frame, NotJson> {
-    let with_data = |data: Payload, delta: bool| Publication { data, delta, ..publication.clone() };
+    let with_data = |data: Payload, delta: bool| Publication { data, delta, version: 0, ..publication.clone() };
     let patch = patch.filter(|_| form == Form::Patch);
     let variant = match protocol {
         _ if form == Form::Plain => None,
@@ -378,8 +385,10 @@ impl Handler<Broadcast> for Channel {
 
 impl Channel {
     /// Appends to history (unless skipped) and fans the publication out, encoded once.
+    /// A publication with an outdated version is dropped: the answer is the current position.
     fn publish(&mut self, publication: Publication, skip_history: bool, now: Instant) -> Option<StreamPosition> {
         let (publication, position) = match self.stream.as_mut().filter(|_| !skip_history) {
+            Some(stream) if stream.is_outdated(&publication) => return Some(stream.position()),
             Some(stream) => {
                 stream.expire(now);
                 let publication = stream.append(publication, now);
@@ -427,7 +436,9 @@ impl Handler<RemoveHistory> for Channel {
         if let Some(stream) = self.stream.as_mut() {
             let position = stream.position();
             let options = &self.namespace.options;
-            *stream = Stream::new(Some(position), options.history_size, options.history_ttl);
+            let last_version = stream.last_version().clone();
+            *stream =
+                Stream::new(Some(position), options.history_size, options.history_ttl).with_last_version(last_version);
         }
         self.processed_one();
     }

@@ -62,6 +62,16 @@ struct Entry {
     expires: Instant,
 }
 
+/// The version of a stream's last publication (`version`, `version_epoch`), kept with its
+/// position: publications with an older version are dropped.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LastVersion {
+    /// 0 when the last publication was unversioned.
+    pub version: u64,
+    /// Its `version_epoch`.
+    pub epoch: String,
+}
+
 /// A channel's publication stream.
 pub struct Stream {
     epoch: Arc<str>,
@@ -69,13 +79,31 @@ pub struct Stream {
     items: VecDeque<Entry>,
     size: usize,
     ttl: Duration,
+    last_version: LastVersion,
 }
 
 impl Stream {
     /// A stream continuing from `position` (or a fresh epoch at offset 0).
     pub fn new(position: Option<StreamPosition>, size: usize, ttl: Duration) -> Self {
         let position = position.unwrap_or_else(|| StreamPosition { offset: 0, epoch: new_epoch() });
-        Self { epoch: position.epoch, top: position.offset, items: VecDeque::new(), size, ttl }
+        let (epoch, top) = (position.epoch, position.offset);
+        Self { epoch, top, items: VecDeque::new(), size, ttl, last_version: LastVersion::default() }
+    }
+
+    /// Continues the versions of an earlier incarnation of this stream.
+    pub fn with_last_version(mut self, last_version: LastVersion) -> Self {
+        self.last_version = last_version;
+        self
+    }
+
+    /// The version of the last publication.
+    pub fn last_version(&self) -> &LastVersion {
+        &self.last_version
+    }
+
+    /// Whether `publication` carries a version that is not newer than the last one.
+    pub fn is_outdated(&self, publication: &Publication) -> bool {
+        publication.is_outdated(self.last_version.version, &self.last_version.epoch)
     }
 
     /// A stream at `position` holding `items` (publication and remaining lifetime, oldest
@@ -90,7 +118,8 @@ impl Stream {
             .into_iter()
             .map(|(publication, left)| Entry { publication: Arc::new(publication), expires: deadline_after(now, left) })
             .collect();
-        Self { epoch: position.epoch, top: position.offset, items, size, ttl: Duration::ZERO }
+        let (epoch, top) = (position.epoch, position.offset);
+        Self { epoch, top, items, size, ttl: Duration::ZERO, last_version: LastVersion::default() }
     }
 
     /// The top of the stream.
@@ -107,6 +136,7 @@ impl Stream {
     pub fn append(&mut self, mut publication: Publication, now: Instant) -> Arc<Publication> {
         self.top += 1;
         publication.offset = self.top;
+        self.last_version = LastVersion { version: publication.version, epoch: publication.version_epoch.clone() };
         let publication = Arc::new(publication);
         self.items.push_back(Entry { publication: publication.clone(), expires: deadline_after(now, self.ttl) });
         while self.items.len() > self.size {

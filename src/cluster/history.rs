@@ -28,7 +28,7 @@ use futures_util::StreamExt;
 
 use super::lossless;
 use super::subjects::encode_token;
-use crate::channel::history::new_epoch;
+use crate::channel::history::{new_epoch, LastVersion};
 use crate::channel::{HistoryShape, IDEMPOTENCY_WINDOW};
 use crate::domain::{Publication, StreamPosition};
 use crate::metrics::METRICS;
@@ -71,6 +71,19 @@ pub struct Top {
     pub seq: u64,
     /// Channel position.
     pub position: StreamPosition,
+    /// Version of the publication there (default for meta messages).
+    pub last_version: LastVersion,
+}
+
+impl Top {
+    fn of(message: &StoredMessage) -> Self {
+        let last_version = message
+            .publication
+            .as_ref()
+            .map(|p| LastVersion { version: p.version, epoch: p.version_epoch.clone() })
+            .unwrap_or_default();
+        Top { seq: message.seq, position: message.position.clone(), last_version }
+    }
 }
 
 /// One stored message of a channel.
@@ -222,7 +235,7 @@ impl HistoryStore {
         let payload = bytes::Bytes::from(serde_json::to_vec(&record).map_err(js_error)?);
         // Encoded like the channel: a key is any text, and a NATS header value takes no line breaks.
         let msg_id = idempotency_key.map(|key| format!("{}:{}", encode_token(channel), encode_token(key)));
-        let outcome = self.publish_next(shape, &subject, payload, msg_id.as_deref()).await;
+        let outcome = self.publish_next(shape, &subject, (publication, payload), msg_id.as_deref()).await;
         drop(_serial);
         self.forget_lock(&subject, lock);
         match &outcome {
@@ -232,18 +245,30 @@ impl HistoryStore {
         outcome
     }
 
+    /// Appends after the channel's last message (optimistically, on the cached top); a
+    /// publication whose version is outdated is dropped and answered with the top's position.
     async fn publish_next(
         &self,
         shape: HistoryShape,
         subject: &str,
-        payload: bytes::Bytes,
+        (publication, payload): (&Publication, bytes::Bytes),
         msg_id: Option<&str>,
     ) -> Result<Stored, StoreError> {
+        let last_version = LastVersion { version: publication.version, epoch: publication.version_epoch.clone() };
         for _ in 0..MAX_ATTEMPTS {
-            let top = match self.cached_top(subject) {
+            let mut top = match self.cached_top(subject) {
                 Some(top) => Some(top),
                 None => self.read_top(shape, subject).await?,
             };
+            if top.as_ref().is_some_and(|t| publication.is_outdated(t.last_version.version, &t.last_version.epoch)) {
+                // Suppress only on what is really the top, not on a cached hint.
+                top = self.read_top(shape, subject).await?;
+                if let Some(top) =
+                    top.as_ref().filter(|t| publication.is_outdated(t.last_version.version, &t.last_version.epoch))
+                {
+                    return Ok(Stored { position: top.position.clone(), repeat: true });
+                }
+            }
             let (position, expected) = next_position(top.as_ref());
             let mut headers = position_headers(&position);
             headers.insert(EXPECTED_LAST_SUBJECT_SEQUENCE, expected.to_string().as_str());
@@ -256,7 +281,8 @@ impl HistoryStore {
                     return Ok(Stored { position: original.position, repeat: true });
                 }
                 Ok(ack) => {
-                    self.remember_top(subject, Top { seq: ack.sequence, position: position.clone() });
+                    let top = Top { seq: ack.sequence, position: position.clone(), last_version: last_version.clone() };
+                    self.remember_top(subject, top);
                     return Ok(Stored { position, repeat: false });
                 }
                 Err(error) if error.kind() == PublishErrorKind::WrongLastSequence => {
@@ -306,7 +332,8 @@ impl HistoryStore {
         headers.insert(META, "1");
         headers.insert(EXPECTED_LAST_SUBJECT_SEQUENCE, expected.to_string().as_str());
         let ack = self.send(subject, headers, bytes::Bytes::new()).await?;
-        self.remember_top(subject, Top { seq: ack.sequence, position: position.clone() });
+        let top = Top { seq: ack.sequence, position: position.clone(), last_version: LastVersion::default() };
+        self.remember_top(subject, top);
         Ok(ack)
     }
 
@@ -332,7 +359,7 @@ impl HistoryStore {
         }
         let messages = messages?;
         if let Some(last) = messages.last() {
-            self.remember_top(&subject, Top { seq: last.seq, position: last.position.clone() });
+            self.remember_top(&subject, Top::of(last));
         }
         Ok(messages)
     }
@@ -405,7 +432,7 @@ impl HistoryStore {
             Ok(message) => {
                 let stored = StoredMessage::decode(message.sequence, Some(&message.headers), &message.payload)
                     .ok_or_else(|| StoreError::JetStream(format!("{subject} holds a message gyre did not write")))?;
-                let top = Top { seq: stored.seq, position: stored.position };
+                let top = Top::of(&stored);
                 self.remember_top(subject, top.clone());
                 Ok(Some(top))
             }
@@ -553,7 +580,8 @@ mod tests {
 
     #[test]
     fn next_offset_continues_the_top_or_starts_an_epoch() {
-        let top = Top { seq: 9, position: StreamPosition { offset: 4, epoch: "e".into() } };
+        let position = StreamPosition { offset: 4, epoch: "e".into() };
+        let top = Top { seq: 9, position, last_version: LastVersion::default() };
         let (next, expected) = next_position(Some(&top));
         assert_eq!((next.offset, &*next.epoch, expected), (5, "e", 9));
         let (first, expected) = next_position(None);

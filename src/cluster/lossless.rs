@@ -102,6 +102,10 @@ pub struct PublicationRecord<'a> {
     /// The publisher asked for delta compression: every node computes patches for it.
     #[serde(skip_serializing_if = "is_false")]
     use_delta: bool,
+    #[serde(skip_serializing_if = "is_zero")]
+    version: u64,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    version_epoch: &'a str,
 }
 
 fn is_false(value: &bool) -> bool {
@@ -116,6 +120,8 @@ impl<'a> From<&'a Publication> for PublicationRecord<'a> {
             offset: publication.offset,
             tags: &publication.tags,
             use_delta: publication.use_delta,
+            version: publication.version,
+            version_epoch: &publication.version_epoch,
         }
     }
 }
@@ -132,6 +138,10 @@ struct OwnedPublication {
     tags: BTreeMap<String, String>,
     #[serde(default)]
     use_delta: bool,
+    #[serde(default)]
+    version: u64,
+    #[serde(default)]
+    version_epoch: String,
 }
 
 /// Who a connection is, as it crosses nodes.
@@ -191,6 +201,8 @@ pub mod publication {
             tags: owned.tags,
             delta: false,
             use_delta: owned.use_delta,
+            version: owned.version,
+            version_epoch: owned.version_epoch,
         })
     }
 }

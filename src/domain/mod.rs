@@ -111,6 +111,21 @@ pub struct Publication {
     /// part of the client wire form.
     #[serde(skip)]
     pub use_delta: bool,
+    /// Publisher's version of the channel's state (API `version`): a publication whose version
+    /// is not newer than the stream's last one is dropped. 0 = unversioned.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub version: u64,
+    /// Scopes `version` (API `version_epoch`); empty matches any. Not on the client wire.
+    #[serde(skip)]
+    pub version_epoch: String,
+}
+
+impl Publication {
+    /// Whether this publication is an outdated version of a stream whose last publication had
+    /// `version` in `epoch` (Centrifugo v6.2+): then it is neither stored nor delivered.
+    pub fn is_outdated(&self, version: u64, epoch: &str) -> bool {
+        self.version > 0 && (self.version_epoch.is_empty() || self.version_epoch == epoch) && self.version <= version
+    }
 }
 
 fn is_false(value: &bool) -> bool {
@@ -148,6 +163,17 @@ mod tests {
     fn publication_wire_form_omits_empty_fields() {
         let p = Publication { data: Payload::from("{\"x\":1}"), use_delta: true, ..Default::default() };
         assert_eq!(serde_json::to_string(&p).unwrap(), r#"{"data":{"x":1}}"#);
+    }
+
+    #[test]
+    fn versions_not_newer_in_the_same_epoch_are_outdated() {
+        let at =
+            |version: u64, epoch: &str| Publication { version, version_epoch: epoch.to_owned(), ..Default::default() };
+        assert!(at(3, "").is_outdated(3, "e"));
+        assert!(at(2, "e").is_outdated(3, "e"));
+        assert!(!at(4, "e").is_outdated(3, "e"));
+        assert!(!at(2, "other").is_outdated(3, "e"), "another epoch starts over");
+        assert!(!at(0, "").is_outdated(3, "e"), "unversioned publications always go");
     }
 
     #[test]

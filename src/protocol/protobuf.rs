@@ -230,6 +230,7 @@ pub fn publication(publication: &Publication) -> wire::Publication {
         offset: publication.offset,
         tags: publication.tags.clone(),
         delta: publication.delta,
+        version: publication.version,
         ..Default::default()
     }
 }

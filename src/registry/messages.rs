@@ -132,6 +132,8 @@ pub struct ChannelIdle {
     pub processed: u64,
     /// Its stream position, kept so a re-created channel continues the same stream.
     pub position: Option<StreamPosition>,
+    /// The version of its last publication, kept with the position.
+    pub last_version: crate::channel::history::LastVersion,
 }
 
 /// Closes every connection (shutdown).

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 
-use crate::channel::history::{HistoryError, HistoryPage, HistoryQuery, Stream};
+use crate::channel::history::{HistoryError, HistoryPage, HistoryQuery, LastVersion, Stream};
 use crate::channel::messages as channel;
 use crate::channel::{Channel, HistoryShape, ResolvedChannel};
 use crate::client::messages::{ClientHandle, Deliver, ServerAction};
@@ -40,6 +40,7 @@ struct ChannelEntry {
 
 struct Dormant {
     position: StreamPosition,
+    last_version: LastVersion,
     until: Instant,
 }
 
@@ -91,7 +92,8 @@ impl Registry {
             // In cluster mode a re-created channel may have missed publications while it was
             // gone, so it starts a new epoch: recovery then says "not recovered" instead of
             // wrongly claiming continuity.
-            let position = dormant.remove(&resolved.name).map(|d| d.position).filter(|_| bridge.is_none());
+            let kept = dormant.remove(&resolved.name).filter(|_| bridge.is_none());
+            let (position, last_version) = kept.map(|d| (d.position, d.last_version)).unzip();
             let waiting_joins = bridge.as_ref().map(|bridge| {
                 let name = resolved.name.clone();
                 let live =
@@ -109,6 +111,7 @@ impl Registry {
                 queue_max_size,
                 generation,
             )
+            .with_last_version(last_version.unwrap_or_default())
             .with_relay(bridge.clone())
             .with_shared_history(history.clone())
             .start();
@@ -383,7 +386,11 @@ impl Handler<ChannelIdle> for Registry {
         if let Some(position) = msg.position.filter(|p| p.offset > 0) {
             self.dormant.insert(
                 msg.name,
-                Dormant { position, until: crate::domain::deadline_after(Instant::now(), self.history_meta_ttl) },
+                Dormant {
+                    position,
+                    last_version: msg.last_version,
+                    until: crate::domain::deadline_after(Instant::now(), self.history_meta_ttl),
+                },
             );
         }
     }

@@ -292,3 +292,18 @@ async fn a_delta_subscriber_on_one_node_gets_patches_for_publications_made_on_an
         previous = data;
     }
 }
+
+#[actix_web::test]
+async fn versions_are_compared_across_nodes() {
+    let (_nats, a, b) = two_nodes().await;
+    async fn publish(node: &TestNode, version: u64) -> Value {
+        node.api_ok("publish", json!({"channel": "chat:ver", "data": {"v": version}, "version": version})).await
+    }
+    assert_eq!(publish(&a, 2).await["offset"], 1);
+    assert_eq!(publish(&b, 1).await["offset"], 1, "outdated on the other node too");
+    assert_eq!(publish(&b, 2).await["offset"], 1);
+    assert_eq!(publish(&b, 3).await["offset"], 2);
+    assert_eq!(publish(&a, 3).await["offset"], 2, "node a's cached top is stale but the check is not");
+    let history = history(&b, "chat:ver").await;
+    assert_eq!(offsets(&history["publications"]), vec![1, 2]);
+}

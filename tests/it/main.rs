@@ -27,5 +27,7 @@ mod protobuf;
 mod recovery;
 /// Pings, stale connections, token expiry and refresh.
 mod timers;
+/// Publication versions.
+mod versions;
 /// WebSocket framing (RFC 6455) and per-connection input limits.
 mod websocket;
