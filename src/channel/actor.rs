@@ -254,7 +254,7 @@ impl Handler<Join> for Channel {
             recovery: match (stream, &join.recover) {
                 (Some(s), Some(since)) => {
                     s.expire(Instant::now());
-                    Some(s.recover(since, join.recovery_limit))
+                    Some(s.recover_in(self.namespace.recovery_mode, since, join.recovery_limit))
                 }
                 _ => None,
             },

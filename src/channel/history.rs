@@ -204,6 +204,37 @@ impl Stream {
         let publications = if recovered { page.publications } else { Vec::new() };
         Recovery { recovered, publications, position }
     }
+
+    /// Cache recovery (`force_recovery_mode: cache`): only the latest publication matters. A
+    /// client already at the top gets nothing more; any other client gets the latest one.
+    /// Without any retained publication, only a client at a non-zero top is recovered.
+    pub fn recover_cache(&self, since: &StreamPosition) -> Recovery {
+        let position = self.position();
+        let at_top = since.offset == position.offset && since.epoch == position.epoch;
+        match self.items.back() {
+            None => Recovery { recovered: at_top && since.offset > 0, publications: Vec::new(), position },
+            Some(_) if at_top => Recovery { recovered: true, publications: Vec::new(), position },
+            Some(latest) => Recovery { recovered: true, publications: vec![latest.publication.clone()], position },
+        }
+    }
+
+    /// Recovery in the namespace's mode.
+    pub fn recover_in(&self, mode: RecoveryMode, since: &StreamPosition, max: usize) -> Recovery {
+        match mode {
+            RecoveryMode::Stream => self.recover(since, max),
+            RecoveryMode::Cache => self.recover_cache(since),
+        }
+    }
+}
+
+/// How a namespace recovers missed publications.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RecoveryMode {
+    /// Every missed publication, or nothing (not recovered).
+    #[default]
+    Stream,
+    /// Only the latest publication (state channels).
+    Cache,
 }
 
 #[cfg(test)]
@@ -228,6 +259,22 @@ mod tests {
 
     fn offsets(pubs: &[Arc<Publication>]) -> Vec<u64> {
         pubs.iter().map(|p| p.offset).collect()
+    }
+
+    #[test]
+    fn cache_recovery_returns_only_the_latest_publication() {
+        let (s, _) = stream_with(5, 10);
+        let top = s.position();
+        let behind = StreamPosition { offset: 2, epoch: top.epoch.clone() };
+        let recovery = s.recover_cache(&behind);
+        assert!(recovery.recovered);
+        assert_eq!(offsets(&recovery.publications), vec![5]);
+        let fresh = s.recover_cache(&StreamPosition { offset: 0, epoch: "".into() });
+        assert_eq!((fresh.recovered, offsets(&fresh.publications)), (true, vec![5]), "any client gets the state");
+        let at_top = s.recover_cache(&top);
+        assert_eq!((at_top.recovered, at_top.publications.len()), (true, 0));
+        let (empty, _) = stream_with(0, 10);
+        assert!(!empty.recover_cache(&StreamPosition { offset: 0, epoch: empty.position().epoch }).recovered);
     }
 
     #[test]

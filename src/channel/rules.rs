@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use regex::Regex;
 
+use super::history::RecoveryMode;
 use crate::config::{ChannelOptions, Settings};
 use crate::domain::ChannelName;
 use crate::protocol::ReplyError;
@@ -23,6 +24,8 @@ pub struct Namespace {
     pub history: Option<HistoryShape>,
     /// What publication data must look like (the namespace's, else the global one).
     pub data_format: DataFormat,
+    /// How subscriptions recover (`force_recovery_mode`).
+    pub recovery_mode: RecoveryMode,
     regex: Option<Regex>,
 }
 
@@ -258,7 +261,9 @@ impl Namespace {
             "" => defaults.data_format,
             format => DataFormat::from_config(format),
         };
-        Ok(Self { name, options, history, data_format, regex })
+        let recovery_mode =
+            if options.force_recovery_mode == "cache" { RecoveryMode::Cache } else { RecoveryMode::Stream };
+        Ok(Self { name, options, history, data_format, recovery_mode, regex })
     }
 }
 

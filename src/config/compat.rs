@@ -99,7 +99,6 @@ const IGNORED: &[&str] = &[
     "prometheus.native_histograms",
     "prometheus.channel_namespace_resolution",
     // Channel options (proxies, PRO and experimental features; v5 proxy flag names too).
-    "*.auto_cache_recover",
     "*.subscribe_proxy_enabled",
     "*.publish_proxy_enabled",
     "*.sub_refresh_proxy_enabled",

@@ -382,8 +382,11 @@ pub struct ChannelOptions {
     pub force_recovery: bool,
     /// Clients may ask for recovery.
     pub allow_recovery: bool,
-    /// `""`/`stream` (gyre has no `cache` mode).
+    /// `""`/`stream` (recover every missed publication) or `cache` (recover only the latest).
     pub force_recovery_mode: String,
+    /// Cache mode: every subscription recovers the latest publication, even without asking
+    /// (needs `force_recovery` and `force_recovery_mode: cache`).
+    pub auto_cache_recover: bool,
     /// Authenticated clients may subscribe without a subscription token.
     pub allow_subscribe_for_client: bool,
     /// Anonymous clients may subscribe without a token (with `allow_subscribe_for_client`).

@@ -259,11 +259,15 @@ fn validate_options(options: &ChannelOptions, at: &str, global_meta_ttl: Duratio
         ));
     }
     match options.force_recovery_mode.as_str() {
-        "" | "stream" => {}
-        "cache" => errors.push(format!(
-            "{at}.force_recovery_mode: cache recovery mode is not supported by gyre; use stream (or leave it empty)"
-        )),
-        other => errors.push(format!("{at}.force_recovery_mode: {other:?} is not a recovery mode; use stream")),
+        "" | "stream" | "cache" => {}
+        other => {
+            errors.push(format!("{at}.force_recovery_mode: {other:?} is not a recovery mode; use stream or cache"))
+        }
+    }
+    if options.auto_cache_recover && !(options.force_recovery && options.force_recovery_mode == "cache") {
+        errors.push(format!(
+            "{at}.auto_cache_recover needs force_recovery: true and force_recovery_mode: cache; set both or turn it off"
+        ));
     }
     if !DATA_FORMATS.contains(&options.publication_data_format.as_str()) {
         errors.push(format!(
@@ -329,7 +333,8 @@ mod tests {
         let mut ns = namespace("chat");
         ns.options.history_ttl = Duration::from_millis(1500);
         ns.options.history_size = 5;
-        ns.options.force_recovery_mode = "cache".into();
+        ns.options.force_recovery_mode = "snapshot".into();
+        ns.options.auto_cache_recover = true;
         let mut long = namespace("long");
         long.options.history_size = 1;
         long.options.history_ttl = Duration::from_secs(3600);
@@ -339,9 +344,10 @@ mod tests {
         assert!(has(&errors, "channel.without_namespace: history_size and history_ttl must be set together"));
         assert!(has(&errors, "channel.without_namespace.force_recovery needs history"));
         assert!(has(&errors, "channel.namespaces[0].history_ttl: sub-second precision"));
-        assert!(has(&errors, "cache recovery mode is not supported by gyre"));
+        assert!(has(&errors, "\"snapshot\" is not a recovery mode; use stream or cache"));
+        assert!(has(&errors, "channel.namespaces[0].auto_cache_recover needs force_recovery: true"));
         assert!(has(&errors, "channel.namespaces[1].history_ttl (1h0m0s) must not exceed"));
-        assert_eq!(errors.len(), 5, "{errors:?}");
+        assert_eq!(errors.len(), 6, "{errors:?}");
     }
 
     #[test]

@@ -307,3 +307,21 @@ async fn versions_are_compared_across_nodes() {
     let history = history(&b, "chat:ver").await;
     assert_eq!(offsets(&history["publications"]), vec![1, 2]);
 }
+
+#[actix_web::test]
+async fn cache_recovery_reads_the_latest_publication_from_the_stream_on_another_node() {
+    use crate::cache_recovery::cache_namespaces;
+
+    let nats = NatsServer::start().await;
+    let a = TestNode::start_clustered_with(&nats, "a", cache_namespaces).await;
+    let b = TestNode::start_clustered_with(&nats, "b", cache_namespaces).await;
+    for n in 1..=3 {
+        a.api_ok("publish", json!({"channel": "state:c", "data": {"n": n}})).await;
+    }
+    let mut client = b.connect_as("c").await;
+    let reply = client.request(2, "subscribe", json!({"channel": "state:c"})).await;
+    assert_eq!(reply["subscribe"]["recovered"], true, "{reply}");
+    assert_eq!(offsets(&reply["subscribe"]["publications"]), vec![3]);
+    a.api_ok("publish", json!({"channel": "state:c", "data": {"n": 4}})).await;
+    assert_eq!(client.publication("state:c").await["offset"], 4);
+}

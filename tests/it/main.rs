@@ -7,6 +7,8 @@ mod support;
 mod api;
 /// Malformed and hostile input on every path: codes, and everyone else keeps working.
 mod bad_input;
+/// Cache recovery mode.
+mod cache_recovery;
 /// Connect, subscribe, publish, pushes: the happy paths and their exact wire shapes.
 mod client_protocol;
 /// Several nodes relaying through a real nats-server.

@@ -109,7 +109,8 @@ impl Channel {
             return self.admit(join, Ok(Subscribed { position: Some(delivered), recovery: None }));
         };
         if since == delivered {
-            let recovery = Stream::restore(delivered.clone(), [], 0, Instant::now()).recover(&since, 0);
+            let mode = self.namespace.recovery_mode;
+            let recovery = Stream::restore(delivered.clone(), [], 0, Instant::now()).recover_in(mode, &since, 0);
             return self.admit(join, Ok(Subscribed { position: Some(delivered), recovery: Some(recovery) }));
         }
         let (store, shape, name) = (shared.store.clone(), shared.shape, self.name.clone());
@@ -154,7 +155,8 @@ impl Channel {
         let ttl = self.namespace.options.history_ttl;
         let items = visible(messages, &delivered.epoch, delivered.offset, ttl).into_values();
         let stream = Stream::restore(delivered.clone(), items, self.namespace.options.history_size, Instant::now());
-        Subscribed { position: Some(delivered.clone()), recovery: Some(stream.recover(since, limit)) }
+        let recovery = stream.recover_in(self.namespace.recovery_mode, since, limit);
+        Subscribed { position: Some(delivered.clone()), recovery: Some(recovery) }
     }
 }
 

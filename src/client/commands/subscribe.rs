@@ -1,6 +1,7 @@
 //! `subscribe` and `unsubscribe`, the channel's answer, and server-side (API) subscriptions.
 
 use crate::auth::TokenError;
+use crate::channel::history::RecoveryMode;
 use crate::channel::messages::DeltaMode;
 use crate::channel::{Action, ResolvedChannel};
 use crate::client::messages::{ServerAction, ServerSubscribe, Subscribed};
@@ -135,13 +136,17 @@ impl ClientSession {
         };
         let may_presence = rules.allows(channel, Action::Presence, asker);
         let push_join_leave = options.join_leave && (options.force_push_join_leave || (req.join_leave && may_presence));
+        // Cache mode with auto_cache_recover: every subscription gets the latest state.
+        let cache = channel.namespace.recovery_mode == RecoveryMode::Cache;
+        let recovering = req.recover || (recoverable && cache && options.auto_cache_recover);
         let pending = PendingSubscription {
             positioned,
             recoverable,
-            was_recovering: req.recover,
+            was_recovering: recovering,
             reject_unrecovered: req.rejects_unrecovered(),
-            recover_from: (req.recover && recoverable)
+            recover_from: (recovering && recoverable)
                 .then(|| StreamPosition { offset: req.offset, epoch: req.epoch.as_str().into() }),
+            cache_recovery: cache,
             expire_at: grant.expire_at,
             data: grant.data,
             chan_info: grant.chan_info,
@@ -353,8 +358,12 @@ fn subscribe_result(
         match subscribed.recovery {
             Some(recovery) if recovery.recovered => {
                 result.recovered = true;
-                // The stream's top, as Centrifugo answers (`res.Offset = latestOffset`).
-                result.offset = recovery.position.offset;
+                // Stream mode: the stream's top (`res.Offset = latestOffset`); cache mode: the
+                // client's own offset, the publication carries the newer one (Centrifugo).
+                result.offset = match &pending.recover_from {
+                    Some(since) if pending.cache_recovery => since.offset,
+                    _ => recovery.position.offset,
+                };
                 result.publications = recovery.publications;
             }
             _ if pending.reject_unrecovered => return Err(ReplyError::UnrecoverablePosition),
@@ -391,4 +400,5 @@ pub(in crate::client) struct PendingSubscription {
     pub(in crate::client) token_based: bool,
     pub(in crate::client) server_side: bool,
     pub(in crate::client) delta: DeltaMode,
+    pub(in crate::client) cache_recovery: bool,
 }

@@ -54,6 +54,15 @@ export function baseConfig(secret, apiKey) {
         },
         { name: 'priv', presence: true, history_size: 10, history_ttl: '60s' },
         {
+          name: 'state',
+          history_size: 10,
+          history_ttl: '300s',
+          force_recovery: true,
+          force_recovery_mode: 'cache',
+          auto_cache_recover: true,
+          allow_subscribe_for_client: true,
+        },
+        {
           name: 'delta',
           history_size: 100,
           history_ttl: '300s',

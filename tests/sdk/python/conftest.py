@@ -19,6 +19,7 @@ import subprocess
 import tempfile
 import threading
 import time
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional
@@ -66,6 +67,15 @@ def base_config(secret: str, api_key: str) -> Dict[str, Any]:
                     "allow_history_for_subscriber": True,
                 },
                 {"name": "priv", "presence": True, "history_size": 10, "history_ttl": "60s"},
+                {
+                    "name": "state",
+                    "history_size": 10,
+                    "history_ttl": "300s",
+                    "force_recovery": True,
+                    "force_recovery_mode": "cache",
+                    "auto_cache_recover": True,
+                    "allow_subscribe_for_client": True,
+                },
                 {
                     "name": "delta",
                     "history_size": 100,
@@ -153,6 +163,20 @@ class GyreNode:
     async def publish(self, channel: str, data: Any) -> "cent.PublishResult":
         """Publishes through the HTTP API with cent's (synchronous) Client, off the event loop."""
         return await asyncio.to_thread(self.cent.publish, cent.PublishRequest(channel=channel, data=data))
+
+    async def api(self, method: str, body: Dict[str, Any]) -> Dict[str, Any]:
+        """A raw HTTP API call, for request fields cent 5.2.0 does not know (`version`)."""
+
+        def call() -> Dict[str, Any]:
+            request = urllib.request.Request(
+                f"{self.api_url}/{method}",
+                data=json.dumps(body).encode(),
+                headers={"X-API-Key": self.api_key, "Content-Type": "application/json"},
+            )
+            with urllib.request.urlopen(request, timeout=WAIT) as response:
+                return json.loads(response.read())
+
+        return await asyncio.to_thread(call)
 
     def token(self, sub: str, **claims: Any) -> str:
         return sign({"sub": sub, **claims}, self.secret)
