@@ -211,8 +211,7 @@ mod tests {
 
     fn describe(item: &Deliver) -> String {
         match item {
-            Deliver::Frame(Frame::Text(text)) => text.to_string(),
-            Deliver::Frame(Frame::Binary(bytes)) => format!("{bytes:?}"),
+            Deliver::Frame(frame) => String::from_utf8_lossy(frame.payload()).into_owned(),
             Deliver::Subscribed(answer) => format!("subscribed {}", answer.channel),
             Deliver::Unsubscribe { channel, .. } => format!("unsubscribe {channel}"),
             Deliver::Disconnect(disconnect) => format!("disconnect {}", disconnect.code),
@@ -232,7 +231,7 @@ mod tests {
     }
 
     fn frame(text: &'static str) -> Frame {
-        Frame::Text(bytestring::ByteString::from_static(text))
+        Frame::text(text)
     }
 
     #[test]

@@ -170,16 +170,14 @@ impl ClientSession {
             return self.close(ctx, Disconnect::INAPPROPRIATE_PROTOCOL);
         }
         if let Some(frame) = self.out.take() {
-            self.write(frame, ctx);
+            self.write(frame);
         }
     }
 
-    fn write(&mut self, frame: Frame, ctx: &mut ws::WebsocketContext<Self>) {
-        self.flow.handed(frame.len());
-        match frame {
-            Frame::Text(text) => ctx.text(text),
-            Frame::Binary(bytes) => ctx.binary(bytes),
-        }
+    /// Hands the frame's wire bytes to the socket writer as they are: a channel's push is the
+    /// same allocation for every subscriber, never copied or re-encoded per connection.
+    fn write(&mut self, frame: Frame) {
+        self.flow.hand(frame.wire());
     }
 
     /// Writes a channel's push as a frame of its own. Joining pushes into one frame would save
@@ -188,7 +186,7 @@ impl ClientSession {
     /// publications would reach the application out of order.
     fn write_push(&mut self, frame: Frame, ctx: &mut ws::WebsocketContext<Self>) {
         self.flush(ctx);
-        self.write(frame, ctx);
+        self.write(frame);
     }
 
     /// Closes the connection with a disconnect code; nothing is processed afterwards.
@@ -202,10 +200,7 @@ impl ClientSession {
         self.state = State::Closed;
         self.input.clear();
         self.outbox.close();
-        ctx.close(Some(ws::CloseReason {
-            code: ws::CloseCode::from(disconnect.code),
-            description: Some(disconnect.reason.into_owned()),
-        }));
+        self.write(Frame::close(Some(disconnect.code), &disconnect.reason));
         ctx.stop();
     }
 
@@ -448,12 +443,12 @@ impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for ClientSession {
             Ok(ws::Message::Text(text)) => self.on_text(text, ctx),
             Ok(ws::Message::Binary(bytes)) => self.on_binary(bytes, ctx),
             Ok(ws::Message::Continuation(item)) => self.on_continuation(item, ctx),
-            Ok(ws::Message::Ping(payload)) => ctx.pong(&payload),
+            Ok(ws::Message::Ping(payload)) => self.write(Frame::pong(&payload)),
             Ok(ws::Message::Pong(_)) | Ok(ws::Message::Nop) => {}
             Ok(ws::Message::Close(reason)) => {
                 // Echo the client's code (RFC 6455 §5.5.1), as Centrifugo's WebSocket library does.
                 self.state = State::Closed;
-                ctx.close(reason.map(|reason| ws::CloseReason { code: reason.code, description: None }));
+                self.write(Frame::close(reason.map(|reason| u16::from(reason.code)), ""));
                 ctx.stop();
             }
             Err(ws::ProtocolError::Overflow) => self.close(ctx, Disconnect::MESSAGE_TOO_BIG),

@@ -83,8 +83,9 @@ pub(super) struct Flow {
     reading_paused: Cell<bool>,
     /// The input's task, parked while reading is paused.
     reader: Cell<Option<Waker>>,
-    /// Bytes the session wrote to its context since the writer last took them.
-    handed: Cell<usize>,
+    /// Frames the session wrote (wire bytes, header included) that the writer has not taken.
+    handed: RefCell<VecDeque<Bytes>>,
+    handed_bytes: Cell<usize>,
     /// Bytes the writer holds for the socket.
     pending: Cell<usize>,
     input_failed: Cell<bool>,
@@ -102,14 +103,16 @@ impl Flow {
         }
     }
 
-    /// The session wrote `bytes` to its context.
-    pub(super) fn handed(&self, bytes: usize) {
-        self.handed.set(self.handed.get() + bytes);
+    /// The session writes a data frame. Control frames (pong, close) go through the context's
+    /// codec; the writer takes these first, so a close never overtakes the frames before it.
+    pub(super) fn hand(&self, frame: Bytes) {
+        self.handed_bytes.set(self.handed_bytes.get() + frame.len());
+        self.handed.borrow_mut().push_back(frame);
     }
 
     /// Bytes the session wrote that the socket has not taken yet.
     pub(super) fn unsent(&self) -> usize {
-        self.handed.get() + self.pending.get()
+        self.handed_bytes.get() + self.pending.get()
     }
 
     /// Whether reading the socket failed (as opposed to the decoder refusing what was read).
@@ -286,7 +289,9 @@ impl Writer {
         for _ in 0..WRITE_TURNS {
             // Polling the frame stream is what runs the session actor.
             while !self.frames_ended && self.pending_bytes < PENDING_WRITE_LIMIT {
-                match frames.as_mut().poll_next(task) {
+                let polled = frames.as_mut().poll_next(task);
+                self.take_handed();
+                match polled {
                     Poll::Ready(Some(Ok(bytes))) => self.queue(bytes),
                     Poll::Ready(Some(Err(error))) => return Poll::Ready(Err(io::Error::other(error.to_string()))),
                     Poll::Ready(None) => self.frames_ended = true,
@@ -319,9 +324,26 @@ impl Writer {
         Poll::Pending
     }
 
-    /// Takes everything the session wrote since the last call.
+    /// Takes the data frames the session wrote during the last poll, in order.
+    fn take_handed(&mut self) {
+        let mut handed = self.flow.handed.borrow_mut();
+        if handed.is_empty() {
+            return;
+        }
+        self.pending_bytes += self.flow.handed_bytes.replace(0);
+        // Moved, not copied; the session's queue starts over without an allocation, so an idle
+        // connection keeps none.
+        let taken = std::mem::take(&mut *handed);
+        if self.pending.is_empty() {
+            self.pending = taken;
+        } else {
+            self.pending.extend(taken);
+        }
+        self.flow.pending.set(self.pending_bytes);
+    }
+
+    /// Takes what the session wrote through its context (control frames).
     fn queue(&mut self, bytes: Bytes) {
-        self.flow.handed.set(0);
         if !bytes.is_empty() {
             self.pending_bytes += bytes.len();
             self.pending.push_back(bytes);

@@ -2,7 +2,6 @@
 //! `\n` in a text frame, or length-delimited Protobuf `Reply`s in a binary frame.
 
 use bytes::Bytes;
-use bytestring::ByteString;
 
 use super::codes::ErrorBody;
 use super::protobuf::{self, wire, ReplyBody};
@@ -19,27 +18,118 @@ pub enum Protocol {
     Protobuf,
 }
 
-/// An encoded WebSocket message, shared (reference-counted) by every connection it goes to.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Frame {
-    /// A JSON text frame.
-    Text(ByteString),
-    /// A Protobuf binary frame.
-    Binary(Bytes),
+/// A server WebSocket frame as it goes on the wire, header included (RFC 6455 §5.2: FIN,
+/// opcode, length; server frames are not masked). Built once and shared (reference-counted)
+/// by every connection it goes to: a session hands the same bytes to its socket.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Frame {
+    wire: Bytes,
+    header: u8,
 }
 
+const OPCODE_TEXT: u8 = 0x1;
+const OPCODE_BINARY: u8 = 0x2;
+const OPCODE_CLOSE: u8 = 0x8;
+const OPCODE_PONG: u8 = 0xA;
+/// A control frame's payload is at most 125 bytes (RFC 6455 §5.5).
+const CONTROL_MAX: usize = 125;
+/// Room left before a payload being built, for the longest header (2 + 8 bytes).
+const HEADROOM: usize = 10;
+
 impl Frame {
+    /// A text frame (JSON).
+    pub fn text(payload: &str) -> Self {
+        Self::copied(OPCODE_TEXT, payload.as_bytes())
+    }
+
+    /// A binary frame (Protobuf).
+    pub fn binary(payload: &[u8]) -> Self {
+        Self::copied(OPCODE_BINARY, payload)
+    }
+
+    /// A pong echoing a ping's payload.
+    pub fn pong(payload: &[u8]) -> Self {
+        Self::copied(OPCODE_PONG, &payload[..payload.len().min(CONTROL_MAX)])
+    }
+
+    /// A close frame: the code and reason (cut to fit a control frame, on a character
+    /// boundary), or an empty payload for "no code".
+    pub fn close(code: Option<u16>, reason: &str) -> Self {
+        let Some(code) = code else { return Self::copied(OPCODE_CLOSE, &[]) };
+        let mut end = reason.len().min(CONTROL_MAX - 2);
+        while !reason.is_char_boundary(end) {
+            end -= 1;
+        }
+        let mut payload = code.to_be_bytes().to_vec();
+        payload.extend_from_slice(&reason.as_bytes()[..end]);
+        Self::copied(OPCODE_CLOSE, &payload)
+    }
+
+    fn copied(opcode: u8, payload: &[u8]) -> Self {
+        let mut buf = Vec::with_capacity(HEADROOM + payload.len());
+        buf.resize(HEADROOM, 0);
+        buf.extend_from_slice(payload);
+        Self::framed(opcode, buf)
+    }
+
+    /// Frames a payload built after [`HEADROOM`] bytes of `buf`, without copying it.
+    fn framed(opcode: u8, mut buf: Vec<u8>) -> Self {
+        let len = buf.len() - HEADROOM;
+        let mut header = [0u8; HEADROOM];
+        header[0] = 0x80 | opcode;
+        let header_len = match len {
+            0..=125 => {
+                header[1] = len as u8;
+                2
+            }
+            126..=0xFFFF => {
+                header[1] = 126;
+                header[2..4].copy_from_slice(&(len as u16).to_be_bytes());
+                4
+            }
+            _ => {
+                header[1] = 127;
+                header[2..10].copy_from_slice(&(len as u64).to_be_bytes());
+                10
+            }
+        };
+        let start = HEADROOM - header_len;
+        buf[start..HEADROOM].copy_from_slice(&header[..header_len]);
+        Self { wire: Bytes::from(buf).slice(start..), header: header_len as u8 }
+    }
+
     /// Bytes of the payload.
     pub fn len(&self) -> usize {
-        match self {
-            Frame::Text(text) => text.len(),
-            Frame::Binary(bytes) => bytes.len(),
-        }
+        self.wire.len() - usize::from(self.header)
     }
 
     /// Whether the payload is empty.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// The payload.
+    pub fn payload(&self) -> &[u8] {
+        &self.wire[usize::from(self.header)..]
+    }
+
+    /// A text (JSON) frame, else binary.
+    pub fn is_text(&self) -> bool {
+        self.wire[0] & 0x0F == OPCODE_TEXT
+    }
+
+    /// The whole frame as it goes on the wire (a reference-count increment, no copy).
+    pub fn wire(&self) -> Bytes {
+        self.wire.clone()
+    }
+}
+
+impl std::fmt::Debug for Frame {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (self.is_text(), std::str::from_utf8(self.payload())) {
+            (true, Ok(text)) => write!(f, "Frame::text({text:?})"),
+            _ => write!(f, "Frame::binary({:?})", self.payload()),
+        }
     }
 }
 
@@ -114,40 +204,34 @@ impl Push<'_> {
     /// [`NotJson`] when it holds a payload the JSON protocol cannot carry.
     pub fn frame(&self, protocol: Protocol, channel: &str) -> Result<Frame, NotJson> {
         Ok(match protocol {
-            Protocol::Json => Frame::Text(self.json(channel)?.into()),
+            Protocol::Json => Frame::text(&self.json(channel)?),
             Protocol::Protobuf => {
-                let mut buf = Vec::new();
+                let mut buf = vec![0; HEADROOM];
                 protobuf::encode_push(&mut buf, self.proto(channel));
-                Frame::Binary(buf.into())
+                Frame::framed(OPCODE_BINARY, buf)
             }
         })
     }
 }
 
-/// Replies and pushes waiting to be written together as one frame.
+/// Replies and pushes waiting to be written together as one frame: JSON lines joined with
+/// `\n`, or delimited Protobuf replies. Built after room for the frame header, so taking the
+/// frame copies nothing; an empty buffer holds no allocation.
 #[derive(Debug)]
-pub enum Outgoing {
-    /// JSON lines.
-    Json(String),
-    /// Delimited Protobuf replies.
-    Protobuf(Vec<u8>),
+pub struct Outgoing {
+    protocol: Protocol,
+    buf: Vec<u8>,
 }
 
 impl Outgoing {
     /// An empty buffer for `protocol`.
     pub fn new(protocol: Protocol) -> Self {
-        match protocol {
-            Protocol::Json => Outgoing::Json(String::new()),
-            Protocol::Protobuf => Outgoing::Protobuf(Vec::new()),
-        }
+        Self { protocol, buf: Vec::new() }
     }
 
     /// Bytes waiting.
     pub fn len(&self) -> usize {
-        match self {
-            Outgoing::Json(text) => text.len(),
-            Outgoing::Protobuf(bytes) => bytes.len(),
-        }
+        self.buf.len().saturating_sub(HEADROOM)
     }
 
     /// Whether nothing waits.
@@ -158,61 +242,53 @@ impl Outgoing {
     /// Adds a success reply; returns the bytes added, or [`NotJson`] (nothing added) when it
     /// holds a payload the JSON protocol cannot carry.
     pub fn reply<T: ReplyBody + ?Sized>(&mut self, id: u32, method: &str, result: &T) -> Result<usize, NotJson> {
-        self.try_add(
-            |text| reply::reply(id, method, result).map(|line| text.push_str(&line)),
-            |buf| protobuf::encode_reply(buf, id, method, result),
-        )
+        self.try_add(|| reply::reply(id, method, result), |buf| protobuf::encode_reply(buf, id, method, result))
     }
 
     /// Adds an error reply; returns the bytes added.
     pub fn error(&mut self, id: u32, error: &ErrorBody) -> usize {
-        self.add(|text| text.push_str(&reply::error_reply(id, error)), |buf| protobuf::encode_error(buf, id, error))
+        let added = self.try_add(|| Ok(reply::error_reply(id, error)), |buf| protobuf::encode_error(buf, id, error));
+        added.unwrap_or_default()
     }
 
     /// Adds a push; returns the bytes added, or [`NotJson`] as [`Self::reply`] does.
     pub fn push(&mut self, channel: &str, push: &Push<'_>) -> Result<usize, NotJson> {
-        self.try_add(
-            |text| push.json(channel).map(|line| text.push_str(&line)),
-            |buf| protobuf::encode_push(buf, push.proto(channel)),
-        )
+        self.try_add(|| push.json(channel), |buf| protobuf::encode_push(buf, push.proto(channel)))
     }
 
     /// Adds a server ping; returns the bytes added.
     pub fn ping(&mut self) -> usize {
-        self.add(|text| text.push_str(reply::PING), |buf| buf.extend_from_slice(protobuf::PING))
-    }
-
-    fn add(&mut self, json: impl FnOnce(&mut String), proto: impl FnOnce(&mut Vec<u8>)) -> usize {
-        let added = self.try_add(
-            |text| {
-                json(text);
-                Ok(())
-            },
-            proto,
-        );
+        let added = self.try_add(|| Ok(reply::PING.to_owned()), |buf| buf.extend_from_slice(protobuf::PING));
         added.unwrap_or_default()
     }
 
     fn try_add(
         &mut self,
-        json: impl FnOnce(&mut String) -> Result<(), NotJson>,
+        json: impl FnOnce() -> Result<String, NotJson>,
         proto: impl FnOnce(&mut Vec<u8>),
     ) -> Result<usize, NotJson> {
         let before = self.len();
-        match self {
-            Outgoing::Json(text) => {
-                let separator = !text.is_empty();
-                if separator {
-                    text.push('\n');
+        match self.protocol {
+            Protocol::Json => {
+                let line = json()?;
+                self.make_room();
+                if before > 0 {
+                    self.buf.push(b'\n');
                 }
-                if let Err(error) = json(text) {
-                    text.truncate(before);
-                    return Err(error);
-                }
+                self.buf.extend_from_slice(line.as_bytes());
             }
-            Outgoing::Protobuf(buf) => proto(buf),
+            Protocol::Protobuf => {
+                self.make_room();
+                proto(&mut self.buf);
+            }
         }
         Ok(self.len() - before)
+    }
+
+    fn make_room(&mut self) {
+        if self.buf.is_empty() {
+            self.buf.resize(HEADROOM, 0);
+        }
     }
 
     /// Everything waiting, as one frame; `None` when nothing waits.
@@ -220,10 +296,11 @@ impl Outgoing {
         if self.is_empty() {
             return None;
         }
-        Some(match self {
-            Outgoing::Json(text) => Frame::Text(std::mem::take(text).into()),
-            Outgoing::Protobuf(buf) => Frame::Binary(std::mem::take(buf).into()),
-        })
+        let opcode = match self.protocol {
+            Protocol::Json => OPCODE_TEXT,
+            Protocol::Protobuf => OPCODE_BINARY,
+        };
+        Some(Frame::framed(opcode, std::mem::take(&mut self.buf)))
     }
 }
 
@@ -233,24 +310,35 @@ mod tests {
     use crate::protocol::reply::Empty;
 
     #[test]
+    fn frames_carry_their_websocket_header() {
+        let short = Frame::text("hi");
+        assert_eq!(&short.wire()[..], b"\x81\x02hi");
+        let medium = Frame::binary(&[7; 300]);
+        assert_eq!(&medium.wire()[..4], &[0x82, 126, 0x01, 0x2c]);
+        assert_eq!((medium.len(), medium.payload(), medium.is_text()), (300, &[7; 300][..], false));
+        let long = Frame::text(&"x".repeat(70_000));
+        assert_eq!(&long.wire()[..10], &[0x81, 127, 0, 0, 0, 0, 0, 1, 0x11, 0x70]);
+        assert_eq!(long.len(), 70_000);
+        assert_eq!(&Frame::pong(b"p").wire()[..], b"\x8a\x01p");
+        assert_eq!(&Frame::close(Some(3501), "bad request").wire()[..], b"\x88\x0d\x0d\xadbad request");
+        assert_eq!(&Frame::close(None, "ignored").wire()[..], b"\x88\x00");
+        assert_eq!(Frame::close(Some(1000), &"é".repeat(100)).len(), 124, "cut on a character boundary");
+        let mut idle = Outgoing::new(Protocol::Json);
+        assert_eq!((idle.take(), idle.buf.capacity()), (None, 0), "an idle buffer holds nothing");
+    }
+
+    #[test]
     fn json_lines_are_joined_with_newlines_and_protobuf_replies_are_delimited() {
         let mut json = Outgoing::new(Protocol::Json);
         json.reply(1, "publish", &Empty {}).expect("json");
         json.ping();
-        assert_eq!(
-            json.take(),
-            Some(Frame::Text(
-                r#"{"id":1,"publish":{}}
-{}"#
-                .into()
-            ))
-        );
+        assert_eq!(json.take(), Some(Frame::text("{\"id\":1,\"publish\":{}}\n{}")));
         assert_eq!(json.take(), None);
         let mut proto = Outgoing::new(Protocol::Protobuf);
         proto.reply(1, "publish", &Empty {}).expect("protobuf");
         proto.ping();
-        let Some(Frame::Binary(bytes)) = proto.take() else { panic!("a binary frame") };
-        assert_eq!(&bytes[..], &[4, 0x08, 0x01, 0x42, 0x00, 0x00]);
+        let frame = proto.take().expect("a frame");
+        assert_eq!((frame.is_text(), frame.payload()), (false, &[4, 0x08, 0x01, 0x42, 0x00, 0x00][..]));
     }
 
     #[test]
@@ -259,10 +347,10 @@ mod tests {
         let push = Push::Publication(&publication);
         assert_eq!(
             push.frame(Protocol::Json, "news"),
-            Ok(Frame::Text(r#"{"push":{"channel":"news","pub":{"data":{"x":1},"offset":7}}}"#.into()))
+            Ok(Frame::text(r#"{"push":{"channel":"news","pub":{"data":{"x":1},"offset":7}}}"#))
         );
-        let Ok(Frame::Binary(bytes)) = push.frame(Protocol::Protobuf, "news") else { panic!("binary") };
-        let replies = protobuf::decode_replies(&bytes).expect("decodes");
+        let frame = push.frame(Protocol::Protobuf, "news").expect("binary");
+        let replies = protobuf::decode_replies(frame.payload()).expect("decodes");
         let push = replies[0].push.as_ref().expect("a push");
         let decoded = push.r#pub.as_ref().expect("a publication");
         assert_eq!((push.channel.as_str(), &decoded.data[..], decoded.offset), ("news", &br#"{"x":1}"#[..], 7));
@@ -273,13 +361,13 @@ mod tests {
         let publication = Publication { data: Payload::new(vec![0, 159, 146, 150]), offset: 3, ..Default::default() };
         let push = Push::Publication(&publication);
         assert_eq!(push.frame(Protocol::Json, "bin"), Err(NotJson));
-        let Ok(Frame::Binary(bytes)) = push.frame(Protocol::Protobuf, "bin") else { panic!("binary") };
-        let replies = protobuf::decode_replies(&bytes).expect("decodes");
+        let frame = push.frame(Protocol::Protobuf, "bin").expect("binary");
+        let replies = protobuf::decode_replies(frame.payload()).expect("decodes");
         let data = replies[0].push.as_ref().and_then(|p| p.r#pub.as_ref()).map(|p| p.data.clone());
         assert_eq!(data.as_deref(), Some(&[0, 159, 146, 150][..]));
         let mut json = Outgoing::new(Protocol::Json);
         json.ping();
         assert_eq!(json.push("bin", &push), Err(NotJson));
-        assert_eq!(json.take(), Some(Frame::Text("{}".into())));
+        assert_eq!(json.take(), Some(Frame::text("{}")));
     }
 }
