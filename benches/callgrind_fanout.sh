@@ -51,6 +51,8 @@ run() { # name publications -> sets ir_<name>, deliveries_<name>
 
 paced=""
 [ "${PACED:-0}" = 1 ] && paced="--paced"
+# WRITE=session|codec: the sinks also hand each frame to a writer (see benches/fanout.rs).
+[ -n "${WRITE:-}" ] && paced="$paced --write $WRITE"
 echo "binary: $bin"
 echo "callgrind: $subscribers subscribers, $small and $large publications ${paced}"
 run small "$small"

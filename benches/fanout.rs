@@ -2,8 +2,12 @@
 //! subscriber sinks through the same path a WebSocket session is fed by (pre-encoded shared
 //! frame, per-client byte budget, the client's [`Outbox`] and its wake-up), with no sockets, no
 //! HTTP and no registry. Each sink is a small actor fed by its outbox exactly as
-//! `ClientSession` is (`Deliveries::attach`, batches through `Deliveries::deliver`); it only counts
-//! the frames (no line joining, no WebSocket encoding, no write).
+//! `ClientSession` is (`Deliveries::attach`, batches through `Deliveries::deliver`); it counts the
+//! frames and, with `--write MODE`, also does what a session does to hand each frame to its
+//! socket writer, without the socket: `--write session` queues the frame's shared wire bytes
+//! (header included, built once per channel) as the session does since 2026-12-07; `--write
+//! codec` encodes each frame with actix's WebSocket codec into a per-connection buffer, as the
+//! session's `ctx.text` did before (header and payload copied per subscriber).
 //!
 //! Run (timing): `cargo bench --bench fanout -- [subscribers] [publications] [rounds] [--paced]`
 //! (defaults 1000 200 10). Every round starts a fresh channel and fresh sinks (not timed), then
@@ -67,6 +71,17 @@ struct Finish {
     done: Notify,
 }
 
+/// What a sink does with each frame besides counting it.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Write {
+    /// Nothing.
+    Count,
+    /// Queue the shared wire bytes for the writer (the session's path).
+    Session,
+    /// Encode with actix's codec into a buffer (the session's path before shared wire frames).
+    Codec,
+}
+
 /// A subscriber without a socket: counts the frames its outbox hands it.
 struct Sink {
     outbox: Arc<Outbox>,
@@ -74,6 +89,12 @@ struct Sink {
     bytes: usize,
     expected: usize,
     finish: Arc<Finish>,
+    write: Write,
+    /// The writer's queue (`Write::Session`), emptied after each batch as a socket write would.
+    queued: VecDeque<bytes::Bytes>,
+    /// The context's write buffer (`Write::Codec`), emptied after each batch.
+    encoded: bytes::BytesMut,
+    codec: actix_http::ws::Codec,
 }
 
 impl Actor for Sink {
@@ -87,6 +108,10 @@ impl Actor for Sink {
 impl Deliveries for Sink {
     fn deliver(&mut self, batch: &mut VecDeque<Deliver>, ctx: &mut Self::Context) {
         batch.drain(..).for_each(|message| self.count(message));
+        // The socket takes the batch: the queue and buffer are emptied, as after a write.
+        std::hint::black_box((&self.queued, &self.encoded));
+        self.queued.clear();
+        self.encoded.clear();
         if self.frames == self.expected {
             // Its outbox never ends by itself (a session's ends with its socket).
             ctx.stop();
@@ -99,6 +124,16 @@ impl Sink {
         match message {
             Deliver::Frame(frame) => {
                 self.bytes += frame.len();
+                match self.write {
+                    Write::Count => {}
+                    Write::Session => self.queued.push_back(frame.wire()),
+                    Write::Codec => {
+                        let payload = frame.wire().slice(frame.wire().len() - frame.len()..);
+                        let message = actix_http::ws::Message::Binary(payload);
+                        tokio_util::codec::Encoder::encode(&mut self.codec, message, &mut self.encoded)
+                            .expect("encodes");
+                    }
+                }
                 self.frames += 1;
                 if self.frames == self.expected && self.finish.sinks_left.fetch_sub(1, Ordering::AcqRel) == 1 {
                     self.finish.done.notify_one();
@@ -124,7 +159,7 @@ fn payload(n: usize) -> Payload {
     Payload::from(text.as_str())
 }
 
-async fn round(settings: &Settings, subscribers: usize, publications: usize, paced: bool) -> Round {
+async fn round(settings: &Settings, subscribers: usize, publications: usize, paced: bool, write: Write) -> Round {
     let rules = ChannelRules::from_settings(settings).expect("channel rules");
     let resolved = rules.resolve(CHANNEL).expect("channel resolves");
     let registry = IdleProbe.start();
@@ -142,8 +177,18 @@ async fn round(settings: &Settings, subscribers: usize, publications: usize, pac
     let mut sinks = Vec::with_capacity(subscribers);
     for i in 0..subscribers {
         let outbox = Outbox::new();
-        let sink = Sink { outbox: outbox.clone(), frames: 0, bytes: 0, expected: publications, finish: finish.clone() }
-            .start();
+        let sink = Sink {
+            outbox: outbox.clone(),
+            frames: 0,
+            bytes: 0,
+            expected: publications,
+            finish: finish.clone(),
+            write,
+            queued: VecDeque::new(),
+            encoded: bytes::BytesMut::new(),
+            codec: actix_http::ws::Codec::new().max_size(usize::MAX),
+        }
+        .start();
         let id = ClientId::from(format!("sink-{i:06}").as_str());
         let info =
             ClientInfo { user: Arc::from(format!("user-{i}")), client: id.clone(), conn_info: None, chan_info: None };
@@ -190,7 +235,7 @@ async fn round(settings: &Settings, subscribers: usize, publications: usize, pac
 fn arg(n: usize, default: usize) -> usize {
     std::env::args()
         .skip(1)
-        .filter(|a| !a.starts_with('-'))
+        .filter(|a| !a.starts_with('-') && !["count", "session", "codec"].contains(&a.as_str()))
         .nth(n)
         .map(|a| a.parse().unwrap_or_else(|_| panic!("argument {} must be a number, got {a:?}", n + 1)))
         .unwrap_or(default)
@@ -201,6 +246,13 @@ fn main() {
     let publications = arg(1, 200).max(1);
     let rounds = arg(2, 10).max(1);
     let paced = std::env::args().any(|a| a == "--paced");
+    let args: Vec<String> = std::env::args().collect();
+    let write = match args.iter().position(|a| a == "--write").and_then(|i| args.get(i + 1)).map(String::as_str) {
+        None | Some("count") => Write::Count,
+        Some("session") => Write::Session,
+        Some("codec") => Write::Codec,
+        Some(other) => panic!("--write takes count, session or codec, got {other:?}"),
+    };
     let settings = Settings::default();
     println!(
         "fan-out: {subscribers} subscribers x {publications} publications (1 untimed warm-up + {} timed), {rounds} round(s){}",
@@ -212,7 +264,7 @@ fn main() {
     let results = System::new().block_on(async move {
         let mut results = Vec::with_capacity(rounds);
         for n in 1..=rounds {
-            let r = round(&settings, subscribers, publications, paced).await;
+            let r = round(&settings, subscribers, publications, paced, write).await;
             println!(
                 "round {n}: {} deliveries in {:.1} ms = {:.0} deliveries/s ({:.0} ns/delivery)",
                 r.deliveries,
