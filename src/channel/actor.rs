@@ -64,6 +64,8 @@ pub struct Channel {
     shared: Option<shared::SharedHistory>,
     /// The last publication delivered (offset, data): the base of the next one's patch.
     delta_base: Option<(u64, Payload)>,
+    /// Subscribers with delta negotiated: without any, a publication takes the plain path.
+    delta_subscribers: usize,
 }
 
 impl Channel {
@@ -93,6 +95,7 @@ impl Channel {
             relay: None,
             shared: None,
             delta_base: None,
+            delta_subscribers: 0,
         }
     }
 
@@ -165,7 +168,7 @@ impl Channel {
 
     /// Removes a subscriber that could not take a push, disconnecting it unless it is gone.
     fn drop_subscriber(&mut self, id: &ClientId, disconnect: Option<Disconnect>) {
-        let Some(subscriber) = self.subscribers.remove(id) else { return };
+        let Some(subscriber) = self.remove_subscriber(id) else { return };
         if let Some(disconnect) = disconnect {
             if disconnect.code == Disconnect::SLOW.code {
                 tracing::info!(client = %id, channel = %self.name, "client too slow to read; disconnecting (3008)");
@@ -277,16 +280,29 @@ impl Channel {
                 delta: join.delta,
                 has_delta_base: false,
             };
-            self.subscribers.insert(subscriber.handle.id.clone(), subscriber);
+            self.add_subscriber(subscriber);
             self.push_join_leave("join", &info);
         }
         self.processed_one();
     }
 
+    fn add_subscriber(&mut self, subscriber: Subscriber) {
+        self.delta_subscribers += usize::from(subscriber.delta != DeltaMode::Off);
+        if let Some(replaced) = self.subscribers.insert(subscriber.handle.id.clone(), subscriber) {
+            self.delta_subscribers -= usize::from(replaced.delta != DeltaMode::Off);
+        }
+    }
+
+    fn remove_subscriber(&mut self, id: &ClientId) -> Option<Subscriber> {
+        let removed = self.subscribers.remove(id)?;
+        self.delta_subscribers -= usize::from(removed.delta != DeltaMode::Off);
+        Some(removed)
+    }
+
     /// Fans a publication out to every subscriber, encoded once per form and protocol, and
     /// keeps it as the base of the next publication's patch.
     fn deliver(&mut self, publication: &Publication) {
-        if self.subscribers.values().all(|s| s.delta == DeltaMode::Off) {
+        if self.delta_subscribers == 0 {
             if !self.subscribers.is_empty() {
                 self.fan_out(Push::Publication(publication), false);
             }
@@ -357,7 +373,7 @@ impl Handler<Leave> for Channel {
     type Result = ();
 
     fn handle(&mut self, leave: Leave, _: &mut Self::Context) {
-        if let Some(subscriber) = self.subscribers.remove(&leave.client) {
+        if let Some(subscriber) = self.remove_subscriber(&leave.client) {
             self.push_join_leave("leave", &subscriber.info);
         }
         self.processed_one();
