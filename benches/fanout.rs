@@ -108,10 +108,12 @@ impl Actor for Sink {
 impl Deliveries for Sink {
     fn deliver(&mut self, batch: &mut VecDeque<Deliver>, ctx: &mut Self::Context) {
         batch.drain(..).for_each(|message| self.count(message));
-        // The socket takes the batch: the queue and buffer are emptied, as after a write.
-        std::hint::black_box((&self.queued, &self.encoded));
-        self.queued.clear();
-        self.encoded.clear();
+        if self.write != Write::Count {
+            // The socket takes the batch: the queue and buffer are emptied, as after a write.
+            std::hint::black_box((&self.queued, &self.encoded));
+            self.queued.clear();
+            self.encoded.clear();
+        }
         if self.frames == self.expected {
             // Its outbox never ends by itself (a session's ends with its socket).
             ctx.stop();

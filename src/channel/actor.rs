@@ -141,26 +141,30 @@ impl Channel {
         encode: impl Fn(Form, Protocol) -> Result<Frame, NotJson>,
     ) {
         let mut frames: [[Option<Result<Frame, NotJson>>; 3]; 2] = Default::default();
+        let mut delivered = [[0usize; 3]; 2];
         let mut dropped = Vec::new();
-        let (mut delivered, mut bytes) = (0, 0);
         for (id, subscriber) in &mut self.subscribers {
             let Some(form) = pick(subscriber) else { continue };
-            let protocol = subscriber.handle.protocol;
-            let encoded = frames[protocol as usize][form as usize].get_or_insert_with(|| encode(form, protocol));
+            let (p, f) = (subscriber.handle.protocol as usize, form as usize);
+            let encoded = frames[p][f].get_or_insert_with(|| encode(form, subscriber.handle.protocol));
             let Ok(frame) = encoded else {
                 dropped.push((id.clone(), Some(Disconnect::INAPPROPRIATE_PROTOCOL)));
                 continue;
             };
             match subscriber.handle.deliver_frame(frame, self.queue_max_size) {
-                Ok(()) => {
-                    delivered += 1;
-                    bytes += frame.len();
-                }
+                Ok(()) => delivered[p][f] += 1,
                 Err(DeliverError::Slow) => dropped.push((id.clone(), Some(Disconnect::SLOW))),
                 Err(DeliverError::Gone) => dropped.push((id.clone(), None)),
             }
         }
-        METRICS.fanned_out(frame_type, delivered, bytes);
+        let (mut count, mut bytes) = (0, 0);
+        for (frames, delivered) in frames.iter().flatten().zip(delivered.iter().flatten()) {
+            if let Some(Ok(frame)) = frames {
+                count += delivered;
+                bytes += delivered * frame.len();
+            }
+        }
+        METRICS.fanned_out(frame_type, count, bytes);
         for (id, disconnect) in dropped {
             self.drop_subscriber(&id, disconnect);
         }
