@@ -9,7 +9,6 @@
 // `info` once its heartbeats expire (7 s TTL), and presence must list only live clients.
 
 import assert from 'node:assert/strict';
-import net from 'node:net';
 import { after, before, describe, it } from 'node:test';
 
 import { Centrifuge } from 'centrifuge';
@@ -17,57 +16,13 @@ import WebSocket from 'ws';
 
 import {
   collect, connected, eventually, newSub, nodeNames, randomId, sharedKeys, startClusterNode,
-  startNats, subscribed, waitFor, waitUntil,
+  startNats, startProxy, subscribed, waitFor, waitUntil,
 } from './harness.mjs';
 
 /** Bound for cluster-wide conditions that ride on heartbeats (every 3 s). */
 const CLUSTER_WAIT_MS = 12000;
 /** Bound for the SDK to notice the dead transport and come back through the proxy. */
 const RECONNECT_WAIT_MS = 10000;
-
-/**
- * A TCP proxy on 127.0.0.1:0 that forwards every new client connection to the currently
- * selected backend (`host:port`). Connections already open stay with the backend they were
- * opened to; when either side closes or fails, the other side is closed too (as a load balancer
- * does). `routed` lists the backend chosen for each accepted connection, in order.
- */
-async function startProxy(backend) {
-  let current = backend;
-  const sockets = new Set();
-  const routed = [];
-  const server = net.createServer((downstream) => {
-    const target = current;
-    routed.push(target);
-    const i = target.lastIndexOf(':');
-    const upstream = net.connect({ host: target.slice(0, i), port: Number(target.slice(i + 1)) });
-    for (const s of [downstream, upstream]) {
-      sockets.add(s);
-      s.on('error', () => { downstream.destroy(); upstream.destroy(); });
-      s.on('close', () => { sockets.delete(s); downstream.destroy(); upstream.destroy(); });
-    }
-    downstream.pipe(upstream);
-    upstream.pipe(downstream);
-  });
-  await new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', resolve);
-  });
-  const { port } = server.address();
-  return {
-    port,
-    wsUrl: `ws://127.0.0.1:${port}/connection/websocket`,
-    routed,
-    /** New connections go to `addr` from now on. */
-    setBackend(addr) { current = addr; },
-    /** Stops listening and closes every proxied connection; safe to call twice. */
-    async close() {
-      for (const s of sockets) s.destroy();
-      sockets.clear();
-      if (!server.listening) return;
-      await new Promise((resolve) => server.close(() => resolve()));
-    },
-  };
-}
 
 describe('centrifuge-js failover: a clustered node killed with SIGKILL', () => {
   let nats;

@@ -5,6 +5,7 @@
 import { spawn } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -466,4 +467,62 @@ export function sharedKeys() {
 export async function nodeNames(node) {
   const info = await node.api('info', {});
   return info.nodes.map((n) => n.name).sort();
+}
+
+/**
+ * A TCP proxy on 127.0.0.1:0 that forwards every new client connection to the currently
+ * selected backend (`host:port`). Connections already open stay with the backend they were
+ * opened to; when either side closes or fails, the other side is closed too (as a load balancer
+ * does). `routed` lists the backend chosen for each accepted connection, in order. `cut()` and
+ * `restore()` make a partition.
+ */
+export async function startProxy(backend) {
+  let current = backend;
+  let cutOff = false;
+  const sockets = new Set();
+  const routed = [];
+  const server = net.createServer((downstream) => {
+    if (cutOff) {
+      downstream.destroy();
+      return;
+    }
+    const target = current;
+    routed.push(target);
+    const i = target.lastIndexOf(':');
+    const upstream = net.connect({ host: target.slice(0, i), port: Number(target.slice(i + 1)) });
+    for (const s of [downstream, upstream]) {
+      sockets.add(s);
+      s.on('error', () => { downstream.destroy(); upstream.destroy(); });
+      s.on('close', () => { sockets.delete(s); downstream.destroy(); upstream.destroy(); });
+    }
+    downstream.pipe(upstream);
+    upstream.pipe(downstream);
+  });
+  await new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', resolve);
+  });
+  const { port } = server.address();
+  return {
+    port,
+    wsUrl: `ws://127.0.0.1:${port}/connection/websocket`,
+    routed,
+    /** New connections go to `addr` from now on. */
+    setBackend(addr) { current = addr; },
+    /** A partition: resets every proxied connection and refuses new ones until `restore()`. */
+    cut() {
+      cutOff = true;
+      for (const s of sockets) s.destroy();
+      sockets.clear();
+    },
+    /** Ends the partition: new connections are forwarded again. */
+    restore() { cutOff = false; },
+    /** Stops listening and closes every proxied connection; safe to call twice. */
+    async close() {
+      for (const s of sockets) s.destroy();
+      sockets.clear();
+      if (!server.listening) return;
+      await new Promise((resolve) => server.close(() => resolve()));
+    },
+  };
 }
