@@ -206,7 +206,7 @@ async fn start_cluster(
     if !(broker.enabled && broker.kind == "nats") {
         return Ok(None);
     }
-    let client = cluster::connect(&broker.nats, name).await?;
+    let client = cluster::connect(&broker.nats, name, registry.clone().recipient()).await?;
     let idempotency = match Idempotency::open(&client, &broker.nats.prefix).await {
         Ok(markers) => Some(markers),
         Err(error) => {

@@ -92,6 +92,12 @@ pub struct FanOutJoinLeave {
 #[rtype(result = "()")]
 pub struct Watched;
 
+/// Compare the delivered position with the cluster-wide store now, not at the next periodic
+/// check: sent after the NATS connection came back, when live publications may have been missed.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct CheckPosition;
+
 /// A publication (or position marker) stored in the cluster-wide history, arriving live.
 #[derive(Debug, Message)]
 #[rtype(result = "()")]

@@ -24,7 +24,9 @@ use crate::domain::{ChannelName, ClientId, StreamPosition};
 use crate::metrics::METRICS;
 use crate::node::VERSION as GYRE_VERSION;
 use crate::protocol::Disconnect;
-use crate::registry::messages::{ClusterIn, GetStats, ListChannels, LocalPresence, StoredIn, ToUser, UserAction};
+use crate::registry::messages::{
+    BrokerReconnected, ClusterIn, GetStats, ListChannels, LocalPresence, StoredIn, ToUser, UserAction,
+};
 use crate::registry::Registry;
 
 /// How often a node announces itself.
@@ -46,20 +48,27 @@ pub enum ClusterError {
 }
 
 /// Connects to NATS; fails fast with a clear error when the server is unreachable (the node
-/// then exits and its supervisor restarts it).
-pub async fn connect(settings: &NatsSettings, node_name: &str) -> anyhow::Result<async_nats::Client> {
+/// then exits and its supervisor restarts it). `reconnected` is told each time the connection
+/// comes back after a loss.
+pub async fn connect(
+    settings: &NatsSettings,
+    node_name: &str,
+    reconnected: Recipient<BrokerReconnected>,
+) -> anyhow::Result<async_nats::Client> {
     let connected_before = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let options = async_nats::ConnectOptions::new()
         .name(format!("gyre {node_name}"))
         .connection_timeout(settings.dial_timeout.max(Duration::from_millis(100)))
         .event_callback(move |event| {
             let connected_before = connected_before.clone();
+            let reconnected = reconnected.clone();
             async move {
                 match event {
                     async_nats::Event::Connected => {
                         if connected_before.swap(true, std::sync::atomic::Ordering::Relaxed) {
                             METRICS.broker_reconnected();
                             tracing::info!("NATS connection re-established");
+                            reconnected.do_send(BrokerReconnected);
                         }
                     }
                     async_nats::Event::Disconnected => tracing::warn!("NATS connection lost; reconnecting"),

@@ -239,6 +239,12 @@ pub struct AttachBridge {
     pub history: Option<std::sync::Arc<crate::cluster::history::HistoryStore>>,
 }
 
+/// The NATS connection came back after a loss: live publications of that time may be missing,
+/// so every channel with cluster-wide history checks its position now.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct BrokerReconnected;
+
 /// How many connections a user has on this node.
 #[derive(Debug, Message)]
 #[rtype(result = "usize")]

@@ -530,6 +530,21 @@ impl Handler<StoredIn> for Registry {
     }
 }
 
+impl Handler<BrokerReconnected> for Registry {
+    type Result = ();
+
+    fn handle(&mut self, _: BrokerReconnected, _: &mut Self::Context) {
+        if self.history.is_none() {
+            return;
+        }
+        tracing::info!(channels = self.channels.len(), "NATS is back: channels compare their positions with JetStream");
+        for entry in self.channels.values_mut() {
+            entry.sent += 1;
+            entry.channel.do_send(channel::CheckPosition);
+        }
+    }
+}
+
 impl Handler<AttachBridge> for Registry {
     type Result = ();
 

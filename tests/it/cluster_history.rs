@@ -198,6 +198,34 @@ async fn a_node_cut_off_from_nats_catches_up_by_the_position_check() {
 }
 
 #[actix_web::test]
+async fn a_node_back_on_nats_catches_up_at_once_not_at_the_next_position_check() {
+    let nats = NatsServer::start().await;
+    let proxy = TcpProxy::start(nats.port).await;
+    let url = proxy.url();
+    let a = TestNode::start_with(move |s| {
+        s.broker.enabled = true;
+        s.broker.kind = "nats".into();
+        s.broker.nats.url = url;
+        s.node.name = "a".into();
+        // The periodic check would come far too late for this test's bounded waits.
+        s.client.channel_position_check_delay = std::time::Duration::from_secs(3600);
+    })
+    .await;
+    let b = TestNode::start_clustered(&nats, "b").await;
+    let mut client = a.connect_as("1").await;
+    client.request(2, "subscribe", json!({"channel": "chat:back", "recoverable": true})).await;
+    b.api_ok("publish", json!({"channel": "chat:back", "data": 1})).await;
+    assert_eq!(client.publication("chat:back").await["offset"], 1);
+    proxy.cut();
+    for n in 2..=3 {
+        assert_eq!(b.api_ok("publish", json!({"channel": "chat:back", "data": n})).await["offset"], n);
+    }
+    proxy.restore();
+    assert_eq!(client.publication("chat:back").await["offset"], 2, "caught up when NATS came back");
+    assert_eq!(client.publication("chat:back").await["offset"], 3);
+}
+
+#[actix_web::test]
 async fn history_ttl_drops_publications_but_keeps_the_position_on_every_node() {
     let nats = NatsServer::start().await;
     let short_lived = |url: String, name: &'static str| {

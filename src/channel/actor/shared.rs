@@ -13,7 +13,7 @@ use std::time::Instant;
 use actix::prelude::*;
 
 use super::super::history::Stream;
-use super::super::messages::{Join, Stored, Watched};
+use super::super::messages::{CheckPosition, Join, Stored, Watched};
 use super::Channel;
 use crate::channel::HistoryShape;
 use crate::client::messages::{Deliver, Subscribed};
@@ -61,6 +61,15 @@ fn classify(delivered: &StreamPosition, arrived: &StreamPosition) -> Arrival {
         Arrival::Next
     } else {
         Arrival::Gap
+    }
+}
+
+impl Handler<CheckPosition> for Channel {
+    type Result = ();
+
+    fn handle(&mut self, _: CheckPosition, ctx: &mut Self::Context) {
+        self.check_position(ctx);
+        self.processed_one();
     }
 }
 

@@ -70,7 +70,8 @@ describe('chaos: SIGKILL, a NATS restart and a partition under a publishing load
       const sub = newSub(client, channel);
       const got = collect(sub);
       await subscribed(sub);
-      clients.push({ client, sub, got, node: ['a', 'b', 'c'][i % 3] });
+      const reconnects = collect(client, 'connecting');
+      clients.push({ client, sub, got, reconnects, node: ['a', 'b', 'c'][i % 3] });
     }
     lb.setBackend(a.addr);
 
@@ -111,15 +112,19 @@ describe('chaos: SIGKILL, a NATS restart and a partition under a publishing load
     await Promise.all(partition);
 
     const expected = Array.from({ length: PUBLICATIONS }, (_, i) => i + 1);
+    const converging = Date.now();
     await eventually(async () => clients.every((c) => c.got.length >= PUBLICATIONS), CONVERGE_WAIT_MS,
       `every client to hold ${PUBLICATIONS} publications`);
     for (const [i, c] of clients.entries()) {
       assert.deepEqual(c.got.map((p) => p.data.n), expected, `client ${i} (first on node ${c.node}): data, once each, in order`);
       assert.deepEqual(c.got.map((p) => Number(p.offset)), expected, `client ${i}: contiguous offsets`);
       assert.equal(c.sub.state, 'subscribed', `client ${i} ends subscribed`);
+      if (c.node === 'b') assert.ok(c.reconnects.length >= 1, `client ${i} lost node b and came back elsewhere`);
     }
     const history = await a.api('history', { channel, limit: -1 });
     assert.deepEqual(history.publications.map((p) => p.data.n), expected, 'history holds each publication once');
-    console.log(`chaos: ${PUBLICATIONS} publications, ${CLIENTS} clients, ${retries} publish retries`);
+    const reconnects = clients.reduce((sum, c) => sum + c.reconnects.length, 0);
+    console.log(`chaos: ${PUBLICATIONS} publications, ${CLIENTS} clients, ${retries} publish retries, `
+      + `${reconnects} client reconnects, converged ${Date.now() - converging} ms after the last publish`);
   });
 });
