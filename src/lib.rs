@@ -18,9 +18,12 @@
 //!     └──── HTTP API handlers (publish, broadcast, history, presence, info)
 //! ```
 //!
-//! * Downward sends (registry → channel → client) never wait: channels `try_send` one
-//!   pre-encoded frame per publication to every subscriber, within a per-client byte budget;
-//!   a client over budget is disconnected with 3008 "slow" without slowing anyone else.
+//! * Downward sends (registry → channel → client) never wait: a channel builds each push's
+//!   WebSocket frame (header included) once per protocol and form (plain, fossil delta full or
+//!   patch) and hands the same bytes to every subscriber's outbox, within a per-client byte
+//!   budget; a client over budget is disconnected with 3008 "slow" without slowing anyone else.
+//! * Payloads are opaque bytes (`domain::Payload`) everywhere inside; only the JSON encoding
+//!   looks at them (a binary payload closes a JSON connection with 3506, as in Centrifugo).
 //! * Request/response runs only upward (session or API → registry → channel/presence).
 //! * A subscribe's answer travels through the same mailbox as the channel's publications, so
 //!   the subscribe reply always precedes that channel's pushes and recovery has no gap.
@@ -35,7 +38,7 @@
 //! # Layout
 //!
 //! * [`protocol`]: client protocol wire types and the code tables (no actix).
-//! * [`domain`]: identifiers, publications, client info, stream positions.
+//! * [`domain`]: identifiers, payloads, publications, client info, stream positions.
 //! * [`auth`]: JWT verification with Centrifugo's semantics.
 //! * [`client`]: the per-connection session actor, the WebSocket handshake and socket I/O.
 //! * [`channel`]: the channel actor, its history stream, channel-name rules and permissions.
