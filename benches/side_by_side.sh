@@ -12,6 +12,7 @@
 #   STEP_SECS [10]  WARMUP_SECS [2]  PUBLISHERS [8]
 #   CHANNELS_CONNS [10000]  CHANNELS_RATES [1000,5000]  BROADCAST_RATES [10000]  BATCH [100]
 #   CLUSTER_SUBS [100]  CLUSTER_RATES [100,1000]  HISTORY_CHANNELS [100]  HISTORY_RATES [0 = max]
+#   ENCODING [json]  (protobuf: both servers' Protobuf protocol, gyre-bench --protocol v2pb / v1pb)
 # Output: DIR (default target/bench-report): gyre/ and peer/ reports, combined.md and
 # combined.json (ratios gyre/peer), fanout-latency.png and idle-rss.png.
 set -euo pipefail
@@ -33,7 +34,7 @@ while [[ $# -gt 0 ]]; do
     --out) OUT="$2"; shift ;;
     --no-install) INSTALL=0 ;;
     --no-build) BUILD=0 ;;
-    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
     *) echo "side_by_side.sh: unknown argument $1" >&2; exit 2 ;;
   esac
   shift
@@ -184,6 +185,8 @@ bench() {
   shift 2
   local protocol=v2
   [[ "$kind" == peer ]] && protocol=v1
+  # ENCODING=protobuf: both servers' Protobuf encodings (binary frames, ?format=protobuf).
+  [[ "${ENCODING:-json}" == protobuf ]] && protocol="${protocol}pb"
   taskset -c 1 "$BENCH" "$scenario" --protocol "$protocol" --label "$kind" --out "$OUT/$kind" \
     --secret "$SECRET" --api-key "$API_KEY" --publishers "$PUBLISHERS" \
     --step-secs "$STEP_SECS" --warmup-secs "$WARMUP_SECS" "$@"

@@ -35,7 +35,8 @@ pub struct Common {
     /// Server address host:port (loopback only).
     #[arg(long, default_value = "127.0.0.1:8000")]
     pub addr: String,
-    /// Client protocol: v2 (gyre, Centrifugo v4+) or v1 (centrifuge 0.15 Go peer).
+    /// Client protocol: v2 (gyre, Centrifugo v4+) or v1 (centrifuge 0.15 Go peer), JSON; v2pb and
+    /// v1pb are the same in Protobuf (binary frames, `?format=protobuf`).
     #[arg(long, value_enum, default_value = "v2")]
     pub protocol: Protocol,
     /// HS256 secret for connection JWTs.

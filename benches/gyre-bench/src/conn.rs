@@ -61,8 +61,8 @@ pub async fn run(ctx: Arc<ConnCtx>, spec: ConnSpec, permit: OwnedSemaphorePermit
 
 /// WebSocket upgrade, connect command, subscribe commands (one frame), all replies checked.
 async fn open(ctx: &ConnCtx, spec: &ConnSpec) -> Result<Ws, String> {
-    let mut ws = Ws::connect(&ctx.target, ctx.sources.pick(spec.index)).await?;
-    ws.send_text(ctx.protocol.connect(&ctx.minter.token(&spec.user))).await?;
+    let mut ws = Ws::connect(&ctx.target, ctx.sources.pick(spec.index), ctx.protocol.query()).await?;
+    ws.send(ctx.protocol, ctx.protocol.connect(&ctx.minter.token(&spec.user))).await?;
     await_replies(ctx, &mut ws, 1).await?;
     if !spec.channels.is_empty() {
         let names: Vec<String> = spec
@@ -70,7 +70,7 @@ async fn open(ctx: &ConnCtx, spec: &ConnSpec) -> Result<Ws, String> {
             .iter()
             .map(|&ch| ctx.channels.get(ch as usize).cloned().ok_or_else(|| format!("no channel #{ch}")))
             .collect::<Result<_, _>>()?;
-        ws.send_text(ctx.protocol.subscribe(&names)).await?;
+        ws.send(ctx.protocol, ctx.protocol.subscribe(&names)).await?;
         await_replies(ctx, &mut ws, names.len()).await?;
     }
     Ok(ws)
@@ -97,7 +97,7 @@ async fn await_replies(ctx: &ConnCtx, ws: &mut Ws, count: usize) -> Result<(), S
             }
         }
         if ping {
-            ws.send_text(ctx.protocol.pong().to_owned()).await?;
+            ws.send(ctx.protocol, ctx.protocol.pong().to_vec()).await?;
         }
     }
     Ok(())
@@ -128,7 +128,7 @@ async fn read_loop(ctx: &ConnCtx, index: usize, ws: &mut Ws) -> Result<(), Strin
         }
         if ping {
             stats.pings.fetch_add(1, Relaxed);
-            ws.send_text(ctx.protocol.pong().to_owned()).await?;
+            ws.send(ctx.protocol, ctx.protocol.pong().to_vec()).await?;
         }
     }
 }

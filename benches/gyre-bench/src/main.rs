@@ -13,7 +13,8 @@
 //! gyre-bench compare  target/bench-report/gyre target/bench-report/peer --out target/bench-report
 //! ```
 //!
-//! Shared options (every scenario): `--protocol v2|v1` (v1 for the Go peer), `--secret`
+//! Shared options (every scenario): `--protocol v2|v1|v2pb|v1pb` (v1 for the Go peer; `pb` for
+//! the Protobuf encoding), `--secret`
 //! (HS256), `--api-key`, `--server-pid` (CPU and RSS from /proc), `--label`, `--tag`,
 //! `--out DIR` (LABEL-SCENARIO[-TAG].json + .md), `--workers` (tokio threads, default 1),
 //! `--source-ips` (connections spread over 127.0.0.2…), `--connect-rate` (default 5000/s),
@@ -21,7 +22,7 @@
 //! `--max-conns`, `--max-duration`. A progress line goes to stderr every second; the Markdown
 //! report goes to stdout. `benches/README.md` describes the scenarios and the side-by-side script.
 //!
-//! Layout: `codec/` (protocol v2 and v1 JSON), `ws.rs` (upgrade + framing), `conn.rs` (one
+//! Layout: `codec/` (protocol v2 and v1, JSON and Protobuf), `ws.rs` (upgrade + framing), `conn.rs` (one
 //! client), `http.rs` + `publisher.rs` (HTTP publishers), `engine.rs` (ramps and steps),
 //! `scenarios/`, `procstat.rs` (/proc), `stats.rs`, `report.rs`, `compare.rs`.
 

@@ -10,6 +10,7 @@ use fastwebsockets::{Frame, OpCode, Payload, Role, WebSocket};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 
+use crate::codec::Protocol;
 use crate::target::Target;
 
 pub const PATH: &str = "/connection/websocket";
@@ -40,12 +41,13 @@ pub async fn tcp_connect(target: &Target, source: IpAddr) -> Result<TcpStream, S
 }
 
 impl Ws {
-    /// TCP connect from `source`, then the WebSocket upgrade on `/connection/websocket`.
-    pub async fn connect(target: &Target, source: IpAddr) -> Result<Ws, String> {
+    /// TCP connect from `source`, then the WebSocket upgrade on `/connection/websocket`
+    /// (`query` selects the encoding: empty for JSON, `?format=protobuf`).
+    pub async fn connect(target: &Target, source: IpAddr, query: &str) -> Result<Ws, String> {
         let mut stream = tcp_connect(target, source).await?;
         let key = STANDARD.encode(rand::random::<[u8; 16]>());
         let request = format!(
-            "GET {PATH} HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+            "GET {PATH}{query} HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
              Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n",
             target.host
         );
@@ -57,8 +59,10 @@ impl Ws {
         Ok(Ws { inner })
     }
 
-    pub async fn send_text(&mut self, text: String) -> Result<(), String> {
-        let frame = Frame::text(Payload::Owned(text.into_bytes()));
+    /// Sends commands in a text frame (JSON) or a binary one (Protobuf).
+    pub async fn send(&mut self, protocol: Protocol, bytes: Vec<u8>) -> Result<(), String> {
+        let payload = Payload::Owned(bytes);
+        let frame = if protocol.is_protobuf() { Frame::binary(payload) } else { Frame::text(payload) };
         self.inner.write_frame(frame).await.map_err(|e| format!("websocket write: {e}"))
     }
 

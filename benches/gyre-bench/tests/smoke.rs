@@ -101,6 +101,21 @@ fn fanout_delivers_and_reports() {
 }
 
 #[test]
+fn fanout_over_protobuf_delivers_every_publication() {
+    let dir = scratch_dir("fanout-protobuf");
+    let node = start_gyre(&dir);
+    let args =
+        ["--protocol", "v2pb", "--subscribers", "20", "--rates", "20", "--step-secs", "1", "--warmup-secs", "0.5"];
+    let report = bench(&node, &dir, "fanout", &args);
+    assert_eq!(report["totals"]["connect_failed"], 0, "{report}");
+    let step = &report["steps"][0];
+    assert!(step["deliveries"].as_u64().is_some_and(|d| d > 0), "no deliveries: {step}");
+    assert_eq!(report["loss"]["lost"], 0, "{report}");
+    assert_eq!(report["totals"]["decode_errors"], 0, "{report}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
 fn a_rate_the_node_cannot_reach_ends_on_time_as_saturated() {
     let dir = scratch_dir("saturated");
     let node = start_gyre(&dir);

@@ -1,7 +1,9 @@
-//! The two client protocols the loader speaks: Centrifugo protocol v2 JSON (gyre) and the
-//! centrifuge 0.15 library's protocol v1 JSON (the Go peer). Both put several messages in one
-//! WebSocket frame separated by newlines; `decode_frame` splits them.
+//! The client protocols the loader speaks: Centrifugo protocol v2 (gyre) and the centrifuge 0.15
+//! library's protocol v1 (the Go peer), each in JSON (several messages per text frame, separated
+//! by newlines) or Protobuf (varint-delimited messages per binary frame, `?format=protobuf`);
+//! `decode_frame` splits a frame into its messages.
 
+pub mod pb;
 pub mod v1;
 pub mod v2;
 
@@ -13,6 +15,10 @@ use serde::Deserialize;
 pub enum Protocol {
     V2,
     V1,
+    /// v2 in Protobuf.
+    V2pb,
+    /// v1 in Protobuf.
+    V1pb,
 }
 
 /// The timestamp and step number the publisher put into a publication's data.
@@ -49,47 +55,103 @@ pub enum Incoming {
 }
 
 impl Protocol {
-    /// The connect command (id 1) carrying a JWT.
-    pub fn connect(self, token: &str) -> String {
-        match self {
-            Protocol::V2 => v2::connect(token),
-            Protocol::V1 => v1::connect(token),
+    /// Binary frames of varint-delimited Protobuf messages (else JSON lines in text frames).
+    pub fn is_protobuf(self) -> bool {
+        matches!(self, Protocol::V2pb | Protocol::V1pb)
+    }
+
+    /// The query that selects the encoding on the connection URL.
+    pub fn query(self) -> &'static str {
+        if self.is_protobuf() {
+            "?format=protobuf"
+        } else {
+            ""
         }
     }
 
-    /// Subscribe commands (ids 2, 3, …) for `channels`, newline-batched in one frame.
-    pub fn subscribe(self, channels: &[String]) -> String {
-        let commands: Vec<String> = channels
-            .iter()
-            .enumerate()
-            .map(|(i, channel)| {
-                let id = i as u32 + 2;
-                match self {
-                    Protocol::V2 => v2::subscribe(id, channel),
-                    Protocol::V1 => v1::subscribe(id, channel),
-                }
-            })
-            .collect();
-        commands.join("\n")
+    /// The connect command (id 1) carrying a JWT.
+    pub fn connect(self, token: &str) -> Vec<u8> {
+        match self {
+            Protocol::V2 => v2::connect(token).into_bytes(),
+            Protocol::V1 => v1::connect(token).into_bytes(),
+            Protocol::V2pb => pb::connect(false, token),
+            Protocol::V1pb => pb::connect(true, token),
+        }
     }
 
-    /// The answer to a server ping, if this protocol has application-level pings.
-    pub fn pong(self) -> &'static str {
-        "{}"
-    }
-
-    /// Decodes one line of a frame. Malformed lines are an error with the line quoted.
-    pub fn decode(self, line: &[u8]) -> Result<Incoming, String> {
-        let decoded = match self {
-            Protocol::V2 => v2::decode(line),
-            Protocol::V1 => v1::decode(line),
+    /// Subscribe commands (ids 2, 3, …) for `channels`, batched in one frame.
+    pub fn subscribe(self, channels: &[String]) -> Vec<u8> {
+        let json = |command: fn(u32, &str) -> String| {
+            let commands: Vec<String> =
+                channels.iter().enumerate().map(|(i, channel)| command(i as u32 + 2, channel)).collect();
+            commands.join("\n").into_bytes()
         };
-        decoded.map_err(|e| format!("cannot decode {:?}: {e}", String::from_utf8_lossy(line)))
+        match self {
+            Protocol::V2 => json(v2::subscribe),
+            Protocol::V1 => json(v1::subscribe),
+            Protocol::V2pb => pb::subscribe(false, channels),
+            Protocol::V1pb => pb::subscribe(true, channels),
+        }
     }
 
-    /// Decodes every newline-separated message of a frame.
+    /// The answer to a server ping.
+    pub fn pong(self) -> &'static [u8] {
+        if self.is_protobuf() {
+            pb::PONG
+        } else {
+            b"{}"
+        }
+    }
+
+    /// Decodes one message of a frame. Malformed messages are an error with the bytes quoted.
+    pub fn decode(self, message: &[u8]) -> Result<Incoming, String> {
+        let decoded = match self {
+            Protocol::V2 => v2::decode(message).map_err(|e| e.to_string()),
+            Protocol::V1 => v1::decode(message).map_err(|e| e.to_string()),
+            Protocol::V2pb => pb::decode(false, message),
+            Protocol::V1pb => pb::decode(true, message),
+        };
+        decoded.map_err(|e| format!("cannot decode {:?}: {e}", String::from_utf8_lossy(message)))
+    }
+
+    /// Decodes every message of a frame.
     pub fn decode_frame(self, frame: &[u8]) -> impl Iterator<Item = Result<Incoming, String>> + '_ {
-        frame.split(|&b| b == b'\n').filter(|line| !line.is_empty()).map(move |line| self.decode(line))
+        Messages { frame, protobuf: self.is_protobuf() }.map(move |message| message.and_then(|m| self.decode(m)))
+    }
+}
+
+/// The messages of one frame: JSON lines, or varint-delimited Protobuf messages.
+struct Messages<'a> {
+    frame: &'a [u8],
+    protobuf: bool,
+}
+
+impl<'a> Iterator for Messages<'a> {
+    type Item = Result<&'a [u8], String>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.protobuf {
+            let (message, rest) = match pb::next_delimited(self.frame)? {
+                Ok(split) => split,
+                Err(error) => {
+                    self.frame = &[];
+                    return Some(Err(error));
+                }
+            };
+            self.frame = rest;
+            return Some(Ok(message));
+        }
+        loop {
+            if self.frame.is_empty() {
+                return None;
+            }
+            let end = self.frame.iter().position(|&b| b == b'\n').unwrap_or(self.frame.len());
+            let line = &self.frame[..end];
+            self.frame = self.frame.get(end + 1..).unwrap_or_default();
+            if !line.is_empty() {
+                return Some(Ok(line));
+            }
+        }
     }
 }
 
