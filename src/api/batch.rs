@@ -27,7 +27,7 @@ pub(super) async fn batch(node: &Arc<Node>, req: BatchRequest) -> HttpResponse {
     if req.commands.is_empty() {
         return json("{}".to_owned());
     }
-    let replies: Vec<String> = if req.parallel {
+    let replies: Vec<Option<String>> = if req.parallel {
         join_all(req.commands.iter().map(|c| batch_reply(node, c.as_ref()))).await
     } else {
         let mut replies = Vec::with_capacity(req.commands.len());
@@ -36,22 +36,26 @@ pub(super) async fn batch(node: &Arc<Node>, req: BatchRequest) -> HttpResponse {
         }
         replies
     };
+    // One result that cannot be JSON fails the whole response, as Centrifugo's encoder does.
+    let Some(replies) = replies.into_iter().collect::<Option<Vec<String>>>() else { return super::unencodable() };
     json(format!("{{\"replies\":[{}]}}", replies.join(",")))
 }
 
-async fn batch_reply(node: &Arc<Node>, command: Option<&HashMap<String, Box<RawValue>>>) -> String {
+/// One command's reply; `None` when its result cannot be JSON.
+async fn batch_reply(node: &Arc<Node>, command: Option<&HashMap<String, Box<RawValue>>>) -> Option<String> {
     let Some(command) = command else {
-        return error_object(ApiError::BadRequest);
+        return Some(error_object(ApiError::BadRequest));
     };
     let Some((method, params)) = KNOWN.iter().find_map(|m| command.get(*m).map(|p| (*m, p))) else {
-        return error_object(ApiError::NotFound);
+        return Some(error_object(ApiError::NotFound));
     };
-    match execute(method, params.get().as_bytes(), node).await {
+    Some(match execute(method, params.get().as_bytes(), node).await {
         Some(Ok(Ok(result))) => format!("{{\"{method}\":{result}}}"),
+        Some(Ok(Err(ApiError::Unencodable))) => return None,
         Some(Ok(Err(error))) => error_object(error),
         Some(Err(_)) => error_object(ApiError::BadRequest),
         None => error_object(ApiError::NotFound),
-    }
+    })
 }
 
 fn error_object(error: ApiError) -> String {
@@ -129,6 +133,9 @@ pub(super) async fn legacy(node: &Arc<Node>, body: &[u8]) -> HttpResponse {
                 }
             }
         };
+        if outcome == Err(ApiError::Unencodable) {
+            return super::unencodable();
+        }
         replies.push(legacy_reply(command.id, outcome));
     }
     json(replies.join("\n"))

@@ -27,6 +27,10 @@ pub enum ApiError {
     /// 112.
     #[error("unrecoverable position")]
     UnrecoverablePosition,
+    /// The result holds data the JSON API cannot carry (binary payloads): Centrifugo's encoder
+    /// fails and the whole response is HTTP 500 `Internal Server Error`, in every error mode.
+    #[error("internal server error")]
+    Unencodable,
 }
 
 /// Wire form `{"code":N,"message":"..."}`.
@@ -40,7 +44,7 @@ impl ApiError {
     /// Numeric code.
     pub fn code(self) -> u32 {
         match self {
-            Self::Internal => 100,
+            Self::Internal | Self::Unencodable => 100,
             Self::UnknownChannel => 102,
             Self::NotFound => 104,
             Self::BadRequest => 107,
@@ -55,7 +59,7 @@ impl ApiError {
             Self::UnknownChannel | Self::NotFound => StatusCode::NOT_FOUND,
             Self::BadRequest | Self::NotAvailable => StatusCode::BAD_REQUEST,
             Self::UnrecoverablePosition => StatusCode::RANGE_NOT_SATISFIABLE,
-            Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::Internal | Self::Unencodable => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 

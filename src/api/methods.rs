@@ -80,14 +80,14 @@ where
     Ok(handler(request).await.and_then(|result| encode(&result)))
 }
 
-/// The result as JSON; a result holding binary data (published with `b64data`) cannot be JSON:
-/// Centrifugo fails such a call with HTTP 500, gyre with error 100 and a log line that says why.
+/// The result as JSON; a result holding binary data (published with `b64data` or by a Protobuf
+/// client) cannot be JSON: the response is HTTP 500, as Centrifugo's, with a log line saying why.
 fn encode<Res: Serialize>(result: &Res) -> Result<String, ApiError> {
     crate::protocol::reply::try_json(result).map_err(|_| {
         tracing::warn!(
             "an API result holds data that is not JSON (published with b64data or by a Protobuf client); \
-             the HTTP API speaks JSON and cannot return it: answering error 100"
+             the HTTP API speaks JSON and cannot return it: answering HTTP 500 (read it over a Protobuf client)"
         );
-        ApiError::Internal
+        ApiError::Unencodable
     })
 }

@@ -120,6 +120,11 @@ fn decode<T: DeserializeOwned + Default>(body: &[u8]) -> Result<T, MalformedBody
     })
 }
 
+/// The response when a result cannot be JSON: Go's `http.Error(w, "Internal Server Error", 500)`.
+pub(super) fn unencodable() -> HttpResponse {
+    HttpResponse::InternalServerError().content_type("text/plain; charset=utf-8").body("Internal Server Error\n")
+}
+
 fn bad_request() -> HttpResponse {
     HttpResponse::BadRequest().content_type("text/plain; charset=utf-8").body("Bad Request\n")
 }
@@ -128,6 +133,7 @@ fn bad_request() -> HttpResponse {
 /// mode — the bare error object with the mapped HTTP status.
 fn respond(outcome: methods::Outcome, transport_errors: bool) -> HttpResponse {
     match outcome {
+        Err(ApiError::Unencodable) => unencodable(),
         Ok(result) => raw_json(StatusCode::OK, format!("{{\"result\":{result}}}")),
         Err(error) if transport_errors => json(error.http_status(), &error.to_wire()),
         Err(error) => raw_json(StatusCode::OK, format!("{{\"error\":{}}}", reply::to_json(&error.to_wire()))),
