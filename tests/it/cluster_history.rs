@@ -169,8 +169,9 @@ async fn a_recoverable_subscriber_misses_nothing_across_a_nats_restart() {
     drop(nats);
 }
 
-#[actix_web::test]
-async fn a_node_cut_off_from_nats_catches_up_by_the_position_check() {
+/// Node a reaches NATS through a proxy; while it is cut off, node b stores two publications on
+/// `channel`; after the proxy is restored, a's subscriber must get both, in order.
+async fn cut_off_node_catches_up(channel: &str, position_check: std::time::Duration) {
     let nats = NatsServer::start().await;
     let proxy = TcpProxy::start(nats.port).await;
     let url = proxy.url();
@@ -179,50 +180,33 @@ async fn a_node_cut_off_from_nats_catches_up_by_the_position_check() {
         s.broker.kind = "nats".into();
         s.broker.nats.url = url;
         s.node.name = "a".into();
-        s.client.channel_position_check_delay = std::time::Duration::from_millis(500);
+        s.client.channel_position_check_delay = position_check;
     })
     .await;
     let b = TestNode::start_clustered(&nats, "b").await;
     let mut client = a.connect_as("1").await;
-    client.request(2, "subscribe", json!({"channel": "chat:cut", "recoverable": true})).await;
-    b.api_ok("publish", json!({"channel": "chat:cut", "data": 1})).await;
-    assert_eq!(client.publication("chat:cut").await["offset"], 1);
+    client.request(2, "subscribe", json!({"channel": channel, "recoverable": true})).await;
+    b.api_ok("publish", json!({"channel": channel, "data": 1})).await;
+    assert_eq!(client.publication(channel).await["offset"], 1);
     // Node a cannot hear NATS while b stores two more; nothing is published after that.
     proxy.cut();
     for n in 2..=3 {
-        assert_eq!(b.api_ok("publish", json!({"channel": "chat:cut", "data": n})).await["offset"], n);
+        assert_eq!(b.api_ok("publish", json!({"channel": channel, "data": n})).await["offset"], n);
     }
     proxy.restore();
-    assert_eq!(client.publication("chat:cut").await["offset"], 2);
-    assert_eq!(client.publication("chat:cut").await["offset"], 3);
+    assert_eq!(client.publication(channel).await["offset"], 2);
+    assert_eq!(client.publication(channel).await["offset"], 3);
+}
+
+#[actix_web::test]
+async fn a_node_cut_off_from_nats_catches_up_by_the_position_check() {
+    cut_off_node_catches_up("chat:cut", std::time::Duration::from_millis(500)).await;
 }
 
 #[actix_web::test]
 async fn a_node_back_on_nats_catches_up_at_once_not_at_the_next_position_check() {
-    let nats = NatsServer::start().await;
-    let proxy = TcpProxy::start(nats.port).await;
-    let url = proxy.url();
-    let a = TestNode::start_with(move |s| {
-        s.broker.enabled = true;
-        s.broker.kind = "nats".into();
-        s.broker.nats.url = url;
-        s.node.name = "a".into();
-        // The periodic check would come far too late for this test's bounded waits.
-        s.client.channel_position_check_delay = std::time::Duration::from_secs(3600);
-    })
-    .await;
-    let b = TestNode::start_clustered(&nats, "b").await;
-    let mut client = a.connect_as("1").await;
-    client.request(2, "subscribe", json!({"channel": "chat:back", "recoverable": true})).await;
-    b.api_ok("publish", json!({"channel": "chat:back", "data": 1})).await;
-    assert_eq!(client.publication("chat:back").await["offset"], 1);
-    proxy.cut();
-    for n in 2..=3 {
-        assert_eq!(b.api_ok("publish", json!({"channel": "chat:back", "data": n})).await["offset"], n);
-    }
-    proxy.restore();
-    assert_eq!(client.publication("chat:back").await["offset"], 2, "caught up when NATS came back");
-    assert_eq!(client.publication("chat:back").await["offset"], 3);
+    // The periodic check would come far too late for the bounded waits: the reconnect does it.
+    cut_off_node_catches_up("chat:back", std::time::Duration::from_secs(3600)).await;
 }
 
 #[actix_web::test]
