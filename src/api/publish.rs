@@ -13,11 +13,13 @@ use crate::domain::{present, Payload, Publication};
 use crate::node::Node;
 use crate::registry::messages as registry;
 
-/// `publish` request.
+/// `publish` and `broadcast` request: the same fields, with `channel` for one and `channels`
+/// for the other (a key the method does not use is ignored, as Go's decoder ignores unknown keys).
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
 pub(super) struct PublishRequest {
     channel: String,
+    channels: Vec<String>,
     #[serde(deserialize_with = "present")]
     data: Option<Payload>,
     b64data: String,
@@ -30,19 +32,22 @@ pub(super) struct PublishRequest {
 }
 
 /// `broadcast` request.
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-pub(super) struct BroadcastRequest {
-    channels: Vec<String>,
-    #[serde(deserialize_with = "present")]
-    data: Option<Payload>,
-    b64data: String,
-    skip_history: bool,
-    tags: BTreeMap<String, String>,
-    idempotency_key: String,
-    delta: bool,
-    version: u64,
-    version_epoch: String,
+pub(super) type BroadcastRequest = PublishRequest;
+
+impl PublishRequest {
+    /// The payload (taken out of the request) and the options every target channel shares.
+    fn split(&mut self) -> Result<(Payload, Options<'_>), ApiError> {
+        let data = payload(self.data.take(), &self.b64data)?;
+        let options = Options {
+            tags: &self.tags,
+            skip_history: self.skip_history,
+            idempotency_key: &self.idempotency_key,
+            delta: self.delta,
+            version: self.version,
+            version_epoch: &self.version_epoch,
+        };
+        Ok((data, options))
+    }
 }
 
 /// `publish` result: the stream position when the channel keeps history.
@@ -113,20 +118,13 @@ async fn publish_one(
     }
 }
 
-pub(super) async fn publish(node: &Arc<Node>, req: PublishRequest) -> Result<PublishResult, ApiError> {
+pub(super) async fn publish(node: &Arc<Node>, mut req: PublishRequest) -> Result<PublishResult, ApiError> {
     if req.channel.is_empty() {
         return Err(ApiError::BadRequest);
     }
-    let data = payload(req.data, &req.b64data)?;
-    let options = Options {
-        tags: &req.tags,
-        skip_history: req.skip_history,
-        idempotency_key: &req.idempotency_key,
-        delta: req.delta,
-        version: req.version,
-        version_epoch: &req.version_epoch,
-    };
-    publish_one(node, &req.channel, data, &options).await
+    let channel = std::mem::take(&mut req.channel);
+    let (data, options) = req.split()?;
+    publish_one(node, &channel, data, &options).await
 }
 
 /// `broadcast` result: one response per channel, in request order.
@@ -143,21 +141,14 @@ struct BroadcastResponse {
     result: Option<PublishResult>,
 }
 
-pub(super) async fn broadcast(node: &Arc<Node>, req: BroadcastRequest) -> Result<BroadcastResult, ApiError> {
+pub(super) async fn broadcast(node: &Arc<Node>, mut req: BroadcastRequest) -> Result<BroadcastResult, ApiError> {
     if req.channels.is_empty() {
         return Err(ApiError::BadRequest);
     }
-    let data = payload(req.data, &req.b64data)?;
-    let options = Options {
-        tags: &req.tags,
-        skip_history: req.skip_history,
-        idempotency_key: &req.idempotency_key,
-        delta: req.delta,
-        version: req.version,
-        version_epoch: &req.version_epoch,
-    };
-    let mut responses = Vec::with_capacity(req.channels.len());
-    for channel in &req.channels {
+    let channels = std::mem::take(&mut req.channels);
+    let (data, options) = req.split()?;
+    let mut responses = Vec::with_capacity(channels.len());
+    for channel in &channels {
         let outcome = publish_one(node, channel, data.clone(), &options).await;
         responses.push(match outcome {
             Ok(result) => BroadcastResponse { error: None, result: Some(result) },
