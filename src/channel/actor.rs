@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 
-use super::history::{LastVersion, Stream};
+use super::history::Stream;
 use super::messages::{Broadcast, DeltaMode, FanOutJoinLeave, Join, Leave, ReadHistory, RemoveHistory, Stop};
 use super::rules::Namespace;
 use super::IDEMPOTENCY_WINDOW;
@@ -69,18 +69,19 @@ pub struct Channel {
 }
 
 impl Channel {
-    /// A channel continuing from `position` (kept by the registry while the channel was idle).
+    /// A channel continuing `kept`, the stream the registry kept while the channel had no actor.
     pub fn new(
         name: ChannelName,
         namespace: Arc<Namespace>,
-        position: Option<StreamPosition>,
+        kept: Option<Stream>,
         registry: Recipient<ChannelIdle>,
         queue_max_size: usize,
         generation: u64,
     ) -> Self {
         let options = &namespace.options;
-        let stream =
-            options.history_enabled().then(|| Stream::new(position, options.history_size, options.history_ttl));
+        let stream = options
+            .history_enabled()
+            .then(|| kept.unwrap_or_else(|| Stream::new(None, options.history_size, options.history_ttl)));
         Self {
             name,
             namespace,
@@ -105,12 +106,6 @@ impl Channel {
             self.stream = None;
             self.shared = Some(shared::SharedHistory::new(store, shape));
         }
-        self
-    }
-
-    /// Continues the versions of the stream's earlier incarnation (kept while it was idle).
-    pub fn with_last_version(mut self, last_version: LastVersion) -> Self {
-        self.stream = self.stream.map(|stream| stream.with_last_version(last_version));
         self
     }
 
@@ -206,8 +201,12 @@ impl Channel {
         }
     }
 
+    /// Nothing here needs an actor. The registry parks a memory-engine stream; in cluster mode
+    /// (without JetStream) the stream stays with the actor, which alone hears the cluster's
+    /// publications to it.
     fn is_idle(&self) -> bool {
-        self.subscribers.is_empty() && self.recent.is_empty() && self.stream.as_ref().is_none_or(Stream::is_empty)
+        let stream_may_park = self.relay.is_none() || self.stream.as_ref().is_none_or(Stream::is_empty);
+        self.subscribers.is_empty() && self.recent.is_empty() && stream_may_park
     }
 
     /// Counts a registry message and reports idleness so the registry can drop this channel.
@@ -222,8 +221,7 @@ impl Channel {
                 name: self.name.clone(),
                 generation: self.generation,
                 processed: self.processed,
-                position: self.stream.as_ref().map(Stream::position),
-                last_version: self.stream.as_ref().map(|s| s.last_version().clone()).unwrap_or_default(),
+                stream: self.stream.clone(),
             });
         }
     }

@@ -57,6 +57,7 @@ pub struct Recovery {
     pub position: StreamPosition,
 }
 
+#[derive(Clone)]
 struct Entry {
     publication: Arc<Publication>,
     expires: Instant,
@@ -72,7 +73,8 @@ pub struct LastVersion {
     pub epoch: String,
 }
 
-/// A channel's publication stream.
+/// A channel's publication stream. Cloning shares the publications.
+#[derive(Clone)]
 pub struct Stream {
     epoch: Arc<str>,
     top: u64,
@@ -143,6 +145,11 @@ impl Stream {
             self.items.pop_front();
         }
         publication
+    }
+
+    /// When the oldest retained publication expires.
+    pub fn next_expiry(&self) -> Option<Instant> {
+        self.items.front().map(|e| e.expires)
     }
 
     /// Drops expired publications.

@@ -120,8 +120,8 @@ pub struct ClientGone {
     pub client: ClientId,
 }
 
-/// A channel has no subscribers and no retained history.
-#[derive(Debug, Message)]
+/// A channel has no subscribers (and no publish results to remember): its actor can go.
+#[derive(Message)]
 #[rtype(result = "()")]
 pub struct ChannelIdle {
     /// The channel.
@@ -130,10 +130,9 @@ pub struct ChannelIdle {
     pub generation: u64,
     /// How many registry messages it had handled when it became idle.
     pub processed: u64,
-    /// Its stream position, kept so a re-created channel continues the same stream.
-    pub position: Option<StreamPosition>,
-    /// The version of its last publication, kept with the position.
-    pub last_version: crate::channel::history::LastVersion,
+    /// Its stream as it is now (memory engine; it shares the publications): parked by the
+    /// registry so history outlives the actor and a re-created channel continues the stream.
+    pub stream: Option<crate::channel::history::Stream>,
 }
 
 /// Closes every connection (shutdown).

@@ -3,11 +3,13 @@
 //! (counts, shutdown).
 //!
 //! Every message to a channel goes through here and is counted, so a channel that reports
-//! itself idle is only forgotten when no message is in flight to it. A forgotten channel's stream
-//! position is kept (for `channel.history_meta_ttl`) so a re-created channel continues the same
-//! epoch and offsets.
+//! itself idle is only forgotten when no message is in flight to it. A channel without
+//! subscribers on this node has no actor: in the memory engine its history is parked here
+//! ([`parked`]) and its position outlives it (for `channel.history_meta_ttl`), so a re-created
+//! channel continues the same epoch and offsets.
 
 pub mod messages;
+mod parked;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
@@ -15,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 
-use crate::channel::history::{HistoryError, HistoryPage, HistoryQuery, LastVersion, Stream};
+use crate::channel::history::{HistoryError, HistoryPage, HistoryQuery, Stream};
 use crate::channel::messages as channel;
 use crate::channel::{Channel, HistoryShape, ResolvedChannel};
 use crate::client::messages::{ClientHandle, Deliver, ServerAction};
@@ -25,6 +27,7 @@ use crate::cluster::{NatsBridge, PublishToChannel, Survey, UnwatchChannel, Watch
 use crate::domain::{ChannelName, ClientId, ClientInfo, StreamPosition};
 use crate::presence::{self, Presence};
 use messages::*;
+use parked::{Parked, Shape, Taken};
 
 struct ChannelEntry {
     /// Tells this incarnation of the channel from earlier ones with the same name.
@@ -38,12 +41,6 @@ struct ChannelEntry {
     waiting_joins: Option<Vec<channel::Join>>,
 }
 
-struct Dormant {
-    position: StreamPosition,
-    last_version: LastVersion,
-    until: Instant,
-}
-
 struct ConnectedClient {
     handle: ClientHandle,
     user: Arc<str>,
@@ -52,11 +49,11 @@ struct ConnectedClient {
 /// The channel registry actor (one per node).
 pub struct Registry {
     channels: HashMap<ChannelName, ChannelEntry>,
-    dormant: HashMap<ChannelName, Dormant>,
+    /// Memory engine: history and positions of channels without an actor.
+    parked: Parked,
     clients: HashMap<ClientId, ConnectedClient>,
     users: HashMap<Arc<str>, HashSet<ClientId>>,
     queue_max_size: usize,
-    history_meta_ttl: Duration,
     generations: u64,
     /// Set in cluster mode: channel traffic goes through NATS.
     bridge: Option<Addr<NatsBridge>>,
@@ -69,11 +66,10 @@ impl Registry {
     pub fn new(queue_max_size: usize, history_meta_ttl: Duration) -> Self {
         Self {
             channels: HashMap::new(),
-            dormant: HashMap::new(),
+            parked: Parked::new(history_meta_ttl),
             clients: HashMap::new(),
             users: HashMap::new(),
             queue_max_size,
-            history_meta_ttl,
             generations: 0,
             bridge: None,
             history: None,
@@ -81,7 +77,7 @@ impl Registry {
     }
 
     fn entry(&mut self, resolved: &ResolvedChannel, ctx: &mut Context<Self>) -> &mut ChannelEntry {
-        let dormant = &mut self.dormant;
+        let parked = &mut self.parked;
         let queue_max_size = self.queue_max_size;
         let generations = &mut self.generations;
         let bridge = &self.bridge;
@@ -89,11 +85,16 @@ impl Registry {
         self.channels.entry(resolved.name.clone()).or_insert_with(|| {
             *generations += 1;
             let generation = *generations;
-            // In cluster mode a re-created channel may have missed publications while it was
-            // gone, so it starts a new epoch: recovery then says "not recovered" instead of
-            // wrongly claiming continuity.
-            let kept = dormant.remove(&resolved.name).filter(|_| bridge.is_none());
-            let (position, last_version) = kept.map(|d| (d.position, d.last_version)).unzip();
+            // Only the memory engine parks anything: in cluster mode a re-created channel may have
+            // missed publications while it was gone, so it starts a new epoch (recovery then says
+            // "not recovered" instead of wrongly claiming continuity).
+            let kept = parked.take(&resolved.name).map(|kept| match kept {
+                Taken::Stream(stream) => stream,
+                Taken::Position(position, last_version) => {
+                    let Shape { size, ttl } = shape(resolved);
+                    Stream::new(Some(position), size, ttl).with_last_version(last_version)
+                }
+            });
             let waiting_joins = bridge.as_ref().map(|bridge| {
                 let name = resolved.name.clone();
                 let live =
@@ -106,12 +107,11 @@ impl Registry {
             let channel = Channel::new(
                 resolved.name.clone(),
                 resolved.namespace.clone(),
-                position,
+                kept,
                 ctx.address().recipient(),
                 queue_max_size,
                 generation,
             )
-            .with_last_version(last_version.unwrap_or_default())
             .with_relay(bridge.clone())
             .with_shared_history(history.clone())
             .start();
@@ -129,11 +129,12 @@ impl Registry {
             entry.channel.do_send(join);
         }
     }
+}
 
-    fn forget_expired_dormant(&mut self) {
-        let now = Instant::now();
-        self.dormant.retain(|_, d| d.until > now);
-    }
+/// The history shape of a channel's namespace.
+fn shape(channel: &ResolvedChannel) -> Shape {
+    let options = &channel.namespace.options;
+    Shape { size: options.history_size, ttl: options.history_ttl }
 }
 
 /// A registry whose address exists before its actor runs: messages sent to it wait in its
@@ -164,7 +165,9 @@ impl Actor for Registry {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        ctx.run_interval(Duration::from_secs(60), |this, _| this.forget_expired_dormant());
+        // Parked history expires to the second; kept positions are swept once a minute.
+        ctx.run_interval(Duration::from_secs(1), |this, _| this.parked.expire(Instant::now()));
+        ctx.run_interval(Duration::from_secs(60), |this, _| this.parked.forget_old_positions(Instant::now()));
     }
 }
 
@@ -217,9 +220,11 @@ impl Handler<Publish> for Registry {
             return self.publish_to_cluster(bridge, msg);
         }
         let keeps_history = msg.channel.namespace.options.history_enabled() && !msg.skip_history;
-        if !keeps_history && msg.idempotency_key.is_none() && !self.channels.contains_key(&msg.channel.name) {
-            // Nobody subscribed here and nothing to remember: done.
-            return Box::pin(async { Ok(None) });
+        if msg.idempotency_key.is_none() && !self.channels.contains_key(&msg.channel.name) {
+            // Nobody subscribed here and no result to remember: no actor is needed.
+            let position = keeps_history
+                .then(|| self.parked.publish(&msg.channel.name, shape(&msg.channel), msg.publication, Instant::now()));
+            return Box::pin(async { Ok(position) });
         }
         let entry = self.entry(&msg.channel, ctx);
         entry.sent += 1;
@@ -273,7 +278,7 @@ impl Handler<History> for Registry {
         Result<Result<crate::channel::history::HistoryPage, crate::channel::history::HistoryError>, MailboxError>,
     >;
 
-    fn handle(&mut self, msg: History, ctx: &mut Self::Context) -> Self::Result {
+    fn handle(&mut self, msg: History, _: &mut Self::Context) -> Self::Result {
         if let Some((store, shape)) = self.shared_history(&msg.channel) {
             let options = msg.channel.namespace.options.clone();
             let name = msg.channel.name.clone();
@@ -287,7 +292,10 @@ impl Handler<History> for Registry {
                     .and_then(|page| page))
             });
         }
-        let entry = self.entry(&msg.channel, ctx);
+        let Some(entry) = self.channels.get_mut(&msg.channel.name) else {
+            let page = self.parked.read(&msg.channel.name, shape(&msg.channel), &msg.query, Instant::now());
+            return Box::pin(async { Ok(page) });
+        };
         entry.sent += 1;
         Box::pin(entry.channel.send(channel::ReadHistory(msg.query)))
     }
@@ -307,9 +315,12 @@ impl Handler<RemoveHistory> for Registry {
             ctx.spawn(removing.into_actor(self));
             return;
         }
-        if let Some(entry) = self.channels.get_mut(&msg.channel.name) {
-            entry.sent += 1;
-            entry.channel.do_send(channel::RemoveHistory);
+        match self.channels.get_mut(&msg.channel.name) {
+            Some(entry) => {
+                entry.sent += 1;
+                entry.channel.do_send(channel::RemoveHistory);
+            }
+            None => self.parked.remove_history(&msg.channel.name, Instant::now()),
         }
     }
 }
@@ -383,15 +394,8 @@ impl Handler<ChannelIdle> for Registry {
                 bridge.do_send(UnwatchChannel(msg.name.clone()));
             }
         }
-        if let Some(position) = msg.position.filter(|p| p.offset > 0) {
-            self.dormant.insert(
-                msg.name,
-                Dormant {
-                    position,
-                    last_version: msg.last_version,
-                    until: crate::domain::deadline_after(Instant::now(), self.history_meta_ttl),
-                },
-            );
+        if let Some(stream) = msg.stream.filter(|_| self.bridge.is_none()) {
+            self.parked.park(msg.name, stream, Instant::now());
         }
     }
 }

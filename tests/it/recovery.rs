@@ -121,3 +121,51 @@ async fn server_side_subscription_recovers_through_connect_subs() {
     let data: Vec<_> = sub["publications"].as_array().unwrap().iter().map(|p| p["data"].clone()).collect();
     assert_eq!(data, vec![json!(2), json!(3)]);
 }
+
+/// A channel nobody watches keeps its history without an actor (parked in the registry): the
+/// history expires on time, the position outlives it, and a subscriber recovers from it.
+#[actix_web::test]
+async fn history_of_a_channel_nobody_watches_expires_and_its_stream_continues() {
+    let node = TestNode::start_with(|s| {
+        s.channel.namespaces.push(gyre::config::NamespaceSettings {
+            name: "brief".into(),
+            options: gyre::config::ChannelOptions {
+                history_size: 10,
+                history_ttl: std::time::Duration::from_secs(1),
+                force_recovery: true,
+                allow_subscribe_for_client: true,
+                ..Default::default()
+            },
+        })
+    })
+    .await;
+    let first = node.api_ok("publish", json!({"channel": "brief:a", "data": 1})).await;
+    node.api_ok("publish", json!({"channel": "brief:a", "data": 2})).await;
+    let history = node.api_ok("history", json!({"channel": "brief:a", "limit": -1})).await;
+    assert_eq!(history["publications"].as_array().map(Vec::len), Some(2));
+
+    let mut expired = None;
+    for _ in 0..60 {
+        let page = node.api_ok("history", json!({"channel": "brief:a", "limit": -1})).await;
+        if page["publications"].as_array().is_some_and(Vec::is_empty) {
+            expired = Some(page);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let expired = expired.expect("the history expires within 6 s of a 1 s TTL");
+    assert_eq!((expired["offset"].clone(), expired["epoch"].clone()), (json!(2), first["epoch"].clone()));
+
+    let third = node.api_ok("publish", json!({"channel": "brief:a", "data": 3})).await;
+    assert_eq!((third["offset"].clone(), third["epoch"].clone()), (json!(3), first["epoch"].clone()));
+    let mut client = node.connect_as("1").await;
+    let reply = client
+        .request(2, "subscribe", json!({"channel": "brief:a", "recover": true, "offset": 2, "epoch": first["epoch"]}))
+        .await;
+    assert_eq!(reply["subscribe"]["recovered"], true, "{reply}");
+    let data: Vec<_> =
+        reply["subscribe"]["publications"].as_array().unwrap().iter().map(|p| p["data"].clone()).collect();
+    assert_eq!(data, vec![json!(3)]);
+    node.api_ok("publish", json!({"channel": "brief:a", "data": 4})).await;
+    assert_eq!(client.publication("brief:a").await["offset"], 4);
+}
