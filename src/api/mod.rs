@@ -92,6 +92,9 @@ async fn dispatch(
             Err(MalformedBody) => bad_request(),
         };
     }
+    if method == "broadcast" {
+        return broadcast(&node, &body, transport_errors);
+    }
     let started = std::time::Instant::now();
     let (response, error) = match methods::execute(method, &body, &node).await {
         Some(Ok(outcome)) => {
@@ -103,6 +106,22 @@ async fn dispatch(
     };
     METRICS.api_call(method, started.elapsed().as_secs_f64(), error.as_deref());
     response
+}
+
+/// `broadcast`: its body is streamed as the channels are published to (its metrics are recorded
+/// when the stream ends); errors of the request itself are answered at once.
+fn broadcast(node: &Arc<Node>, body: &[u8], transport_errors: bool) -> HttpResponse {
+    let started = std::time::Instant::now();
+    let error = match decode(body).map(|request| publish::broadcast_streamed(Arc::clone(node), request)) {
+        Ok(Ok(body)) => return HttpResponse::Ok().content_type("application/json").streaming(body),
+        Ok(Err(error)) => error,
+        Err(MalformedBody) => {
+            METRICS.api_call("broadcast", started.elapsed().as_secs_f64(), Some("unmarshal"));
+            return bad_request();
+        }
+    };
+    METRICS.api_call("broadcast", started.elapsed().as_secs_f64(), Some(&error.code().to_string()));
+    respond(Err(error), transport_errors)
 }
 
 /// A body that is not valid JSON for the method (answered 400).

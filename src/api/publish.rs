@@ -37,16 +37,23 @@ pub(super) type BroadcastRequest = PublishRequest;
 impl PublishRequest {
     /// The payload (taken out of the request) and the options every target channel shares.
     fn split(&mut self) -> Result<(Payload, Options<'_>), ApiError> {
-        let data = payload(self.data.take(), &self.b64data)?;
-        let options = Options {
+        let data = self.take_payload()?;
+        Ok((data, self.options()))
+    }
+
+    fn take_payload(&mut self) -> Result<Payload, ApiError> {
+        payload(self.data.take(), &self.b64data)
+    }
+
+    fn options(&self) -> Options<'_> {
+        Options {
             tags: &self.tags,
             skip_history: self.skip_history,
             idempotency_key: &self.idempotency_key,
             delta: self.delta,
             version: self.version,
             version_epoch: &self.version_epoch,
-        };
-        Ok((data, options))
+        }
     }
 }
 
@@ -149,11 +156,78 @@ pub(super) async fn broadcast(node: &Arc<Node>, mut req: BroadcastRequest) -> Re
     let (data, options) = req.split()?;
     let mut responses = Vec::with_capacity(channels.len());
     for channel in &channels {
-        let outcome = publish_one(node, channel, data.clone(), &options).await;
-        responses.push(match outcome {
-            Ok(result) => BroadcastResponse { error: None, result: Some(result) },
-            Err(error) => BroadcastResponse { error: Some(error.to_wire()), result: None },
-        });
+        responses.push(broadcast_to(node, channel, data.clone(), &options).await);
     }
     Ok(BroadcastResult { responses })
+}
+
+async fn broadcast_to(node: &Node, channel: &str, data: Payload, options: &Options<'_>) -> BroadcastResponse {
+    match publish_one(node, channel, data, options).await {
+        Ok(result) => BroadcastResponse { error: None, result: Some(result) },
+        Err(error) => BroadcastResponse { error: Some(error.to_wire()), result: None },
+    }
+}
+
+/// Bytes of responses gathered before they are handed to the socket.
+const BROADCAST_CHUNK: usize = 16 * 1024;
+
+/// `broadcast` over HTTP, answered as it runs: the body `{"result":{"responses":[...]}}` is
+/// written in chunks while the channels are published to, in request order, so a broadcast to a
+/// million channels never holds its whole answer (43 MB for a million). Only the request's own
+/// errors (no channels, bad `b64data`) come before the first byte; per-channel errors are in
+/// the responses, as in the buffered form. The publishing pauses while the client does not
+/// read, and stops if it goes away.
+pub(super) fn broadcast_streamed(
+    node: Arc<Node>,
+    mut req: BroadcastRequest,
+) -> Result<impl futures_util::Stream<Item = Result<bytes::Bytes, std::convert::Infallible>>, ApiError> {
+    if req.channels.is_empty() {
+        return Err(ApiError::BadRequest);
+    }
+    let data = req.take_payload()?;
+    let started = std::time::Instant::now();
+    let state = Some(Broadcasting { node, req, data, next: 0 });
+    Ok(futures_util::stream::unfold(state, move |state| async move {
+        let mut state = state?;
+        let chunk = state.next_chunk().await;
+        let done = state.next > state.req.channels.len();
+        if done {
+            crate::metrics::METRICS.api_call("broadcast", started.elapsed().as_secs_f64(), None);
+        }
+        Some((Ok(chunk), (!done).then_some(state)))
+    }))
+}
+
+struct Broadcasting {
+    node: Arc<Node>,
+    req: BroadcastRequest,
+    data: Payload,
+    /// The next channel's index; one past the end once the closing bytes are written.
+    next: usize,
+}
+
+impl Broadcasting {
+    /// Publishes to the next channels and returns their responses as body bytes (with the
+    /// envelope's opening before the first and its closing after the last).
+    async fn next_chunk(&mut self) -> bytes::Bytes {
+        let mut chunk = Vec::with_capacity(BROADCAST_CHUNK + 256);
+        if self.next == 0 {
+            chunk.extend_from_slice(br#"{"result":{"responses":["#);
+        }
+        let options = self.req.options();
+        while self.next < self.req.channels.len() && chunk.len() < BROADCAST_CHUNK {
+            let channel = &self.req.channels[self.next];
+            let response = broadcast_to(&self.node, channel, self.data.clone(), &options).await;
+            if self.next > 0 {
+                chunk.push(b',');
+            }
+            chunk.extend_from_slice(crate::protocol::reply::to_json(&response).as_bytes());
+            self.next += 1;
+        }
+        if self.next == self.req.channels.len() {
+            chunk.extend_from_slice(b"]}}");
+            self.next += 1;
+        }
+        chunk.into()
+    }
 }

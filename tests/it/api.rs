@@ -19,6 +19,35 @@ async fn broadcast_answers_per_channel_in_order() {
     assert_eq!(empty, r#"{"error":{"code":107,"message":"bad request"}}"#);
 }
 
+/// A large broadcast is answered as it runs (chunked), in request order, per-channel errors in
+/// place, and every channel got its publication.
+#[actix_web::test]
+async fn a_large_broadcast_is_streamed_in_request_order() {
+    let node = TestNode::start().await;
+    let mut channels: Vec<String> = (0..20_000).map(|n| format!("chat:big{n}")).collect();
+    channels[12_345] = "nope:x".into();
+    let body = json!({"channels": channels, "data": {"x": 1}}).to_string();
+    let mut response = awc::Client::new()
+        .post(format!("http://{}/api/broadcast", node.addr))
+        .insert_header(("X-API-Key", API_KEY))
+        .send_body(body)
+        .await
+        .expect("broadcast");
+    assert_eq!(response.status().as_u16(), 200);
+    assert!(response.headers().get("content-length").is_none(), "streamed, not buffered");
+    let bytes = response.body().limit(64 << 20).await.expect("whole body");
+    let value: serde_json::Value = serde_json::from_slice(&bytes).expect("one JSON document");
+    let responses = value["result"]["responses"].as_array().expect("responses");
+    assert_eq!(responses.len(), 20_000);
+    assert_eq!(responses[12_345], json!({"error": {"code": 102, "message": "unknown channel"}}));
+    assert!(responses.iter().enumerate().all(|(i, r)| i == 12_345 || r["result"]["offset"] == 1));
+    let history = node.api_ok("history", json!({"channel": "chat:big19999", "limit": -1})).await;
+    assert_eq!(history["publications"][0]["data"], json!({"x": 1}));
+
+    let (status, text) = node.api_raw("broadcast", r#"{"channels":["a"],"b64data":"!"}"#, Some(API_KEY)).await;
+    assert_eq!((status, text.as_str()), (200, r#"{"error":{"code":107,"message":"bad request"}}"#));
+}
+
 #[actix_web::test]
 async fn api_key_is_accepted_from_authorization_header() {
     let node = TestNode::start().await;
