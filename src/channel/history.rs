@@ -89,7 +89,8 @@ impl Stream {
     pub fn new(position: Option<StreamPosition>, size: usize, ttl: Duration) -> Self {
         let position = position.unwrap_or_else(|| StreamPosition { offset: 0, epoch: new_epoch() });
         let (epoch, top) = (position.epoch, position.offset);
-        Self { epoch, top, items: VecDeque::new(), size, ttl, last_version: LastVersion::default() }
+        // Room for one publication: many streams (a broadcast's channels) only ever hold one.
+        Self { epoch, top, items: VecDeque::with_capacity(1), size, ttl, last_version: LastVersion::default() }
     }
 
     /// Continues the versions of an earlier incarnation of this stream.

@@ -116,7 +116,7 @@ impl<'a> From<&'a Publication> for PublicationRecord<'a> {
     fn from(publication: &'a Publication) -> Self {
         Self {
             data: Lossless(&publication.data),
-            info: publication.info.as_ref().map(ClientInfoRecord::from),
+            info: publication.info.as_deref().map(ClientInfoRecord::from),
             offset: publication.offset,
             tags: &publication.tags,
             use_delta: publication.use_delta,
@@ -196,7 +196,7 @@ pub mod publication {
         let owned = OwnedPublication::deserialize(d)?;
         Ok(Publication {
             data: owned.data,
-            info: owned.info,
+            info: owned.info.map(std::sync::Arc::new),
             offset: owned.offset,
             tags: owned.tags,
             delta: false,
@@ -258,7 +258,7 @@ mod tests {
 
     fn round_trip(data: Payload, conn_info: Option<Payload>) -> (String, Publication) {
         let info = ClientInfo { user: "u".into(), client: "c".into(), conn_info, chan_info: None };
-        let publication = Publication { data, info: Some(info), offset: 3, ..Default::default() };
+        let publication = Publication { data, info: Some(std::sync::Arc::new(info)), offset: 3, ..Default::default() };
         let json = serde_json::to_string(&Holder { publication }).expect("serializes");
         let back: Holder = serde_json::from_str(&json).expect("deserializes");
         (json, back.publication)
@@ -277,7 +277,7 @@ mod tests {
         for data in cases {
             let (json, back) = round_trip(data.clone(), Some(data.clone()));
             assert_eq!(back.data, data, "{json}");
-            assert_eq!(back.info.and_then(|i| i.conn_info), Some(data), "{json}");
+            assert_eq!(back.info.and_then(|i| i.conn_info.clone()), Some(data), "{json}");
         }
     }
 

@@ -97,7 +97,7 @@ pub struct Publication {
     pub data: Payload,
     /// Publisher info (client-side publishes only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub info: Option<ClientInfo>,
+    pub info: Option<Arc<ClientInfo>>,
     /// Position in the channel stream; 0 when the channel keeps no history.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub offset: u64,

@@ -226,7 +226,7 @@ fn subscribe_result(result: &SubscribeResult) -> wire::SubscribeResult {
 pub fn publication(publication: &Publication) -> wire::Publication {
     wire::Publication {
         data: publication.data.to_bytes(),
-        info: publication.info.as_ref().map(client_info),
+        info: publication.info.as_deref().map(client_info),
         offset: publication.offset,
         tags: publication.tags.clone(),
         delta: publication.delta,

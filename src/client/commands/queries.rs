@@ -35,7 +35,7 @@ impl ClientSession {
             chan_info: self.subscriptions.get(&channel.name).and_then(|s| s.chan_info.clone()),
         };
         let use_delta = channel.namespace.options.delta_publish;
-        let publication = Publication { data, info: Some(info), use_delta, ..Default::default() };
+        let publication = Publication { data, info: Some(std::sync::Arc::new(info)), use_delta, ..Default::default() };
         let request = self.node.registry.send(registry::Publish {
             channel,
             publication,
