@@ -15,6 +15,7 @@ pub mod frame_guard;
 pub mod messages;
 pub mod outbox;
 mod pings;
+mod rate_limit;
 mod session;
 mod transport;
 pub mod ws;

@@ -13,6 +13,7 @@ use super::commands::PendingSubscription;
 use super::messages::{ClientHandle, Deliver, SubscribeAnswer};
 use super::outbox::{Deliveries, Outbox};
 use super::pings;
+use super::rate_limit::CommandLimiter;
 use super::transport::Flow;
 use crate::domain::{unix_now, ChannelName, ClientId, Payload};
 use crate::metrics::METRICS;
@@ -98,6 +99,8 @@ pub struct ClientSession {
     /// A reply or push held data this connection's JSON cannot carry: close with 3506 at the
     /// next flush, as Centrifugo does.
     not_json: bool,
+    /// Command rate limit buckets, created on the first limited command.
+    pub(super) limiter: Option<Box<CommandLimiter>>,
 }
 
 impl ClientSession {
@@ -126,6 +129,7 @@ impl ClientSession {
             partial: None,
             held: Vec::new(),
             not_json: false,
+            limiter: None,
         }
     }
 

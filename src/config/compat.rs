@@ -75,7 +75,7 @@ const IGNORED: &[&str] = &[
     "client.connect_include_server_time",
     "client.proxy",
     "client.connect_code_to_unidirectional_disconnect",
-    "client.rate_limit",
+    "client.rate_limit.user_command",
     "client.write_delay",
     "client.reply_without_queue",
     "client.max_messages_in_frame",

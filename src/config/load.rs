@@ -487,6 +487,28 @@ mod tests {
     }
 
     #[test]
+    fn command_rate_limits_load_in_centrifugo_pros_shape_and_bad_buckets_are_errors() {
+        let text = r#"{"client": {"rate_limit": {"client_command": {"enabled": true,
+            "total": {"enabled": true, "buckets": [{"interval": "1s", "rate": 20}, {"interval": "60s", "rate": 50}]},
+            "history": {"enabled": true, "buckets": [{"interval": "1s", "rate": 2}]},
+            "rpc": {"enabled": true, "buckets": [{"interval": "1s", "rate": 10}],
+                    "method_overrides": [{"method": "status", "enabled": true, "buckets": [{"interval": "20s", "rate": 1}]}]}}}}}"#;
+        let loaded = load_text("c.json", text, &[]).expect("valid");
+        assert!(loaded.unknown_keys.is_empty() && loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+        let limits = &loaded.settings.client.rate_limit.client_command;
+        assert_eq!(limits.total.buckets[1].interval, std::time::Duration::from_secs(60));
+        assert_eq!(limits.history.buckets[0].rate, 2);
+        assert_eq!(limits.rpc.method_overrides[0].method, "status");
+
+        let bad = r#"{"client": {"rate_limit": {"client_command": {"enabled": true,
+            "publish": {"enabled": true, "buckets": [{"interval": "0s", "rate": 1}]},
+            "history": {"enabled": true}}}}}"#;
+        let message = invalid(load_text("c.json", bad, &[]));
+        assert!(message.contains("client.rate_limit.client_command.publish.buckets[0]"), "{message}");
+        assert!(message.contains("client.rate_limit.client_command.history: enabled without buckets"), "{message}");
+    }
+
+    #[test]
     fn validation_errors_are_collected() {
         let message = invalid(load_text(
             "c.yaml",

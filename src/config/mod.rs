@@ -9,6 +9,7 @@ pub mod duration;
 mod env;
 pub mod generate;
 pub mod load;
+pub mod rate_limit;
 mod schema;
 mod v5;
 pub mod validate;
@@ -324,6 +325,8 @@ pub struct ClientSettings {
     pub recovery_max_publication_limit: usize,
     /// Automatic personal channel subscription.
     pub subscribe_to_user_personal_channel: PersonalChannelSettings,
+    /// Per-connection command rate limits (Centrifugo PRO's `client.rate_limit`).
+    pub rate_limit: rate_limit::RateLimitSettings,
 }
 
 impl Default for ClientSettings {
@@ -352,6 +355,7 @@ impl Default for ClientSettings {
             history_max_publication_limit: 300,
             recovery_max_publication_limit: 300,
             subscribe_to_user_personal_channel: PersonalChannelSettings::default(),
+            rate_limit: rate_limit::RateLimitSettings::default(),
         }
     }
 }

@@ -182,6 +182,7 @@ pub fn validate(settings: &Settings) -> Vec<String> {
         validate_options(&namespace.options, &at, channel.history_meta_ttl, &mut errors);
     }
 
+    validate_rate_limits(&client.rate_limit.client_command, &mut errors);
     let personal = &client.subscribe_to_user_personal_channel;
     if personal.enabled || personal.single_connection {
         let namespace = personal.personal_channel_namespace.as_str();
@@ -208,6 +209,27 @@ pub fn validate(settings: &Settings) -> Vec<String> {
         }
     }
     errors
+}
+
+fn validate_rate_limits(limits: &super::rate_limit::ClientCommandLimits, errors: &mut Vec<String>) {
+    if !limits.enabled {
+        return;
+    }
+    for (at, enabled, buckets) in limits.sets() {
+        if enabled && buckets.is_empty() {
+            errors.push(format!(
+                "{at}: enabled without buckets; add buckets such as [{{\"interval\": \"1s\", \"rate\": 10}}]"
+            ));
+        }
+        for (i, bucket) in buckets.iter().enumerate() {
+            if bucket.interval.is_zero() || bucket.rate == 0 {
+                errors.push(format!(
+                    "{at}.buckets[{i}]: interval and rate must both be above zero (got {:?}, {})",
+                    bucket.interval, bucket.rate
+                ));
+            }
+        }
+    }
 }
 
 fn validate_token(token: &TokenSettings, at: &str, errors: &mut Vec<String>) {

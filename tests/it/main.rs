@@ -17,6 +17,8 @@ mod cluster;
 mod cluster_history;
 /// Fossil delta compression.
 mod delta;
+/// Resource limits: command rate limits, channels per node.
+mod limits;
 /// Health, metrics, internal port.
 mod ops;
 /// Binary payloads end to end and `publication_data_format`.

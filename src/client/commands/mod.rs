@@ -46,6 +46,9 @@ impl ClientSession {
         let Some(request) = command.into_request() else {
             return self.close(ctx, Disconnect::BAD_REQUEST);
         };
+        if !self.within_rate_limit(&request) {
+            return self.push_error(id, ReplyError::TooManyRequests);
+        }
         match request {
             Request::Connect(req) => self.connect(id, req, ctx),
             Request::Subscribe(req) => self.subscribe(id, req, ctx),
@@ -63,6 +66,24 @@ impl ClientSession {
         if self.busy.is_none() {
             METRICS.command_duration(self.current_method, started.elapsed().as_secs_f64());
         }
+    }
+
+    /// `client.rate_limit.client_command`: whether this command may run now (`connect` always may).
+    fn within_rate_limit(&mut self, request: &Request) -> bool {
+        let limits = &self.node.settings.client.rate_limit.client_command;
+        if !limits.enabled || matches!(request, Request::Connect(_) | Request::Send) {
+            return true;
+        }
+        let rpc_method = match request {
+            Request::Rpc(rpc) => Some(rpc.method.as_str()),
+            _ => None,
+        };
+        let limiter = self.limiter.get_or_insert_with(Box::default);
+        let allowed = limiter.allow(limits, self.current_method, rpc_method, Instant::now());
+        if !allowed {
+            tracing::debug!(method = self.current_method, "command over its rate limit: error 111");
+        }
+        allowed
     }
 
     pub(in crate::client) fn asker(&self, channel: &ChannelName) -> Asker<'_> {
