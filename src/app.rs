@@ -81,7 +81,8 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningNode> {
         }
     };
     let workers = settings.http_server.worker_threads();
-    let registry = Registry::new(settings.client.queue_max_size, settings.channel.history_meta_ttl);
+    let registry = Registry::new(settings.client.queue_max_size, settings.channel.history_meta_ttl)
+        .with_channel_limit(settings.node.channel_limit);
     // One worker (e.g. a process pinned to one core): the registry and its channels join the
     // worker's thread, so a publish wakes no other thread. Several: the registry keeps its own.
     let (registry, mut pending_registry) = match workers {

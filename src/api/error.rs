@@ -18,6 +18,9 @@ pub enum ApiError {
     /// 104.
     #[error("not found")]
     NotFound,
+    /// 106: the node holds `node.channel_limit` channels already.
+    #[error("limit exceeded")]
+    LimitExceeded,
     /// 107.
     #[error("bad request")]
     BadRequest,
@@ -47,6 +50,7 @@ impl ApiError {
             Self::Internal | Self::Unencodable => 100,
             Self::UnknownChannel => 102,
             Self::NotFound => 104,
+            Self::LimitExceeded => 106,
             Self::BadRequest => 107,
             Self::NotAvailable => 108,
             Self::UnrecoverablePosition => 112,
@@ -59,6 +63,7 @@ impl ApiError {
             Self::UnknownChannel | Self::NotFound => StatusCode::NOT_FOUND,
             Self::BadRequest | Self::NotAvailable => StatusCode::BAD_REQUEST,
             Self::UnrecoverablePosition => StatusCode::RANGE_NOT_SATISFIABLE,
+            Self::LimitExceeded => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal | Self::Unencodable => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -76,6 +81,7 @@ impl From<ReplyError> for ApiError {
             ReplyError::NotAvailable => Self::NotAvailable,
             ReplyError::UnrecoverablePosition => Self::UnrecoverablePosition,
             ReplyError::MethodNotFound => Self::NotFound,
+            ReplyError::LimitExceeded => Self::LimitExceeded,
             _ => Self::Internal,
         }
     }

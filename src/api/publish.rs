@@ -121,6 +121,7 @@ async fn publish_one(
     match node.registry.send(message).await {
         Ok(Ok(Some(position))) => Ok(PublishResult { offset: position.offset, epoch: position.epoch.to_string() }),
         Ok(Ok(None)) => Ok(PublishResult::default()),
+        Ok(Err(registry::PublishFailed::ChannelLimit)) => Err(ApiError::LimitExceeded),
         _ => Err(ApiError::Internal),
     }
 }

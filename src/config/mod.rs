@@ -119,6 +119,10 @@ impl Default for LogSettings {
 pub struct NodeSettings {
     /// Human-readable node name; empty means `<hostname>_<port>`.
     pub name: String,
+    /// Most channels this node holds: channels with subscribers here, history kept without
+    /// subscribers, and kept stream positions (the oldest of those is forgotten to make room).
+    /// A new channel over it is refused with 106. 0 = no limit (Centrifugo has none).
+    pub channel_limit: usize,
 }
 
 /// `shutdown.*`.

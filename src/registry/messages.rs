@@ -42,9 +42,14 @@ pub struct Unsubscribe {
     pub client: ClientId,
 }
 
-/// A publish that did not go out (mailbox gone, NATS down); callers answer "internal error".
+/// Why a publish did not go out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PublishFailed;
+pub enum PublishFailed {
+    /// The channel or the cluster relay is unavailable (mailbox gone, NATS down): "internal error".
+    Unavailable,
+    /// A new channel, and the node holds `node.channel_limit` channels: "limit exceeded" (106).
+    ChannelLimit,
+}
 
 /// Publishes; answers the stream position when the channel keeps history (on this node).
 #[derive(Debug, Message)]

@@ -20,7 +20,7 @@ use actix::prelude::*;
 use crate::channel::history::{HistoryError, HistoryPage, HistoryQuery, Stream};
 use crate::channel::messages as channel;
 use crate::channel::{Channel, HistoryShape, ResolvedChannel};
-use crate::client::messages::{ClientHandle, Deliver, ServerAction};
+use crate::client::messages::{ClientHandle, Deliver, ServerAction, SubscribeAnswer};
 use crate::cluster::envelope::{ChannelEvent, SurveyQuery};
 use crate::cluster::history::{visible, HistoryStore, StoreError};
 use crate::cluster::{NatsBridge, PublishToChannel, Survey, UnwatchChannel, WatchChannel};
@@ -54,6 +54,10 @@ pub struct Registry {
     clients: HashMap<ClientId, ConnectedClient>,
     users: HashMap<Arc<str>, HashSet<ClientId>>,
     queue_max_size: usize,
+    /// `node.channel_limit` (0 = none).
+    channel_limit: usize,
+    /// When the channel limit was last logged (once a minute at most).
+    limit_logged: Option<Instant>,
     generations: u64,
     /// Set in cluster mode: channel traffic goes through NATS.
     bridge: Option<Addr<NatsBridge>>,
@@ -70,10 +74,40 @@ impl Registry {
             clients: HashMap::new(),
             users: HashMap::new(),
             queue_max_size,
+            channel_limit: 0,
+            limit_logged: None,
             generations: 0,
             bridge: None,
             history: None,
         }
+    }
+
+    /// Limits the channels this node holds (`node.channel_limit`, 0 = none).
+    pub fn with_channel_limit(mut self, limit: usize) -> Self {
+        self.channel_limit = limit;
+        self
+    }
+
+    /// Whether `name` may be held: it is already, or there is room (forgetting the oldest kept
+    /// position if that makes it).
+    fn room_for(&mut self, name: &ChannelName) -> bool {
+        if self.channel_limit == 0 || self.channels.contains_key(name) || self.parked.contains(name) {
+            return true;
+        }
+        if self.channels.len() + self.parked.len() < self.channel_limit || self.parked.evict_oldest_position() {
+            return true;
+        }
+        let now = Instant::now();
+        if self.limit_logged.is_none_or(|at| now.duration_since(at) >= Duration::from_secs(60)) {
+            self.limit_logged = Some(now);
+            tracing::warn!(
+                limit = self.channel_limit,
+                live = self.channels.len(),
+                "node.channel_limit reached: new channels are refused with 106 until some are released; \
+                 raise the limit or add nodes"
+            );
+        }
+        false
     }
 
     fn entry(&mut self, resolved: &ResolvedChannel, ctx: &mut Context<Self>) -> &mut ChannelEntry {
@@ -175,6 +209,12 @@ impl Handler<Subscribe> for Registry {
     type Result = ();
 
     fn handle(&mut self, msg: Subscribe, ctx: &mut Self::Context) {
+        if !self.room_for(&msg.channel.name) {
+            let outcome = Err(crate::protocol::ReplyError::LimitExceeded);
+            let answer = SubscribeAnswer { channel: msg.channel.name, outcome };
+            msg.client.send(Deliver::Subscribed(Box::new(answer)));
+            return;
+        }
         let info = msg.info.clone();
         let entry = self.entry(&msg.channel, ctx);
         entry.sent += 1;
@@ -220,6 +260,10 @@ impl Handler<Publish> for Registry {
             return self.publish_to_cluster(bridge, msg);
         }
         let keeps_history = msg.channel.namespace.options.history_enabled() && !msg.skip_history;
+        let creates_channel = keeps_history || msg.idempotency_key.is_some();
+        if creates_channel && !self.room_for(&msg.channel.name) {
+            return Box::pin(async { Err(PublishFailed::ChannelLimit) });
+        }
         if msg.idempotency_key.is_none() && !self.channels.contains_key(&msg.channel.name) {
             // Nobody subscribed here and no result to remember: no actor is needed.
             let position = keeps_history
@@ -233,7 +277,7 @@ impl Handler<Publish> for Registry {
             skip_history: msg.skip_history,
             idempotency_key: msg.idempotency_key,
         });
-        Box::pin(async move { sent.await.map_err(|_| PublishFailed) })
+        Box::pin(async move { sent.await.map_err(|_| PublishFailed::Unavailable) })
     }
 }
 
@@ -252,7 +296,7 @@ impl Registry {
                     Ok(stored) => Ok(Some(stored.position)),
                     Err(error) => {
                         tracing::warn!(%error, channel = %msg.channel.name, "publish refused: JetStream history is unavailable");
-                        Err(PublishFailed)
+                        Err(PublishFailed::Unavailable)
                     }
                 }
             });
@@ -265,9 +309,9 @@ impl Registry {
                 Ok(Ok(())) => Ok(None),
                 Ok(Err(error)) => {
                     tracing::warn!(%error, "publish refused: the cluster relay is unavailable");
-                    Err(PublishFailed)
+                    Err(PublishFailed::Unavailable)
                 }
-                Err(_) => Err(PublishFailed),
+                Err(_) => Err(PublishFailed::Unavailable),
             }
         })
     }

@@ -9,7 +9,7 @@
 //! channel's name, and neither has a task, a mailbox or a timer of its own.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -29,6 +29,9 @@ pub(super) struct Parked {
     /// When each parked stream's oldest publication expires: one entry per parked stream,
     /// matched by [`ParkedStream::check_at`] (entries that no longer match are skipped).
     expiries: BinaryHeap<Reverse<(Instant, ChannelName)>>,
+    /// Kept positions oldest first, with their `until` (entries that no longer match are
+    /// skipped): they are forgotten, or evicted for room, in this order.
+    positions: VecDeque<(ChannelName, u32)>,
     meta_ttl: Duration,
     /// `Position::until` counts seconds from here.
     started: Instant,
@@ -84,7 +87,23 @@ pub(super) enum Taken {
 
 impl Parked {
     pub fn new(meta_ttl: Duration) -> Self {
-        Self { entries: HashMap::new(), expiries: BinaryHeap::new(), meta_ttl, started: Instant::now() }
+        Self {
+            entries: HashMap::new(),
+            expiries: BinaryHeap::new(),
+            positions: VecDeque::new(),
+            meta_ttl,
+            started: Instant::now(),
+        }
+    }
+
+    /// Channels with something kept.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether anything is kept of `name`.
+    pub fn contains(&self, name: &ChannelName) -> bool {
+        self.entries.contains_key(name)
     }
 
     /// Removes what is kept of `name`, for its new actor.
@@ -118,12 +137,14 @@ impl Parked {
             return;
         }
         let last_version = stream.last_version();
+        let until = self.seconds_at(now + self.meta_ttl);
         let position = Position {
             offset,
             epoch: Epoch::new(&epoch),
             last_version: (*last_version != LastVersion::default()).then(|| Box::new(last_version.clone())),
-            until: self.seconds_at(now + self.meta_ttl),
+            until,
         };
+        self.positions.push_back((name.clone(), until));
         self.entries.insert(name, Kept::Position(position));
     }
 
@@ -211,7 +232,29 @@ impl Parked {
     /// Forgets positions kept longer than `history_meta_ttl`.
     pub fn forget_old_positions(&mut self, now: Instant) {
         let now = self.seconds_at(now);
-        self.entries.retain(|_, kept| !matches!(kept, Kept::Position(p) if p.until <= now));
+        while self.positions.front().is_some_and(|(_, until)| *until <= now) {
+            self.forget_oldest_position();
+        }
+    }
+
+    /// Forgets the oldest kept position (to make room for a new channel); false if none is kept.
+    pub fn evict_oldest_position(&mut self) -> bool {
+        while !self.positions.is_empty() {
+            if self.forget_oldest_position() {
+                return true;
+            }
+        }
+        false
+    }
+
+    /// Pops the oldest queued position and forgets it if it is still kept as queued.
+    fn forget_oldest_position(&mut self) -> bool {
+        let Some((name, until)) = self.positions.pop_front() else { return false };
+        let current = matches!(self.entries.get(&name), Some(Kept::Position(p)) if p.until == until);
+        if current {
+            self.entries.remove(&name);
+        }
+        current
     }
 
     /// Channels with something kept (parked streams, kept positions).
@@ -335,6 +378,32 @@ mod tests {
         assert_eq!(parked.counts(), (0, 1));
         assert_eq!(parked.publish(&name("a"), SHAPE, versioned(5), now).offset, 1, "still outdated");
         assert_eq!(parked.publish(&name("a"), SHAPE, versioned(6), now).offset, 2);
+    }
+
+    #[test]
+    fn the_oldest_position_is_evicted_first_and_streams_never_are() {
+        let mut parked = Parked::new(Duration::from_secs(3600));
+        let now = Instant::now();
+        for (n, channel) in ["a", "b", "c"].iter().enumerate() {
+            let at = now + Duration::from_secs(n as u64 * 2);
+            parked.publish(&name(channel), SHAPE, publication("1"), at);
+            parked.expire(at + Duration::from_secs(6));
+        }
+        parked.publish(&name("d"), SHAPE, publication("1"), now + Duration::from_secs(20));
+        assert_eq!(parked.counts(), (1, 3));
+        // "a" comes back as a stream and is kept again as a position later: its first queue
+        // entry no longer matches.
+        parked.publish(&name("a"), SHAPE, publication("2"), now + Duration::from_secs(20));
+        parked.expire(now + Duration::from_secs(30));
+        assert_eq!(parked.counts(), (0, 4));
+        assert!(parked.evict_oldest_position());
+        assert!(!parked.contains(&name("b")), "b is the oldest now");
+        assert!(parked.evict_oldest_position());
+        assert!(!parked.contains(&name("c")));
+        assert!(parked.contains(&name("a")) && parked.contains(&name("d")));
+        assert!(parked.evict_oldest_position() && parked.evict_oldest_position());
+        assert!(!parked.evict_oldest_position(), "nothing left to evict");
+        assert_eq!(parked.len(), 0);
     }
 
     #[test]

@@ -45,6 +45,7 @@ impl ClientSession {
         self.reply_later(id, "publish", ctx, async move {
             match request.await {
                 Ok(Ok(_)) => Ok(Empty {}),
+                Ok(Err(registry::PublishFailed::ChannelLimit)) => Err(ReplyError::LimitExceeded),
                 _ => Err(ReplyError::Internal),
             }
         });
