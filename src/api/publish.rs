@@ -97,12 +97,13 @@ struct Options<'a> {
     version_epoch: &'a str,
 }
 
-async fn publish_one(
+/// The registry's message publishing `data` to `channel`, after the channel's checks.
+fn publish_message(
     node: &Node,
     channel: &str,
     data: Payload,
     options: &Options<'_>,
-) -> Result<PublishResult, ApiError> {
+) -> Result<registry::Publish, ApiError> {
     let channel = resolve(node, channel)?;
     if !channel.namespace.data_format.accepts(data.as_bytes()) {
         return Err(ApiError::BadRequest);
@@ -117,13 +118,67 @@ async fn publish_one(
         ..Default::default()
     };
     let idempotency_key = (!options.idempotency_key.is_empty()).then(|| options.idempotency_key.to_owned());
-    let message = registry::Publish { channel, publication, skip_history: options.skip_history, idempotency_key };
-    match node.registry.send(message).await {
-        Ok(Ok(Some(position))) => Ok(PublishResult { offset: position.offset, epoch: position.epoch.to_string() }),
-        Ok(Ok(None)) => Ok(PublishResult::default()),
-        Ok(Err(registry::PublishFailed::ChannelLimit)) => Err(ApiError::LimitExceeded),
-        _ => Err(ApiError::Internal),
+    Ok(registry::Publish { channel, publication, skip_history: options.skip_history, idempotency_key })
+}
+
+fn publish_result(outcome: registry::PublishOutcome) -> Result<PublishResult, ApiError> {
+    match outcome {
+        Ok(Some(position)) => Ok(PublishResult { offset: position.offset, epoch: position.epoch.to_string() }),
+        Ok(None) => Ok(PublishResult::default()),
+        Err(registry::PublishFailed::ChannelLimit) => Err(ApiError::LimitExceeded),
+        Err(registry::PublishFailed::Unavailable) => Err(ApiError::Internal),
     }
+}
+
+async fn publish_one(
+    node: &Node,
+    channel: &str,
+    data: Payload,
+    options: &Options<'_>,
+) -> Result<PublishResult, ApiError> {
+    let message = publish_message(node, channel, data, options)?;
+    publish_result(node.registry.send(message).await.unwrap_or(Err(registry::PublishFailed::Unavailable)))
+}
+
+/// Channels one registry message publishes to in a broadcast: one round trip to the registry
+/// per slice rather than per channel.
+const BROADCAST_SLICE: usize = 512;
+
+/// Publishes to `channels` (a slice of a broadcast) in one registry message; one response per
+/// channel, in order.
+async fn broadcast_slice(
+    node: &Node,
+    channels: &[String],
+    data: &Payload,
+    options: &Options<'_>,
+) -> Vec<BroadcastResponse> {
+    let messages: Vec<Result<registry::Publish, ApiError>> =
+        channels.iter().map(|channel| publish_message(node, channel, data.clone(), options)).collect();
+    let (publishes, checked): (Vec<_>, Vec<_>) = messages
+        .into_iter()
+        .map(|m| match m {
+            Ok(publish) => (Some(publish), None),
+            Err(error) => (None, Some(error)),
+        })
+        .unzip();
+    let publishes: Vec<registry::Publish> = publishes.into_iter().flatten().collect();
+    let mut outcomes = match node.registry.send(registry::PublishEach(publishes)).await {
+        Ok(outcomes) => outcomes.into_iter(),
+        Err(_) => Vec::new().into_iter(),
+    };
+    checked
+        .into_iter()
+        .map(|refused| {
+            let result = match refused {
+                Some(error) => Err(error),
+                None => publish_result(outcomes.next().unwrap_or(Err(registry::PublishFailed::Unavailable))),
+            };
+            match result {
+                Ok(result) => BroadcastResponse { error: None, result: Some(result) },
+                Err(error) => BroadcastResponse { error: Some(error.to_wire()), result: None },
+            }
+        })
+        .collect()
 }
 
 pub(super) async fn publish(node: &Arc<Node>, mut req: PublishRequest) -> Result<PublishResult, ApiError> {
@@ -156,17 +211,10 @@ pub(super) async fn broadcast(node: &Arc<Node>, mut req: BroadcastRequest) -> Re
     let channels = std::mem::take(&mut req.channels);
     let (data, options) = req.split()?;
     let mut responses = Vec::with_capacity(channels.len());
-    for channel in &channels {
-        responses.push(broadcast_to(node, channel, data.clone(), &options).await);
+    for slice in channels.chunks(BROADCAST_SLICE) {
+        responses.extend(broadcast_slice(node, slice, &data, &options).await);
     }
     Ok(BroadcastResult { responses })
-}
-
-async fn broadcast_to(node: &Node, channel: &str, data: Payload, options: &Options<'_>) -> BroadcastResponse {
-    match publish_one(node, channel, data, options).await {
-        Ok(result) => BroadcastResponse { error: None, result: Some(result) },
-        Err(error) => BroadcastResponse { error: Some(error.to_wire()), result: None },
-    }
 }
 
 /// Bytes of responses gathered before they are handed to the socket.
@@ -216,14 +264,16 @@ impl Broadcasting {
             chunk.extend_from_slice(br#"{"result":{"responses":["#);
         }
         let options = self.req.options();
-        while self.next < self.req.channels.len() && chunk.len() < BROADCAST_CHUNK {
-            let channel = &self.req.channels[self.next];
-            let response = broadcast_to(&self.node, channel, self.data.clone(), &options).await;
-            if self.next > 0 {
-                chunk.push(b',');
+        let channels = &self.req.channels;
+        while self.next < channels.len() && chunk.len() < BROADCAST_CHUNK {
+            let slice = &channels[self.next..channels.len().min(self.next + BROADCAST_SLICE)];
+            for response in broadcast_slice(&self.node, slice, &self.data, &options).await {
+                if self.next > 0 {
+                    chunk.push(b',');
+                }
+                chunk.extend_from_slice(crate::protocol::reply::to_json(&response).as_bytes());
+                self.next += 1;
             }
-            chunk.extend_from_slice(crate::protocol::reply::to_json(&response).as_bytes());
-            self.next += 1;
         }
         if self.next == self.req.channels.len() {
             chunk.extend_from_slice(b"]}}");

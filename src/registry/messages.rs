@@ -51,6 +51,14 @@ pub enum PublishFailed {
     ChannelLimit,
 }
 
+/// What a publish answers: the stream position when the channel keeps history (on this node).
+pub type PublishOutcome = Result<Option<StreamPosition>, PublishFailed>;
+
+/// Publishes to many channels at once (a broadcast's slice): one answer per publish, in order.
+#[derive(Debug, Message)]
+#[rtype(result = "Vec<PublishOutcome>")]
+pub struct PublishEach(pub Vec<Publish>);
+
 /// Publishes; answers the stream position when the channel keeps history (on this node).
 #[derive(Debug, Message)]
 #[rtype(result = "Result<Option<StreamPosition>, PublishFailed>")]

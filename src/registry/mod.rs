@@ -253,9 +253,24 @@ impl Handler<Unsubscribe> for Registry {
 }
 
 impl Handler<Publish> for Registry {
-    type Result = ResponseFuture<Result<Option<StreamPosition>, PublishFailed>>;
+    type Result = ResponseFuture<PublishOutcome>;
 
     fn handle(&mut self, msg: Publish, ctx: &mut Self::Context) -> Self::Result {
+        self.publish(msg, ctx)
+    }
+}
+
+impl Handler<PublishEach> for Registry {
+    type Result = ResponseFuture<Vec<PublishOutcome>>;
+
+    fn handle(&mut self, PublishEach(publishes): PublishEach, ctx: &mut Self::Context) -> Self::Result {
+        let outcomes: Vec<_> = publishes.into_iter().map(|msg| self.publish(msg, ctx)).collect();
+        Box::pin(futures_util::future::join_all(outcomes))
+    }
+}
+
+impl Registry {
+    fn publish(&mut self, msg: Publish, ctx: &mut Context<Self>) -> ResponseFuture<PublishOutcome> {
         if let Some(bridge) = self.bridge.clone() {
             return self.publish_to_cluster(bridge, msg);
         }
