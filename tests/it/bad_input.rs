@@ -336,6 +336,26 @@ async fn bad_handshakes_get_http_statuses_and_the_node_keeps_serving() {
     assert_eq!(client.request(2, "ping", json!({})).await, json!({"id": 2, "ping": {}}));
 }
 
+/// Oversized upgrade requests: a 1 MiB header (Go's default limit, Centrifugo's) and more
+/// headers than actix-http parses (96) get 431 before any WebSocket exists, the head is not
+/// buffered past actix-http's bound, and the node keeps serving.
+#[actix_web::test]
+async fn oversized_upgrade_headers_are_refused_and_the_node_keeps_serving() {
+    let node = TestNode::start().await;
+    let closed = |answer: &[u8]| answer.windows(4).any(|w| w == b"\r\n\r\n");
+    let with_headers = |extra: &str| {
+        upgrade_request("/connection/websocket", true).replacen("\r\n\r\n", &format!("\r\n{extra}\r\n"), 1)
+    };
+    let long_value = with_headers(&format!("X-Filler: {}\r\n", "a".repeat(1024 * 1024)));
+    let answer = raw_exchange(node.addr, long_value.as_bytes(), closed).await;
+    assert_eq!(status_of(&answer), "HTTP/1.1 431 Request Header Fields Too Large");
+    let many: String = (0..200).map(|n| format!("X-Header-{n}: {n}\r\n")).collect();
+    let answer = raw_exchange(node.addr, with_headers(&many).as_bytes(), closed).await;
+    assert_eq!(status_of(&answer), "HTTP/1.1 431 Request Header Fields Too Large");
+    let mut client = node.connect_as("after").await;
+    assert_eq!(client.request(2, "ping", json!({})).await, json!({"id": 2, "ping": {}}));
+}
+
 #[actix_web::test]
 async fn a_command_sent_right_behind_the_handshake_is_answered() {
     let node = TestNode::start().await;

@@ -75,6 +75,59 @@ async fn the_close_answering_a_client_close_echoes_its_code() {
     assert_eq!(socket.close_code().await, Some(4001));
 }
 
+/// Close frames RFC 6455 §5.5.1 and §7.4 forbid get 1002, as gorilla/websocket (Centrifugo's
+/// library) answers them: a 1-byte payload, codes that must not be sent (1004-1006, 1015, below
+/// 1000, 1016-2999, 5000 and up) and a reason that is not UTF-8. Valid codes are echoed.
+#[actix_web::test]
+async fn close_frames_with_invalid_codes_or_reasons_get_1002() {
+    let node = TestNode::start().await;
+    let with_code = |code: u16, reason: &[u8]| {
+        let mut payload = code.to_be_bytes().to_vec();
+        payload.extend_from_slice(reason);
+        payload
+    };
+    let mut invalid = vec![("1-byte payload".to_owned(), vec![0x03])];
+    for code in [0, 999, 1004, 1005, 1006, 1015, 1016, 2999, 5000, 65535] {
+        invalid.push((format!("code {code}"), with_code(code, b"")));
+    }
+    invalid.push((
+        "reason not UTF-8".to_owned(),
+        with_code(1000, &[0xCE, 0xBA, 0xE1, 0xBD, 0xB9, 0xCE, 0xBC, 0xCE, 0xB5, 0xED, 0xA0, 0x80]),
+    ));
+    for (name, payload) in invalid {
+        let mut socket = RawSocket::connected(&node, "u").await;
+        socket.send_frame(true, CLOSE, &payload).await;
+        assert_eq!(socket.close_code().await, Some(1002), "{name}");
+    }
+    for code in [1000, 1001, 1003, 1007, 1011, 1014, 3000, 4999] {
+        let mut socket = RawSocket::connected(&node, "u").await;
+        socket.send_frame(true, CLOSE, &with_code(code, "κόσμε".as_bytes())).await;
+        assert_eq!(socket.close_code().await, Some(code), "a valid code {code} is echoed");
+    }
+    let mut empty = RawSocket::connected(&node, "u").await;
+    empty.send_frame(true, CLOSE, &[]).await;
+    assert_eq!(empty.close_code().await, Some(1005), "an empty close is answered with an empty close");
+    let mut still = RawSocket::connected(&node, "u").await;
+    still.send_frame(true, TEXT, PING_COMMAND.as_bytes()).await;
+    assert_eq!(still.next_frame().await, Some((TEXT, PING_COMMAND.as_bytes().to_vec())), "the node keeps serving");
+}
+
+/// Pings flooded faster than pongs can be written are answered in order without the node
+/// buffering more than the socket takes; data after them is still processed.
+#[actix_web::test]
+async fn a_ping_flood_is_answered_and_the_connection_keeps_working() {
+    let node = TestNode::start().await;
+    let mut socket = RawSocket::connected(&node, "u").await;
+    for n in 0..2000u16 {
+        socket.send_frame(true, PING, &n.to_be_bytes()).await;
+    }
+    socket.send_frame(true, TEXT, PING_COMMAND.as_bytes()).await;
+    for n in 0..2000u16 {
+        assert_eq!(socket.next_frame().await, Some((PONG, n.to_be_bytes().to_vec())), "pong {n}");
+    }
+    assert_eq!(socket.next_frame().await, Some((TEXT, PING_COMMAND.as_bytes().to_vec())));
+}
+
 #[actix_web::test]
 async fn a_frame_delivered_byte_by_byte_is_answered() {
     let node = TestNode::start().await;
