@@ -6,7 +6,9 @@ Starts gyre (GYRE_BIN, default target/release/gyre) with a namespace `hist` (his
 call and again once the history has expired and the channels are gone, for channels with history
 (`hist:c0` …) and without (`c0` …).
 
-    python3 benches/broadcast_memory.py [N]        # default 100000
+    python3 benches/broadcast_memory.py [N]             # default 100000
+    python3 benches/broadcast_memory.py N --rounds R    # R broadcasts of N new `hist:` channels,
+                                                        # 15 s apart, on one node: RSS per round
 """
 
 import json
@@ -50,7 +52,8 @@ def api(port, method, body):
         return response.read()
 
 
-def run(n, prefix):
+def start_node():
+    """A gyre node on a free port, answering; returns (process, port, config path)."""
     port = free_port()
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as config:
         json.dump(CONFIG, config)
@@ -59,22 +62,27 @@ def run(n, prefix):
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
+    deadline = time.time() + 15
+    while True:
+        try:
+            api(port, "info", {})
+            return node, port, config.name
+        except OSError:
+            if time.time() > deadline:
+                node.terminate()
+                raise RuntimeError("gyre did not start")
+            time.sleep(0.1)
+
+
+def run(n, prefix):
+    node, port, config = start_node()
     try:
-        deadline = time.time() + 15
-        while True:
-            try:
-                api(port, "info", {})
-                break
-            except OSError:
-                if time.time() > deadline:
-                    raise RuntimeError("gyre did not start")
-                time.sleep(0.1)
         before = rss_kib(node.pid)
         started = time.time()
         reply = api(port, "broadcast", {"channels": [f"{prefix}c{i}" for i in range(n)], "data": {"x": 1}})
         took = time.time() - started
         after = rss_kib(node.pid)
-        # History expires after 5 s; the expiry tick runs every 5 s; idle channels are then dropped.
+        # History expires after 5 s (parked history is expired each second), then only positions stay.
         time.sleep(15)
         later = rss_kib(node.pid)
         per = lambda kib: (kib - before) * 1024 / n
@@ -86,10 +94,28 @@ def run(n, prefix):
     finally:
         node.terminate()
         node.wait()
-        os.unlink(config.name)
+        os.unlink(config)
+
+
+def rounds(n, count):
+    node, port, config = start_node()
+    try:
+        print(f"start: RSS {rss_kib(node.pid):,} KiB")
+        for r in range(count):
+            api(port, "broadcast", {"channels": [f"hist:r{r}c{i}" for i in range(n)], "data": {"x": 1}})
+            after = rss_kib(node.pid)
+            time.sleep(15)
+            print(f"round {r + 1}: {n:,} new channels; RSS {after:,} KiB after, {rss_kib(node.pid):,} KiB 15 s later")
+    finally:
+        node.terminate()
+        node.wait()
+        os.unlink(config)
 
 
 if __name__ == "__main__":
     count = int(sys.argv[1]) if len(sys.argv) > 1 else 100_000
-    run(count, "hist:")
-    run(count, "")
+    if "--rounds" in sys.argv:
+        rounds(count, int(sys.argv[sys.argv.index("--rounds") + 1]))
+    else:
+        run(count, "hist:")
+        run(count, "")
