@@ -337,3 +337,22 @@ async fn cache_recovery_reads_the_latest_publication_from_the_stream_on_another_
     a.api_ok("publish", json!({"channel": "state:c", "data": {"n": 4}})).await;
     assert_eq!(client.publication("state:c").await["offset"], 4);
 }
+
+/// A broadcast to many history channels (published through JetStream, 512 at a time) gives
+/// every channel its publication once: offset 1 in each, readable and delivered on the other node.
+#[actix_web::test]
+async fn a_broadcast_to_many_history_channels_is_stored_once_per_channel() {
+    let (_nats, a, b) = two_nodes().await;
+    let mut watcher = b.connect_as("w").await;
+    watcher.request(2, "subscribe", json!({"channel": "chat:bc599"})).await;
+    let channels: Vec<String> = (0..600).map(|n| format!("chat:bc{n}")).collect();
+    let result = a.api_ok("broadcast", json!({"channels": channels, "data": {"x": 1}})).await;
+    let responses = result["responses"].as_array().expect("responses");
+    assert_eq!(responses.len(), 600);
+    assert!(responses.iter().all(|r| r["result"]["offset"] == 1), "{result}");
+    assert_eq!(watcher.publication("chat:bc599").await["data"], json!({"x": 1}));
+    for channel in ["chat:bc0", "chat:bc511", "chat:bc512"] {
+        let page = history(&b, channel).await;
+        assert_eq!(offsets(&page["publications"]), vec![1], "{channel}: {page}");
+    }
+}
