@@ -183,6 +183,9 @@ fn routes(cfg: &mut web::ServiceConfig, node: &Node, endpoints: Endpoints) {
     if endpoints.websocket && !settings.websocket.disabled {
         cfg.route(&settings.websocket.handler_prefix, web::get().to(client::ws::not_upgraded));
     }
+    if endpoints.websocket && settings.uni_websocket.enabled {
+        cfg.route(&settings.uni_websocket.handler_prefix, web::get().to(client::ws::not_upgraded));
+    }
     if endpoints.ops && settings.health.enabled {
         cfg.route(&settings.health.handler_prefix, web::route().to(health));
     }

@@ -135,8 +135,8 @@ impl Channel {
         mut pick: impl FnMut(&mut Subscriber) -> Option<Form>,
         encode: impl Fn(Form, Protocol) -> Result<Frame, NotJson>,
     ) {
-        let mut frames: [[Option<Result<Frame, NotJson>>; 3]; 2] = Default::default();
-        let mut delivered = [[0usize; 3]; 2];
+        let mut frames: [[Option<Result<Frame, NotJson>>; 3]; Protocol::COUNT] = Default::default();
+        let mut delivered = [[0usize; 3]; Protocol::COUNT];
         let mut dropped = Vec::new();
         for (id, subscriber) in &mut self.subscribers {
             let Some(form) = pick(subscriber) else { continue };
@@ -363,7 +363,7 @@ fn encode_form(
     let variant = match protocol {
         _ if form == Form::Plain => None,
         Protocol::Protobuf => patch.map(|patch| with_data(patch.clone(), true)),
-        Protocol::Json => Some(match patch.and_then(Payload::to_json_string) {
+        Protocol::Json | Protocol::UniJson => Some(match patch.and_then(Payload::to_json_string) {
             Some(text) => with_data(text, true),
             None => with_data(publication.data.to_json_string().ok_or(NotJson)?, false),
         }),

@@ -18,6 +18,7 @@ use super::transport::Flow;
 use crate::domain::{unix_now, ChannelName, ClientId, Payload};
 use crate::metrics::METRICS;
 use crate::node::Node;
+use crate::protocol::command::{Command, ConnectRequest};
 use crate::protocol::frame::PendingCommands;
 use crate::protocol::outgoing::{Outgoing, Push};
 use crate::protocol::protobuf::ReplyBody;
@@ -96,9 +97,13 @@ pub struct ClientSession {
     /// Frames that arrive while `connect` waits for its server-side subscriptions; they may
     /// only be written after the connect reply.
     held: Vec<Frame>,
-    /// A reply or push held data this connection's JSON cannot carry: close with 3506 at the
-    /// next flush, as Centrifugo does.
-    not_json: bool,
+    /// Close with this code at the next flush (0: no): 3506 when a reply or push held data this
+    /// connection's JSON cannot carry, as Centrifugo does; on a unidirectional connection, the
+    /// disconnect an error reply becomes.
+    close_on_flush: u16,
+    /// Unidirectional WebSocket: the connect request from the handshake's `cf_connect`, run once
+    /// the session starts.
+    pending_connect: Option<Box<ConnectRequest>>,
     /// Command rate limit buckets, created on the first limited command.
     pub(super) limiter: Option<Box<CommandLimiter>>,
 }
@@ -128,7 +133,8 @@ impl ClientSession {
             stale_check: None,
             partial: None,
             held: Vec::new(),
-            not_json: false,
+            close_on_flush: 0,
+            pending_connect: None,
             limiter: None,
         }
     }
@@ -149,12 +155,15 @@ impl ClientSession {
     pub(super) fn push_reply<T: ReplyBody + ?Sized>(&mut self, id: u32, method: &'static str, result: &T) {
         match self.out.reply(id, method, result) {
             Ok(bytes) => METRICS.sent(method, bytes),
-            Err(NotJson) => self.not_json = true,
+            Err(NotJson) => self.close_on_flush = Disconnect::INAPPROPRIATE_PROTOCOL.code,
         }
     }
 
     /// Queues an error reply to the command being processed.
     pub(super) fn push_error(&mut self, id: u32, error: ReplyError) {
+        if self.protocol == Protocol::UniJson {
+            self.close_on_flush = uni_disconnect(error).code;
+        }
         METRICS.reply_error(self.current_method, error.code());
         let bytes = self.out.error(id, &error.to_wire());
         METRICS.sent(self.current_method, bytes);
@@ -164,14 +173,18 @@ impl ClientSession {
     pub(super) fn push_to_client(&mut self, channel: &str, push: Push<'_>) {
         match self.out.push(channel, &push) {
             Ok(bytes) => METRICS.sent(push.frame_type(), bytes),
-            Err(NotJson) => self.not_json = true,
+            Err(NotJson) => self.close_on_flush = Disconnect::INAPPROPRIATE_PROTOCOL.code,
         }
     }
 
     pub(super) fn flush(&mut self, ctx: &mut ws::WebsocketContext<Self>) {
-        if std::mem::take(&mut self.not_json) {
-            tracing::info!(client = %self.id, "a reply or push holds data that is not JSON; this client speaks JSON (3506)");
-            return self.close(ctx, Disconnect::INAPPROPRIATE_PROTOCOL);
+        match std::mem::take(&mut self.close_on_flush) {
+            0 => {}
+            3506 => {
+                tracing::info!(client = %self.id, "a reply or push holds data that is not JSON; this client speaks JSON (3506)");
+                return self.close(ctx, Disconnect::INAPPROPRIATE_PROTOCOL);
+            }
+            code => return self.close(ctx, uni_disconnect_by_code(code)),
         }
         if let Some(frame) = self.out.take() {
             self.write(frame);
@@ -204,6 +217,12 @@ impl ClientSession {
         self.state = State::Closed;
         self.input.clear();
         self.outbox.close();
+        if self.protocol == Protocol::UniJson && !self.node.settings.uni_websocket.disable_disconnect_push {
+            self.out.disconnect(u32::from(disconnect.code), &disconnect.reason);
+            if let Some(frame) = self.out.take() {
+                self.write(frame);
+            }
+        }
         self.write(Frame::close(Some(disconnect.code), &disconnect.reason));
         ctx.stop();
     }
@@ -214,6 +233,7 @@ impl ClientSession {
         match self.protocol {
             Protocol::Json => self.on_frame(|input| input.push_json(text), ctx),
             Protocol::Protobuf => self.on_frame(|input| input.push_protobuf(text.into_bytes()), ctx),
+            Protocol::UniJson => self.on_uni_message(text.as_bytes(), ctx),
         }
     }
 
@@ -221,11 +241,41 @@ impl ClientSession {
     fn on_binary(&mut self, bytes: bytes::Bytes, ctx: &mut ws::WebsocketContext<Self>) {
         match self.protocol {
             Protocol::Protobuf => self.on_frame(|input| input.push_protobuf(bytes), ctx),
+            Protocol::UniJson => self.on_uni_message(&bytes, ctx),
             Protocol::Json => match ByteString::try_from(bytes) {
                 Ok(text) => self.on_frame(|input| input.push_json(text), ctx),
                 Err(_) => self.close(ctx, Disconnect::BAD_REQUEST),
             },
         }
+    }
+
+    /// Unidirectional WebSocket: the first message is the connect request (unless `cf_connect`
+    /// brought it); later messages are ignored, as Centrifugo's uni_websocket does.
+    fn on_uni_message(&mut self, message: &[u8], ctx: &mut ws::WebsocketContext<Self>) {
+        if !matches!(self.state, State::Connecting) || self.busy.is_some() || self.pending_connect.is_some() {
+            return;
+        }
+        match serde_json::from_slice::<Option<ConnectRequest>>(message) {
+            Ok(request) => self.run_uni_connect(request.unwrap_or_default(), ctx),
+            Err(error) => {
+                tracing::debug!(client = %self.id, %error, "uni_websocket: the first message is not a connect request");
+                self.close(ctx, Disconnect::BAD_REQUEST);
+            }
+        }
+    }
+
+    /// Runs a unidirectional connect request as a `connect` command (its result goes out as the
+    /// `connect` push).
+    fn run_uni_connect(&mut self, request: ConnectRequest, ctx: &mut ws::WebsocketContext<Self>) {
+        let command = Command { id: 1, connect: Some(request), ..Default::default() };
+        self.dispatch(command, ctx);
+        self.flush(ctx);
+    }
+
+    /// Starts with the connect request the handshake carried (`cf_connect`).
+    pub fn with_connect_request(mut self, request: Option<ConnectRequest>) -> Self {
+        self.pending_connect = request.map(Box::new);
+        self
     }
 
     fn on_frame(&mut self, queue: impl FnOnce(&mut PendingCommands), ctx: &mut ws::WebsocketContext<Self>) {
@@ -324,6 +374,11 @@ impl ClientSession {
         let bytes = self.out.ping();
         METRICS.sent("server_ping", bytes);
         self.flush(ctx);
+        if self.protocol == Protocol::UniJson {
+            // Unidirectional clients send nothing: a WebSocket ping checks they are there
+            // (browsers answer it without the application), as Centrifugo's uni_websocket does.
+            self.write(Frame::ping());
+        }
         self.awaiting_pong = true;
     }
 
@@ -347,7 +402,8 @@ impl ClientSession {
     pub(super) fn ping_settings(&self) -> (u32, bool) {
         let client = &self.node.settings.client;
         let ping = client.ping_interval.as_secs() as u32;
-        (ping, ping > 0 && !client.pong_timeout.is_zero())
+        let client_pongs = self.protocol != Protocol::UniJson;
+        (ping, client_pongs && ping > 0 && !client.pong_timeout.is_zero())
     }
 
     /// Closes with 3005 if the connection is still expired `expired_close_delay` after `at`.
@@ -416,6 +472,9 @@ impl Actor for ClientSession {
         if !stale.is_zero() {
             self.stale_check = Some(ctx.run_later(stale, |this, ctx| this.on_stale_check(ctx)));
         }
+        if let Some(request) = self.pending_connect.take() {
+            self.run_uni_connect(*request, ctx);
+        }
     }
 
     fn stopped(&mut self, _: &mut Self::Context) {
@@ -448,6 +507,7 @@ impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for ClientSession {
             Ok(ws::Message::Binary(bytes)) => self.on_binary(bytes, ctx),
             Ok(ws::Message::Continuation(item)) => self.on_continuation(item, ctx),
             Ok(ws::Message::Ping(payload)) => self.write(Frame::pong(&payload)),
+            Ok(ws::Message::Pong(_)) if self.protocol == Protocol::UniJson => self.awaiting_pong = false,
             Ok(ws::Message::Pong(_)) | Ok(ws::Message::Nop) => {}
             Ok(ws::Message::Close(reason)) => {
                 // Echo the client's code (RFC 6455 §5.5.1), as Centrifugo's WebSocket library does.
@@ -516,4 +576,23 @@ impl ClientSession {
             self.write_push(frame, ctx);
         }
     }
+}
+
+/// The disconnect a connect error becomes on a unidirectional connection (Centrifugo's default
+/// table: expired token or connection → 3005, rate limited → 3013, permission denied → 3507,
+/// anything else → 3004).
+pub(super) fn uni_disconnect(error: ReplyError) -> Disconnect {
+    match error {
+        ReplyError::TokenExpired | ReplyError::Expired => Disconnect::EXPIRED,
+        ReplyError::TooManyRequests => Disconnect::TOO_MANY_REQUESTS,
+        ReplyError::PermissionDenied => Disconnect::PERMISSION_DENIED,
+        _ => Disconnect::SERVER_ERROR,
+    }
+}
+
+fn uni_disconnect_by_code(code: u16) -> Disconnect {
+    [Disconnect::EXPIRED, Disconnect::TOO_MANY_REQUESTS, Disconnect::PERMISSION_DENIED]
+        .into_iter()
+        .find(|d| d.code == code)
+        .unwrap_or(Disconnect::SERVER_ERROR)
 }

@@ -14,7 +14,9 @@ use actix_web::HttpResponse;
 use futures_util::SinkExt;
 
 use super::{transport, ClientSession};
+use crate::config::WebsocketSettings;
 use crate::node::Node;
+use crate::protocol::command::ConnectRequest;
 use crate::protocol::Protocol;
 
 /// Centrifugo's subprotocols: the first one a client offers is selected (and answered).
@@ -29,9 +31,10 @@ pub type Upgrade = (Request, Framed<TcpStream, h1::Codec>);
 /// its HTTP status and the connection closed.
 pub async fn accept(node: Arc<Node>, serves_websocket: bool, upgrade: Upgrade) -> Result<(), actix_http::Error> {
     let (request, mut framed) = upgrade;
-    let protocol = protocol_of(request.head());
-    let response = match admit(&node, serves_websocket, request.head()) {
-        Ok(response) => response,
+    let admitted = endpoint_of(&node, serves_websocket, request.head())
+        .and_then(|endpoint| Ok((endpoint, admit(&node, request.head())?)));
+    let (endpoint, response) = match admitted {
+        Ok(admitted) => admitted,
         Err(refusal) => {
             refuse(framed, refusal).await;
             return Ok(());
@@ -42,10 +45,59 @@ pub async fn accept(node: Arc<Node>, serves_websocket: bool, upgrade: Upgrade) -
         return Ok(());
     }
     let parts = framed.into_parts();
-    let session = ClientSession::new(node.clone(), protocol);
-    let codec = ws::Codec::new().max_size(node.settings.websocket.message_size_limit);
-    transport::start(session, codec, parts.io, &parts.read_buf, &node.settings.websocket);
+    let (session, settings) = match endpoint {
+        Endpoint::Bidirectional(protocol) => {
+            (ClientSession::new(node.clone(), protocol), node.settings.websocket.clone())
+        }
+        Endpoint::Unidirectional(connect) => {
+            let uni = &node.settings.uni_websocket;
+            let settings = WebsocketSettings {
+                message_size_limit: uni.message_size_limit,
+                write_timeout: uni.write_timeout,
+                ..node.settings.websocket.clone()
+            };
+            (ClientSession::new(node.clone(), Protocol::UniJson).with_connect_request(connect), settings)
+        }
+    };
+    let codec = ws::Codec::new().max_size(settings.message_size_limit);
+    transport::start(session, codec, parts.io, &parts.read_buf, &settings);
     Ok(())
+}
+
+/// Which WebSocket endpoint an upgrade request is for.
+enum Endpoint {
+    /// `websocket.handler_prefix`, in the negotiated protocol.
+    Bidirectional(Protocol),
+    /// `uni_websocket.handler_prefix`, with the connect request of `cf_connect` if any.
+    Unidirectional(Option<ConnectRequest>),
+}
+
+/// The endpoint `head` asks for: 404 for any other path (or on the internal port), 400 for a
+/// `cf_connect` that is not a connect request (as Centrifugo answers before upgrading).
+fn endpoint_of(node: &Node, serves_websocket: bool, head: &RequestHead) -> Result<Endpoint, Response<BoxBody>> {
+    let settings = &node.settings;
+    let path = head.uri.path();
+    if serves_websocket && !settings.websocket.disabled && path == settings.websocket.handler_prefix {
+        return Ok(Endpoint::Bidirectional(protocol_of(head)));
+    }
+    if serves_websocket && settings.uni_websocket.enabled && path == settings.uni_websocket.handler_prefix {
+        return uni_connect_request(head).map(Endpoint::Unidirectional);
+    }
+    Err(Response::new(StatusCode::NOT_FOUND))
+}
+
+/// The `cf_connect` query parameter as a connect request (`None` when absent).
+fn uni_connect_request(head: &RequestHead) -> Result<Option<ConnectRequest>, Response<BoxBody>> {
+    let query = head.uri.query().unwrap_or_default();
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query).unwrap_or_default();
+    let Some((_, text)) = pairs.into_iter().find(|(key, _)| key == "cf_connect") else { return Ok(None) };
+    match serde_json::from_str::<Option<ConnectRequest>>(&text) {
+        Ok(request) => Ok(Some(request.unwrap_or_default())),
+        Err(error) => {
+            tracing::debug!(%error, "uni_websocket: cf_connect is not a connect request (400)");
+            Err(Response::new(StatusCode::BAD_REQUEST))
+        }
+    }
 }
 
 /// `GET <websocket.handler_prefix>` without an `Upgrade: websocket` header.
@@ -54,11 +106,8 @@ pub async fn not_upgraded() -> HttpResponse {
 }
 
 /// The `101` answer, or why the handshake is refused.
-fn admit(node: &Node, serves_websocket: bool, head: &RequestHead) -> Result<Response<()>, Response<BoxBody>> {
+fn admit(node: &Node, head: &RequestHead) -> Result<Response<()>, Response<BoxBody>> {
     let settings = &node.settings;
-    if !serves_websocket || settings.websocket.disabled || head.uri.path() != settings.websocket.handler_prefix {
-        return Err(Response::new(StatusCode::NOT_FOUND));
-    }
     if node.is_draining() {
         return Err(Response::new(StatusCode::SERVICE_UNAVAILABLE));
     }

@@ -49,6 +49,8 @@ pub struct Settings {
     pub http_api: HttpApiSettings,
     /// `websocket.*`: the bidirectional WebSocket transport.
     pub websocket: WebsocketSettings,
+    /// `uni_websocket.*`: the unidirectional WebSocket transport.
+    pub uni_websocket: UniWebsocketSettings,
     /// `prometheus.*`: `/metrics`.
     pub prometheus: PrometheusSettings,
     /// `health.*`: `/health`.
@@ -564,6 +566,36 @@ pub struct WebsocketSettings {
     pub write_timeout: Duration,
     /// permessage-deflate (not supported: accepted and ignored).
     pub compression: bool,
+}
+
+/// `uni_websocket.*`: a plain WebSocket that receives pushes (Centrifugo's unidirectional
+/// client protocol): the connect request comes as the first message or in `cf_connect`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct UniWebsocketSettings {
+    /// Serve the endpoint. Default false.
+    pub enabled: bool,
+    /// Path. Default `/connection/uni_websocket`.
+    pub handler_prefix: String,
+    /// Max incoming message size (the connect request); larger closes with 1009. Default 65536.
+    pub message_size_limit: usize,
+    /// A socket that takes nothing for this long is closed. Default 1s.
+    #[serde(with = "duration")]
+    pub write_timeout: Duration,
+    /// Close without the `{"disconnect":…}` message before the close frame.
+    pub disable_disconnect_push: bool,
+}
+
+impl Default for UniWebsocketSettings {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            handler_prefix: "/connection/uni_websocket".into(),
+            message_size_limit: 65536,
+            write_timeout: Duration::from_secs(1),
+            disable_disconnect_push: false,
+        }
+    }
 }
 
 impl Default for WebsocketSettings {

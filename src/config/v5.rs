@@ -135,6 +135,9 @@ const MAP: &[(&str, &str)] = &[
     ("usage_stats_disable", "usage_stats.disabled"),
     // Transports and features gyre does not have (mapped so the warning names the v6 key).
     ("uni_websocket", "uni_websocket.enabled"),
+    ("uni_websocket_handler_prefix", "uni_websocket.handler_prefix"),
+    ("uni_websocket_message_size_limit", "uni_websocket.message_size_limit"),
+    ("uni_websocket_write_timeout", "uni_websocket.write_timeout"),
     ("uni_sse", "uni_sse.enabled"),
     ("uni_http_stream", "uni_http_stream.enabled"),
     ("uni_grpc", "uni_grpc.enabled"),

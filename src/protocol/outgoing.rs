@@ -16,6 +16,14 @@ pub enum Protocol {
     Json,
     /// `centrifuge-protobuf`.
     Protobuf,
+    /// JSON of the unidirectional transports (`uni_websocket`): pushes without the Reply
+    /// wrapper, the connect result as a `connect` push, nothing read after the connect request.
+    UniJson,
+}
+
+impl Protocol {
+    /// How many protocols there are (channels keep one encoding of a push per protocol).
+    pub const COUNT: usize = 3;
 }
 
 /// A server WebSocket frame as it goes on the wire, header included (RFC 6455 §5.2: FIN,
@@ -30,6 +38,7 @@ pub struct Frame {
 const OPCODE_TEXT: u8 = 0x1;
 const OPCODE_BINARY: u8 = 0x2;
 const OPCODE_CLOSE: u8 = 0x8;
+const OPCODE_PING: u8 = 0x9;
 const OPCODE_PONG: u8 = 0xA;
 /// A control frame's payload is at most 125 bytes (RFC 6455 §5.5).
 const CONTROL_MAX: usize = 125;
@@ -45,6 +54,11 @@ impl Frame {
     /// A binary frame (Protobuf).
     pub fn binary(payload: &[u8]) -> Self {
         Self::copied(OPCODE_BINARY, payload)
+    }
+
+    /// A ping frame without payload (unidirectional WebSocket keepalive).
+    pub fn ping() -> Self {
+        Self::copied(OPCODE_PING, &[])
     }
 
     /// A pong echoing a ping's payload.
@@ -163,15 +177,18 @@ impl Push<'_> {
         }
     }
 
-    fn json(&self, channel: &str) -> Result<String, NotJson> {
-        match self {
-            Push::Publication(publication) => reply::push(channel, "pub", publication),
-            Push::Join(info) => reply::push(channel, "join", &JoinLeave { info }),
-            Push::Leave(info) => reply::push(channel, "leave", &JoinLeave { info }),
-            Push::Unsubscribe(body) => reply::push(channel, "unsubscribe", body),
-            Push::Subscribe(body) => reply::push(channel, "subscribe", body),
-            Push::Refresh(body) => Ok(format!("{{\"push\":{{\"refresh\":{}}}}}", reply::to_json(body))),
-        }
+    /// The push in JSON, as the bidirectional protocol wraps it (`{"push":{…}}`) or bare as the
+    /// unidirectional transports send it.
+    fn json(&self, channel: &str, wrapped: bool) -> Result<String, NotJson> {
+        let (channel, kind, body) = match self {
+            Push::Publication(publication) => (channel, "pub", reply::try_json(*publication)?),
+            Push::Join(info) => (channel, "join", reply::try_json(&JoinLeave { info })?),
+            Push::Leave(info) => (channel, "leave", reply::try_json(&JoinLeave { info })?),
+            Push::Unsubscribe(body) => (channel, "unsubscribe", reply::try_json(*body)?),
+            Push::Subscribe(body) => (channel, "subscribe", reply::try_json(*body)?),
+            Push::Refresh(body) => ("", "refresh", reply::try_json(*body)?),
+        };
+        Ok(reply::push_json(channel, kind, &body, wrapped))
     }
 
     fn proto(&self, channel: &str) -> wire::Push {
@@ -204,7 +221,8 @@ impl Push<'_> {
     /// [`NotJson`] when it holds a payload the JSON protocol cannot carry.
     pub fn frame(&self, protocol: Protocol, channel: &str) -> Result<Frame, NotJson> {
         Ok(match protocol {
-            Protocol::Json => Frame::text(&self.json(channel)?),
+            Protocol::Json => Frame::text(&self.json(channel, true)?),
+            Protocol::UniJson => Frame::text(&self.json(channel, false)?),
             Protocol::Protobuf => {
                 let mut buf = vec![0; HEADROOM];
                 protobuf::encode_push(&mut buf, self.proto(channel));
@@ -241,19 +259,36 @@ impl Outgoing {
 
     /// Adds a success reply; returns the bytes added, or [`NotJson`] (nothing added) when it
     /// holds a payload the JSON protocol cannot carry.
+    /// On a unidirectional connection the reply is a push named after the method (the
+    /// `connect` result is the `connect` push).
     pub fn reply<T: ReplyBody + ?Sized>(&mut self, id: u32, method: &str, result: &T) -> Result<usize, NotJson> {
-        self.try_add(|| reply::reply(id, method, result), |buf| protobuf::encode_reply(buf, id, method, result))
+        let uni = self.protocol == Protocol::UniJson;
+        self.try_add(
+            || if uni { reply::uni_push("", method, result) } else { reply::reply(id, method, result) },
+            |buf| protobuf::encode_reply(buf, id, method, result),
+        )
     }
 
-    /// Adds an error reply; returns the bytes added.
+    /// Adds an error reply; returns the bytes added. Unidirectional connections get none
+    /// (their errors are disconnects).
     pub fn error(&mut self, id: u32, error: &ErrorBody) -> usize {
+        if self.protocol == Protocol::UniJson {
+            return 0;
+        }
         let added = self.try_add(|| Ok(reply::error_reply(id, error)), |buf| protobuf::encode_error(buf, id, error));
         added.unwrap_or_default()
     }
 
     /// Adds a push; returns the bytes added, or [`NotJson`] as [`Self::reply`] does.
     pub fn push(&mut self, channel: &str, push: &Push<'_>) -> Result<usize, NotJson> {
-        self.try_add(|| push.json(channel), |buf| protobuf::encode_push(buf, push.proto(channel)))
+        let wrapped = self.protocol != Protocol::UniJson;
+        self.try_add(|| push.json(channel, wrapped), |buf| protobuf::encode_push(buf, push.proto(channel)))
+    }
+
+    /// Adds the `disconnect` push unidirectional transports send before closing.
+    pub fn disconnect(&mut self, code: u32, reason: &str) -> usize {
+        let body = reply::DisconnectPush { code, reason };
+        self.try_add(|| reply::uni_push("", "disconnect", &body), |_| {}).unwrap_or_default()
     }
 
     /// Adds a server ping; returns the bytes added.
@@ -269,7 +304,7 @@ impl Outgoing {
     ) -> Result<usize, NotJson> {
         let before = self.len();
         match self.protocol {
-            Protocol::Json => {
+            Protocol::Json | Protocol::UniJson => {
                 let line = json()?;
                 self.make_room();
                 if before > 0 {
@@ -297,7 +332,7 @@ impl Outgoing {
             return None;
         }
         let opcode = match self.protocol {
-            Protocol::Json => OPCODE_TEXT,
+            Protocol::Json | Protocol::UniJson => OPCODE_TEXT,
             Protocol::Protobuf => OPCODE_BINARY,
         };
         Some(Frame::framed(opcode, std::mem::take(&mut self.buf)))

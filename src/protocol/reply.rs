@@ -64,9 +64,36 @@ pub fn error_reply(id: u32, error: &ErrorBody) -> String {
 
 /// `{"push":{"channel":"<ch>","<kind>":<body>}}`.
 pub fn push<T: Serialize + ?Sized>(channel: &str, kind: &str, body: &T) -> Result<String, NotJson> {
-    let channel = to_json(channel);
-    let body = try_json(body)?;
-    Ok(format!("{{\"push\":{{\"channel\":{channel},\"{kind}\":{body}}}}}"))
+    Ok(push_json(channel, kind, &try_json(body)?, true))
+}
+
+/// A push as unidirectional transports send it, without the Reply wrapper:
+/// `{"channel":"<ch>","<kind>":<body>}`, or `{"<kind>":<body>}` when no channel is involved.
+pub fn uni_push<T: Serialize + ?Sized>(channel: &str, kind: &str, body: &T) -> Result<String, NotJson> {
+    Ok(push_json(channel, kind, &try_json(body)?, false))
+}
+
+/// A push around an encoded `body`, in the Reply wrapper (`wrapped`) or bare.
+pub fn push_json(channel: &str, kind: &str, body: &str, wrapped: bool) -> String {
+    let inner = if channel.is_empty() {
+        format!("{{\"{kind}\":{body}}}")
+    } else {
+        format!("{{\"channel\":{},\"{kind}\":{body}}}", to_json(channel))
+    };
+    if wrapped {
+        format!("{{\"push\":{inner}}}")
+    } else {
+        inner
+    }
+}
+
+/// The `disconnect` push of unidirectional transports.
+#[derive(Debug, Serialize)]
+pub struct DisconnectPush<'a> {
+    /// Disconnect code.
+    pub code: u32,
+    /// Reason.
+    pub reason: &'a str,
 }
 
 /// An empty result object (`unsubscribe`, `publish`, `ping`, `rpc` without data).

@@ -31,6 +31,8 @@ mod protobuf;
 mod recovery;
 /// Pings, stale connections, token expiry and refresh.
 mod timers;
+/// The unidirectional WebSocket transport.
+mod uni;
 /// Publication versions.
 mod versions;
 /// WebSocket framing (RFC 6455) and per-connection input limits.

@@ -436,10 +436,15 @@ impl RawSocket {
     /// Opens the connection with `query` (e.g. `?format=protobuf`) and extra header lines (each
     /// ending in `\r\n`); returns the socket and the 101 answer's head.
     pub async fn open_with(node: &TestNode, query: &str, headers: &str) -> (Self, String) {
+        Self::open_path(node, &format!("/connection/websocket{query}"), headers).await
+    }
+
+    /// Upgrades `target` (path and query) with extra `headers`; returns the socket and the head.
+    pub async fn open_path(node: &TestNode, target: &str, headers: &str) -> (Self, String) {
         use tokio::io::AsyncWriteExt;
         let mut stream = tokio::net::TcpStream::connect(node.addr).await.expect("connect");
         let request = format!(
-            "GET /connection/websocket{query} HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\n\
+            "GET {target} HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\n\
              Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n\
              Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n{headers}\r\n"
         );

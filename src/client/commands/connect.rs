@@ -21,6 +21,9 @@ impl ClientSession {
     /// Answers `connect` with an error and stops processing; SDKs close the socket themselves
     /// (the reference server drops the connection after 5 s).
     pub(in crate::client) fn refuse(&mut self, id: u32, error: ReplyError, ctx: &mut Ctx) {
+        if self.protocol == crate::protocol::Protocol::UniJson {
+            return self.close(ctx, crate::client::session::uni_disconnect(error));
+        }
         self.push_error(id, error);
         self.flush(ctx);
         self.state = State::Refused;
