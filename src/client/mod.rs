@@ -18,6 +18,7 @@ mod pings;
 mod rate_limit;
 mod session;
 mod transport;
+pub mod uni_http;
 pub mod ws;
 
 pub use session::ClientSession;

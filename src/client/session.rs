@@ -104,6 +104,9 @@ pub struct ClientSession {
     /// Unidirectional WebSocket: the connect request from the handshake's `cf_connect`, run once
     /// the session starts.
     pending_connect: Option<Box<ConnectRequest>>,
+    /// The frames go into an HTTP response body (uni_sse, uni_http_stream), not a socket: no
+    /// WebSocket pings.
+    over_http: bool,
     /// Command rate limit buckets, created on the first limited command.
     pub(super) limiter: Option<Box<CommandLimiter>>,
 }
@@ -135,6 +138,7 @@ impl ClientSession {
             held: Vec::new(),
             close_on_flush: 0,
             pending_connect: None,
+            over_http: false,
             limiter: None,
         }
     }
@@ -272,6 +276,12 @@ impl ClientSession {
         self.flush(ctx);
     }
 
+    /// A session whose frames become an HTTP response body (no WebSocket control frames).
+    pub fn over_http(mut self) -> Self {
+        self.over_http = true;
+        self
+    }
+
     /// Starts with the connect request the handshake carried (`cf_connect`).
     pub fn with_connect_request(mut self, request: Option<ConnectRequest>) -> Self {
         self.pending_connect = request.map(Box::new);
@@ -374,10 +384,13 @@ impl ClientSession {
         let bytes = self.out.ping();
         METRICS.sent("server_ping", bytes);
         self.flush(ctx);
-        if self.protocol == Protocol::UniJson {
+        match (self.protocol, self.over_http) {
             // Unidirectional clients send nothing: a WebSocket ping checks they are there
             // (browsers answer it without the application), as Centrifugo's uni_websocket does.
-            self.write(Frame::ping());
+            (Protocol::UniJson, false) => self.write(Frame::ping()),
+            // Over HTTP nothing can answer: a write that fails ends the response instead.
+            (Protocol::UniJson, true) => return,
+            _ => {}
         }
         self.awaiting_pong = true;
     }

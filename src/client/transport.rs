@@ -115,6 +115,12 @@ impl Flow {
         self.handed_bytes.get() + self.pending.get()
     }
 
+    /// Takes every frame the session wrote (transports that are not a socket: uni HTTP streams).
+    pub(super) fn take_all_handed(&self) -> VecDeque<Bytes> {
+        self.handed_bytes.set(0);
+        std::mem::take(&mut *self.handed.borrow_mut())
+    }
+
     /// Whether reading the socket failed (as opposed to the decoder refusing what was read).
     pub(super) fn input_failed(&self) -> bool {
         self.input_failed.get()

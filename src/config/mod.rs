@@ -51,6 +51,10 @@ pub struct Settings {
     pub websocket: WebsocketSettings,
     /// `uni_websocket.*`: the unidirectional WebSocket transport.
     pub uni_websocket: UniWebsocketSettings,
+    /// `uni_sse.*`: unidirectional Server-Sent Events.
+    pub uni_sse: UniSseSettings,
+    /// `uni_http_stream.*`: unidirectional HTTP streaming.
+    pub uni_http_stream: UniHttpStreamSettings,
     /// `prometheus.*`: `/metrics`.
     pub prometheus: PrometheusSettings,
     /// `health.*`: `/health`.
@@ -595,6 +599,42 @@ impl Default for UniWebsocketSettings {
             write_timeout: Duration::from_secs(1),
             disable_disconnect_push: false,
         }
+    }
+}
+
+/// `uni_sse.*`: unidirectional Server-Sent Events (`GET` with `cf_connect`, or `POST`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct UniSseSettings {
+    /// Serve the endpoint. Default false.
+    pub enabled: bool,
+    /// Path. Default `/connection/uni_sse`.
+    pub handler_prefix: String,
+    /// Largest connect request body; more is answered 413. Default 65536.
+    pub max_request_body_size: usize,
+}
+
+impl Default for UniSseSettings {
+    fn default() -> Self {
+        Self { enabled: false, handler_prefix: "/connection/uni_sse".into(), max_request_body_size: 65536 }
+    }
+}
+
+/// `uni_http_stream.*`: unidirectional HTTP streaming (`POST` with the connect request).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct UniHttpStreamSettings {
+    /// Serve the endpoint. Default false.
+    pub enabled: bool,
+    /// Path. Default `/connection/uni_http_stream`.
+    pub handler_prefix: String,
+    /// Largest connect request body; more is answered 413. Default 65536.
+    pub max_request_body_size: usize,
+}
+
+impl Default for UniHttpStreamSettings {
+    fn default() -> Self {
+        Self { enabled: false, handler_prefix: "/connection/uni_http_stream".into(), max_request_body_size: 65536 }
     }
 }
 

@@ -132,3 +132,119 @@ async fn raw_get(node: &TestNode, target: &str) -> String {
     let n = tokio::time::timeout(WAIT, stream.read(&mut answer)).await.expect("answer in time").expect("read");
     String::from_utf8_lossy(&answer[..n]).into_owned()
 }
+
+/// A node with `uni_sse` and `uni_http_stream` on.
+async fn uni_http_node() -> TestNode {
+    TestNode::start_with(|s| {
+        s.uni_sse.enabled = true;
+        s.uni_http_stream.enabled = true;
+        s.uni_http_stream.max_request_body_size = 1024;
+    })
+    .await
+}
+
+/// Reads the streamed body until `count` complete messages (SSE events or lines) have come.
+struct BodyReader {
+    body: std::pin::Pin<Box<dyn futures_util::Stream<Item = Result<bytes::Bytes, awc::error::PayloadError>>>>,
+    buffer: String,
+    separator: &'static str,
+}
+
+impl BodyReader {
+    /// The next message as JSON (`data: ` stripped for SSE); `None` when the body ended.
+    async fn next(&mut self) -> Option<Value> {
+        use futures_util::StreamExt;
+        loop {
+            let trimmed = self.buffer.trim_start_matches(['\r', '\n']).to_owned();
+            if let Some(at) = trimmed.find(self.separator) {
+                let message = trimmed[..at].trim_start_matches("data: ").to_owned();
+                self.buffer = trimmed[at + self.separator.len()..].to_owned();
+                return Some(serde_json::from_str(&message).expect("a JSON message"));
+            }
+            let chunk = tokio::time::timeout(WAIT, self.body.next()).await.expect("body in time")?;
+            self.buffer.push_str(std::str::from_utf8(&chunk.expect("chunk")).expect("UTF-8"));
+        }
+    }
+}
+
+#[actix_web::test]
+async fn uni_http_stream_and_uni_sse_stream_the_connect_push_and_publications() {
+    let node = uni_http_node().await;
+    let connect = json!({"token": token(json!({"sub": "h", "channels": ["chat:uh"]}))});
+    let response = awc::Client::new()
+        .post(format!("http://{}/connection/uni_http_stream", node.addr))
+        .send_body(connect.to_string())
+        .await
+        .expect("uni_http_stream");
+    assert_eq!(response.status().as_u16(), 200);
+    let mut lines = BodyReader { body: Box::pin(response), buffer: String::new(), separator: "\n" };
+    assert!(lines.next().await.expect("connect")["connect"]["subs"]["chat:uh"].is_object());
+
+    let query = url_encode(&json!({"token": token(json!({"sub": "s", "channels": ["chat:uh"]}))}).to_string());
+    let response = awc::Client::new()
+        .get(format!("http://{}/connection/uni_sse?cf_connect={query}", node.addr))
+        .send()
+        .await
+        .expect("uni_sse");
+    assert_eq!(
+        response.headers().get("content-type").map(|v| v.to_str().unwrap()),
+        Some("text/event-stream; charset=utf-8")
+    );
+    let mut events = BodyReader { body: Box::pin(response), buffer: String::new(), separator: "\n\n" };
+    assert!(events.next().await.expect("connect")["connect"]["client"].is_string());
+
+    node.api_ok("publish", json!({"channel": "chat:uh", "data": {"n": 1}})).await;
+    let expected = json!({"channel": "chat:uh", "pub": {"data": {"n": 1}, "offset": 1}});
+    assert_eq!(lines.next().await, Some(expected.clone()));
+    assert_eq!(events.next().await, Some(expected));
+
+    node.api_ok("disconnect", json!({"user": "h", "disconnect": {"code": 4001, "reason": "go"}})).await;
+    assert_eq!(lines.next().await, Some(json!({"disconnect": {"code": 4001, "reason": "go"}})));
+    assert_eq!(lines.next().await, None, "the body ends after the disconnect");
+
+    // A client that goes away is noticed when writing to it fails (the second write after it
+    // left: pushes, or the ping every client.ping_interval), and its session ends.
+    drop(events);
+    let mut clients = Value::Null;
+    for n in 2..100 {
+        node.api_ok("publish", json!({"channel": "chat:uh", "data": {"n": n}})).await;
+        clients = node.api_ok("info", json!({})).await["nodes"][0]["num_clients"].clone();
+        if clients == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(clients, 0, "the SSE client that went away is gone");
+}
+
+#[actix_web::test]
+async fn uni_http_requests_get_http_answers_for_bad_input() {
+    let node = uni_http_node().await;
+    let client = awc::Client::new();
+    let url = |path: &str| format!("http://{}{path}", node.addr);
+    let status = |r: &awc::ClientResponse<_>| r.status().as_u16();
+    let bad_json = client.post(url("/connection/uni_http_stream")).send_body("{nope").await.expect("post");
+    assert_eq!(status(&bad_json), 400);
+    let too_big = client
+        .post(url("/connection/uni_http_stream"))
+        .send_body(format!("{{\"name\":\"{}\"}}", "x".repeat(2000)))
+        .await
+        .expect("post");
+    assert_eq!(status(&too_big), 413);
+    let get = client.get(url("/connection/uni_http_stream")).send().await.expect("get");
+    assert_eq!(status(&get), 405);
+    let preflight = client
+        .request(actix_web::http::Method::OPTIONS, url("/connection/uni_http_stream"))
+        .send()
+        .await
+        .expect("options");
+    assert_eq!(status(&preflight), 204);
+    let bad_query = client.get(url("/connection/uni_sse?cf_connect=%7Bnope")).send().await.expect("get");
+    assert_eq!(status(&bad_query), 400);
+    let put = client.put(url("/connection/uni_sse")).send().await.expect("put");
+    assert_eq!(status(&put), 405);
+    let off = TestNode::start().await;
+    let missing =
+        client.post(format!("http://{}/connection/uni_http_stream", off.addr)).send_body("{}").await.expect("post");
+    assert_eq!(status(&missing), 404);
+}
