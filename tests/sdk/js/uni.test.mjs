@@ -1,6 +1,7 @@
-// The unidirectional WebSocket (uni_websocket) with nothing but a plain WebSocket (the `ws`
-// package, as a page would use the browser's WebSocket): the connect request as the first
-// message, bare pushes, and recovery of what was missed through the connect request's `subs`.
+// The unidirectional transports with nothing but what a page has: a plain WebSocket (the `ws`
+// package, as the browser's WebSocket) for uni_websocket, and fetch for uni_http_stream and
+// uni_sse. The connect request as the first message (or the request body / cf_connect), bare
+// pushes, and recovery of what was missed through the connect request's `subs`.
 
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
@@ -22,9 +23,35 @@ async function openUni(node, request) {
   return { ws, messages, closed: () => closed };
 }
 
-describe('uni_websocket with a plain WebSocket', () => {
+/** Reads a streamed fetch body; `next()` resolves with the next message (JSON). */
+function messageReader(response, separator) {
+  const reader = response.body.getReader();
+  const decoder = new TextDecoder();
+  let buffer = '';
+  return {
+    async next() {
+      for (;;) {
+        buffer = buffer.replace(/^[\r\n]+/, '');
+        const at = buffer.indexOf(separator);
+        if (at >= 0) {
+          const message = buffer.slice(0, at).replace(/^data: /, '');
+          buffer = buffer.slice(at + separator.length);
+          return JSON.parse(message);
+        }
+        const { value, done } = await reader.read();
+        if (done) return null;
+        buffer += decoder.decode(value, { stream: true });
+      }
+    },
+    cancel: () => reader.cancel(),
+  };
+}
+
+describe('unidirectional transports without an SDK', () => {
   let node;
-  before(async () => { node = await startGyre({ uni_websocket: { enabled: true } }); });
+  before(async () => {
+    node = await startGyre({ uni_websocket: { enabled: true }, uni_sse: { enabled: true }, uni_http_stream: { enabled: true } });
+  });
   after(async () => { await node?.stop(); });
 
   it('connects with a token, receives publications, and recovers what it missed', async () => {
@@ -48,6 +75,30 @@ describe('uni_websocket with a plain WebSocket', () => {
     assert.equal(sub.recovered, true);
     assert.deepEqual(sub.publications.map((p) => p.data), [{ n: 2 }, { n: 3 }]);
     again.ws.close();
+  });
+
+  it('streams publications over uni_http_stream (fetch POST) and uni_sse (fetch GET with cf_connect)', async () => {
+    const channel = 'chat:fetch-' + randomId();
+    const token = node.token('fetch-user', { channels: [channel] });
+    const streamed = await fetch(`http://${node.addr}/connection/uni_http_stream`, {
+      method: 'POST',
+      body: JSON.stringify({ token }),
+    });
+    assert.equal(streamed.status, 200);
+    const lines = messageReader(streamed, '\n');
+    const cfConnect = encodeURIComponent(JSON.stringify({ token }));
+    const sse = await fetch(`http://${node.addr}/connection/uni_sse?cf_connect=${cfConnect}`);
+    assert.equal(sse.headers.get('content-type'), 'text/event-stream; charset=utf-8');
+    const events = messageReader(sse, '\n\n');
+    assert.equal(typeof (await lines.next()).connect.client, 'string');
+    assert.equal(typeof (await events.next()).connect.client, 'string');
+
+    const published = await node.publish(channel, { hello: 'fetch' });
+    const expected = { channel, pub: { data: { hello: 'fetch' }, offset: published.offset } };
+    assert.deepEqual(await lines.next(), expected);
+    assert.deepEqual(await events.next(), expected);
+    await lines.cancel();
+    await events.cancel();
   });
 
   it('is told why when its connect request is refused', async () => {
