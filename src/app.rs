@@ -186,14 +186,28 @@ fn routes(cfg: &mut web::ServiceConfig, node: &Node, endpoints: Endpoints) {
     if endpoints.websocket && settings.uni_websocket.enabled {
         cfg.route(&settings.uni_websocket.handler_prefix, web::get().to(client::ws::not_upgraded));
     }
+    if endpoints.websocket && settings.http_stream.enabled {
+        let limit = web::PayloadConfig::new(settings.http_stream.max_request_body_size.saturating_add(1));
+        cfg.service(
+            web::resource(&settings.http_stream.handler_prefix).app_data(limit).to(client::http::emulated_http_stream),
+        );
+    }
+    if endpoints.websocket && settings.sse.enabled {
+        let limit = web::PayloadConfig::new(settings.sse.max_request_body_size.saturating_add(1));
+        cfg.service(web::resource(&settings.sse.handler_prefix).app_data(limit).to(client::http::emulated_sse));
+    }
+    if endpoints.websocket && (settings.http_stream.enabled || settings.sse.enabled) {
+        let limit = web::PayloadConfig::new(settings.emulation.max_request_body_size.saturating_add(1));
+        cfg.service(web::resource(&settings.emulation.handler_prefix).app_data(limit).to(client::http::emulation));
+    }
     if endpoints.websocket && settings.uni_sse.enabled {
         let limit = web::PayloadConfig::new(settings.uni_sse.max_request_body_size.saturating_add(1));
-        cfg.service(web::resource(&settings.uni_sse.handler_prefix).app_data(limit).to(client::uni_http::sse));
+        cfg.service(web::resource(&settings.uni_sse.handler_prefix).app_data(limit).to(client::http::sse));
     }
     if endpoints.websocket && settings.uni_http_stream.enabled {
         let limit = web::PayloadConfig::new(settings.uni_http_stream.max_request_body_size.saturating_add(1));
         cfg.service(
-            web::resource(&settings.uni_http_stream.handler_prefix).app_data(limit).to(client::uni_http::http_stream),
+            web::resource(&settings.uni_http_stream.handler_prefix).app_data(limit).to(client::http::http_stream),
         );
     }
     if endpoints.ops && settings.health.enabled {

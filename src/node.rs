@@ -1,14 +1,16 @@
 //! What every connection and API handler shares: immutable settings, compiled channel rules,
 //! the token verifier, and the registry's address.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use actix::Addr;
+use actix::{Addr, Recipient};
 
 use crate::auth::TokenVerifier;
 use crate::channel::ChannelRules;
+use crate::client::messages::EmulatedCommands;
 use crate::cluster::NatsBridge;
 use crate::config::Settings;
 use crate::registry::Registry;
@@ -57,6 +59,8 @@ pub struct Node {
     connections: AtomicUsize,
     /// Fixed one-second window for `client.connection_rate_limit`: (second, count).
     rate_window: Mutex<(u64, usize)>,
+    /// Emulated sessions (HTTP-streaming, SSE) on this node by session id, for `/emulation`.
+    emulated: Mutex<HashMap<String, Recipient<EmulatedCommands>>>,
 }
 
 impl Node {
@@ -75,7 +79,27 @@ impl Node {
             draining: AtomicBool::new(false),
             connections: AtomicUsize::new(0),
             rate_window: Mutex::new((0, 0)),
+            emulated: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Registers an emulated session under its session id.
+    pub fn add_emulated(&self, session: &str, recipient: Recipient<EmulatedCommands>) {
+        if let Ok(mut sessions) = self.emulated.lock() {
+            sessions.insert(session.to_owned(), recipient);
+        }
+    }
+
+    /// Forgets an emulated session.
+    pub fn remove_emulated(&self, session: &str) {
+        if let Ok(mut sessions) = self.emulated.lock() {
+            sessions.remove(session);
+        }
+    }
+
+    /// The emulated session with this id, if it is on this node.
+    pub fn emulated(&self, session: &str) -> Option<Recipient<EmulatedCommands>> {
+        self.emulated.lock().ok()?.get(session).cloned()
     }
 
     /// The node is shutting down: refuse new connections.

@@ -10,6 +10,12 @@ use crate::channel::ResolvedChannel;
 use crate::domain::{ChannelName, ClientId, Payload, StreamPosition};
 use crate::protocol::{Disconnect, Frame, Protocol, ReplyError};
 
+/// Commands for an emulated session (HTTP-streaming or SSE) that arrived through `/emulation`:
+/// JSON command lines, as a WebSocket frame would carry them.
+#[derive(Debug, actix::Message)]
+#[rtype(result = "()")]
+pub struct EmulatedCommands(pub bytestring::ByteString);
+
 /// Something for one connection, queued in its [`Outbox`].
 #[derive(Debug)]
 pub enum Deliver {

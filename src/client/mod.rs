@@ -12,13 +12,13 @@
 
 mod commands;
 pub mod frame_guard;
+pub mod http;
 pub mod messages;
 pub mod outbox;
 mod pings;
 mod rate_limit;
 mod session;
 mod transport;
-pub mod uni_http;
 pub mod ws;
 
 pub use session::ClientSession;

@@ -10,7 +10,7 @@ use actix_web_actors::ws;
 use bytestring::ByteString;
 
 use super::commands::PendingSubscription;
-use super::messages::{ClientHandle, Deliver, SubscribeAnswer};
+use super::messages::{ClientHandle, Deliver, EmulatedCommands, SubscribeAnswer};
 use super::outbox::{Deliveries, Outbox};
 use super::pings;
 use super::rate_limit::CommandLimiter;
@@ -104,9 +104,9 @@ pub struct ClientSession {
     /// Unidirectional WebSocket: the connect request from the handshake's `cf_connect`, run once
     /// the session starts.
     pending_connect: Option<Box<ConnectRequest>>,
-    /// The frames go into an HTTP response body (uni_sse, uni_http_stream), not a socket: no
-    /// WebSocket pings.
-    over_http: bool,
+    /// The frames go into an HTTP response body (uni_sse, uni_http_stream, and the emulated
+    /// http_stream and sse), not a socket.
+    http: Option<Box<HttpSession>>,
     /// Command rate limit buckets, created on the first limited command.
     pub(super) limiter: Option<Box<CommandLimiter>>,
 }
@@ -138,7 +138,7 @@ impl ClientSession {
             held: Vec::new(),
             close_on_flush: 0,
             pending_connect: None,
-            over_http: false,
+            http: None,
             limiter: None,
         }
     }
@@ -221,7 +221,10 @@ impl ClientSession {
         self.state = State::Closed;
         self.input.clear();
         self.outbox.close();
-        if self.protocol == Protocol::UniJson && !self.node.settings.uni_websocket.disable_disconnect_push {
+        // Unidirectional and emulated transports tell why in a message before they end (a
+        // WebSocket's close frame carries it, and an HTTP body has none).
+        let uni_push = self.protocol == Protocol::UniJson && !self.node.settings.uni_websocket.disable_disconnect_push;
+        if uni_push || self.emulation_session().is_some() {
             self.out.disconnect(u32::from(disconnect.code), &disconnect.reason);
             if let Some(frame) = self.out.take() {
                 self.write(frame);
@@ -278,8 +281,21 @@ impl ClientSession {
 
     /// A session whose frames become an HTTP response body (no WebSocket control frames).
     pub fn over_http(mut self) -> Self {
-        self.over_http = true;
+        self.http = Some(Box::default());
         self
+    }
+
+    /// An emulated bidirectional session (HTTP-streaming or SSE): `initial` holds the commands of
+    /// the opening request (the connect command); later ones come through `/emulation`.
+    pub fn emulated(mut self, initial: ByteString) -> Self {
+        let session = uuid::Uuid::new_v4().to_string();
+        self.http = Some(Box::new(HttpSession { emulation: Some(session), initial: Some(initial) }));
+        self
+    }
+
+    /// The emulated session's id (`session` of the connect result).
+    pub(super) fn emulation_session(&self) -> Option<&str> {
+        self.http.as_ref()?.emulation.as_deref()
     }
 
     /// Starts with the connect request the handshake carried (`cf_connect`).
@@ -384,7 +400,7 @@ impl ClientSession {
         let bytes = self.out.ping();
         METRICS.sent("server_ping", bytes);
         self.flush(ctx);
-        match (self.protocol, self.over_http) {
+        match (self.protocol, self.http.is_some()) {
             // Unidirectional clients send nothing: a WebSocket ping checks they are there
             // (browsers answer it without the application), as Centrifugo's uni_websocket does.
             (Protocol::UniJson, false) => self.write(Frame::ping()),
@@ -488,10 +504,21 @@ impl Actor for ClientSession {
         if let Some(request) = self.pending_connect.take() {
             self.run_uni_connect(*request, ctx);
         }
+        if let Some(http) = self.http.as_mut() {
+            if let Some(session) = &http.emulation {
+                self.node.add_emulated(session, ctx.address().recipient());
+            }
+            if let Some(initial) = http.initial.take() {
+                self.on_frame(|input| input.push_json(initial), ctx);
+            }
+        }
     }
 
     fn stopped(&mut self, _: &mut Self::Context) {
         self.outbox.close();
+        if let Some(session) = self.emulation_session() {
+            self.node.remove_emulated(session);
+        }
         let mut channels: Vec<ChannelName> = self.subscriptions.drain().map(|(channel, _)| channel).collect();
         // Subscriptions the registry already has but whose answer has not arrived yet.
         match self.busy.take().map(|busy| *busy) {
@@ -608,4 +635,25 @@ fn uni_disconnect_by_code(code: u16) -> Disconnect {
         .into_iter()
         .find(|d| d.code == code)
         .unwrap_or(Disconnect::SERVER_ERROR)
+}
+
+/// What a session over HTTP keeps besides a WebSocket session's state (boxed: WebSocket
+/// sessions, the many, carry only the pointer).
+#[derive(Debug, Default)]
+pub(super) struct HttpSession {
+    /// An emulated bidirectional session's id: `session` of its connect result, the key of
+    /// `/emulation` requests.
+    pub emulation: Option<String>,
+    /// Commands of the opening request, run when the session starts.
+    pub initial: Option<ByteString>,
+}
+
+impl Handler<EmulatedCommands> for ClientSession {
+    type Result = ();
+
+    fn handle(&mut self, EmulatedCommands(commands): EmulatedCommands, ctx: &mut Self::Context) {
+        let span = self.span.clone();
+        let _entered = span.enter();
+        self.on_frame(|input| input.push_json(commands), ctx);
+    }
 }

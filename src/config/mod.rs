@@ -51,6 +51,12 @@ pub struct Settings {
     pub websocket: WebsocketSettings,
     /// `uni_websocket.*`: the unidirectional WebSocket transport.
     pub uni_websocket: UniWebsocketSettings,
+    /// `http_stream.*`: bidirectional emulation over HTTP streaming.
+    pub http_stream: HttpStreamSettings,
+    /// `sse.*`: bidirectional emulation over Server-Sent Events.
+    pub sse: SseSettings,
+    /// `emulation.*`: where emulated transports send their commands.
+    pub emulation: EmulationSettings,
     /// `uni_sse.*`: unidirectional Server-Sent Events.
     pub uni_sse: UniSseSettings,
     /// `uni_http_stream.*`: unidirectional HTTP streaming.
@@ -599,6 +605,60 @@ impl Default for UniWebsocketSettings {
             write_timeout: Duration::from_secs(1),
             disable_disconnect_push: false,
         }
+    }
+}
+
+/// `http_stream.*`: the bidirectional emulation over HTTP streaming (centrifuge-js
+/// `http_stream` transport): `POST` opens the stream with the connect command.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct HttpStreamSettings {
+    /// Serve the endpoint (and `/emulation`). Default false.
+    pub enabled: bool,
+    /// Path. Default `/connection/http_stream`.
+    pub handler_prefix: String,
+    /// Largest opening request body; more is answered 413. Default 65536.
+    pub max_request_body_size: usize,
+}
+
+impl Default for HttpStreamSettings {
+    fn default() -> Self {
+        Self { enabled: false, handler_prefix: "/connection/http_stream".into(), max_request_body_size: 65536 }
+    }
+}
+
+/// `sse.*`: the bidirectional emulation over Server-Sent Events (centrifuge-js `sse`
+/// transport): `GET` with the connect command in `cf_connect`, or `POST`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SseSettings {
+    /// Serve the endpoint (and `/emulation`). Default false.
+    pub enabled: bool,
+    /// Path. Default `/connection/sse`.
+    pub handler_prefix: String,
+    /// Largest opening request body; more is answered 413. Default 65536.
+    pub max_request_body_size: usize,
+}
+
+impl Default for SseSettings {
+    fn default() -> Self {
+        Self { enabled: false, handler_prefix: "/connection/sse".into(), max_request_body_size: 65536 }
+    }
+}
+
+/// `emulation.*`: the endpoint emulated sessions post their commands to.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct EmulationSettings {
+    /// Path. Default `/emulation`.
+    pub handler_prefix: String,
+    /// Largest request body; more is answered 413. Default 65536.
+    pub max_request_body_size: usize,
+}
+
+impl Default for EmulationSettings {
+    fn default() -> Self {
+        Self { handler_prefix: "/emulation".into(), max_request_body_size: 65536 }
     }
 }
 

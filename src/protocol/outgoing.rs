@@ -285,10 +285,13 @@ impl Outgoing {
         self.try_add(|| push.json(channel, wrapped), |buf| protobuf::encode_push(buf, push.proto(channel)))
     }
 
-    /// Adds the `disconnect` push unidirectional transports send before closing.
+    /// Adds the `disconnect` push unidirectional and emulated transports send before closing
+    /// (bare on unidirectional ones, in the Reply wrapper on emulated ones).
     pub fn disconnect(&mut self, code: u32, reason: &str) -> usize {
         let body = reply::DisconnectPush { code, reason };
-        self.try_add(|| reply::uni_push("", "disconnect", &body), |_| {}).unwrap_or_default()
+        let wrapped = self.protocol != Protocol::UniJson;
+        let json = || Ok(reply::push_json("", "disconnect", &reply::to_json(&body), wrapped));
+        self.try_add(json, |_| {}).unwrap_or_default()
     }
 
     /// Adds a server ping; returns the bytes added.

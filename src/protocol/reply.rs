@@ -123,6 +123,12 @@ pub struct ConnectResult {
     /// The client must answer pings.
     #[serde(skip_serializing_if = "is_false")]
     pub pong: bool,
+    /// Emulated transports: the session id `/emulation` requests name.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub session: String,
+    /// Emulated transports: the node holding the session.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub node: String,
 }
 
 /// `subscribe` result (also the value type of connect `subs` and of the `subscribe` push).

@@ -248,3 +248,59 @@ async fn uni_http_requests_get_http_answers_for_bad_input() {
         client.post(format!("http://{}/connection/uni_http_stream", off.addr)).send_body("{}").await.expect("post");
     assert_eq!(status(&missing), 404);
 }
+
+/// Bidirectional emulation over SSE, driven by hand: the connect command in `cf_connect`, the
+/// connect reply carrying `session` and `node`, a subscribe posted to `/emulation`, the
+/// publication on the stream; bad `/emulation` requests get Centrifugo's statuses; CORS.
+#[actix_web::test]
+async fn sse_emulation_takes_commands_through_emulation() {
+    let node = TestNode::start_with(|s| {
+        s.sse.enabled = true;
+        s.client.allowed_origins = vec!["https://app.example".into()];
+    })
+    .await;
+    let connect = json!({"id": 1, "connect": {"token": token(json!({"sub": "e"}))}}).to_string();
+    let response = awc::Client::new()
+        .get(format!("http://{}/connection/sse?cf_connect={}", node.addr, url_encode(&connect)))
+        .insert_header(("Origin", "https://app.example"))
+        .send()
+        .await
+        .expect("sse");
+    assert_eq!(
+        response.headers().get("access-control-allow-origin").map(|v| v.to_str().unwrap()),
+        Some("https://app.example")
+    );
+    let mut events = BodyReader { body: Box::pin(response), buffer: String::new(), separator: "\n\n" };
+    let reply = events.next().await.expect("connect reply");
+    assert_eq!(reply["id"], 1);
+    let session = reply["connect"]["session"].as_str().expect("session").to_owned();
+    let node_id = reply["connect"]["node"].as_str().expect("node").to_owned();
+
+    let post = |body: String| awc::Client::new().post(format!("http://{}/emulation", node.addr)).send_body(body);
+    let subscribe = json!({"id": 2, "subscribe": {"channel": "emu"}}).to_string();
+    let answer = post(json!({"session": session, "node": node_id, "data": subscribe}).to_string()).await.expect("post");
+    assert_eq!(answer.status().as_u16(), 204);
+    assert_eq!(events.next().await.expect("subscribe reply")["id"], 2);
+    node.api_ok("publish", json!({"channel": "emu", "data": 7})).await;
+    let push = events.next().await.expect("publication");
+    assert_eq!(push["push"]["pub"]["data"], 7, "{push}");
+
+    let status = |body: String| async move { post(body).await.expect("post").status().as_u16() };
+    let other_node = json!({"session": session, "node": "elsewhere", "data": "{}"}).to_string();
+    assert_eq!(status(other_node).await, 404);
+    let gone = json!({"session": "gone", "node": node_id, "data": "{}"}).to_string();
+    assert_eq!(status(gone).await, 204, "an unknown session is not an error, as in Centrifugo");
+    assert_eq!(status("{nope".into()).await, 400);
+    assert_eq!(status("x".repeat(70_000)).await, 413);
+    let protobuf = awc::Client::new()
+        .post(format!("http://{}/emulation", node.addr))
+        .insert_header(("Content-Type", "application/octet-stream"))
+        .send_body("\x0a\x01x")
+        .await
+        .expect("post");
+    assert_eq!(protobuf.status().as_u16(), 415);
+    let get = awc::Client::new().get(format!("http://{}/emulation", node.addr)).send().await.expect("get");
+    assert_eq!(get.status().as_u16(), 405);
+    let no_connect = awc::Client::new().get(format!("http://{}/connection/sse", node.addr)).send().await.expect("get");
+    assert_eq!(no_connect.status().as_u16(), 400);
+}

@@ -113,6 +113,8 @@ impl ClientSession {
             ttl: expire_at.map(ttl_until).unwrap_or(0),
             ping,
             pong,
+            session: self.emulation_session().unwrap_or_default().to_owned(),
+            node: self.emulation_session().map(|_| self.node.uid.clone()).unwrap_or_default(),
             ..Default::default()
         };
         tracing::debug!(client = %self.id, user = %user, "client connected");

@@ -1,11 +1,17 @@
-//! The unidirectional HTTP transports: `uni_sse` (Server-Sent Events) and `uni_http_stream`
-//! (a chunked response of JSON lines). The request carries the connect request; the response
-//! body then streams the `connect` push and every push after it, as Centrifugo's
-//! unidirectional client protocol defines (protocol-extensions.md §5).
+//! The HTTP transports, where a response body is the connection's downstream:
 //!
-//! The session is the same [`ClientSession`] actor a WebSocket runs (in the unidirectional
-//! protocol, with nothing to read after the connect request); its frames become the body: the
-//! payload of each data frame, framed as an SSE event or a line, and its close frame ends it.
+//! * unidirectional: `uni_sse` (Server-Sent Events) and `uni_http_stream` (JSON lines). The
+//!   request carries the connect request; the body streams the `connect` push and every push
+//!   after it (Centrifugo's unidirectional client protocol, protocol-extensions.md §5);
+//! * bidirectional emulation: `http_stream` and `sse`, which centrifuge-js falls back to when
+//!   WebSocket is blocked. The request carries the connect command; the body streams replies
+//!   and pushes as a WebSocket would; later commands arrive at `/emulation` naming the session
+//!   (protocol-extensions.md §4).
+//!
+//! The session is the same [`ClientSession`] actor a WebSocket runs; its frames become the
+//! body: the payload of each data frame, framed as SSE events or lines, and its close frame
+//! ends it. Connection endpoints answer CORS as Centrifugo does: the request's `Origin` is
+//! allowed back when `client.allowed_origins` lets it in.
 
 use std::collections::VecDeque;
 use std::pin::Pin;
@@ -18,9 +24,12 @@ use actix_web::http::{header, Method, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
 use actix_web_actors::ws::WebsocketContext;
 use bytes::{Bytes, BytesMut};
+use bytestring::ByteString;
 use futures_util::Stream;
 
+use super::messages::EmulatedCommands;
 use super::transport::Flow;
+use super::ws::origin_allowed;
 use super::ClientSession;
 use crate::node::Node;
 use crate::protocol::command::ConnectRequest;
@@ -44,10 +53,11 @@ pub async fn sse(req: HttpRequest, body: web::Bytes, node: web::Data<Arc<Node>>)
         Method::POST => body_connect_request(&body, limit),
         _ => Err(StatusCode::METHOD_NOT_ALLOWED),
     };
-    match request {
+    let response = match request {
         Ok(request) => open(&node, request, Framing::Sse),
         Err(status) => HttpResponse::new(status),
-    }
+    };
+    with_cors(&req, &node, response)
 }
 
 /// `uni_http_stream.handler_prefix`: `POST` with the connect request as the body; `OPTIONS` is
@@ -56,27 +66,144 @@ pub async fn http_stream(req: HttpRequest, body: web::Bytes, node: web::Data<Arc
     let limit = node.settings.uni_http_stream.max_request_body_size;
     let request = match *req.method() {
         Method::POST => body_connect_request(&body, limit),
-        Method::OPTIONS => {
-            return HttpResponse::NoContent()
-                .insert_header(("Access-Control-Max-Age", "300"))
-                .insert_header(("Access-Control-Allow-Methods", "POST, OPTIONS"))
-                .finish()
-        }
+        Method::OPTIONS => return with_cors(&req, &node, preflight()),
         _ => Err(StatusCode::METHOD_NOT_ALLOWED),
     };
-    match request {
+    let response = match request {
         Ok(request) => open(&node, request, Framing::Lines),
         Err(status) => HttpResponse::new(status),
-    }
+    };
+    with_cors(&req, &node, response)
 }
 
 /// The connect request of a request, or the status that refuses it.
 type Parsed = Result<ConnectRequest, StatusCode>;
 
-fn query_connect_request(req: &HttpRequest) -> Parsed {
+/// `http_stream.handler_prefix`: `POST` with the connect command (JSON lines); `OPTIONS` is a
+/// CORS preflight.
+pub async fn emulated_http_stream(req: HttpRequest, body: web::Bytes, node: web::Data<Arc<Node>>) -> HttpResponse {
+    let commands = match *req.method() {
+        Method::POST => body_commands(&req, &body, node.settings.http_stream.max_request_body_size),
+        Method::OPTIONS => return with_cors(&req, &node, preflight()),
+        _ => Err(StatusCode::METHOD_NOT_ALLOWED),
+    };
+    let response = match commands {
+        Ok(commands) => open_emulated(&node, commands, Framing::Lines),
+        Err(status) => HttpResponse::new(status),
+    };
+    with_cors(&req, &node, response)
+}
+
+/// `sse.handler_prefix`: `GET` with the connect command in `cf_connect`, or `POST` with it as
+/// the body.
+pub async fn emulated_sse(req: HttpRequest, body: web::Bytes, node: web::Data<Arc<Node>>) -> HttpResponse {
+    let commands = match *req.method() {
+        Method::GET => query_value(&req, "cf_connect").map(ByteString::from).ok_or(StatusCode::BAD_REQUEST),
+        Method::POST => body_commands(&req, &body, node.settings.sse.max_request_body_size),
+        _ => Err(StatusCode::METHOD_NOT_ALLOWED),
+    };
+    let response = match commands {
+        Ok(commands) => open_emulated(&node, commands, Framing::Sse),
+        Err(status) => HttpResponse::new(status),
+    };
+    with_cors(&req, &node, response)
+}
+
+/// `emulation.handler_prefix`: `{"session": …, "node": …, "data": "<JSON command lines>"}` for
+/// an emulated session. 204 once handed to the session (also for a session that is gone, as
+/// Centrifugo answers); 404 for another node's session (not relayed between nodes yet).
+pub async fn emulation(req: HttpRequest, body: web::Bytes, node: web::Data<Arc<Node>>) -> HttpResponse {
+    let response = match *req.method() {
+        Method::POST => emulation_request(&req, &body, &node),
+        Method::OPTIONS => preflight(),
+        _ => HttpResponse::MethodNotAllowed().finish(),
+    };
+    with_cors(&req, &node, response)
+}
+
+/// What an `/emulation` body holds (JSON; `data` is the command lines as one string).
+#[derive(serde::Deserialize)]
+struct EmulationRequest {
+    session: String,
+    node: String,
+    data: String,
+}
+
+fn emulation_request(req: &HttpRequest, body: &[u8], node: &Node) -> HttpResponse {
+    if body.len() > node.settings.emulation.max_request_body_size {
+        return HttpResponse::PayloadTooLarge().finish();
+    }
+    if is_protobuf(req) {
+        return HttpResponse::UnsupportedMediaType().body("gyre emulates the JSON protocol only\n");
+    }
+    let Ok(request) = serde_json::from_slice::<EmulationRequest>(body) else {
+        return HttpResponse::BadRequest().finish();
+    };
+    if request.node != node.uid {
+        return HttpResponse::NotFound().finish();
+    }
+    if let Some(session) = node.emulated(&request.session) {
+        session.do_send(EmulatedCommands(request.data.into()));
+    }
+    HttpResponse::NoContent().finish()
+}
+
+fn preflight() -> HttpResponse {
+    HttpResponse::NoContent()
+        .insert_header(("Access-Control-Max-Age", "300"))
+        .insert_header(("Access-Control-Allow-Methods", "POST, OPTIONS"))
+        .finish()
+}
+
+/// Centrifugo's CORS answer on connection endpoints: when the origin passes
+/// `client.allowed_origins`, it is allowed back with credentials and the asked-for headers.
+fn with_cors(req: &HttpRequest, node: &Node, mut response: HttpResponse) -> HttpResponse {
+    let Some(origin) = req.headers().get(header::ORIGIN) else { return response };
+    let allowed = origin.to_str().is_ok_and(|o| origin_allowed(o, &node.settings.client.allowed_origins));
+    if !allowed {
+        return response;
+    }
+    let headers = response.headers_mut();
+    headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone());
+    headers.insert(header::ACCESS_CONTROL_ALLOW_CREDENTIALS, header::HeaderValue::from_static("true"));
+    if let Some(asked) = req.headers().get(header::ACCESS_CONTROL_REQUEST_HEADERS) {
+        headers.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, asked.clone());
+    }
+    response
+}
+
+fn is_protobuf(req: &HttpRequest) -> bool {
+    req.headers().get(header::CONTENT_TYPE).is_some_and(|v| v.as_bytes() == b"application/octet-stream")
+}
+
+/// The opening request's commands: JSON lines (the Protobuf emulation is not served yet).
+fn body_commands(req: &HttpRequest, body: &web::Bytes, limit: usize) -> Result<ByteString, StatusCode> {
+    if body.len() > limit {
+        return Err(StatusCode::PAYLOAD_TOO_LARGE);
+    }
+    if is_protobuf(req) {
+        return Err(StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    }
+    ByteString::try_from(body.clone()).map_err(|_| StatusCode::BAD_REQUEST)
+}
+
+/// Starts an emulated session on the opening commands and answers with its stream.
+fn open_emulated(node: &Arc<Node>, commands: ByteString, framing: Framing) -> HttpResponse {
+    if node.is_draining() || !node.admit_connection() {
+        return HttpResponse::ServiceUnavailable().finish();
+    }
+    let session = ClientSession::new(node.clone(), Protocol::Json).emulated(commands);
+    streaming(session, framing)
+}
+
+fn query_value(req: &HttpRequest, name: &str) -> Option<String> {
     let pairs: Vec<(String, String)> = serde_urlencoded::from_str(req.query_string()).unwrap_or_default();
-    match pairs.into_iter().find(|(key, _)| key == "cf_connect") {
-        Some((_, text)) => parse(text.as_bytes()),
+    pairs.into_iter().find(|(key, _)| key == name).map(|(_, value)| value)
+}
+
+fn query_connect_request(req: &HttpRequest) -> Parsed {
+    match query_value(req, "cf_connect") {
+        Some(text) => parse(text.as_bytes()),
         None => Ok(ConnectRequest::default()),
     }
 }
@@ -105,6 +232,11 @@ fn open(node: &Arc<Node>, request: ConnectRequest, framing: Framing) -> HttpResp
         return HttpResponse::ServiceUnavailable().finish();
     }
     let session = ClientSession::new(node.clone(), Protocol::UniJson).over_http().with_connect_request(Some(request));
+    streaming(session, framing)
+}
+
+/// The `200` whose body is `session`'s stream.
+fn streaming(session: ClientSession, framing: Framing) -> HttpResponse {
     let content_type = match framing {
         Framing::Sse => "text/event-stream; charset=utf-8",
         Framing::Lines => "text/plain; charset=utf-8",

@@ -1,0 +1,70 @@
+// Bidirectional emulation: centrifuge-js over its `http_stream` transport (fetch and a
+// streamed response, commands posted to /emulation), the fallback a page uses when WebSocket
+// is blocked. Everything a WebSocket client does: connect, subscribe, publications both ways,
+// presence, history, pings answered through /emulation, and a server disconnect.
+
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+
+import { Centrifuge } from 'centrifuge';
+
+import { collect, connected, randomId, startGyre, subscribed, waitFor, waitUntil } from './harness.mjs';
+
+describe('centrifuge-js over http_stream emulation', () => {
+  let node;
+  before(async () => {
+    node = await startGyre({ http_stream: { enabled: true }, client: { ping_interval: '2s', pong_timeout: '1s' } });
+  });
+  after(async () => { await node?.stop(); });
+
+  function emulatedClient(opts) {
+    return node.track(new Centrifuge([{ transport: 'http_stream', endpoint: `http://${node.addr}/connection/http_stream` }], {
+      emulationEndpoint: `http://${node.addr}/emulation`,
+      minReconnectDelay: 100,
+      maxReconnectDelay: 1000,
+      ...opts,
+    }));
+  }
+
+  it('subscribes, receives and publishes, reads presence and history, and answers pings', async () => {
+    const channel = 'chat:emu-' + randomId();
+    const alice = emulatedClient({ token: node.token('alice') });
+    const ctx = await connected(alice);
+    assert.equal(ctx.transport, 'http_stream');
+    const sub = alice.newSubscription(channel);
+    await subscribed(sub);
+    const got = collect(sub);
+
+    await node.publish(channel, { from: 'api' });
+    await waitUntil(() => got.length >= 1, 5000, 'the API publication');
+    assert.deepEqual(got[0].data, { from: 'api' });
+
+    await sub.publish({ from: 'alice' });
+    await waitUntil(() => got.length >= 2, 5000, 'her own publication');
+    assert.equal(got[1].info.user, 'alice');
+
+    const presence = await sub.presence();
+    assert.deepEqual(Object.values(presence.clients).map((c) => c.user), ['alice']);
+    const history = await sub.history({ limit: 10 });
+    assert.deepEqual(history.publications.map((p) => p.data), [{ from: 'api' }, { from: 'alice' }]);
+
+    // Pings every 2 s with a 1 s pong timeout: the SDK's pongs reach the session through
+    // /emulation, so it is still connected after several rounds.
+    const before = Date.now();
+    await waitUntil(() => Date.now() - before > 5000, 7000, 'five seconds of pings');
+    assert.equal(alice.state, 'connected');
+    await node.publish(channel, { after: 'pings' });
+    await waitUntil(() => got.length >= 3, 5000, 'a publication after the pings');
+    alice.disconnect();
+  });
+
+  it('hears the disconnect code when the server disconnects it', async () => {
+    const bob = emulatedClient({ token: node.token('bob') });
+    await connected(bob);
+    const disconnected = waitFor(bob, 'disconnected');
+    await node.api('disconnect', { user: 'bob', disconnect: { code: 4501, reason: 'go away' } });
+    const ctx = await disconnected;
+    assert.equal(ctx.code, 4501);
+    assert.equal(ctx.reason, 'go away');
+  });
+});
