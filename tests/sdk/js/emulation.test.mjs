@@ -1,5 +1,6 @@
 // Bidirectional emulation: centrifuge-js over its `http_stream` transport (fetch and a
-// streamed response, commands posted to /emulation), the fallback a page uses when WebSocket
+// streamed response) and its `sse` transport (EventSource; the `eventsource` package stands in
+// for the browser's), commands posted to /emulation: the fallbacks a page uses when WebSocket
 // is blocked. Everything a WebSocket client does: connect, subscribe, publications both ways,
 // presence, history, pings answered through /emulation, and a server disconnect.
 
@@ -7,13 +8,18 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 
 import { Centrifuge } from 'centrifuge';
+import { EventSource } from 'eventsource';
 
 import { collect, connected, randomId, startGyre, subscribed, waitFor, waitUntil } from './harness.mjs';
 
 describe('centrifuge-js over http_stream emulation', () => {
   let node;
   before(async () => {
-    node = await startGyre({ http_stream: { enabled: true }, client: { ping_interval: '2s', pong_timeout: '1s' } });
+    node = await startGyre({
+      http_stream: { enabled: true },
+      sse: { enabled: true },
+      client: { ping_interval: '2s', pong_timeout: '1s' },
+    });
   });
   after(async () => { await node?.stop(); });
 
@@ -56,6 +62,32 @@ describe('centrifuge-js over http_stream emulation', () => {
     await node.publish(channel, { after: 'pings' });
     await waitUntil(() => got.length >= 3, 5000, 'a publication after the pings');
     alice.disconnect();
+  });
+
+  it('works over sse, falling back to it after a WebSocket that cannot connect', async () => {
+    const channel = 'chat:sse-' + randomId();
+    const transports = [
+      { transport: 'websocket', endpoint: `ws://127.0.0.1:1/connection/websocket` },
+      { transport: 'sse', endpoint: `http://${node.addr}/connection/sse` },
+    ];
+    const carol = node.track(new Centrifuge(transports, {
+      token: node.token('carol'),
+      emulationEndpoint: `http://${node.addr}/emulation`,
+      eventsource: EventSource,
+      websocket: (await import('ws')).default,
+      minReconnectDelay: 100,
+      maxReconnectDelay: 1000,
+    }));
+    const ctx = await connected(carol);
+    assert.equal(ctx.transport, 'sse');
+    const sub = carol.newSubscription(channel);
+    await subscribed(sub);
+    const got = collect(sub);
+    await node.publish(channel, { over: 'sse' });
+    await sub.publish({ from: 'carol' });
+    await waitUntil(() => got.length >= 2, 5000, 'both publications');
+    assert.deepEqual(got.map((p) => p.data), [{ over: 'sse' }, { from: 'carol' }]);
+    carol.disconnect();
   });
 
   it('hears the disconnect code when the server disconnects it', async () => {
