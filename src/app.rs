@@ -15,6 +15,7 @@ use tracing_actix_web::TracingLogger;
 
 use crate::auth::TokenVerifier;
 use crate::channel::ChannelRules;
+use crate::client::messages::EmulatedSessions;
 use crate::cluster::history::HistoryStore;
 use crate::cluster::idempotency::Idempotency;
 use crate::cluster::{self, NatsBridge};
@@ -94,8 +95,9 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningNode> {
     };
     let name = node_name(&settings, addr.port());
     let uid = uuid::Uuid::new_v4().to_string();
-    let cluster = start_cluster(&settings, &uid, &name, &registry, &rules).await?;
-    let node = Arc::new(Node::new(NodeParts { settings, rules, verifier, registry, cluster, uid, name }));
+    let emulated = Arc::new(EmulatedSessions::default());
+    let cluster = start_cluster(&settings, &uid, &name, &registry, &rules, &emulated).await?;
+    let node = Arc::new(Node::new(NodeParts { settings, rules, verifier, registry, cluster, uid, name, emulated }));
     let mut running =
         RunningNode { node: node.clone(), addr, internal_addr: None, servers: Vec::new(), tasks: Vec::new() };
     let api_on_main = internal.is_none() || node.settings.http_api.external;
@@ -229,6 +231,7 @@ async fn start_cluster(
     name: &str,
     registry: &actix::Addr<Registry>,
     rules: &Arc<ChannelRules>,
+    emulated: &Arc<EmulatedSessions>,
 ) -> anyhow::Result<Option<actix::Addr<NatsBridge>>> {
     let broker = &settings.broker;
     if !(broker.enabled && broker.kind == "nats") {
@@ -247,6 +250,7 @@ async fn start_cluster(
         NatsBridge::new(client, &broker.nats.prefix, uid.to_owned(), name.to_owned(), registry.clone(), rules.clone())
             .with_idempotency(idempotency)
             .with_live_prefix(history.as_ref().map(|h| h.live_prefix()))
+            .with_emulated(emulated.clone())
             .start();
     registry.do_send(AttachBridge { bridge: bridge.clone(), history });
     tracing::info!(url = %broker.nats.url, prefix = %broker.nats.prefix, "cluster mode: relaying through NATS");

@@ -1,16 +1,15 @@
 //! What every connection and API handler shares: immutable settings, compiled channel rules,
 //! the token verifier, and the registry's address.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use actix::{Addr, Recipient};
+use actix::Addr;
 
 use crate::auth::TokenVerifier;
 use crate::channel::ChannelRules;
-use crate::client::messages::EmulatedCommands;
+use crate::client::messages::EmulatedSessions;
 use crate::cluster::NatsBridge;
 use crate::config::Settings;
 use crate::registry::Registry;
@@ -34,6 +33,8 @@ pub struct NodeParts {
     pub uid: String,
     /// Node name.
     pub name: String,
+    /// Emulated sessions (shared with the NATS bridge, which relays `/emulation` requests).
+    pub emulated: Arc<EmulatedSessions>,
 }
 
 /// Shared, read-only node context (plus the draining flag).
@@ -59,14 +60,14 @@ pub struct Node {
     connections: AtomicUsize,
     /// Fixed one-second window for `client.connection_rate_limit`: (second, count).
     rate_window: Mutex<(u64, usize)>,
-    /// Emulated sessions (HTTP-streaming, SSE) on this node by session id, for `/emulation`.
-    emulated: Mutex<HashMap<String, Recipient<EmulatedCommands>>>,
+    /// Emulated sessions (HTTP-streaming, SSE) on this node, for `/emulation`.
+    pub emulated: Arc<EmulatedSessions>,
 }
 
 impl Node {
     /// Builds the shared context.
     pub fn new(parts: NodeParts) -> Self {
-        let NodeParts { settings, rules, verifier, registry, cluster, uid, name } = parts;
+        let NodeParts { settings, rules, verifier, registry, cluster, uid, name, emulated } = parts;
         Self {
             settings,
             rules,
@@ -79,27 +80,8 @@ impl Node {
             draining: AtomicBool::new(false),
             connections: AtomicUsize::new(0),
             rate_window: Mutex::new((0, 0)),
-            emulated: Mutex::new(HashMap::new()),
+            emulated,
         }
-    }
-
-    /// Registers an emulated session under its session id.
-    pub fn add_emulated(&self, session: &str, recipient: Recipient<EmulatedCommands>) {
-        if let Ok(mut sessions) = self.emulated.lock() {
-            sessions.insert(session.to_owned(), recipient);
-        }
-    }
-
-    /// Forgets an emulated session.
-    pub fn remove_emulated(&self, session: &str) {
-        if let Ok(mut sessions) = self.emulated.lock() {
-            sessions.remove(session);
-        }
-    }
-
-    /// The emulated session with this id, if it is on this node.
-    pub fn emulated(&self, session: &str) -> Option<Recipient<EmulatedCommands>> {
-        self.emulated.lock().ok()?.get(session).cloned()
     }
 
     /// The node is shutting down: refuse new connections.

@@ -27,10 +27,10 @@ use bytes::{Bytes, BytesMut};
 use bytestring::ByteString;
 use futures_util::Stream;
 
-use super::messages::EmulatedCommands;
 use super::transport::Flow;
 use super::ws::origin_allowed;
 use super::ClientSession;
+use crate::cluster::RelayEmulation;
 use crate::node::Node;
 use crate::protocol::command::ConnectRequest;
 use crate::protocol::Protocol;
@@ -110,11 +110,12 @@ pub async fn emulated_sse(req: HttpRequest, body: web::Bytes, node: web::Data<Ar
 }
 
 /// `emulation.handler_prefix`: `{"session": …, "node": …, "data": "<JSON command lines>"}` for
-/// an emulated session. 204 once handed to the session (also for a session that is gone, as
-/// Centrifugo answers); 404 for another node's session (not relayed between nodes yet).
+/// an emulated session. 204 once handed to the session, here or (relayed through NATS) on the
+/// node that holds it, also for a session that is gone, as Centrifugo answers; 404 for a node
+/// that is not in the cluster; 500 when NATS cannot take the relay.
 pub async fn emulation(req: HttpRequest, body: web::Bytes, node: web::Data<Arc<Node>>) -> HttpResponse {
     let response = match *req.method() {
-        Method::POST => emulation_request(&req, &body, &node),
+        Method::POST => emulation_request(&req, &body, &node).await,
         Method::OPTIONS => preflight(),
         _ => HttpResponse::MethodNotAllowed().finish(),
     };
@@ -129,7 +130,7 @@ struct EmulationRequest {
     data: String,
 }
 
-fn emulation_request(req: &HttpRequest, body: &[u8], node: &Node) -> HttpResponse {
+async fn emulation_request(req: &HttpRequest, body: &[u8], node: &Node) -> HttpResponse {
     if body.len() > node.settings.emulation.max_request_body_size {
         return HttpResponse::PayloadTooLarge().finish();
     }
@@ -139,13 +140,21 @@ fn emulation_request(req: &HttpRequest, body: &[u8], node: &Node) -> HttpRespons
     let Ok(request) = serde_json::from_slice::<EmulationRequest>(body) else {
         return HttpResponse::BadRequest().finish();
     };
-    if request.node != node.uid {
-        return HttpResponse::NotFound().finish();
+    if request.node == node.uid {
+        node.emulated.deliver(&request.session, request.data.into());
+        return HttpResponse::NoContent().finish();
     }
-    if let Some(session) = node.emulated(&request.session) {
-        session.do_send(EmulatedCommands(request.data.into()));
+    let Some(bridge) = &node.cluster else { return HttpResponse::NotFound().finish() };
+    let relay = RelayEmulation { node: request.node, session: request.session, data: request.data };
+    match bridge.send(relay).await {
+        Ok(Ok(true)) => HttpResponse::NoContent().finish(),
+        Ok(Ok(false)) => HttpResponse::NotFound().finish(),
+        Ok(Err(error)) => {
+            tracing::warn!(%error, "cannot relay an /emulation request: NATS is unavailable");
+            HttpResponse::InternalServerError().finish()
+        }
+        Err(_) => HttpResponse::InternalServerError().finish(),
     }
-    HttpResponse::NoContent().finish()
 }
 
 fn preflight() -> HttpResponse {

@@ -16,6 +16,41 @@ use crate::protocol::{Disconnect, Frame, Protocol, ReplyError};
 #[rtype(result = "()")]
 pub struct EmulatedCommands(pub bytestring::ByteString);
 
+/// The emulated sessions (HTTP-streaming, SSE) on this node by session id: `/emulation`
+/// requests, and those other nodes relay here, find their session through it.
+#[derive(Default)]
+pub struct EmulatedSessions {
+    sessions: std::sync::Mutex<std::collections::HashMap<String, actix::Recipient<EmulatedCommands>>>,
+}
+
+impl EmulatedSessions {
+    /// Registers a session.
+    pub fn add(&self, session: &str, recipient: actix::Recipient<EmulatedCommands>) {
+        if let Ok(mut sessions) = self.sessions.lock() {
+            sessions.insert(session.to_owned(), recipient);
+        }
+    }
+
+    /// Forgets a session.
+    pub fn remove(&self, session: &str) {
+        if let Ok(mut sessions) = self.sessions.lock() {
+            sessions.remove(session);
+        }
+    }
+
+    /// Hands `commands` to the session; false when it is not on this node (any more).
+    pub fn deliver(&self, session: &str, commands: bytestring::ByteString) -> bool {
+        let recipient = self.sessions.lock().ok().and_then(|sessions| sessions.get(session).cloned());
+        match recipient {
+            Some(recipient) => {
+                recipient.do_send(EmulatedCommands(commands));
+                true
+            }
+            None => false,
+        }
+    }
+}
+
 /// Something for one connection, queued in its [`Outbox`].
 #[derive(Debug)]
 pub enum Deliver {

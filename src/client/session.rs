@@ -506,7 +506,7 @@ impl Actor for ClientSession {
         }
         if let Some(http) = self.http.as_mut() {
             if let Some(session) = &http.emulation {
-                self.node.add_emulated(session, ctx.address().recipient());
+                self.node.emulated.add(session, ctx.address().recipient());
             }
             if let Some(initial) = http.initial.take() {
                 self.on_frame(|input| input.push_json(initial), ctx);
@@ -517,7 +517,7 @@ impl Actor for ClientSession {
     fn stopped(&mut self, _: &mut Self::Context) {
         self.outbox.close();
         if let Some(session) = self.emulation_session() {
-            self.node.remove_emulated(session);
+            self.node.emulated.remove(session);
         }
         let mut channels: Vec<ChannelName> = self.subscriptions.drain().map(|(channel, _)| channel).collect();
         // Subscriptions the registry already has but whose answer has not arrived yet.

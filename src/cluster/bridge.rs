@@ -18,7 +18,7 @@ use super::idempotency::{Claim, Idempotency};
 use super::subjects::{decode_token, Subjects};
 use crate::channel::ChannelRules;
 use crate::channel::IDEMPOTENCY_WINDOW;
-use crate::client::messages::{ServerSubscribe, SubscribeOverrides};
+use crate::client::messages::{EmulatedSessions, ServerSubscribe, SubscribeOverrides};
 use crate::config::NatsSettings;
 use crate::domain::{ChannelName, ClientId, StreamPosition};
 use crate::metrics::METRICS;
@@ -123,6 +123,19 @@ pub struct SendControl(pub ControlCommand);
 #[rtype(result = "Vec<NodeInfo>")]
 pub struct GetNodes;
 
+/// Relays an `/emulation` request to the node holding the session. Answers false when that
+/// node is not a live peer.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<bool, ClusterError>")]
+pub struct RelayEmulation {
+    /// The node's uid.
+    pub node: String,
+    /// Session id.
+    pub session: String,
+    /// JSON command lines.
+    pub data: String,
+}
+
 /// Asks the other nodes; answers arrive until all live peers replied or the timeout.
 #[derive(Debug, Message)]
 #[rtype(result = "Vec<SurveyAnswer>")]
@@ -161,6 +174,7 @@ pub struct NatsBridge {
     /// Cluster-wide idempotency markers; `None` when NATS has no JetStream (then node-local).
     idempotency: Option<Arc<Idempotency>>,
     local_keys: HashMap<(ChannelName, String), Instant>,
+    emulated: Arc<EmulatedSessions>,
 }
 
 impl NatsBridge {
@@ -189,6 +203,7 @@ impl NatsBridge {
             next_survey: 0,
             idempotency: None,
             local_keys: HashMap::new(),
+            emulated: Arc::default(),
         }
     }
 
@@ -201,6 +216,12 @@ impl NatsBridge {
     /// Relays stored publications published under `live_prefix` (cluster-wide history).
     pub fn with_live_prefix(mut self, live_prefix: Option<String>) -> Self {
         self.live_prefix = live_prefix;
+        self
+    }
+
+    /// Delivers relayed `/emulation` requests to this node's emulated sessions.
+    pub fn with_emulated(mut self, sessions: Arc<EmulatedSessions>) -> Self {
+        self.emulated = sessions;
         self
     }
 
@@ -317,6 +338,11 @@ impl NatsBridge {
             }
             ControlCommand::Survey { id, query } => self.answer_survey(control.from, id, query, ctx),
             ControlCommand::SurveyReply { id, answer } => self.collect_answer(id, answer),
+            ControlCommand::Emulation { session, data } => {
+                if !self.emulated.deliver(&session, data.into()) {
+                    tracing::debug!(%session, "relayed /emulation request for a session that is gone");
+                }
+            }
             command => {
                 if let Some(to_user) = self.user_action(command) {
                     self.registry.do_send(to_user);
@@ -553,6 +579,20 @@ impl Handler<SendControl> for NatsBridge {
     fn handle(&mut self, SendControl(command): SendControl, _: &mut Self::Context) -> Self::Result {
         let payload = self.control(command);
         Box::pin(self.publish_bytes("control", self.subjects.control(), payload))
+    }
+}
+
+impl Handler<RelayEmulation> for NatsBridge {
+    type Result = ResponseFuture<Result<bool, ClusterError>>;
+
+    fn handle(&mut self, msg: RelayEmulation, _: &mut Self::Context) -> Self::Result {
+        let live = self.peers.get(&msg.node).is_some_and(|(_, seen)| seen.elapsed() < PEER_TTL);
+        if !live {
+            return Box::pin(async { Ok(false) });
+        }
+        let payload = self.control(ControlCommand::Emulation { session: msg.session, data: msg.data });
+        let sending = self.publish_bytes("control", self.subjects.node(&msg.node), payload);
+        Box::pin(async move { sending.await.map(|()| true) })
     }
 }
 

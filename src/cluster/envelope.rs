@@ -120,6 +120,14 @@ pub enum ControlCommand {
     Node(NodeInfo),
     /// The sender is shutting down: forget it now.
     Shutdown,
+    /// Commands for an emulated session on the receiving node (an `/emulation` request that
+    /// reached another node).
+    Emulation {
+        /// Session id.
+        session: String,
+        /// JSON command lines.
+        data: String,
+    },
     /// Disconnect a user's connections.
     Disconnect {
         /// Target.

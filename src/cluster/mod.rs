@@ -20,6 +20,6 @@ pub mod lossless;
 pub mod subjects;
 
 pub use bridge::{
-    connect, ClusterError, GetNodes, LeaveCluster, NatsBridge, PublishToChannel, SendControl, Survey, UnwatchChannel,
-    WatchChannel,
+    connect, ClusterError, GetNodes, LeaveCluster, NatsBridge, PublishToChannel, RelayEmulation, SendControl, Survey,
+    UnwatchChannel, WatchChannel,
 };

@@ -304,3 +304,35 @@ async fn sse_emulation_takes_commands_through_emulation() {
     let no_connect = awc::Client::new().get(format!("http://{}/connection/sse", node.addr)).send().await.expect("get");
     assert_eq!(no_connect.status().as_u16(), 400);
 }
+
+/// Behind a load balancer without sticky sessions an `/emulation` request may reach another
+/// node: it is relayed through NATS to the node holding the session.
+#[actix_web::test]
+async fn an_emulation_request_to_another_node_is_relayed_to_the_session() {
+    let nats = NatsServer::start().await;
+    let a = TestNode::start_clustered_with(&nats, "a", |s| s.sse.enabled = true).await;
+    let b = TestNode::start_clustered_with(&nats, "b", |s| s.sse.enabled = true).await;
+    a.wait_for_nodes(2).await;
+    b.wait_for_nodes(2).await;
+    let connect = json!({"id": 1, "connect": {"token": token(json!({"sub": "r"}))}}).to_string();
+    let response = awc::Client::new()
+        .get(format!("http://{}/connection/sse?cf_connect={}", a.addr, url_encode(&connect)))
+        .send()
+        .await
+        .expect("sse on a");
+    let mut events = BodyReader { body: Box::pin(response), buffer: String::new(), separator: "\n\n" };
+    let reply = events.next().await.expect("connect reply");
+    let (session, node_a) = (reply["connect"]["session"].clone(), reply["connect"]["node"].clone());
+
+    let post_to_b =
+        |body: Value| awc::Client::new().post(format!("http://{}/emulation", b.addr)).send_body(body.to_string());
+    let subscribe = json!({"id": 2, "subscribe": {"channel": "relayed"}}).to_string();
+    let answer = post_to_b(json!({"session": session, "node": node_a, "data": subscribe})).await.expect("post to b");
+    assert_eq!(answer.status().as_u16(), 204);
+    assert_eq!(events.next().await.expect("subscribe reply, through node a's stream")["id"], 2);
+    b.api_ok("publish", json!({"channel": "relayed", "data": "across"})).await;
+    assert_eq!(events.next().await.expect("publication")["push"]["pub"]["data"], "across");
+
+    let unknown = post_to_b(json!({"session": session, "node": "no-such-node", "data": "{}"})).await.expect("post");
+    assert_eq!(unknown.status().as_u16(), 404);
+}
