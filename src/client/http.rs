@@ -42,6 +42,8 @@ enum Framing {
     Sse,
     /// `<json>\n`.
     Lines,
+    /// The payloads as they are (delimited Protobuf replies).
+    Raw,
 }
 
 /// `uni_sse.handler_prefix`: `GET` with the connect request in `cf_connect` (none: an empty
@@ -79,17 +81,20 @@ pub async fn http_stream(req: HttpRequest, body: web::Bytes, node: web::Data<Arc
 /// The connect request of a request, or the status that refuses it.
 type Parsed = Result<ConnectRequest, StatusCode>;
 
-/// `http_stream.handler_prefix`: `POST` with the connect command (JSON lines); `OPTIONS` is a
-/// CORS preflight.
+/// `http_stream.handler_prefix`: `POST` with the connect command: JSON lines, or delimited
+/// Protobuf commands with `Content-Type: application/octet-stream` (the stream is then
+/// delimited Protobuf replies); `OPTIONS` is a CORS preflight.
 pub async fn emulated_http_stream(req: HttpRequest, body: web::Bytes, node: web::Data<Arc<Node>>) -> HttpResponse {
-    let commands = match *req.method() {
-        Method::POST => body_commands(&req, &body, node.settings.http_stream.max_request_body_size),
-        Method::OPTIONS => return with_cors(&req, &node, preflight()),
-        _ => Err(StatusCode::METHOD_NOT_ALLOWED),
-    };
-    let response = match commands {
-        Ok(commands) => open_emulated(&node, commands, Framing::Lines),
-        Err(status) => HttpResponse::new(status),
+    let limit = node.settings.http_stream.max_request_body_size;
+    let response = match *req.method() {
+        Method::POST if body.len() > limit => HttpResponse::PayloadTooLarge().finish(),
+        Method::POST if is_protobuf(&req) => open_emulated(&node, Protocol::Protobuf, body, Framing::Raw),
+        Method::POST => match json_commands(&body, limit) {
+            Ok(commands) => open_emulated(&node, Protocol::Json, commands.into_bytes(), Framing::Lines),
+            Err(status) => HttpResponse::new(status),
+        },
+        Method::OPTIONS => preflight(),
+        _ => HttpResponse::MethodNotAllowed().finish(),
     };
     with_cors(&req, &node, response)
 }
@@ -99,11 +104,11 @@ pub async fn emulated_http_stream(req: HttpRequest, body: web::Bytes, node: web:
 pub async fn emulated_sse(req: HttpRequest, body: web::Bytes, node: web::Data<Arc<Node>>) -> HttpResponse {
     let commands = match *req.method() {
         Method::GET => query_value(&req, "cf_connect").map(ByteString::from).ok_or(StatusCode::BAD_REQUEST),
-        Method::POST => body_commands(&req, &body, node.settings.sse.max_request_body_size),
+        Method::POST => json_commands(&body, node.settings.sse.max_request_body_size),
         _ => Err(StatusCode::METHOD_NOT_ALLOWED),
     };
     let response = match commands {
-        Ok(commands) => open_emulated(&node, commands, Framing::Sse),
+        Ok(commands) => open_emulated(&node, Protocol::Json, commands.into_bytes(), Framing::Sse),
         Err(status) => HttpResponse::new(status),
     };
     with_cors(&req, &node, response)
@@ -130,22 +135,30 @@ struct EmulationRequest {
     data: String,
 }
 
+/// An `/emulation` body: JSON, or a Protobuf `EmulationRequest` when the content type is
+/// `application/octet-stream` (as Centrifugo decides): (session, node, commands).
+fn decode_emulation(req: &HttpRequest, body: &[u8]) -> Option<(String, String, Bytes)> {
+    if is_protobuf(req) {
+        let request = <crate::protocol::protobuf::wire::EmulationRequest as prost::Message>::decode(body).ok()?;
+        return Some((request.session, request.node, request.data));
+    }
+    let request = serde_json::from_slice::<EmulationRequest>(body).ok()?;
+    Some((request.session, request.node, Bytes::from(request.data)))
+}
+
 async fn emulation_request(req: &HttpRequest, body: &[u8], node: &Node) -> HttpResponse {
     if body.len() > node.settings.emulation.max_request_body_size {
         return HttpResponse::PayloadTooLarge().finish();
     }
-    if is_protobuf(req) {
-        return HttpResponse::UnsupportedMediaType().body("gyre emulates the JSON protocol only\n");
-    }
-    let Ok(request) = serde_json::from_slice::<EmulationRequest>(body) else {
+    let Some((session, target, data)) = decode_emulation(req, body) else {
         return HttpResponse::BadRequest().finish();
     };
-    if request.node == node.uid {
-        node.emulated.deliver(&request.session, request.data.into());
+    if target == node.uid {
+        node.emulated.deliver(&session, data);
         return HttpResponse::NoContent().finish();
     }
     let Some(bridge) = &node.cluster else { return HttpResponse::NotFound().finish() };
-    let relay = RelayEmulation { node: request.node, session: request.session, data: request.data };
+    let relay = RelayEmulation { node: target, session, data: crate::domain::Payload::new(data) };
     match bridge.send(relay).await {
         Ok(Ok(true)) => HttpResponse::NoContent().finish(),
         Ok(Ok(false)) => HttpResponse::NotFound().finish(),
@@ -185,23 +198,20 @@ fn is_protobuf(req: &HttpRequest) -> bool {
     req.headers().get(header::CONTENT_TYPE).is_some_and(|v| v.as_bytes() == b"application/octet-stream")
 }
 
-/// The opening request's commands: JSON lines (the Protobuf emulation is not served yet).
-fn body_commands(req: &HttpRequest, body: &web::Bytes, limit: usize) -> Result<ByteString, StatusCode> {
+/// The opening request's JSON command lines.
+fn json_commands(body: &web::Bytes, limit: usize) -> Result<ByteString, StatusCode> {
     if body.len() > limit {
         return Err(StatusCode::PAYLOAD_TOO_LARGE);
-    }
-    if is_protobuf(req) {
-        return Err(StatusCode::UNSUPPORTED_MEDIA_TYPE);
     }
     ByteString::try_from(body.clone()).map_err(|_| StatusCode::BAD_REQUEST)
 }
 
 /// Starts an emulated session on the opening commands and answers with its stream.
-fn open_emulated(node: &Arc<Node>, commands: ByteString, framing: Framing) -> HttpResponse {
+fn open_emulated(node: &Arc<Node>, protocol: Protocol, commands: Bytes, framing: Framing) -> HttpResponse {
     if node.is_draining() || !node.admit_connection() {
         return HttpResponse::ServiceUnavailable().finish();
     }
-    let session = ClientSession::new(node.clone(), Protocol::Json).emulated(commands);
+    let session = ClientSession::new(node.clone(), protocol).emulated(commands);
     streaming(session, framing)
 }
 
@@ -249,6 +259,7 @@ fn streaming(session: ClientSession, framing: Framing) -> HttpResponse {
     let content_type = match framing {
         Framing::Sse => "text/event-stream; charset=utf-8",
         Framing::Lines => "text/plain; charset=utf-8",
+        Framing::Raw => "application/octet-stream",
     };
     HttpResponse::build(StatusCode::OK)
         .insert_header((header::CONTENT_TYPE, content_type))
@@ -328,28 +339,27 @@ fn frame_into(frames: VecDeque<Bytes>, framing: Framing, out: &mut BytesMut) -> 
     for wire in frames {
         let Some((opcode, payload)) = split_frame(&wire) else { continue };
         match opcode {
-            OPCODE_TEXT | OPCODE_BINARY => {
-                // A frame may hold several JSON lines (the connect push and a ping): one event
-                // or line each.
-                for line in payload.split(|&b| b == b'\n').filter(|line| !line.is_empty()) {
-                    match framing {
-                        Framing::Sse => {
-                            out.extend_from_slice(b"data: ");
-                            out.extend_from_slice(line);
-                            out.extend_from_slice(b"\n\n");
-                        }
-                        Framing::Lines => {
-                            out.extend_from_slice(line);
-                            out.extend_from_slice(b"\n");
-                        }
-                    }
-                }
-            }
+            OPCODE_TEXT | OPCODE_BINARY => frame_payload(payload, framing, out),
             OPCODE_CLOSE => return true,
             _ => {}
         }
     }
     false
+}
+
+/// One data frame's payload in the body's framing. A JSON frame may hold several lines (the
+/// connect reply and a ping): one event or line each.
+fn frame_payload(payload: &[u8], framing: Framing, out: &mut BytesMut) {
+    let (before, after): (&[u8], &[u8]) = match framing {
+        Framing::Raw => return out.extend_from_slice(payload),
+        Framing::Sse => (b"data: ", b"\n\n"),
+        Framing::Lines => (b"", b"\n"),
+    };
+    for line in payload.split(|&b| b == b'\n').filter(|line| !line.is_empty()) {
+        out.extend_from_slice(before);
+        out.extend_from_slice(line);
+        out.extend_from_slice(after);
+    }
 }
 
 /// The opcode and payload of a server frame (unmasked, as the session builds them).

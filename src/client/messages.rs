@@ -11,10 +11,10 @@ use crate::domain::{ChannelName, ClientId, Payload, StreamPosition};
 use crate::protocol::{Disconnect, Frame, Protocol, ReplyError};
 
 /// Commands for an emulated session (HTTP-streaming or SSE) that arrived through `/emulation`:
-/// JSON command lines, as a WebSocket frame would carry them.
+/// JSON command lines or delimited Protobuf commands, as a WebSocket frame would carry them.
 #[derive(Debug, actix::Message)]
 #[rtype(result = "()")]
-pub struct EmulatedCommands(pub bytestring::ByteString);
+pub struct EmulatedCommands(pub bytes::Bytes);
 
 /// The emulated sessions (HTTP-streaming, SSE) on this node by session id: `/emulation`
 /// requests, and those other nodes relay here, find their session through it.
@@ -39,7 +39,7 @@ impl EmulatedSessions {
     }
 
     /// Hands `commands` to the session; false when it is not on this node (any more).
-    pub fn deliver(&self, session: &str, commands: bytestring::ByteString) -> bool {
+    pub fn deliver(&self, session: &str, commands: bytes::Bytes) -> bool {
         let recipient = self.sessions.lock().ok().and_then(|sessions| sessions.get(session).cloned());
         match recipient {
             Some(recipient) => {

@@ -287,7 +287,7 @@ impl ClientSession {
 
     /// An emulated bidirectional session (HTTP-streaming or SSE): `initial` holds the commands of
     /// the opening request (the connect command); later ones come through `/emulation`.
-    pub fn emulated(mut self, initial: ByteString) -> Self {
+    pub fn emulated(mut self, initial: bytes::Bytes) -> Self {
         let session = uuid::Uuid::new_v4().to_string();
         self.http = Some(Box::new(HttpSession { emulation: Some(session), initial: Some(initial) }));
         self
@@ -509,7 +509,7 @@ impl Actor for ClientSession {
                 self.node.emulated.add(session, ctx.address().recipient());
             }
             if let Some(initial) = http.initial.take() {
-                self.on_frame(|input| input.push_json(initial), ctx);
+                self.on_binary(initial, ctx);
             }
         }
     }
@@ -645,7 +645,7 @@ pub(super) struct HttpSession {
     /// `/emulation` requests.
     pub emulation: Option<String>,
     /// Commands of the opening request, run when the session starts.
-    pub initial: Option<ByteString>,
+    pub initial: Option<bytes::Bytes>,
 }
 
 impl Handler<EmulatedCommands> for ClientSession {
@@ -654,6 +654,7 @@ impl Handler<EmulatedCommands> for ClientSession {
     fn handle(&mut self, EmulatedCommands(commands): EmulatedCommands, ctx: &mut Self::Context) {
         let span = self.span.clone();
         let _entered = span.enter();
-        self.on_frame(|input| input.push_json(commands), ctx);
+        // As a binary frame: JSON lines (if UTF-8) or Protobuf commands, by the session's protocol.
+        self.on_binary(commands, ctx);
     }
 }

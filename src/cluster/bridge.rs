@@ -132,8 +132,8 @@ pub struct RelayEmulation {
     pub node: String,
     /// Session id.
     pub session: String,
-    /// JSON command lines.
-    pub data: String,
+    /// The commands (JSON lines or delimited Protobuf).
+    pub data: crate::domain::Payload,
 }
 
 /// Asks the other nodes; answers arrive until all live peers replied or the timeout.
@@ -339,7 +339,7 @@ impl NatsBridge {
             ControlCommand::Survey { id, query } => self.answer_survey(control.from, id, query, ctx),
             ControlCommand::SurveyReply { id, answer } => self.collect_answer(id, answer),
             ControlCommand::Emulation { session, data } => {
-                if !self.emulated.deliver(&session, data.into()) {
+                if !self.emulated.deliver(&session, data.to_bytes()) {
                     tracing::debug!(%session, "relayed /emulation request for a session that is gone");
                 }
             }

@@ -125,8 +125,9 @@ pub enum ControlCommand {
     Emulation {
         /// Session id.
         session: String,
-        /// JSON command lines.
-        data: String,
+        /// The commands (JSON lines or delimited Protobuf).
+        #[serde(with = "lossless::payload")]
+        data: Payload,
     },
     /// Disconnect a user's connections.
     Disconnect {

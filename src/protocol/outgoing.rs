@@ -291,7 +291,7 @@ impl Outgoing {
         let body = reply::DisconnectPush { code, reason };
         let wrapped = self.protocol != Protocol::UniJson;
         let json = || Ok(reply::push_json("", "disconnect", &reply::to_json(&body), wrapped));
-        self.try_add(json, |_| {}).unwrap_or_default()
+        self.try_add(json, |buf| protobuf::encode_disconnect(buf, code, reason)).unwrap_or_default()
     }
 
     /// Adds a server ping; returns the bytes added.

@@ -155,6 +155,8 @@ impl ReplyBody for ConnectResult {
             subs: self.subs.iter().map(|(channel, sub)| (channel.clone(), subscribe_result(sub))).collect(),
             ping: self.ping,
             pong: self.pong,
+            session: self.session.clone(),
+            node: self.node.clone(),
         });
     }
 }
@@ -256,6 +258,12 @@ pub fn encode_reply<T: ReplyBody + ?Sized>(buf: &mut Vec<u8>, id: u32, method: &
 pub fn encode_error(buf: &mut Vec<u8>, id: u32, error: &ErrorBody) {
     let error = wire::Error { code: error.code, message: error.message.clone(), temporary: error.temporary };
     append(buf, &wire::Reply { id, error: Some(error), ..Default::default() });
+}
+
+/// Appends a `disconnect` push (emulated transports, before their stream ends).
+pub fn encode_disconnect(buf: &mut Vec<u8>, code: u32, reason: &str) {
+    let disconnect = wire::Disconnect { code, reason: reason.to_owned(), reconnect: false };
+    encode_push(buf, wire::Push { disconnect: Some(disconnect), ..Default::default() });
 }
 
 /// Appends a push, length-delimited.

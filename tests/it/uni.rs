@@ -292,13 +292,15 @@ async fn sse_emulation_takes_commands_through_emulation() {
     assert_eq!(status(gone).await, 204, "an unknown session is not an error, as in Centrifugo");
     assert_eq!(status("{nope".into()).await, 400);
     assert_eq!(status("x".repeat(70_000)).await, 413);
-    let protobuf = awc::Client::new()
-        .post(format!("http://{}/emulation", node.addr))
-        .insert_header(("Content-Type", "application/octet-stream"))
-        .send_body("\x0a\x01x")
-        .await
-        .expect("post");
-    assert_eq!(protobuf.status().as_u16(), 415);
+    let protobuf = |body: &'static [u8]| {
+        awc::Client::new()
+            .post(format!("http://{}/emulation", node.addr))
+            .insert_header(("Content-Type", "application/octet-stream"))
+            .send_body(body)
+    };
+    // A Protobuf EmulationRequest {node: "x"}: decoded, and another node's.
+    assert_eq!(protobuf(b"\x0a\x01x").await.expect("post").status().as_u16(), 404);
+    assert_eq!(protobuf(b"\xff\xff\xff").await.expect("post").status().as_u16(), 400);
     let get = awc::Client::new().get(format!("http://{}/emulation", node.addr)).send().await.expect("get");
     assert_eq!(get.status().as_u16(), 405);
     let no_connect = awc::Client::new().get(format!("http://{}/connection/sse", node.addr)).send().await.expect("get");

@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 
 import { Centrifuge } from 'centrifuge';
+import { Centrifuge as ProtobufCentrifuge } from 'centrifuge/build/protobuf';
 import { EventSource } from 'eventsource';
 
 import { collect, connected, randomId, startGyre, subscribed, waitFor, waitUntil } from './harness.mjs';
@@ -88,6 +89,30 @@ describe('centrifuge-js over http_stream emulation', () => {
     await waitUntil(() => got.length >= 2, 5000, 'both publications');
     assert.deepEqual(got.map((p) => p.data), [{ over: 'sse' }, { from: 'carol' }]);
     carol.disconnect();
+  });
+
+  it('speaks Protobuf over http_stream with the SDK\'s Protobuf build', async () => {
+    const channel = 'chat:pb-' + randomId();
+    const dave = node.track(new ProtobufCentrifuge([{ transport: 'http_stream', endpoint: `http://${node.addr}/connection/http_stream` }], {
+      token: node.token('dave'),
+      emulationEndpoint: `http://${node.addr}/emulation`,
+      minReconnectDelay: 100,
+      maxReconnectDelay: 1000,
+    }));
+    const ctx = await connected(dave);
+    assert.equal(ctx.transport, 'http_stream');
+    const sub = dave.newSubscription(channel);
+    await subscribed(sub);
+    const got = collect(sub);
+    await node.publish(channel, { over: 'protobuf' });
+    // Protobuf payloads are bytes.
+    await sub.publish(new TextEncoder().encode(JSON.stringify({ from: 'dave' })));
+    await waitUntil(() => got.length >= 2, 5000, 'both publications');
+    const decoded = got.map((p) => JSON.parse(new TextDecoder().decode(p.data)));
+    assert.deepEqual(decoded, [{ over: 'protobuf' }, { from: 'dave' }]);
+    const disconnected = waitFor(dave, 'disconnected');
+    await node.api('disconnect', { user: 'dave', disconnect: { code: 4502, reason: 'bye' } });
+    assert.equal((await disconnected).code, 4502);
   });
 
   it('hears the disconnect code when the server disconnects it', async () => {
