@@ -637,6 +637,9 @@ fn uni_disconnect_by_code(code: u16) -> Disconnect {
         .unwrap_or(Disconnect::SERVER_ERROR)
 }
 
+/// `/emulation` requests an emulated session may have waiting while its commands run.
+const EMULATED_REQUESTS_WAITING: usize = 64;
+
 /// What a session over HTTP keeps besides a WebSocket session's state (boxed: WebSocket
 /// sessions, the many, carry only the pointer).
 #[derive(Debug, Default)]
@@ -654,6 +657,12 @@ impl Handler<EmulatedCommands> for ClientSession {
     fn handle(&mut self, EmulatedCommands(commands): EmulatedCommands, ctx: &mut Self::Context) {
         let span = self.span.clone();
         let _entered = span.enter();
+        // A WebSocket client that sends faster than its commands run stops being read; an
+        // emulated one cannot be, so it may have this many requests waiting, then it is closed.
+        if self.input.waiting() >= EMULATED_REQUESTS_WAITING {
+            tracing::info!(client = %self.id, "emulated client sends commands faster than they run (3008)");
+            return self.close(ctx, Disconnect::SLOW);
+        }
         // As a binary frame: JSON lines (if UTF-8) or Protobuf commands, by the session's protocol.
         self.on_binary(commands, ctx);
     }

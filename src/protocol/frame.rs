@@ -83,6 +83,11 @@ impl PendingCommands {
         self.frames.is_empty()
     }
 
+    /// Frames waiting (their commands not all run yet).
+    pub fn waiting(&self) -> usize {
+        self.frames.len()
+    }
+
     pub fn clear(&mut self) {
         *self = Self::default();
     }

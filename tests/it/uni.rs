@@ -338,3 +338,45 @@ async fn an_emulation_request_to_another_node_is_relayed_to_the_session() {
     let unknown = post_to_b(json!({"session": session, "node": "no-such-node", "data": "{}"})).await.expect("post");
     assert_eq!(unknown.status().as_u16(), 404);
 }
+
+/// An emulated client cannot be stopped from sending as a WebSocket one is (by not reading it):
+/// past 64 `/emulation` requests waiting to run it is closed with 3008, and the node serves on.
+#[actix_web::test]
+async fn an_emulated_client_flooding_commands_is_closed_with_3008() {
+    let node = TestNode::start_with(|s| s.sse.enabled = true).await;
+    let connect = json!({"id": 1, "connect": {"token": token(json!({"sub": "f"}))}}).to_string();
+    let response = awc::Client::new()
+        .get(format!("http://{}/connection/sse?cf_connect={}", node.addr, url_encode(&connect)))
+        .send()
+        .await
+        .expect("sse");
+    let mut events = BodyReader { body: Box::pin(response), buffer: String::new(), separator: "\n\n" };
+    let reply = events.next().await.expect("connect reply");
+    let (session, node_id) = (reply["connect"]["session"].clone(), reply["connect"]["node"].clone());
+    let subscribe = json!({"id": 2, "subscribe": {"channel": "chat:flood"}}).to_string();
+    let body = json!({"session": session, "node": node_id, "data": subscribe}).to_string();
+    awc::Client::new().post(format!("http://{}/emulation", node.addr)).send_body(body).await.expect("subscribe");
+    assert_eq!(events.next().await.expect("subscribe reply")["id"], 2);
+    // History reads each wait for the channel's answer: the session is busy while they run.
+    let lines: Vec<String> =
+        (0..50).map(|n| json!({"id": n + 10, "history": {"channel": "chat:flood", "limit": 0}}).to_string()).collect();
+    let data = lines.join("\n");
+    let posts = (0..300).map(|_| {
+        let body = json!({"session": session, "node": node_id, "data": data}).to_string();
+        awc::Client::new().post(format!("http://{}/emulation", node.addr)).send_body(body)
+    });
+    for answer in futures_util::future::join_all(posts).await {
+        assert_eq!(answer.expect("post").status().as_u16(), 204);
+    }
+    let disconnect = loop {
+        let message = events.next().await.expect("the stream goes on until the disconnect");
+        assert!(message.get("error").is_none(), "{message}");
+        if message["push"]["disconnect"].is_object() {
+            break message;
+        }
+    };
+    assert_eq!(disconnect["push"]["disconnect"]["code"], 3008, "{disconnect}");
+    assert_eq!(events.next().await, None, "then the stream ends");
+    let mut other = node.connect_as("other").await;
+    assert_eq!(other.request(2, "ping", json!({})).await, json!({"id": 2, "ping": {}}));
+}
