@@ -146,6 +146,22 @@ fn decode_emulation(req: &HttpRequest, body: &[u8]) -> Option<(String, String, B
     Some((request.session, request.node, Bytes::from(request.data)))
 }
 
+/// Decodes what the HTTP transports read from a request (the fuzz target's entry point): an
+/// `/emulation` body (JSON, or Protobuf when `protobuf`), a unidirectional connect request, and
+/// a query string's `cf_connect`. Returns how many of the three decoded.
+pub fn decode_request_inputs(body: &[u8], protobuf: bool, query: &str) -> usize {
+    let emulation = if protobuf {
+        <crate::protocol::protobuf::wire::EmulationRequest as prost::Message>::decode(body).is_ok()
+    } else {
+        serde_json::from_slice::<EmulationRequest>(body).is_ok()
+    };
+    let connect = parse(body).is_ok();
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query).unwrap_or_default();
+    let cf_connect =
+        pairs.iter().find(|(key, _)| key == "cf_connect").is_some_and(|(_, v)| parse(v.as_bytes()).is_ok());
+    usize::from(emulation) + usize::from(connect) + usize::from(cf_connect)
+}
+
 async fn emulation_request(req: &HttpRequest, body: &[u8], node: &Node) -> HttpResponse {
     if body.len() > node.settings.emulation.max_request_body_size {
         return HttpResponse::PayloadTooLarge().finish();
