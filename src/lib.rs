@@ -34,16 +34,24 @@
 //! * A WebSocket leaves actix-http's HTTP/1 dispatcher at the upgrade: the session (an
 //!   actix-web-actors `WebsocketContext` actor) reads and writes its socket directly, so an idle
 //!   connection holds no I/O buffer; one ping wheel per thread replaces per-connection timers.
+//! * The same session actor serves the HTTP transports: its frames become a streamed response
+//!   body (SSE events, JSON lines or Protobuf) for the emulated (`http_stream`, `sse`, commands
+//!   through `/emulation`, relayed over NATS to the session's node) and unidirectional
+//!   (`uni_websocket`, `uni_sse`, `uni_http_stream`) transports.
+//! * A channel with no subscriber on this node has no actor: the registry keeps its history
+//!   (memory engine) and then its stream position as plain data, so a broadcast to a million
+//!   channels costs hundreds of bytes per channel, not an actor each.
 //!
 //! # Layout
 //!
 //! * [`protocol`]: client protocol wire types and the code tables (no actix).
 //! * [`domain`]: identifiers, payloads, publications, client info, stream positions.
 //! * [`auth`]: JWT verification with Centrifugo's semantics.
-//! * [`client`]: the per-connection session actor, the WebSocket handshake and socket I/O.
+//! * [`client`]: the per-connection session actor, the WebSocket handshake and socket I/O, the
+//!   HTTP transports.
 //! * [`channel`]: the channel actor, its history stream, channel-name rules and permissions.
 //! * [`presence`]: the per-channel presence actor.
-//! * [`registry`]: the channel registry actor.
+//! * [`registry`]: the channel registry actor, and what it keeps of channels without an actor.
 //! * [`cluster`]: the NATS bridge actor relaying channel traffic and control between nodes.
 //! * [`api`]: the server HTTP API.
 //! * [`config`]: settings with Centrifugo v6 (and v5) keys.
