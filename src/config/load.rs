@@ -140,7 +140,15 @@ fn load_tree(
     if !errors.is_empty() {
         return Err(ConfigError::Invalid(errors.join("; ")));
     }
-    Ok(Loaded { settings, warnings: findings.warnings, unknown_keys: findings.unknown_keys })
+    let mut warnings = findings.warnings;
+    if settings.websocket.compression {
+        warnings.push(
+            "websocket.compression: permessage-deflate is not implemented by gyre yet, so WebSocket \
+             connections stay uncompressed; remove the key (or set it to false) to silence this"
+                .to_owned(),
+        );
+    }
+    Ok(Loaded { settings, warnings, unknown_keys: findings.unknown_keys })
 }
 
 /// Reads a JSON, YAML or TOML file (by extension) into a tree.
@@ -506,6 +514,15 @@ mod tests {
         let message = invalid(load_text("c.json", bad, &[]));
         assert!(message.contains("client.rate_limit.client_command.publish.buckets[0]"), "{message}");
         assert!(message.contains("client.rate_limit.client_command.history: enabled without buckets"), "{message}");
+    }
+
+    #[test]
+    fn websocket_compression_is_not_accepted_silently() {
+        let loaded = load_text("c.json", r#"{"websocket": {"compression": true}}"#, &[]).expect("loads");
+        assert!(loaded
+            .warnings
+            .iter()
+            .any(|w| w.starts_with("websocket.compression: permessage-deflate is not implemented")));
     }
 
     #[test]

@@ -574,7 +574,7 @@ pub struct WebsocketSettings {
     /// A socket that takes nothing for this long is closed (the client stopped reading). Default 1s.
     #[serde(with = "duration")]
     pub write_timeout: Duration,
-    /// permessage-deflate (not supported: accepted and ignored).
+    /// permessage-deflate: not implemented yet (true loads with a warning).
     pub compression: bool,
 }
 
