@@ -73,18 +73,23 @@ pub fn uni_push<T: Serialize + ?Sized>(channel: &str, kind: &str, body: &T) -> R
     Ok(push_json(channel, kind, &try_json(body)?, false))
 }
 
-/// A push around an encoded `body`, in the Reply wrapper (`wrapped`) or bare.
+/// A push around an encoded `body`, in the Reply wrapper (`wrapped`) or bare; one allocation.
 pub fn push_json(channel: &str, kind: &str, body: &str, wrapped: bool) -> String {
-    let inner = if channel.is_empty() {
-        format!("{{\"{kind}\":{body}}}")
-    } else {
-        format!("{{\"channel\":{},\"{kind}\":{body}}}", to_json(channel))
-    };
+    let mut out = String::with_capacity(body.len() + channel.len() + kind.len() + 32);
     if wrapped {
-        format!("{{\"push\":{inner}}}")
-    } else {
-        inner
+        out.push_str("{\"push\":");
     }
+    out.push('{');
+    if !channel.is_empty() {
+        out.push_str("\"channel\":");
+        out.push_str(&to_json(channel));
+        out.push(',');
+    }
+    let _ = write!(out, "\"{kind}\":{body}}}");
+    if wrapped {
+        out.push('}');
+    }
+    out
 }
 
 /// The `disconnect` push of unidirectional transports.
