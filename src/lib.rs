@@ -31,9 +31,13 @@
 //!   the sessions of the connections it accepted; the registry and the channel and presence
 //!   actors it starts live on the system thread — or, with a single worker (a one-CPU pod, a
 //!   process pinned to a core), on that worker's thread, so a publish crosses no thread.
-//! * A WebSocket leaves actix-http's HTTP/1 dispatcher at the upgrade: the session (an
-//!   actix-web-actors `WebsocketContext` actor) reads and writes its socket directly, so an idle
-//!   connection holds no I/O buffer; one ping wheel per thread replaces per-connection timers.
+//! * A WebSocket leaves actix-http's HTTP/1 dispatcher at the upgrade: the connection's task
+//!   runs the session actor's future, decodes the client's frames itself (limits checked at each
+//!   header; permessage-deflate) and writes what the session hands over, so an idle connection
+//!   holds no I/O buffer; one ping wheel per thread replaces per-connection timers.
+//! * The session does not know its transport: it takes decoded messages (`ws_frames::Inbound`
+//!   from a WebSocket, posted commands from `/emulation`) and hands wire frames to a `Flow`,
+//!   which the WebSocket writer or an HTTP response body drains.
 //! * The same session actor serves the HTTP transports: its frames become a streamed response
 //!   body (SSE events, JSON lines or Protobuf) for the emulated (`http_stream`, `sse`, commands
 //!   through `/emulation`, relayed over NATS to the session's node) and unidirectional

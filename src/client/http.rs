@@ -14,21 +14,22 @@
 //! allowed back when `client.allowed_origins` lets it in.
 
 use std::collections::VecDeque;
+use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use actix_http::ws::Codec;
+use actix::dev::ContextFut;
 use actix_web::http::{header, Method, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
-use actix_web_actors::ws::WebsocketContext;
 use bytes::{Bytes, BytesMut};
 use bytestring::ByteString;
 use futures_util::Stream;
 
 use super::transport::Flow;
 use super::ws::origin_allowed;
+use super::ws_frames::server_frame_payload;
 use super::ClientSession;
 use crate::cluster::RelayEmulation;
 use crate::node::Node;
@@ -287,29 +288,24 @@ fn streaming(session: ClientSession, framing: Framing) -> HttpResponse {
 }
 
 /// The response body: runs the session and frames what it writes.
-struct SessionBody<S> {
-    frames: Pin<Box<S>>,
+struct SessionBody {
+    session: Pin<Box<ContextFut<ClientSession, actix::Context<ClientSession>>>>,
     flow: Rc<Flow>,
     framing: Framing,
     started: bool,
     ended: bool,
 }
 
-impl SessionBody<()> {
-    #[allow(clippy::new_ret_no_self)]
-    fn new(session: ClientSession, framing: Framing) -> impl Stream<Item = Result<Bytes, actix_web::Error>> {
+impl SessionBody {
+    fn new(session: ClientSession, framing: Framing) -> Self {
         let flow = session.flow.clone();
-        // Nothing is read after the connect request: the input never yields.
-        let input = futures_util::stream::pending::<Result<Bytes, actix_http::error::PayloadError>>();
-        let frames = Box::pin(WebsocketContext::with_codec(session, input, Codec::new()));
-        SessionBody { frames, flow, framing, started: false, ended: false }
+        // Nothing is read after the opening request: emulated commands arrive in the mailbox.
+        let session = Box::pin(actix::Context::new().into_future(session));
+        SessionBody { session, flow, framing, started: false, ended: false }
     }
 }
 
-impl<S> Stream for SessionBody<S>
-where
-    S: Stream<Item = Result<Bytes, actix_web::Error>>,
-{
+impl Stream for SessionBody {
     type Item = Result<Bytes, actix_web::Error>;
 
     fn poll_next(self: Pin<&mut Self>, task: &mut Context<'_>) -> Poll<Option<Self::Item>> {
@@ -322,26 +318,17 @@ where
             out.extend_from_slice(b"\r\n");
         }
         this.started = true;
-        loop {
-            // Polling the context is what runs the session actor.
-            let polled = this.frames.as_mut().poll_next(task);
-            let closed = frame_into(this.flow.take_all_handed(), this.framing, &mut out);
-            if closed {
-                this.ended = true;
-            }
-            let finished = matches!(polled, Poll::Ready(None) | Poll::Ready(Some(Err(_))));
-            if !out.is_empty() {
-                this.ended |= finished;
-                return Poll::Ready(Some(Ok(out.freeze())));
-            }
-            if closed || finished {
-                this.ended = true;
-                return Poll::Ready(None);
-            }
-            if polled.is_pending() {
-                return Poll::Pending;
-            }
+        // Polling the session's future is what runs the actor.
+        let finished = this.session.as_mut().poll(task).is_ready();
+        let closed = frame_into(this.flow.take_all_handed(), this.framing, &mut out);
+        this.ended = closed || finished;
+        if !out.is_empty() {
+            return Poll::Ready(Some(Ok(out.freeze())));
         }
+        if this.ended {
+            return Poll::Ready(None);
+        }
+        Poll::Pending
     }
 }
 
@@ -353,8 +340,8 @@ const OPCODE_CLOSE: u8 = 0x8;
 /// when a close frame came (the body ends there).
 fn frame_into(frames: VecDeque<Bytes>, framing: Framing, out: &mut BytesMut) -> bool {
     for wire in frames {
-        let Some((opcode, payload)) = split_frame(&wire) else { continue };
-        match opcode {
+        let Some((first, payload)) = server_frame_payload(&wire) else { continue };
+        match first & 0x0F {
             OPCODE_TEXT | OPCODE_BINARY => frame_payload(payload, framing, out),
             OPCODE_CLOSE => return true,
             _ => {}
@@ -376,24 +363,6 @@ fn frame_payload(payload: &[u8], framing: Framing, out: &mut BytesMut) {
         out.extend_from_slice(line);
         out.extend_from_slice(after);
     }
-}
-
-/// The opcode and payload of a server frame (unmasked, as the session builds them).
-fn split_frame(wire: &[u8]) -> Option<(u8, &[u8])> {
-    let [first, second, rest @ ..] = wire else { return None };
-    let (len, rest) = match second & 0x7F {
-        126 => {
-            let (len, rest) = rest.split_first_chunk::<2>()?;
-            (u64::from(u16::from_be_bytes(*len)), rest)
-        }
-        127 => {
-            let (len, rest) = rest.split_first_chunk::<8>()?;
-            (u64::from_be_bytes(*len), rest)
-        }
-        short => (u64::from(short), rest),
-    };
-    let len = usize::try_from(len).ok()?;
-    Some((first & 0x0F, rest.get(..len)?))
 }
 
 #[cfg(test)]

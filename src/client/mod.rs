@@ -1,4 +1,4 @@
-//! One [`ClientSession`] actor per WebSocket connection: the Centrifugo client protocol state
+//! One [`ClientSession`] actor per connection (WebSocket, or an HTTP stream): the Centrifugo client protocol state
 //! machine (connect, subscriptions, pings, token expiry), fed by frames from the socket and by
 //! [`messages::Deliver`] from channels and the registry.
 //!
@@ -8,10 +8,10 @@
 //! * [`pings`]: one timer per thread pings every session (no per-connection timers).
 //! * [`ws`]: the WebSocket handshake (path, limits, origin) that starts a session.
 //! * [`transport`]: the upgraded socket's reads and writes, outside the HTTP/1 dispatcher.
-//! * [`frame_guard`]: frame boundaries and sizes checked as the client's bytes arrive.
+//! * [`ws_frames`]: the client's WebSocket frames decoded as its bytes arrive (limits checked at
+//!   each header), and permessage-deflate.
 
 mod commands;
-pub mod frame_guard;
 pub mod http;
 pub mod messages;
 pub mod outbox;
@@ -20,5 +20,6 @@ mod rate_limit;
 mod session;
 mod transport;
 pub mod ws;
+pub mod ws_frames;
 
 pub use session::ClientSession;

@@ -6,7 +6,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
-use actix_web_actors::ws;
 use bytestring::ByteString;
 
 use super::commands::PendingSubscription;
@@ -15,6 +14,7 @@ use super::outbox::{Deliveries, Outbox};
 use super::pings;
 use super::rate_limit::CommandLimiter;
 use super::transport::Flow;
+use super::ws_frames::Inbound;
 use crate::domain::{unix_now, ChannelName, ClientId, Payload};
 use crate::metrics::METRICS;
 use crate::node::Node;
@@ -92,8 +92,6 @@ pub struct ClientSession {
     awaiting_pong: bool,
     /// The stale-connection timer, cancelled once connected (an idle connection keeps no timer).
     stale_check: Option<SpawnHandle>,
-    /// A fragmented message so far, and whether it is text.
-    partial: Option<(Vec<u8>, bool)>,
     /// Frames that arrive while `connect` waits for its server-side subscriptions; they may
     /// only be written after the connect reply.
     held: Vec<Frame>,
@@ -134,7 +132,6 @@ impl ClientSession {
             out: Outgoing::new(protocol),
             awaiting_pong: false,
             stale_check: None,
-            partial: None,
             held: Vec::new(),
             close_on_flush: 0,
             pending_connect: None,
@@ -181,7 +178,7 @@ impl ClientSession {
         }
     }
 
-    pub(super) fn flush(&mut self, ctx: &mut ws::WebsocketContext<Self>) {
+    pub(super) fn flush(&mut self, ctx: &mut Context<Self>) {
         match std::mem::take(&mut self.close_on_flush) {
             0 => {}
             3506 => {
@@ -205,13 +202,13 @@ impl ClientSession {
     /// little (frames written in one turn already leave in one socket write) and breaks
     /// centrifuge-js 5.7.4: it interleaves the lines of two frames that arrive back to back, so
     /// publications would reach the application out of order.
-    fn write_push(&mut self, frame: Frame, ctx: &mut ws::WebsocketContext<Self>) {
+    fn write_push(&mut self, frame: Frame, ctx: &mut Context<Self>) {
         self.flush(ctx);
         self.write(frame);
     }
 
     /// Closes the connection with a disconnect code; nothing is processed afterwards.
-    pub(super) fn close(&mut self, ctx: &mut ws::WebsocketContext<Self>, disconnect: Disconnect) {
+    pub(super) fn close(&mut self, ctx: &mut Context<Self>, disconnect: Disconnect) {
         if matches!(self.state, State::Closed) {
             return;
         }
@@ -236,7 +233,7 @@ impl ClientSession {
 
     /// A text frame: JSON commands, or Protobuf ones on a Protobuf connection (the negotiated
     /// protocol decides, whatever the frame's type, as in Centrifugo).
-    fn on_text(&mut self, text: ByteString, ctx: &mut ws::WebsocketContext<Self>) {
+    fn on_text(&mut self, text: ByteString, ctx: &mut Context<Self>) {
         match self.protocol {
             Protocol::Json => self.on_frame(|input| input.push_json(text), ctx),
             Protocol::Protobuf => self.on_frame(|input| input.push_protobuf(text.into_bytes()), ctx),
@@ -245,7 +242,7 @@ impl ClientSession {
     }
 
     /// A binary frame: Protobuf commands, or JSON ones if it is UTF-8 on a JSON connection.
-    fn on_binary(&mut self, bytes: bytes::Bytes, ctx: &mut ws::WebsocketContext<Self>) {
+    fn on_binary(&mut self, bytes: bytes::Bytes, ctx: &mut Context<Self>) {
         match self.protocol {
             Protocol::Protobuf => self.on_frame(|input| input.push_protobuf(bytes), ctx),
             Protocol::UniJson => self.on_uni_message(&bytes, ctx),
@@ -258,7 +255,7 @@ impl ClientSession {
 
     /// Unidirectional WebSocket: the first message is the connect request (unless `cf_connect`
     /// brought it); later messages are ignored, as Centrifugo's uni_websocket does.
-    fn on_uni_message(&mut self, message: &[u8], ctx: &mut ws::WebsocketContext<Self>) {
+    fn on_uni_message(&mut self, message: &[u8], ctx: &mut Context<Self>) {
         if !matches!(self.state, State::Connecting) || self.busy.is_some() || self.pending_connect.is_some() {
             return;
         }
@@ -273,7 +270,7 @@ impl ClientSession {
 
     /// Runs a unidirectional connect request as a `connect` command (its result goes out as the
     /// `connect` push).
-    fn run_uni_connect(&mut self, request: ConnectRequest, ctx: &mut ws::WebsocketContext<Self>) {
+    fn run_uni_connect(&mut self, request: ConnectRequest, ctx: &mut Context<Self>) {
         let command = Command { id: 1, connect: Some(request), ..Default::default() };
         self.dispatch(command, ctx);
         self.flush(ctx);
@@ -304,7 +301,7 @@ impl ClientSession {
         self
     }
 
-    fn on_frame(&mut self, queue: impl FnOnce(&mut PendingCommands), ctx: &mut ws::WebsocketContext<Self>) {
+    fn on_frame(&mut self, queue: impl FnOnce(&mut PendingCommands), ctx: &mut Context<Self>) {
         if matches!(self.state, State::Closed | State::Refused) {
             return;
         }
@@ -315,7 +312,7 @@ impl ClientSession {
     /// Runs received commands in order until one has to wait for an answer. Reading the socket
     /// waits while commands are left (backpressure), and replies the socket has not taken count
     /// against `client.queue_max_size` like pushes do (over it: 3008).
-    pub(super) fn process_queue(&mut self, ctx: &mut ws::WebsocketContext<Self>) {
+    pub(super) fn process_queue(&mut self, ctx: &mut Context<Self>) {
         while self.busy.is_none() {
             let Some(next) = self.input.next_command() else { break };
             match next {
@@ -342,42 +339,8 @@ impl ClientSession {
         self.flow.pause_reading(!self.input.is_empty());
     }
 
-    fn on_continuation(&mut self, item: actix_http::ws::Item, ctx: &mut ws::WebsocketContext<Self>) {
-        let limit = self.node.settings.websocket.message_size_limit;
-        let (chunk, last) = match item {
-            actix_http::ws::Item::FirstText(b) => {
-                self.partial = Some((Vec::new(), true));
-                (b, false)
-            }
-            actix_http::ws::Item::FirstBinary(b) => {
-                self.partial = Some((Vec::new(), false));
-                (b, false)
-            }
-            actix_http::ws::Item::Continue(b) => (b, false),
-            actix_http::ws::Item::Last(b) => (b, true),
-        };
-        let Some((buffer, _)) = self.partial.as_mut() else {
-            return self.close(ctx, Disconnect::BAD_REQUEST);
-        };
-        if buffer.len() + chunk.len() > limit {
-            return self.close(ctx, Disconnect::MESSAGE_TOO_BIG);
-        }
-        buffer.extend_from_slice(&chunk);
-        if last {
-            let (message, text) = self.partial.take().unwrap_or_default();
-            if !text {
-                return self.on_binary(message.into(), ctx);
-            }
-            match String::from_utf8(message) {
-                Ok(message) => self.on_text(message.into(), ctx),
-                // RFC 6455 §8.1.
-                Err(_) => self.close(ctx, Disconnect::INVALID_UTF8),
-            }
-        }
-    }
-
     /// Called once `connect` succeeded: registers the client, starts pings and expiry checks.
-    pub(super) fn on_connected(&mut self, ctx: &mut ws::WebsocketContext<Self>) {
+    pub(super) fn on_connected(&mut self, ctx: &mut Context<Self>) {
         let Some(connection) = self.connection() else { return };
         let user = connection.user.clone();
         let expire_at = connection.expire_at;
@@ -396,7 +359,7 @@ impl ClientSession {
         pings::schedule(&self.outbox, client.ping_interval, client.pong_timeout);
     }
 
-    fn send_ping(&mut self, ctx: &mut ws::WebsocketContext<Self>) {
+    fn send_ping(&mut self, ctx: &mut Context<Self>) {
         let bytes = self.out.ping();
         METRICS.sent("server_ping", bytes);
         self.flush(ctx);
@@ -412,7 +375,7 @@ impl ClientSession {
     }
 
     /// Only delivered when `client.pong_timeout` is set.
-    fn on_pong_deadline(&mut self, ctx: &mut ws::WebsocketContext<Self>) {
+    fn on_pong_deadline(&mut self, ctx: &mut Context<Self>) {
         if self.awaiting_pong {
             self.close(ctx, Disconnect::NO_PONG);
         }
@@ -420,7 +383,7 @@ impl ClientSession {
 
     /// A pong answers the outstanding ping; one that answers nothing (no ping sent yet, or it
     /// was answered already) closes the connection with 3501, as Centrifugo does.
-    pub(super) fn on_pong(&mut self, ctx: &mut ws::WebsocketContext<Self>) {
+    pub(super) fn on_pong(&mut self, ctx: &mut Context<Self>) {
         if !std::mem::take(&mut self.awaiting_pong) {
             tracing::debug!(client = %self.id, "unexpected pong");
             self.close(ctx, Disconnect::BAD_REQUEST);
@@ -436,7 +399,7 @@ impl ClientSession {
     }
 
     /// Closes with 3005 if the connection is still expired `expired_close_delay` after `at`.
-    pub(super) fn schedule_connection_expiry_check(&mut self, at: i64, ctx: &mut ws::WebsocketContext<Self>) {
+    pub(super) fn schedule_connection_expiry_check(&mut self, at: i64, ctx: &mut Context<Self>) {
         let delay = seconds_until(at) + self.node.settings.client.expired_close_delay;
         ctx.run_later(delay, |this, ctx| {
             let expired = this.connection().and_then(|c| c.expire_at).is_some_and(|at| at <= unix_now());
@@ -453,7 +416,7 @@ impl ClientSession {
         &mut self,
         channel: ChannelName,
         at: i64,
-        ctx: &mut ws::WebsocketContext<Self>,
+        ctx: &mut Context<Self>,
     ) {
         let delay = seconds_until(at) + self.node.settings.client.expired_sub_close_delay;
         ctx.run_later(delay, move |this, ctx| {
@@ -480,7 +443,7 @@ impl ClientSession {
         self.push_to_client(channel.as_str(), Push::Unsubscribe(&UnsubscribePush { code, reason }));
     }
 
-    fn on_stale_check(&mut self, ctx: &mut ws::WebsocketContext<Self>) {
+    fn on_stale_check(&mut self, ctx: &mut Context<Self>) {
         if matches!(self.state, State::Connecting) {
             self.close(ctx, Disconnect::STALE);
         }
@@ -492,7 +455,7 @@ fn seconds_until(at: i64) -> Duration {
 }
 
 impl Actor for ClientSession {
-    type Context = ws::WebsocketContext<Self>;
+    type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
         self.node.connection_opened();
@@ -538,34 +501,26 @@ impl Actor for ClientSession {
     }
 }
 
-impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for ClientSession {
-    fn handle(&mut self, message: Result<ws::Message, ws::ProtocolError>, ctx: &mut Self::Context) {
+/// What the WebSocket transport decoded from the client.
+impl StreamHandler<Inbound> for ClientSession {
+    fn handle(&mut self, message: Inbound, ctx: &mut Self::Context) {
         let span = self.span.clone();
         let _entered = span.enter();
         match message {
-            Ok(ws::Message::Text(text)) => self.on_text(text, ctx),
-            Ok(ws::Message::Binary(bytes)) => self.on_binary(bytes, ctx),
-            Ok(ws::Message::Continuation(item)) => self.on_continuation(item, ctx),
-            Ok(ws::Message::Ping(payload)) => self.write(Frame::pong(&payload)),
-            Ok(ws::Message::Pong(_)) if self.protocol == Protocol::UniJson => self.awaiting_pong = false,
-            Ok(ws::Message::Pong(_)) | Ok(ws::Message::Nop) => {}
-            Ok(ws::Message::Close(reason)) => {
+            Inbound::Text(text) => self.on_text(text, ctx),
+            Inbound::Binary(bytes) => self.on_binary(bytes, ctx),
+            Inbound::Ping(payload) => self.write(Frame::pong(&payload)),
+            Inbound::Pong if self.protocol == Protocol::UniJson => self.awaiting_pong = false,
+            Inbound::Pong => {}
+            Inbound::Close(code) => {
                 // Echo the client's code (RFC 6455 §5.5.1), as Centrifugo's WebSocket library does.
                 self.state = State::Closed;
-                self.write(Frame::close(reason.map(|reason| u16::from(reason.code)), ""));
+                self.write(Frame::close(code, ""));
                 ctx.stop();
             }
-            Err(ws::ProtocolError::Overflow) => self.close(ctx, Disconnect::MESSAGE_TOO_BIG),
-            // The decoder reports a text frame that is not UTF-8 as an I/O error of kind `Other`
-            // (reserved bits are `InvalidData`, a protocol error; socket errors end the input).
-            Err(ws::ProtocolError::Io(error))
-                if !self.flow.input_failed() && error.kind() == std::io::ErrorKind::Other =>
-            {
-                self.close(ctx, Disconnect::INVALID_UTF8)
-            }
-            Err(error) => {
-                tracing::debug!(client = %self.id, %error, "websocket protocol error");
-                self.close(ctx, Disconnect::PROTOCOL_ERROR);
+            Inbound::Refused(disconnect) => {
+                tracing::debug!(client = %self.id, code = disconnect.code, "the client broke the WebSocket protocol or a limit");
+                self.close(ctx, disconnect);
             }
         }
     }
@@ -591,7 +546,7 @@ impl Deliveries for ClientSession {
 }
 
 impl ClientSession {
-    fn on_deliver(&mut self, message: Deliver, ctx: &mut ws::WebsocketContext<Self>) {
+    fn on_deliver(&mut self, message: Deliver, ctx: &mut Context<Self>) {
         match message {
             Deliver::Frame(frame) if matches!(self.busy.as_deref(), Some(Busy::Connect { .. })) => {
                 self.held.push(frame)
@@ -611,7 +566,7 @@ impl ClientSession {
     }
 
     /// Writes the frames held back during connect, after the connect reply.
-    pub(super) fn release_held(&mut self, ctx: &mut ws::WebsocketContext<Self>) {
+    pub(super) fn release_held(&mut self, ctx: &mut Context<Self>) {
         for frame in std::mem::take(&mut self.held) {
             self.write_push(frame, ctx);
         }

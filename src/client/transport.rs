@@ -1,9 +1,9 @@
 //! A WebSocket connection's socket I/O after the handshake, outside actix-http's HTTP/1
 //! dispatcher.
 //!
-//! The session stays an actix-web-actors [`WebsocketContext`] actor: this module feeds it the
-//! bytes read from the socket and writes the frames it encodes. Why not let the dispatcher do
-//! it: the dispatcher keeps an 8 KiB read buffer and an 8 KiB write buffer (and its task) for as
+//! The session is an actix actor whose future this connection's task runs: this module decodes
+//! the client's frames ([`super::ws_frames`]) into [`Inbound`] messages for it and writes the
+//! frames it hands over ([`Flow`]). Why not let actix-http's dispatcher do it: the dispatcher keeps an 8 KiB read buffer and an 8 KiB write buffer (and its task) for as
 //! long as the connection lives, which was most of an idle connection's memory. Here an idle
 //! connection holds no buffer: reads go through one scratch buffer per thread and only the bytes
 //! received are kept; frames are kept only until the socket takes them.
@@ -21,16 +21,15 @@ use std::rc::Rc;
 use std::task::{ready, Context, Poll, Waker};
 use std::time::Duration;
 
-use actix_http::error::PayloadError;
-use actix_http::ws::Codec;
+use actix::dev::ContextFut;
+use actix::{AsyncContext, Context as ActorContext};
 use actix_web::rt::net::TcpStream;
-use actix_web_actors::ws::WebsocketContext;
 use bytes::{Buf, Bytes};
 use futures_util::Stream;
 use tokio::io::Interest;
 use tokio::time::{sleep, Instant, Sleep};
 
-use super::frame_guard::{FrameGuard, Span};
+use super::ws_frames::{compress_frame, CompressionSettings, Decoder, DecoderSettings, Inbound};
 use super::ClientSession;
 use crate::config::WebsocketSettings;
 
@@ -56,24 +55,33 @@ thread_local! {
 }
 
 /// Runs `session` on `io` (already upgraded) on the current thread until the connection ends.
-/// `early` holds bytes the client sent right behind its handshake.
-pub fn start(session: ClientSession, codec: Codec, io: TcpStream, early: &[u8], settings: &WebsocketSettings) {
+/// `early` holds bytes the client sent right behind its handshake; `deflate` says whether
+/// permessage-deflate was negotiated.
+pub fn start(session: ClientSession, io: TcpStream, early: &[u8], settings: &WebsocketSettings, deflate: bool) {
     let io = Rc::new(io);
     let flow = session.flow.clone();
+    let limit = settings.message_size_limit;
+    let inflated_limit = match settings.decompressed_message_size_limit {
+        0 => limit.saturating_mul(10),
+        set => set,
+    };
     let input = SocketInput {
         io: io.clone(),
         flow: flow.clone(),
         unread: Bytes::copy_from_slice(early),
-        guard: FrameGuard::new(settings.message_size_limit),
-        just_passed: false,
+        decoder: Decoder::new(DecoderSettings { limit, inflated_limit, deflate }),
         read_in_turn: 0,
         ended: false,
     };
+    let mut context = ActorContext::new();
+    context.add_stream(input);
     // Boxed: the task then holds a pointer, not the session and its context inline in every
     // state of a generated future (which costs several copies of it per connection).
-    let frames = Box::pin(WebsocketContext::with_codec(session, input, codec));
-    let writer = Writer { flow, ..Writer::default() };
-    actix_web::rt::spawn(Connection { io, frames, writer, write_timeout: settings.write_timeout });
+    let session = Box::pin(context.into_future(session));
+    let compression = deflate
+        .then_some(CompressionSettings { min_size: settings.compression_min_size, level: settings.deflate_level() });
+    let writer = Writer { flow, compression, ..Writer::default() };
+    actix_web::rt::spawn(Connection { io, session, writer, write_timeout: settings.write_timeout });
 }
 
 /// What the session and its transport share to keep a connection's memory bounded: the session
@@ -88,7 +96,6 @@ pub(super) struct Flow {
     handed_bytes: Cell<usize>,
     /// Bytes the writer holds for the socket.
     pending: Cell<usize>,
-    input_failed: Cell<bool>,
 }
 
 impl Flow {
@@ -103,8 +110,7 @@ impl Flow {
         }
     }
 
-    /// The session writes a data frame. Control frames (pong, close) go through the context's
-    /// codec; the writer takes these first, so a close never overtakes the frames before it.
+    /// The session writes a frame (wire bytes, header included), in order.
     pub(super) fn hand(&self, frame: Bytes) {
         self.handed_bytes.set(self.handed_bytes.get() + frame.len());
         self.handed.borrow_mut().push_back(frame);
@@ -120,30 +126,25 @@ impl Flow {
         self.handed_bytes.set(0);
         std::mem::take(&mut *self.handed.borrow_mut())
     }
-
-    /// Whether reading the socket failed (as opposed to the decoder refusing what was read).
-    pub(super) fn input_failed(&self) -> bool {
-        self.input_failed.get()
-    }
 }
 
-/// The connection's task: runs the session by polling its frames and writes them.
-struct Connection<S> {
+/// The session actor, run by its connection's task instead of a task of its own.
+type SessionFuture = ContextFut<ClientSession, ActorContext<ClientSession>>;
+
+/// The connection's task: runs the session and writes what it hands over.
+struct Connection {
     io: Rc<TcpStream>,
-    frames: Pin<Box<S>>,
+    session: Pin<Box<SessionFuture>>,
     writer: Writer,
     write_timeout: Duration,
 }
 
-impl<S> Future for Connection<S>
-where
-    S: Stream<Item = Result<Bytes, actix_web::Error>>,
-{
+impl Future for Connection {
     type Output = ();
 
     fn poll(self: Pin<&mut Self>, task: &mut Context<'_>) -> Poll<()> {
         let this = self.get_mut();
-        if let Err(error) = ready!(this.writer.poll(&this.io, this.frames.as_mut(), this.write_timeout, task)) {
+        if let Err(error) = ready!(this.writer.poll(&this.io, this.session.as_mut(), this.write_timeout, task)) {
             tracing::debug!(%error, "WebSocket connection closed");
         }
         actix_web::rt::spawn(linger(this.io.clone()));
@@ -151,77 +152,51 @@ where
     }
 }
 
-/// What the client sends, as the byte stream a [`WebsocketContext`] decodes frames from. It
-/// passes one frame (or the part of it that has arrived) per poll of the decoder, so the
-/// decoder's buffer never holds more than one frame, and refuses a frame whose header declares
-/// too much (see [`FrameGuard`]).
+/// What the client sends, decoded into messages for the session. Reading waits while the
+/// session has commands left to run.
 struct SocketInput {
     io: Rc<TcpStream>,
     flow: Rc<Flow>,
-    /// Read from the socket, not passed on yet: at most one read.
+    /// Read from the socket, not decoded yet: at most one read.
     unread: Bytes,
-    guard: FrameGuard,
-    /// Bytes were just passed on: the decoder takes them before anything more is read.
-    just_passed: bool,
+    decoder: Decoder,
     read_in_turn: usize,
     ended: bool,
 }
 
 impl Stream for SocketInput {
-    type Item = Result<Bytes, PayloadError>;
+    type Item = Inbound;
 
-    fn poll_next(self: Pin<&mut Self>, task: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+    fn poll_next(self: Pin<&mut Self>, task: &mut Context<'_>) -> Poll<Option<Inbound>> {
         let this = self.get_mut();
         if this.ended {
             return Poll::Ready(None);
-        }
-        if this.just_passed {
-            // The decoder reads until Pending, then decodes one frame.
-            this.just_passed = false;
-            if this.guard.mid_frame() {
-                // It cannot make a frame of a part: come back for the rest.
-                task.waker().wake_by_ref();
-            }
-            return Poll::Pending;
         }
         if this.flow.reading_paused.get() {
             this.flow.reader.set(Some(task.waker().clone()));
             return Poll::Pending;
         }
         loop {
-            if this.unread.is_empty() {
-                match ready!(this.poll_read(task)) {
-                    Ok(Some(bytes)) => this.unread = bytes,
-                    Ok(None) => {
-                        this.ended = true;
-                        return Poll::Ready(None);
-                    }
-                    Err(error) => {
-                        this.ended = true;
-                        this.flow.input_failed.set(true);
-                        return Poll::Ready(Some(Err(PayloadError::Io(error))));
-                    }
-                }
-            }
-            let passed = match this.guard.next(&this.unread) {
-                Span::HeaderPart(taken) => {
-                    this.unread.advance(taken);
-                    continue;
-                }
-                Span::BufferedHeader { taken } => {
-                    this.unread.advance(taken);
-                    Bytes::from(this.guard.take_buffered_header())
-                }
-                Span::Frame(len) => this.unread.split_to(len),
-                Span::Refused(refusal) => {
-                    // The decoder fails on these bytes with the matching code; nothing more is read.
+            if let Some(item) = this.decoder.decode(&mut this.unread) {
+                if matches!(item, Inbound::Refused(_)) {
+                    // Nothing after a refused frame is read.
                     this.ended = true;
                     this.unread = Bytes::new();
-                    Bytes::from_static(refusal.poison())
                 }
-            };
-            this.just_passed = true;
-            return Poll::Ready(Some(Ok(passed)));
+                return Poll::Ready(Some(item));
+            }
+            match ready!(this.poll_read(task)) {
+                Ok(Some(bytes)) => this.unread = bytes,
+                Ok(None) => {
+                    this.ended = true;
+                    return Poll::Ready(None);
+                }
+                Err(error) => {
+                    tracing::debug!(%error, "reading the WebSocket failed");
+                    this.ended = true;
+                    return Poll::Ready(None);
+                }
+            }
         }
     }
 }
@@ -273,42 +248,37 @@ fn read_into_scratch<T>(io: &TcpStream, use_bytes: impl FnOnce(&[u8]) -> T) -> i
 #[derive(Default)]
 struct Writer {
     flow: Rc<Flow>,
+    /// permessage-deflate, when negotiated.
+    compression: Option<CompressionSettings>,
     /// Encoded frames the socket has not taken yet (the first may be partly written).
     pending: VecDeque<Bytes>,
     pending_bytes: usize,
-    frames_ended: bool,
+    session_ended: bool,
     /// Armed while the socket refuses pending bytes: `websocket.write_timeout`.
     deadline: Option<Pin<Box<Sleep>>>,
 }
 
 impl Writer {
-    fn poll<S>(
+    fn poll(
         &mut self,
         io: &TcpStream,
-        mut frames: Pin<&mut S>,
+        mut session: Pin<&mut SessionFuture>,
         write_timeout: Duration,
         task: &mut Context<'_>,
-    ) -> Poll<io::Result<()>>
-    where
-        S: Stream<Item = Result<Bytes, actix_web::Error>>,
-    {
+    ) -> Poll<io::Result<()>> {
         for _ in 0..WRITE_TURNS {
-            // Polling the frame stream is what runs the session actor.
-            while !self.frames_ended && self.pending_bytes < PENDING_WRITE_LIMIT {
-                let polled = frames.as_mut().poll_next(task);
+            // Polling the session's future is what runs the actor; it returns once nothing it
+            // waits for is ready.
+            if !self.session_ended && self.pending_bytes < PENDING_WRITE_LIMIT {
+                let polled = session.as_mut().poll(task);
                 self.take_handed();
-                match polled {
-                    Poll::Ready(Some(Ok(bytes))) => self.queue(bytes),
-                    Poll::Ready(Some(Err(error))) => return Poll::Ready(Err(io::Error::other(error.to_string()))),
-                    Poll::Ready(None) => self.frames_ended = true,
-                    Poll::Pending => break,
-                }
+                self.session_ended = polled.is_ready();
             }
             if self.pending.is_empty() {
                 // An idle connection keeps no queue allocation.
                 self.pending = VecDeque::new();
                 self.deadline = None;
-                return if self.frames_ended { Poll::Ready(Ok(())) } else { Poll::Pending };
+                return if self.session_ended { Poll::Ready(Ok(())) } else { Poll::Pending };
             }
             match self.write_pending(io) {
                 Ok(written) => {
@@ -330,29 +300,30 @@ impl Writer {
         Poll::Pending
     }
 
-    /// Takes the data frames the session wrote during the last poll, in order.
+    /// Takes the frames the session wrote during the last poll, in order (compressed, if the
+    /// connection negotiated it).
     fn take_handed(&mut self) {
         let mut handed = self.flow.handed.borrow_mut();
         if handed.is_empty() {
             return;
         }
-        self.pending_bytes += self.flow.handed_bytes.replace(0);
+        let handed_bytes = self.flow.handed_bytes.replace(0);
         // Moved, not copied; the session's queue starts over without an allocation, so an idle
         // connection keeps none.
-        let taken = std::mem::take(&mut *handed);
+        let mut taken = std::mem::take(&mut *handed);
+        match self.compression {
+            Some(compression) => {
+                for frame in &mut taken {
+                    *frame = compress_frame(frame, compression);
+                    self.pending_bytes += frame.len();
+                }
+            }
+            None => self.pending_bytes += handed_bytes,
+        }
         if self.pending.is_empty() {
             self.pending = taken;
         } else {
             self.pending.extend(taken);
-        }
-        self.flow.pending.set(self.pending_bytes);
-    }
-
-    /// Takes what the session wrote through its context (control frames).
-    fn queue(&mut self, bytes: Bytes) {
-        if !bytes.is_empty() {
-            self.pending_bytes += bytes.len();
-            self.pending.push_back(bytes);
         }
         self.flow.pending.set(self.pending_bytes);
     }

@@ -13,8 +13,8 @@ use actix_web::rt::net::TcpStream;
 use actix_web::HttpResponse;
 use futures_util::SinkExt;
 
+use super::ws_frames::negotiate_deflate;
 use super::{transport, ClientSession};
-use crate::config::WebsocketSettings;
 use crate::node::Node;
 use crate::protocol::command::ConnectRequest;
 use crate::protocol::Protocol;
@@ -33,34 +33,30 @@ pub async fn accept(node: Arc<Node>, serves_websocket: bool, upgrade: Upgrade) -
     let (request, mut framed) = upgrade;
     let admitted = endpoint_of(&node, serves_websocket, request.head())
         .and_then(|endpoint| Ok((endpoint, admit(&node, request.head())?)));
-    let (endpoint, response) = match admitted {
+    let (endpoint, mut response) = match admitted {
         Ok(admitted) => admitted,
         Err(refusal) => {
             refuse(framed, refusal).await;
             return Ok(());
         }
     };
+    let settings = match &endpoint {
+        Endpoint::Bidirectional(_) => node.settings.websocket.clone(),
+        Endpoint::Unidirectional(_) => node.settings.uni_websocket.socket_settings(),
+    };
+    let deflate = settings.compression && accept_deflate(request.head(), &mut response);
     if let Err(error) = framed.send((response, BodySize::None).into()).await {
         tracing::debug!(%error, "WebSocket handshake: the client went away before the 101 answer");
         return Ok(());
     }
     let parts = framed.into_parts();
-    let (session, settings) = match endpoint {
-        Endpoint::Bidirectional(protocol) => {
-            (ClientSession::new(node.clone(), protocol), node.settings.websocket.clone())
-        }
+    let session = match endpoint {
+        Endpoint::Bidirectional(protocol) => ClientSession::new(node.clone(), protocol),
         Endpoint::Unidirectional(connect) => {
-            let uni = &node.settings.uni_websocket;
-            let settings = WebsocketSettings {
-                message_size_limit: uni.message_size_limit,
-                write_timeout: uni.write_timeout,
-                ..node.settings.websocket.clone()
-            };
-            (ClientSession::new(node.clone(), Protocol::UniJson).with_connect_request(connect), settings)
+            ClientSession::new(node.clone(), Protocol::UniJson).with_connect_request(connect)
         }
     };
-    let codec = ws::Codec::new().max_size(settings.message_size_limit);
-    transport::start(session, codec, parts.io, &parts.read_buf, &settings);
+    transport::start(session, parts.io, &parts.read_buf, &settings, deflate);
     Ok(())
 }
 
@@ -154,6 +150,14 @@ fn protocol_of(head: &RequestHead) -> Protocol {
 }
 
 /// Answers a refused handshake (status and headers, no body) and closes the connection.
+/// Answers a permessage-deflate offer, if the client made one the node can honour.
+fn accept_deflate(head: &RequestHead, response: &mut Response<()>) -> bool {
+    let offers = head.headers.get_all(header::SEC_WEBSOCKET_EXTENSIONS).filter_map(|value| value.to_str().ok());
+    let Some(answer) = negotiate_deflate(offers) else { return false };
+    response.headers_mut().insert(header::SEC_WEBSOCKET_EXTENSIONS, HeaderValue::from_static(answer));
+    true
+}
+
 async fn refuse(mut framed: Framed<TcpStream, h1::Codec>, refusal: Response<BoxBody>) {
     let (mut response, _) = refusal.into_parts();
     response.head_mut().set_connection_type(ConnectionType::Close);

@@ -140,14 +140,7 @@ fn load_tree(
     if !errors.is_empty() {
         return Err(ConfigError::Invalid(errors.join("; ")));
     }
-    let mut warnings = findings.warnings;
-    if settings.websocket.compression {
-        warnings.push(
-            "websocket.compression: permessage-deflate is not implemented by gyre yet, so WebSocket \
-             connections stay uncompressed; remove the key (or set it to false) to silence this"
-                .to_owned(),
-        );
-    }
+    let warnings = findings.warnings;
     Ok(Loaded { settings, warnings, unknown_keys: findings.unknown_keys })
 }
 
@@ -517,12 +510,15 @@ mod tests {
     }
 
     #[test]
-    fn websocket_compression_is_not_accepted_silently() {
-        let loaded = load_text("c.json", r#"{"websocket": {"compression": true}}"#, &[]).expect("loads");
-        assert!(loaded
-            .warnings
-            .iter()
-            .any(|w| w.starts_with("websocket.compression: permessage-deflate is not implemented")));
+    fn websocket_compression_loads_and_its_level_is_checked() {
+        let text = r#"{"websocket": {"compression": true, "compression_min_size": 128, "compression_level": -1}}"#;
+        let loaded = load_text("c.json", text, &[]).expect("loads");
+        assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+        assert!(loaded.settings.websocket.compression);
+        assert_eq!(loaded.settings.websocket.compression_min_size, 128);
+        assert_eq!(loaded.settings.websocket.deflate_level(), 6);
+        let message = invalid(load_text("c.json", r#"{"uni_websocket": {"compression_level": 10}}"#, &[]));
+        assert!(message.contains("uni_websocket.compression_level: 10 is not a compression level"), "{message}");
     }
 
     #[test]

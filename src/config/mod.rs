@@ -574,8 +574,26 @@ pub struct WebsocketSettings {
     /// A socket that takes nothing for this long is closed (the client stopped reading). Default 1s.
     #[serde(with = "duration")]
     pub write_timeout: Duration,
-    /// permessage-deflate: not implemented yet (true loads with a warning).
+    /// Offer permessage-deflate (RFC 7692, without context takeover). Default false.
     pub compression: bool,
+    /// Messages shorter than this go out uncompressed. Default 0.
+    pub compression_min_size: usize,
+    /// zlib level: 1 (fastest) to 9, 0 stores, -1 is 6. Default 1.
+    pub compression_level: i32,
+    /// Longest incoming message once inflated; 0 is 10 × `message_size_limit`. Default 0.
+    pub decompressed_message_size_limit: usize,
+}
+
+impl WebsocketSettings {
+    /// The zlib level `compression_level` stands for (-1 is zlib's default, 6; -2, Go's
+    /// Huffman-only level, has no equivalent here and is the fastest level, 1).
+    pub fn deflate_level(&self) -> u32 {
+        match self.compression_level {
+            -1 => 6,
+            -2 => 1,
+            level => level.clamp(0, 9) as u32,
+        }
+    }
 }
 
 /// `uni_websocket.*`: a plain WebSocket that receives pushes (Centrifugo's unidirectional
@@ -594,6 +612,28 @@ pub struct UniWebsocketSettings {
     pub write_timeout: Duration,
     /// Close without the `{"disconnect":…}` message before the close frame.
     pub disable_disconnect_push: bool,
+    /// As `websocket.compression`, `compression_min_size`, `compression_level` and
+    /// `decompressed_message_size_limit`, for this endpoint.
+    pub compression: bool,
+    pub compression_min_size: usize,
+    pub compression_level: i32,
+    pub decompressed_message_size_limit: usize,
+}
+
+impl UniWebsocketSettings {
+    /// This endpoint's socket settings, in the shape the WebSocket transport takes.
+    pub fn socket_settings(&self) -> WebsocketSettings {
+        WebsocketSettings {
+            disabled: !self.enabled,
+            handler_prefix: self.handler_prefix.clone(),
+            message_size_limit: self.message_size_limit,
+            write_timeout: self.write_timeout,
+            compression: self.compression,
+            compression_min_size: self.compression_min_size,
+            compression_level: self.compression_level,
+            decompressed_message_size_limit: self.decompressed_message_size_limit,
+        }
+    }
 }
 
 impl Default for UniWebsocketSettings {
@@ -604,6 +644,10 @@ impl Default for UniWebsocketSettings {
             message_size_limit: 65536,
             write_timeout: Duration::from_secs(1),
             disable_disconnect_push: false,
+            compression: false,
+            compression_min_size: 0,
+            compression_level: 1,
+            decompressed_message_size_limit: 0,
         }
     }
 }
@@ -706,6 +750,9 @@ impl Default for WebsocketSettings {
             message_size_limit: 65536,
             write_timeout: Duration::from_secs(1),
             compression: false,
+            compression_min_size: 0,
+            compression_level: 1,
+            decompressed_message_size_limit: 0,
         }
     }
 }

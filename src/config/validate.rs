@@ -73,6 +73,16 @@ pub fn validate(settings: &Settings) -> Vec<String> {
         ));
     }
 
+    for (section, level) in
+        [("websocket", s.websocket.compression_level), ("uni_websocket", s.uni_websocket.compression_level)]
+    {
+        if !(-2..=9).contains(&level) {
+            errors.push(format!(
+                "{section}.compression_level: {level} is not a compression level; use -2 to 9 (1 is the fastest, 9 the smallest)"
+            ));
+        }
+    }
+
     if s.http_server.workers > MAX_WORKERS {
         errors.push(format!(
             "http_server.workers: {} threads is more than {MAX_WORKERS}; use 0 (one per CPU) or a number up to {MAX_WORKERS}",

@@ -501,6 +501,12 @@ impl RawSocket {
 
     /// The next frame from the node (opcode, payload); `None` once the connection ends.
     pub async fn next_frame(&mut self) -> Option<(u8, Vec<u8>)> {
+        let (first, payload) = self.next_frame_with_flags().await?;
+        Some((first & 0x0F, payload))
+    }
+
+    /// The next frame from the node with its whole first byte (FIN, RSV bits, opcode).
+    pub async fn next_frame_with_flags(&mut self) -> Option<(u8, Vec<u8>)> {
         loop {
             if let Some((opcode, payload, used)) = parse_server_frame(&self.read) {
                 self.read.drain(..used);
@@ -559,5 +565,5 @@ fn parse_server_frame(bytes: &[u8]) -> Option<(u8, Vec<u8>, usize)> {
         short => (short as usize, 2),
     };
     let payload = bytes.get(at..at + len)?.to_vec();
-    Some((first & 0x0F, payload, at + len))
+    Some((first, payload, at + len))
 }

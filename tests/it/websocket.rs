@@ -240,3 +240,86 @@ async fn protocol_violations_close_with_1002() {
         assert_eq!(socket.close_code().await, Some(1002), "{name}");
     }
 }
+
+/// RFC 7692 §7.2.1: a raw deflate of `data` without the sync-flush tail.
+fn deflated(data: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut encoder = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::fast());
+    encoder.write_all(data).expect("deflate");
+    encoder.flush().expect("deflate");
+    let mut out = encoder.get_ref().clone();
+    out.truncate(out.len() - 4);
+    out
+}
+
+fn inflated(data: &[u8]) -> String {
+    use std::io::Read;
+    let mut whole = data.to_vec();
+    whole.extend_from_slice(&[0, 0, 0xFF, 0xFF]);
+    let mut text = String::new();
+    // The stream has no final block: reading stops with an error at its end, after the text.
+    let _ = flate2::read::DeflateDecoder::new(whole.as_slice()).read_to_string(&mut text);
+    text
+}
+
+const RSV1: u8 = 0x40;
+const DEFLATE_OFFER: &str = "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n";
+
+/// permessage-deflate (`websocket.compression`): answered without context takeover; compressed
+/// commands are inflated; pushes at or over `compression_min_size` go out compressed (RSV1),
+/// smaller replies as they are.
+#[actix_web::test]
+async fn permessage_deflate_compresses_both_ways_when_enabled() {
+    let node = TestNode::start_with(|settings| {
+        settings.websocket.compression = true;
+        settings.websocket.compression_min_size = 64;
+    })
+    .await;
+    let (mut socket, head) = RawSocket::open_with(&node, "", DEFLATE_OFFER).await;
+    let expected =
+        "sec-websocket-extensions: permessage-deflate; server_no_context_takeover; client_no_context_takeover";
+    assert!(head.to_ascii_lowercase().contains(expected), "{head}");
+    let connect = json!({"id": 1, "connect": {"token": token(json!({"sub": "zip"}))}}).to_string();
+    socket.send_frame(true, RSV1 | TEXT, &deflated(connect.as_bytes())).await;
+    let (first, reply) = socket.next_frame_with_flags().await.expect("connect reply");
+    let reply = if first & RSV1 != 0 { inflated(&reply) } else { String::from_utf8(reply).expect("UTF-8") };
+    assert!(reply.contains(r#""connect":{"client""#), "{reply}");
+    // Two fragments, the first compressed: the message is inflated whole.
+    let subscribe = deflated(br#"{"id":2,"subscribe":{"channel":"zipped"}}"#);
+    let (start, rest) = subscribe.split_at(5);
+    socket.send_frame(false, RSV1 | TEXT, start).await;
+    socket.send_frame(true, 0, rest).await;
+    let (first, reply) = socket.next_frame_with_flags().await.expect("subscribe reply");
+    assert_eq!(
+        (first, reply.as_slice()),
+        (0x80 | TEXT, &br#"{"id":2,"subscribe":{}}"#[..]),
+        "under 64 bytes: as it is"
+    );
+    let text = "gyre ".repeat(400);
+    node.api_ok("publish", json!({"channel": "zipped", "data": {"text": text}})).await;
+    let (first, push) = socket.next_frame_with_flags().await.expect("push");
+    assert_eq!(first, 0x80 | RSV1 | TEXT, "a large push is compressed");
+    assert!(push.len() < 300, "{} bytes on the wire for 2,000 of text", push.len());
+    let push = inflated(&push);
+    assert!(push.contains(&format!(r#""data":{{"text":"{text}"}}"#)), "{push}");
+}
+
+/// Without `websocket.compression` the offer is declined and a compressed frame is a protocol
+/// error (1002); with it, a message that inflates past the limit closes with 1009.
+#[actix_web::test]
+async fn compressed_frames_are_refused_when_not_negotiated_or_too_big_inflated() {
+    let node = TestNode::start().await;
+    let (mut socket, head) = RawSocket::open_with(&node, "", DEFLATE_OFFER).await;
+    assert!(!head.to_ascii_lowercase().contains("sec-websocket-extensions"), "{head}");
+    socket.send_frame(true, RSV1 | TEXT, &deflated(PING_COMMAND.as_bytes())).await;
+    assert_eq!(socket.close_code().await, Some(1002));
+
+    let node = TestNode::start_with(|settings| settings.websocket.compression = true).await;
+    let (mut socket, _) = RawSocket::open_with(&node, "", DEFLATE_OFFER).await;
+    // 1 MiB of spaces deflates to a few kilobytes (under the 64 KiB wire limit); the inflated
+    // limit is 10 x 64 KiB.
+    let bomb = deflated(&vec![b' '; 1 << 20]);
+    assert!(bomb.len() < 65_536, "{}", bomb.len());
+    socket.send_frame(true, RSV1 | TEXT, &bomb).await;
+    assert_eq!(socket.close_code().await, Some(1009));
+}

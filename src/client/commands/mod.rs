@@ -11,7 +11,6 @@ use std::future::Future;
 use std::time::Instant;
 
 use actix::prelude::*;
-use actix_web_actors::ws;
 
 use crate::channel::Asker;
 use crate::client::session::{Busy, ClientSession, State};
@@ -24,7 +23,7 @@ use crate::protocol::{Disconnect, ReplyError};
 
 pub(in crate::client) use subscribe::PendingSubscription;
 
-pub(in crate::client) type Ctx = ws::WebsocketContext<ClientSession>;
+pub(in crate::client) type Ctx = Context<ClientSession>;
 
 /// Seconds left until `at`, at least 1 (SDKs need `ttl ≥ 1` with `expires`).
 pub(in crate::client) fn ttl_until(at: i64) -> u32 {
