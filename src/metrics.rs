@@ -5,7 +5,8 @@
 //! Hot paths use pre-resolved children (no label hashing per delivery), and fan-out counts a
 //! whole publication's deliveries with one `inc_by`.
 
-use std::sync::LazyLock;
+use std::collections::HashMap;
+use std::sync::{Arc, LazyLock, Mutex};
 
 use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
@@ -15,6 +16,15 @@ use crate::node::VERSION;
 
 const NS: &str = "centrifugo";
 const TRANSPORT: &str = "websocket";
+
+/// A connection's metric labels, resolved once and shared by every connection that has them
+/// (a connection keeps a pointer, not four strings).
+#[derive(Debug)]
+pub struct ConnectionLabels {
+    /// The `client_name` label (the SDK's name).
+    pub client_name: String,
+    inflight: IntGauge,
+}
 
 /// The process-wide metrics.
 pub static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::new);
@@ -50,6 +60,8 @@ pub struct Metrics {
     broker_received: IntCounterVec,
     broker_publish_errors: IntCounterVec,
     broker_reconnects: IntCounter,
+    /// Labels of connections seen so far, shared by every connection that has them.
+    connection_labels: Mutex<HashMap<[String; 4], Arc<ConnectionLabels>>>,
     /// Pre-resolved `transport_messages_sent{frame_type="push_publication"}`.
     pub sent_publications: IntCounter,
     /// Pre-resolved `transport_messages_sent_size{frame_type="push_publication"}`.
@@ -129,6 +141,7 @@ impl Metrics {
                 "Recovery attempts.",
                 &["recovered", "channel_namespace", "has_recovered_publications"],
             ),
+            connection_labels: Mutex::default(),
             sent_publications: messages_sent.with_label_values(&[TRANSPORT, "push_publication", ""]),
             sent_publications_size: messages_sent_size.with_label_values(&[TRANSPORT, "push_publication", ""]),
             messages_sent,
@@ -212,17 +225,28 @@ impl Metrics {
     }
 
     /// A connection was accepted (`connect` succeeded); returns the labels to release it with.
-    pub fn connection_accepted(&self, client_name: &str, client_version: &str) -> [String; 4] {
-        let labels = [TRANSPORT.to_owned(), "json".to_owned(), label(client_name), label(client_version)];
-        let refs = labels.each_ref().map(String::as_str);
+    pub fn connection_accepted(
+        &self,
+        transport: &str,
+        encoding: &str,
+        client_name: &str,
+        client_version: &str,
+    ) -> Arc<ConnectionLabels> {
+        let key = [transport.to_owned(), encoding.to_owned(), label(client_name), label(client_version)];
+        let refs = key.each_ref().map(String::as_str);
         self.connections_accepted.with_label_values(&refs).inc();
-        self.connections_inflight.with_label_values(&refs).inc();
-        labels
+        let inflight = self.connections_inflight.with_label_values(&refs);
+        let mut known = self.connection_labels.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let labels = known
+            .entry(key)
+            .or_insert_with_key(|key| Arc::new(ConnectionLabels { client_name: key[2].clone(), inflight }));
+        labels.inflight.inc();
+        labels.clone()
     }
 
     /// A connection accepted earlier ended.
-    pub fn connection_ended(&self, labels: &[String; 4]) {
-        self.connections_inflight.with_label_values(&labels.each_ref().map(String::as_str)).dec();
+    pub fn connection_ended(&self, labels: &ConnectionLabels) {
+        labels.inflight.dec();
     }
 
     /// A subscription was accepted.

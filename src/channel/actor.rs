@@ -16,7 +16,7 @@ use crate::client::messages::{ClientHandle, Deliver, DeliverError, SubscribeAnsw
 use crate::cluster::envelope::ChannelEvent;
 use crate::cluster::history::HistoryStore;
 use crate::cluster::{NatsBridge, PublishToChannel};
-use crate::domain::{ChannelName, ClientId, ClientInfo, Payload, Publication, StreamPosition};
+use crate::domain::{ChannelName, ClientId, ClientInfo, Payload, Publication, SmallMap, StreamPosition};
 use crate::metrics::METRICS;
 use crate::protocol::fossil;
 use crate::protocol::outgoing::Push;
@@ -26,11 +26,34 @@ use crate::registry::messages::ChannelIdle;
 
 struct Subscriber {
     handle: ClientHandle,
-    info: ClientInfo,
+    /// Its user, and its connection and channel info when it has any (boxed: most have none).
+    user: Arc<str>,
+    infos: Option<Box<(Option<Payload>, Option<Payload>)>>,
     push_join_leave: bool,
     delta: DeltaMode,
     /// It has had a full publication since it subscribed: patches may follow.
     has_delta_base: bool,
+}
+
+impl Subscriber {
+    fn new(join: Join) -> Self {
+        let ClientInfo { user, conn_info, chan_info, .. } = join.info;
+        let infos = (conn_info.is_some() || chan_info.is_some()).then(|| Box::new((conn_info, chan_info)));
+        Self {
+            handle: join.client,
+            user,
+            infos,
+            push_join_leave: join.push_join_leave,
+            delta: join.delta,
+            has_delta_base: false,
+        }
+    }
+
+    /// Its client info, for join and leave pushes.
+    fn info(&self) -> ClientInfo {
+        let (conn_info, chan_info) = self.infos.as_deref().cloned().unwrap_or_default();
+        ClientInfo { user: self.user.clone(), client: self.handle.id.clone(), conn_info, chan_info }
+    }
 }
 
 /// The encodings of one publication a channel may need: as it is, as a full payload for delta
@@ -42,12 +65,17 @@ enum Form {
     Patch = 2,
 }
 
+/// Results of recent publishes by idempotency key, with when they expire.
+type RecentPublishes = HashMap<String, (Option<StreamPosition>, Instant)>;
+
 /// One channel: subscribers on this node, history, fan-out.
 pub struct Channel {
     name: ChannelName,
     namespace: Arc<Namespace>,
-    subscribers: HashMap<ClientId, Subscriber>,
-    stream: Option<Stream>,
+    subscribers: SmallMap<ClientId, Subscriber>,
+    /// Boxed, as `shared` and `recent`: most channels have none, and every byte here is in
+    /// every channel actor.
+    stream: Option<Box<Stream>>,
     registry: Recipient<ChannelIdle>,
     /// Registry messages handled so far; lets the registry tell "idle" from "idle with
     /// messages still in flight".
@@ -55,13 +83,13 @@ pub struct Channel {
     generation: u64,
     queue_max_size: usize,
     /// Results of recent publishes by idempotency key, with when they expire.
-    recent: HashMap<String, (Option<StreamPosition>, Instant)>,
+    recent: Option<Box<RecentPublishes>>,
     pruning_recent: bool,
     /// Cluster mode: join/leave go to every node through NATS instead of straight to local
     /// subscribers (they come back as [`FanOutJoinLeave`]).
     relay: Option<Addr<NatsBridge>>,
     /// Cluster mode with JetStream: history lives in the cluster-wide store, not in `stream`.
-    shared: Option<shared::SharedHistory>,
+    shared: Option<Box<shared::SharedHistory>>,
     /// The last publication delivered (offset, data): the base of the next one's patch.
     delta_base: Option<(u64, Payload)>,
     /// Subscribers with delta negotiated: without any, a publication takes the plain path.
@@ -81,17 +109,17 @@ impl Channel {
         let options = &namespace.options;
         let stream = options
             .history_enabled()
-            .then(|| kept.unwrap_or_else(|| Stream::new(None, options.history_size, options.history_ttl)));
+            .then(|| Box::new(kept.unwrap_or_else(|| Stream::new(None, options.history_size, options.history_ttl))));
         Self {
             name,
             namespace,
-            subscribers: HashMap::new(),
+            subscribers: SmallMap::new(),
             stream,
             registry,
             processed: 0,
             generation,
             queue_max_size,
-            recent: HashMap::new(),
+            recent: None,
             pruning_recent: false,
             relay: None,
             shared: None,
@@ -104,7 +132,7 @@ impl Channel {
     pub fn with_shared_history(mut self, store: Option<Arc<HistoryStore>>) -> Self {
         if let (Some(store), Some(shape)) = (store, self.namespace.history) {
             self.stream = None;
-            self.shared = Some(shared::SharedHistory::new(store, shape));
+            self.shared = Some(Box::new(shared::SharedHistory::new(store, shape)));
         }
         self
     }
@@ -138,7 +166,7 @@ impl Channel {
         let mut frames: [[Option<Result<Frame, NotJson>>; 3]; Protocol::COUNT] = Default::default();
         let mut delivered = [[0usize; 3]; Protocol::COUNT];
         let mut dropped = Vec::new();
-        for (id, subscriber) in &mut self.subscribers {
+        for (id, subscriber) in self.subscribers.iter_mut() {
             let Some(form) = pick(subscriber) else { continue };
             let (p, f) = (subscriber.handle.protocol as usize, form as usize);
             let encoded = frames[p][f].get_or_insert_with(|| encode(form, subscriber.handle.protocol));
@@ -179,7 +207,7 @@ impl Channel {
             }
             subscriber.handle.send(Deliver::Disconnect(disconnect));
         }
-        self.push_join_leave("leave", &subscriber.info);
+        self.push_join_leave("leave", &subscriber.info());
     }
 
     fn push_join_leave(&mut self, kind: &str, info: &ClientInfo) {
@@ -205,8 +233,8 @@ impl Channel {
     /// (without JetStream) the stream stays with the actor, which alone hears the cluster's
     /// publications to it.
     fn is_idle(&self) -> bool {
-        let stream_may_park = self.relay.is_none() || self.stream.as_ref().is_none_or(Stream::is_empty);
-        self.subscribers.is_empty() && self.recent.is_empty() && stream_may_park
+        let stream_may_park = self.relay.is_none() || self.stream.as_deref().is_none_or(Stream::is_empty);
+        self.subscribers.is_empty() && self.recent.is_none() && stream_may_park
     }
 
     /// Counts a registry message and reports idleness so the registry can drop this channel.
@@ -221,7 +249,7 @@ impl Channel {
                 name: self.name.clone(),
                 generation: self.generation,
                 processed: self.processed,
-                stream: self.stream.clone(),
+                stream: self.stream.as_deref().cloned(),
             });
         }
     }
@@ -274,16 +302,11 @@ impl Channel {
         let accepted = outcome.is_ok();
         join.client.send(Deliver::Subscribed(Box::new(SubscribeAnswer { channel: self.name.clone(), outcome })));
         if accepted {
-            let info = join.info.clone();
-            let subscriber = Subscriber {
-                handle: join.client,
-                info: join.info,
-                push_join_leave: join.push_join_leave,
-                delta: join.delta,
-                has_delta_base: false,
-            };
-            self.add_subscriber(subscriber);
-            self.push_join_leave("join", &info);
+            let join_leave = self.namespace.options.join_leave.then(|| join.info.clone());
+            self.add_subscriber(Subscriber::new(join));
+            if let Some(info) = join_leave {
+                self.push_join_leave("join", &info);
+            }
         }
         self.processed_one();
     }
@@ -376,7 +399,7 @@ impl Handler<Leave> for Channel {
 
     fn handle(&mut self, leave: Leave, _: &mut Self::Context) {
         if let Some(subscriber) = self.remove_subscriber(&leave.client) {
-            self.push_join_leave("leave", &subscriber.info);
+            self.push_join_leave("leave", &subscriber.info());
         }
         self.processed_one();
     }
@@ -387,7 +410,7 @@ impl Handler<Broadcast> for Channel {
 
     fn handle(&mut self, msg: Broadcast, ctx: &mut Self::Context) -> Self::Result {
         let now = Instant::now();
-        if let Some((position, _)) = msg.idempotency_key.as_ref().and_then(|key| self.recent.get(key)) {
+        if let Some((position, _)) = msg.idempotency_key.as_ref().and_then(|key| self.recent.as_ref()?.get(key)) {
             let position = position.clone();
             self.processed_one();
             return MessageResult(position);
@@ -419,12 +442,17 @@ impl Channel {
     }
 
     fn remember(&mut self, key: String, position: Option<StreamPosition>, now: Instant, ctx: &mut Context<Self>) {
-        self.recent.insert(key, (position, now + IDEMPOTENCY_WINDOW));
+        self.recent.get_or_insert_default().insert(key, (position, now + IDEMPOTENCY_WINDOW));
         if !self.pruning_recent {
             self.pruning_recent = true;
             ctx.run_interval(Duration::from_secs(10), |this, _| {
                 let now = Instant::now();
-                this.recent.retain(|_, (_, until)| *until > now);
+                if let Some(recent) = this.recent.as_mut() {
+                    recent.retain(|_, (_, until)| *until > now);
+                    if recent.is_empty() {
+                        this.recent = None;
+                    }
+                }
                 this.report_if_idle();
             });
         }
@@ -455,7 +483,7 @@ impl Handler<RemoveHistory> for Channel {
             let position = stream.position();
             let options = &self.namespace.options;
             let last_version = stream.last_version().clone();
-            *stream =
+            **stream =
                 Stream::new(Some(position), options.history_size, options.history_ttl).with_last_version(last_version);
         }
         self.processed_one();

@@ -228,7 +228,8 @@ fn open_emulated(node: &Arc<Node>, protocol: Protocol, commands: Bytes, framing:
     if node.is_draining() || !node.admit_connection() {
         return HttpResponse::ServiceUnavailable().finish();
     }
-    let session = ClientSession::new(node.clone(), protocol).emulated(commands);
+    let transport = if framing == Framing::Sse { "sse" } else { "http_stream" };
+    let session = ClientSession::new(node.clone(), protocol).emulated(transport, commands);
     streaming(session, framing)
 }
 
@@ -267,7 +268,9 @@ fn open(node: &Arc<Node>, request: ConnectRequest, framing: Framing) -> HttpResp
     if node.is_draining() || !node.admit_connection() {
         return HttpResponse::ServiceUnavailable().finish();
     }
-    let session = ClientSession::new(node.clone(), Protocol::UniJson).over_http().with_connect_request(Some(request));
+    let transport = if framing == Framing::Sse { "uni_sse" } else { "uni_http_stream" };
+    let session =
+        ClientSession::new(node.clone(), Protocol::UniJson).over_http(transport).with_connect_request(Some(request));
     streaming(session, framing)
 }
 

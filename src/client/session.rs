@@ -15,8 +15,8 @@ use super::pings;
 use super::rate_limit::CommandLimiter;
 use super::transport::Flow;
 use super::ws_frames::Inbound;
-use crate::domain::{unix_now, ChannelName, ClientId, Payload};
-use crate::metrics::METRICS;
+use crate::domain::{unix_now, ChannelName, ClientId, Payload, SmallMap};
+use crate::metrics::{ConnectionLabels, METRICS};
 use crate::node::Node;
 use crate::protocol::command::{Command, ConnectRequest};
 use crate::protocol::frame::PendingCommands;
@@ -57,8 +57,9 @@ pub(super) struct Subscription {
 pub(super) enum Busy {
     /// `subscribe` waiting for the channel's answer.
     Subscribe { id: u32, channel: ChannelName, pending: PendingSubscription },
-    /// `connect` waiting for its server-side subscriptions.
-    Connect { id: u32, result: ConnectResult, waiting: HashMap<ChannelName, PendingSubscription> },
+    /// `connect` waiting for its server-side subscriptions, and the channels' frames that
+    /// arrive meanwhile: they may only be written after the connect reply.
+    Connect { id: u32, result: ConnectResult, waiting: HashMap<ChannelName, PendingSubscription>, held: Vec<Frame> },
     /// A command waiting for a reply future (publish, presence, history).
     Reply,
 }
@@ -67,18 +68,19 @@ pub(super) enum Busy {
 pub struct ClientSession {
     pub(super) node: Arc<Node>,
     pub(super) id: ClientId,
-    /// Per-connection span (`client_id`, `user`), entered while the session handles anything.
-    pub(super) span: tracing::Span,
+    /// Per-connection span (`client_id`, `user`), entered while the session handles anything;
+    /// only when debug logging is on (boxed: it is never there at the default level).
+    pub(super) span: Option<Box<tracing::Span>>,
     pub(super) state: State,
-    pub(super) subscriptions: HashMap<ChannelName, Subscription>,
+    pub(super) subscriptions: SmallMap<ChannelName, Subscription>,
     /// Boxed: rare, and ~140 bytes inline on every idle connection.
     pub(super) busy: Option<Box<Busy>>,
     /// Server API subscriptions waiting for their channel's answer.
-    pub(super) server_pending: HashMap<ChannelName, PendingSubscription>,
+    pub(super) server_pending: SmallMap<ChannelName, PendingSubscription>,
     /// Method of the command being processed (metrics labels of error replies).
     pub(super) current_method: &'static str,
     /// Labels of `connections_inflight`, once connected.
-    pub(super) metric_labels: Option<[String; 4]>,
+    pub(super) metric_labels: Option<Arc<ConnectionLabels>>,
     /// The encoding negotiated at the handshake.
     pub(super) protocol: Protocol,
     /// Frames received whose commands have not run yet; reading waits while there are any.
@@ -92,9 +94,6 @@ pub struct ClientSession {
     awaiting_pong: bool,
     /// The stale-connection timer, cancelled once connected (an idle connection keeps no timer).
     stale_check: Option<SpawnHandle>,
-    /// Frames that arrive while `connect` waits for its server-side subscriptions; they may
-    /// only be written after the connect reply.
-    held: Vec<Frame>,
     /// Close with this code at the next flush (0: no): 3506 when a reply or push held data this
     /// connection's JSON cannot carry, as Centrifugo does; on a unidirectional connection, the
     /// disconnect an error reply becomes.
@@ -115,14 +114,16 @@ impl ClientSession {
         let id = ClientId::generate();
         Self {
             node,
-            // Debug level: free (disabled) at the default `info` level, so it costs nothing per
+            // Debug level: disabled at the default `info` level, so it costs nothing per
             // connection in production unless asked for.
-            span: tracing::debug_span!("client", client_id = %id, user = tracing::field::Empty),
+            span: Some(tracing::debug_span!("client", client_id = %id, user = tracing::field::Empty))
+                .filter(|span| !span.is_disabled())
+                .map(Box::new),
             id,
             state: State::Connecting,
-            subscriptions: HashMap::new(),
+            subscriptions: SmallMap::new(),
             busy: None,
-            server_pending: HashMap::new(),
+            server_pending: SmallMap::new(),
             current_method: "connect",
             metric_labels: None,
             protocol,
@@ -132,12 +133,16 @@ impl ClientSession {
             out: Outgoing::new(protocol),
             awaiting_pong: false,
             stale_check: None,
-            held: Vec::new(),
             close_on_flush: 0,
             pending_connect: None,
             http: None,
             limiter: None,
         }
+    }
+
+    /// Enters the connection's span, if debug logging made one.
+    pub(super) fn entered_span(&self) -> Option<tracing::span::EnteredSpan> {
+        self.span.as_deref().map(|span| span.clone().entered())
     }
 
     /// How channels and the registry reach this session.
@@ -277,17 +282,26 @@ impl ClientSession {
     }
 
     /// A session whose frames become an HTTP response body (no WebSocket control frames).
-    pub fn over_http(mut self) -> Self {
-        self.http = Some(Box::default());
+    pub fn over_http(mut self, transport: &'static str) -> Self {
+        self.http = Some(Box::new(HttpSession { transport, ..HttpSession::default() }));
         self
     }
 
     /// An emulated bidirectional session (HTTP-streaming or SSE): `initial` holds the commands of
     /// the opening request (the connect command); later ones come through `/emulation`.
-    pub fn emulated(mut self, initial: bytes::Bytes) -> Self {
+    pub fn emulated(mut self, transport: &'static str, initial: bytes::Bytes) -> Self {
         let session = uuid::Uuid::new_v4().to_string();
-        self.http = Some(Box::new(HttpSession { emulation: Some(session), initial: Some(initial) }));
+        self.http = Some(Box::new(HttpSession { transport, emulation: Some(session), initial: Some(initial) }));
         self
+    }
+
+    /// The transport's name, as Centrifugo's metrics label it.
+    pub(super) fn transport_name(&self) -> &'static str {
+        match (&self.http, self.protocol) {
+            (Some(http), _) => http.transport,
+            (None, Protocol::UniJson) => "uni_websocket",
+            (None, _) => "websocket",
+        }
     }
 
     /// The emulated session's id (`session` of the connect result).
@@ -482,14 +496,15 @@ impl Actor for ClientSession {
         if let Some(session) = self.emulation_session() {
             self.node.emulated.remove(session);
         }
-        let mut channels: Vec<ChannelName> = self.subscriptions.drain().map(|(channel, _)| channel).collect();
+        let mut channels: Vec<ChannelName> =
+            self.subscriptions.take_all().into_iter().map(|(channel, _)| channel).collect();
         // Subscriptions the registry already has but whose answer has not arrived yet.
         match self.busy.take().map(|busy| *busy) {
             Some(Busy::Subscribe { channel, .. }) => channels.push(channel),
             Some(Busy::Connect { waiting, .. }) => channels.extend(waiting.into_keys()),
             _ => {}
         }
-        channels.extend(self.server_pending.drain().map(|(channel, _)| channel));
+        channels.extend(self.server_pending.take_all().into_iter().map(|(channel, _)| channel));
         for channel in channels {
             self.node.registry.do_send(Unsubscribe { channel, client: self.id.clone() });
         }
@@ -504,8 +519,7 @@ impl Actor for ClientSession {
 /// What the WebSocket transport decoded from the client.
 impl StreamHandler<Inbound> for ClientSession {
     fn handle(&mut self, message: Inbound, ctx: &mut Self::Context) {
-        let span = self.span.clone();
-        let _entered = span.enter();
+        let _span = self.entered_span();
         match message {
             Inbound::Text(text) => self.on_text(text, ctx),
             Inbound::Binary(bytes) => self.on_binary(bytes, ctx),
@@ -532,8 +546,7 @@ impl StreamHandler<Inbound> for ClientSession {
 
 impl Deliveries for ClientSession {
     fn deliver(&mut self, batch: &mut VecDeque<Deliver>, ctx: &mut Self::Context) {
-        let span = self.span.clone();
-        let _entered = span.enter();
+        let _span = self.entered_span();
         for message in batch.drain(..) {
             if matches!(self.state, State::Closed) {
                 return;
@@ -548,10 +561,10 @@ impl Deliveries for ClientSession {
 impl ClientSession {
     fn on_deliver(&mut self, message: Deliver, ctx: &mut Context<Self>) {
         match message {
-            Deliver::Frame(frame) if matches!(self.busy.as_deref(), Some(Busy::Connect { .. })) => {
-                self.held.push(frame)
-            }
-            Deliver::Frame(frame) => self.write_push(frame, ctx),
+            Deliver::Frame(frame) => match self.busy.as_deref_mut() {
+                Some(Busy::Connect { held, .. }) => held.push(frame),
+                _ => self.write_push(frame, ctx),
+            },
             Deliver::Subscribed(answer) => {
                 let SubscribeAnswer { channel, outcome } = *answer;
                 self.on_subscribed(channel, outcome, ctx);
@@ -566,8 +579,8 @@ impl ClientSession {
     }
 
     /// Writes the frames held back during connect, after the connect reply.
-    pub(super) fn release_held(&mut self, ctx: &mut Context<Self>) {
-        for frame in std::mem::take(&mut self.held) {
+    pub(super) fn release_held(&mut self, held: Vec<Frame>, ctx: &mut Context<Self>) {
+        for frame in held {
             self.write_push(frame, ctx);
         }
     }
@@ -599,6 +612,8 @@ const EMULATED_REQUESTS_WAITING: usize = 64;
 /// sessions, the many, carry only the pointer).
 #[derive(Debug, Default)]
 pub(super) struct HttpSession {
+    /// `http_stream`, `sse`, `uni_sse` or `uni_http_stream`.
+    pub transport: &'static str,
     /// An emulated bidirectional session's id: `session` of its connect result, the key of
     /// `/emulation` requests.
     pub emulation: Option<String>,
@@ -610,8 +625,7 @@ impl Handler<EmulatedCommands> for ClientSession {
     type Result = ();
 
     fn handle(&mut self, EmulatedCommands(commands): EmulatedCommands, ctx: &mut Self::Context) {
-        let span = self.span.clone();
-        let _entered = span.enter();
+        let _span = self.entered_span();
         // A WebSocket client that sends faster than its commands run stops being read; an
         // emulated one cannot be, so it may have this many requests waiting, then it is closed.
         if self.input.waiting() >= EMULATED_REQUESTS_WAITING {

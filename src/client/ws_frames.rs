@@ -67,10 +67,10 @@ pub struct Decoder {
     /// A header split across reads.
     header: [u8; MAX_HEADER],
     header_len: u8,
-    /// The frame whose payload is arriving.
-    frame: Option<FrameInProgress>,
+    /// The frame whose payload is arriving (boxed, as the next: an idle connection has neither).
+    frame: Option<Box<FrameInProgress>>,
     /// A fragmented message so far.
-    message: Option<MessageInProgress>,
+    message: Option<Box<MessageInProgress>>,
     failed: bool,
 }
 
@@ -161,7 +161,8 @@ impl Decoder {
                 self.header_len = 0;
                 let len = self.check(first, masked, payload)?;
                 let capacity = len.min(input.len());
-                self.frame = Some(FrameInProgress { first, mask, len, payload: Vec::with_capacity(capacity) });
+                self.frame =
+                    Some(Box::new(FrameInProgress { first, mask, len, payload: Vec::with_capacity(capacity) }));
                 Ok(())
             }
         }
@@ -204,7 +205,8 @@ impl Decoder {
 
     /// The frame's payload is whole: unmask it and make it an item, or part of a message.
     fn finish_frame(&mut self) -> Result<Option<Inbound>, Disconnect> {
-        let Some(FrameInProgress { first, mask, mut payload, .. }) = self.frame.take() else { return Ok(None) };
+        let Some(frame) = self.frame.take() else { return Ok(None) };
+        let FrameInProgress { first, mask, mut payload, .. } = *frame;
         unmask(&mut payload, mask);
         let fin = first & FIN != 0;
         match first & 0x0F {
@@ -218,7 +220,7 @@ impl Decoder {
                     return Ok(None);
                 }
                 let Some(message) = self.message.take() else { return Ok(None) };
-                self.complete(message).map(Some)
+                self.complete(*message).map(Some)
             }
             opcode => {
                 let message =
@@ -226,7 +228,7 @@ impl Decoder {
                 if fin {
                     return self.complete(message).map(Some);
                 }
-                self.message = Some(message);
+                self.message = Some(Box::new(message));
                 Ok(None)
             }
         }

@@ -9,8 +9,10 @@ use std::sync::Arc;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 mod payload;
+pub mod small_map;
 
 pub use payload::{present, Payload, NOT_JSON};
+pub use small_map::SmallMap;
 
 /// A connection's unique id (UUID v4 string, as Centrifugo uses).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]

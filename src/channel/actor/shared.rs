@@ -248,7 +248,7 @@ impl Channel {
     /// Disconnects every subscriber (they come back and recover from the store).
     fn drop_subscribers(&mut self, disconnect: Disconnect) {
         self.delta_subscribers = 0;
-        for (_, subscriber) in self.subscribers.drain() {
+        for (_, subscriber) in self.subscribers.take_all() {
             subscriber.handle.send(Deliver::Disconnect(disconnect.clone()));
         }
     }

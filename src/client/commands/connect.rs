@@ -102,8 +102,12 @@ impl ClientSession {
     /// Accepts the connection: state, registration, timers, server-side subscriptions, reply.
     pub(in crate::client) fn complete_connect(&mut self, plan: ConnectPlan, ctx: &mut Ctx) {
         let ConnectPlan { id, client_name, client_version, user, info, expire_at, server_side } = plan;
-        self.metric_labels = Some(METRICS.connection_accepted(&client_name, &client_version));
-        self.span.record("user", &*user);
+        let encoding = if self.protocol == crate::protocol::Protocol::Protobuf { "protobuf" } else { "json" };
+        let labels = METRICS.connection_accepted(self.transport_name(), encoding, &client_name, &client_version);
+        self.metric_labels = Some(labels);
+        if let Some(span) = &self.span {
+            span.record("user", &*user);
+        }
         self.state = State::Connected(Connection { user: user.clone(), info, expire_at });
         let (ping, pong) = self.ping_settings();
         let result = ConnectResult {
@@ -127,7 +131,7 @@ impl ClientSession {
             self.join(&channel, &pending, false);
             waiting.insert(channel.name.clone(), pending);
         }
-        self.busy = Some(Box::new(Busy::Connect { id, result, waiting }));
+        self.busy = Some(Box::new(Busy::Connect { id, result, waiting, held: Vec::new() }));
     }
 
     /// Channels from the token's `subs`/`channels` claims and the personal channel.

@@ -173,7 +173,7 @@ impl ClientSession {
                         }
                         self.add_subscription(channel, &pending, ctx);
                         self.push_reply(id, "subscribe", &result);
-                        let name = self.metric_labels.as_ref().map_or("", |l| l[2].as_str());
+                        let name = self.metric_labels.as_ref().map_or("", |l| l.client_name.as_str());
                         METRICS.subscription_accepted(name);
                     }
                     Err(error) => {
@@ -182,7 +182,7 @@ impl ClientSession {
                     }
                 }
             }
-            Some(Busy::Connect { id, mut result, mut waiting }) if waiting.contains_key(&channel) => {
+            Some(Busy::Connect { id, mut result, mut waiting, held }) if waiting.contains_key(&channel) => {
                 let pending = waiting.remove(&channel).unwrap_or_default();
                 match subscribe_result(&pending, outcome) {
                     Ok(sub) => {
@@ -193,9 +193,9 @@ impl ClientSession {
                 }
                 if waiting.is_empty() {
                     self.push_reply(id, "connect", &result);
-                    self.release_held(ctx);
+                    self.release_held(held, ctx);
                 } else {
-                    self.busy = Some(Box::new(Busy::Connect { id, result, waiting }));
+                    self.busy = Some(Box::new(Busy::Connect { id, result, waiting, held }));
                 }
             }
             other => {
