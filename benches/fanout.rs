@@ -169,7 +169,7 @@ async fn round(settings: &Settings, subscribers: usize, publications: usize, pac
         resolved.name.clone(),
         resolved.namespace.clone(),
         None,
-        registry.recipient(),
+        std::sync::Arc::new(registry.recipient()),
         settings.client.queue_max_size,
         1,
     )

@@ -76,7 +76,7 @@ pub struct Channel {
     /// Boxed, as `shared` and `recent`: most channels have none, and every byte here is in
     /// every channel actor.
     stream: Option<Box<Stream>>,
-    registry: Recipient<ChannelIdle>,
+    registry: Arc<Recipient<ChannelIdle>>,
     /// Registry messages handled so far; lets the registry tell "idle" from "idle with
     /// messages still in flight".
     processed: u64,
@@ -102,7 +102,7 @@ impl Channel {
         name: ChannelName,
         namespace: Arc<Namespace>,
         kept: Option<Stream>,
-        registry: Recipient<ChannelIdle>,
+        registry: Arc<Recipient<ChannelIdle>>,
         queue_max_size: usize,
         generation: u64,
     ) -> Self {

@@ -126,6 +126,10 @@ impl<K: Eq + Hash, V> SmallMap<K, V> {
         }
     }
 
+    pub fn keys(&self) -> impl Iterator<Item = &K> + '_ {
+        self.iter().map(|(k, _)| k)
+    }
+
     pub fn values(&self) -> impl Iterator<Item = &V> + '_ {
         self.iter().map(|(_, v)| v)
     }

@@ -24,7 +24,7 @@ use crate::client::messages::{ClientHandle, Deliver, ServerAction, SubscribeAnsw
 use crate::cluster::envelope::{ChannelEvent, SurveyQuery};
 use crate::cluster::history::{visible, HistoryStore, StoreError};
 use crate::cluster::{NatsBridge, PublishToChannel, Survey, UnwatchChannel, WatchChannel};
-use crate::domain::{ChannelName, ClientId, ClientInfo, StreamPosition};
+use crate::domain::{ChannelName, ClientId, ClientInfo, SmallMap, StreamPosition};
 use crate::presence::{self, Presence};
 use messages::*;
 use parked::{Parked, Shape, Taken};
@@ -33,12 +33,14 @@ struct ChannelEntry {
     /// Tells this incarnation of the channel from earlier ones with the same name.
     generation: u64,
     channel: Addr<Channel>,
-    presence: Option<Addr<Presence>>,
+    /// Boxed, as `waiting_joins`: entries are many, these are rare.
+    presence: Option<Box<Addr<Presence>>>,
     /// Messages sent to the channel actor.
     sent: u64,
     subscribers: usize,
     /// Cluster mode: joins wait here until NATS confirmed the channel's subscription.
-    waiting_joins: Option<Vec<channel::Join>>,
+    #[allow(clippy::box_collection, reason = "8 bytes in every entry instead of 24; rarely set")]
+    waiting_joins: Option<Box<Vec<channel::Join>>>,
 }
 
 struct ConnectedClient {
@@ -52,7 +54,8 @@ pub struct Registry {
     /// Memory engine: history and positions of channels without an actor.
     parked: Parked,
     clients: HashMap<ClientId, ConnectedClient>,
-    users: HashMap<Arc<str>, HashSet<ClientId>>,
+    /// Each user's connections (a small map: most users have one or two).
+    users: HashMap<Arc<str>, SmallMap<ClientId, ()>>,
     queue_max_size: usize,
     /// `node.channel_limit` (0 = none).
     channel_limit: usize,
@@ -63,6 +66,9 @@ pub struct Registry {
     bridge: Option<Addr<NatsBridge>>,
     /// Cluster mode with JetStream: history of history-enabled namespaces lives here.
     history: Option<Arc<HistoryStore>>,
+    /// Where channels report idleness: one address shared by every channel (an address of
+    /// their own would cost each channel ~100 bytes).
+    idle_reports: Option<Arc<Recipient<ChannelIdle>>>,
 }
 
 impl Registry {
@@ -79,6 +85,7 @@ impl Registry {
             generations: 0,
             bridge: None,
             history: None,
+            idle_reports: None,
         }
     }
 
@@ -111,6 +118,7 @@ impl Registry {
     }
 
     fn entry(&mut self, resolved: &ResolvedChannel, ctx: &mut Context<Self>) -> &mut ChannelEntry {
+        let idle_reports = self.idle_reports.get_or_insert_with(|| Arc::new(ctx.address().recipient())).clone();
         let parked = &mut self.parked;
         let queue_max_size = self.queue_max_size;
         let generations = &mut self.generations;
@@ -136,20 +144,20 @@ impl Registry {
                 let watched = bridge.send(WatchChannel { channel: name.clone(), live });
                 let watched = actix::fut::wrap_future::<_, Registry>(watched);
                 ctx.spawn(watched.map(move |_, this, _| this.channel_watched(&name, generation)));
-                Vec::new()
+                Box::default()
             });
             let channel = Channel::new(
                 resolved.name.clone(),
                 resolved.namespace.clone(),
                 kept,
-                ctx.address().recipient(),
+                idle_reports,
                 queue_max_size,
                 generation,
             )
             .with_relay(bridge.clone())
             .with_shared_history(history.clone())
             .start();
-            let presence = resolved.namespace.options.presence.then(|| Presence::default().start());
+            let presence = resolved.namespace.options.presence.then(|| Box::new(Presence::default().start()));
             ChannelEntry { generation, channel, presence, sent: 0, subscribers: 0, waiting_joins }
         })
     }
@@ -159,7 +167,7 @@ impl Registry {
         let Some(entry) = self.channels.get_mut(name).filter(|e| e.generation == generation) else { return };
         entry.sent += 1;
         entry.channel.do_send(channel::Watched);
-        for join in entry.waiting_joins.take().unwrap_or_default() {
+        for join in entry.waiting_joins.take().map(|joins| *joins).unwrap_or_default() {
             entry.channel.do_send(join);
         }
     }
@@ -386,7 +394,7 @@ impl Handler<RemoveHistory> for Registry {
 
 impl Registry {
     fn local_presence(&self, channel: &ChannelName) -> ResponseFuture<BTreeMap<ClientId, ClientInfo>> {
-        match self.channels.get(channel).and_then(|e| e.presence.clone()) {
+        match self.channels.get(channel).and_then(|e| e.presence.as_deref().cloned()) {
             Some(presence) => Box::pin(async move { presence.send(presence::GetPresence).await.unwrap_or_default() }),
             None => Box::pin(async { BTreeMap::new() }),
         }
@@ -463,7 +471,7 @@ impl Handler<ClientConnected> for Registry {
     type Result = ();
 
     fn handle(&mut self, msg: ClientConnected, _: &mut Self::Context) {
-        self.users.entry(msg.user.clone()).or_default().insert(msg.client.id.clone());
+        self.users.entry(msg.user.clone()).or_default().insert(msg.client.id.clone(), ());
         self.clients.insert(msg.client.id.clone(), ConnectedClient { handle: msg.client, user: msg.user });
     }
 }
@@ -518,7 +526,7 @@ impl Handler<ToUser> for Registry {
         }
         let Some(clients) = self.users.get(msg.user.as_str()) else { return 0 };
         let targets = clients
-            .iter()
+            .keys()
             .filter(|id| msg.client.as_ref().is_none_or(|only| only == *id))
             .filter(|id| !msg.whitelist.contains(id))
             .filter_map(|id| self.clients.get(id));
@@ -646,6 +654,6 @@ impl Handler<UserConnections> for Registry {
     type Result = usize;
 
     fn handle(&mut self, msg: UserConnections, _: &mut Self::Context) -> usize {
-        self.users.get(&msg.user).map_or(0, HashSet::len)
+        self.users.get(&msg.user).map_or(0, SmallMap::len)
     }
 }
