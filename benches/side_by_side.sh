@@ -13,6 +13,7 @@
 #   CHANNELS_CONNS [10000]  CHANNELS_RATES [1000,5000]  BROADCAST_RATES [10000]  BATCH [100]
 #   CLUSTER_SUBS [100]  CLUSTER_RATES [100,1000]  HISTORY_CHANNELS [100]  HISTORY_RATES [0 = max]
 #   ENCODING [json]  (protobuf: both servers' Protobuf protocol, gyre-bench --protocol v2pb / v1pb)
+#   TRANSPORT [websocket]  (http_stream or sse: gyre's emulated HTTP transports; gyre only)
 # Output: DIR (default target/bench-report): gyre/ and peer/ reports, combined.md and
 # combined.json (ratios gyre/peer), fanout-latency.png and idle-rss.png.
 set -euo pipefail
@@ -139,6 +140,7 @@ gyre_config() {
 {"client":{"token":{"hmac_secret_key":"$SECRET"}},"http_api":{"key":"$API_KEY"},
  "channel":{"without_namespace":{"allow_subscribe_for_client":true},
    "namespaces":[{"name":"hist","history_size":100,"history_ttl":"300s","allow_subscribe_for_client":true}]},
+ "http_stream":{"enabled":true},"sse":{"enabled":true},
  "log":{"level":"warn"}$broker}
 EOF
 }
@@ -187,7 +189,9 @@ bench() {
   [[ "$kind" == peer ]] && protocol=v1
   # ENCODING=protobuf: both servers' Protobuf encodings (binary frames, ?format=protobuf).
   [[ "${ENCODING:-json}" == protobuf ]] && protocol="${protocol}pb"
-  taskset -c 1 "$BENCH" "$scenario" --protocol "$protocol" --label "$kind" --out "$OUT/$kind" \
+  local transport="${TRANSPORT:-websocket}"
+  [[ "$transport" != websocket && "$kind" != gyre ]] && die "TRANSPORT=$transport: the peer serves WebSocket only"
+  taskset -c 1 "$BENCH" "$scenario" --protocol "$protocol" --transport "$transport" --label "$kind" --out "$OUT/$kind" \
     --secret "$SECRET" --api-key "$API_KEY" --publishers "$PUBLISHERS" \
     --step-secs "$STEP_SECS" --warmup-secs "$WARMUP_SECS" "$@"
 }

@@ -39,6 +39,10 @@ pub struct Common {
     /// v1pb are the same in Protobuf (binary frames, `?format=protobuf`).
     #[arg(long, value_enum, default_value = "v2")]
     pub protocol: Protocol,
+    /// How clients connect: websocket, or Centrifugo's emulated HTTP transports http_stream and
+    /// sse (JSON, protocol v2; later commands are posted to /emulation).
+    #[arg(long, value_enum, default_value = "websocket")]
+    pub transport: crate::stream::Transport,
     /// HS256 secret for connection JWTs.
     #[arg(long, default_value = "bench-secret")]
     pub secret: String,

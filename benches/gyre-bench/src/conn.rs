@@ -12,6 +12,7 @@ use crate::clock;
 use crate::codec::{Incoming, Protocol};
 use crate::jwt::Minter;
 use crate::stats::Stats;
+use crate::stream::{HttpStream, Transport};
 use crate::target::{Sources, Target};
 use crate::ws::{Received, Ws};
 
@@ -20,6 +21,7 @@ const REPLY_TIMEOUT: Duration = Duration::from_secs(15);
 /// What every connection of one group shares.
 pub struct ConnCtx {
     pub protocol: Protocol,
+    pub transport: Transport,
     pub target: Target,
     pub sources: Sources,
     pub minter: Minter,
@@ -59,9 +61,37 @@ pub async fn run(ctx: Arc<ConnCtx>, spec: ConnSpec, permit: OwnedSemaphorePermit
     }
 }
 
-/// WebSocket upgrade, connect command, subscribe commands (one frame), all replies checked.
-async fn open(ctx: &ConnCtx, spec: &ConnSpec) -> Result<Ws, String> {
-    let mut ws = Ws::connect(&ctx.target, ctx.sources.pick(spec.index), ctx.protocol.query()).await?;
+/// A client's connection: a WebSocket, or an emulated HTTP stream.
+pub enum Link {
+    Ws(Ws),
+    Http(HttpStream),
+}
+
+impl Link {
+    async fn send(&mut self, protocol: Protocol, bytes: Vec<u8>) -> Result<(), String> {
+        match self {
+            Link::Ws(ws) => ws.send(protocol, bytes).await,
+            Link::Http(stream) => stream.send(bytes).await,
+        }
+    }
+
+    async fn next(&mut self) -> Received {
+        match self {
+            Link::Ws(ws) => ws.next().await,
+            Link::Http(stream) => stream.next().await,
+        }
+    }
+}
+
+/// WebSocket upgrade (or nothing yet over HTTP), connect command, subscribe commands (one
+/// frame), all replies checked.
+async fn open(ctx: &ConnCtx, spec: &ConnSpec) -> Result<Link, String> {
+    let source = ctx.sources.pick(spec.index);
+    let mut ws = match ctx.transport {
+        Transport::Websocket => Link::Ws(Ws::connect(&ctx.target, source, ctx.protocol.query()).await?),
+        transport if ctx.protocol == Protocol::V2 => Link::Http(HttpStream::new(&ctx.target, source, transport)),
+        transport => return Err(format!("--transport {transport:?} takes --protocol v2 (JSON)")),
+    };
     ws.send(ctx.protocol, ctx.protocol.connect(&ctx.minter.token(&spec.user))).await?;
     await_replies(ctx, &mut ws, 1).await?;
     if !spec.channels.is_empty() {
@@ -77,7 +107,7 @@ async fn open(ctx: &ConnCtx, spec: &ConnSpec) -> Result<Ws, String> {
 }
 
 /// Waits for `count` replies; an error reply fails the connection.
-async fn await_replies(ctx: &ConnCtx, ws: &mut Ws, count: usize) -> Result<(), String> {
+async fn await_replies(ctx: &ConnCtx, ws: &mut Link, count: usize) -> Result<(), String> {
     let mut replies = 0;
     while replies < count {
         let frame = match tokio::time::timeout(REPLY_TIMEOUT, ws.next()).await {
@@ -104,7 +134,7 @@ async fn await_replies(ctx: &ConnCtx, ws: &mut Ws, count: usize) -> Result<(), S
 }
 
 /// Reads pushes until the connection closes.
-async fn read_loop(ctx: &ConnCtx, index: usize, ws: &mut Ws) -> Result<(), String> {
+async fn read_loop(ctx: &ConnCtx, index: usize, ws: &mut Link) -> Result<(), String> {
     let stats = &ctx.stats;
     loop {
         let frame = match ws.next().await {

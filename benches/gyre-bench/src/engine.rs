@@ -97,6 +97,7 @@ impl Run {
         let count = specs.len();
         let ctx = Arc::new(ConnCtx {
             protocol: self.common.protocol,
+            transport: self.common.transport,
             target: target.clone(),
             sources: Sources::new(target, self.common.source_ips),
             minter: Minter::new(&self.common.secret, TOKEN_TTL_SECS),

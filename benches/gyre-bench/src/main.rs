@@ -40,6 +40,7 @@ mod publisher;
 mod report;
 mod scenarios;
 mod stats;
+mod stream;
 mod target;
 mod ws;
 
