@@ -34,6 +34,10 @@ pub struct RunningNode {
     pub addr: SocketAddr,
     /// Internal listener (API, health, metrics) when `http_server.internal_port` is set.
     pub internal_addr: Option<SocketAddr>,
+    /// The unidirectional gRPC stream's listener, when `uni_grpc.enabled`.
+    pub grpc_addr: Option<SocketAddr>,
+    /// Stops the gRPC server.
+    grpc_stop: Option<tokio::sync::oneshot::Sender<()>>,
     servers: Vec<ServerHandle>,
     tasks: Vec<actix_web::rt::task::JoinHandle<std::io::Result<()>>>,
 }
@@ -81,6 +85,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningNode> {
             )
         }
     };
+    let grpc = bind_uni_grpc(&settings)?;
     let workers = settings.http_server.worker_threads();
     let registry = Registry::new(settings.client.queue_max_size, settings.channel.history_meta_ttl)
         .with_channel_limit(settings.node.channel_limit);
@@ -98,8 +103,15 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningNode> {
     let emulated = Arc::new(EmulatedSessions::default());
     let cluster = start_cluster(&settings, &uid, &name, &registry, &rules, &emulated).await?;
     let node = Arc::new(Node::new(NodeParts { settings, rules, verifier, registry, cluster, uid, name, emulated }));
-    let mut running =
-        RunningNode { node: node.clone(), addr, internal_addr: None, servers: Vec::new(), tasks: Vec::new() };
+    let mut running = RunningNode {
+        node: node.clone(),
+        addr,
+        internal_addr: None,
+        grpc_addr: None,
+        grpc_stop: None,
+        servers: Vec::new(),
+        tasks: Vec::new(),
+    };
     let api_on_main = internal.is_none() || node.settings.http_api.external;
     let endpoints = Endpoints { websocket: true, api: api_on_main, ops: internal.is_none() };
     running.serve(main, endpoints, workers, pending_registry.take())?;
@@ -110,8 +122,23 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningNode> {
         running.internal_addr = Some(internal_addr);
         tracing::info!(addr = %internal_addr, "internal endpoints listening");
     }
+    if let Some(listener) = grpc {
+        running.serve_uni_grpc(listener)?;
+    }
     log_endpoints(&node, addr);
     Ok(running)
+}
+
+/// Binds `uni_grpc`'s port (with the other listeners, before any actor exists).
+fn bind_uni_grpc(settings: &Settings) -> anyhow::Result<Option<TcpListener>> {
+    let grpc = &settings.uni_grpc;
+    if !grpc.enabled {
+        return Ok(None);
+    }
+    let host = if grpc.address.is_empty() { "0.0.0.0" } else { grpc.address.as_str() };
+    let listener = TcpListener::bind((host, grpc.port))
+        .with_context(|| format!("cannot listen on {host}:{} (uni_grpc.port)", grpc.port))?;
+    Ok(Some(listener))
 }
 
 impl RunningNode {
@@ -170,10 +197,32 @@ impl RunningNode {
         Ok(())
     }
 
+    /// Serves the unidirectional gRPC stream on `listener`; its sessions live on this thread.
+    fn serve_uni_grpc(&mut self, listener: TcpListener) -> anyhow::Result<()> {
+        let addr = listener.local_addr()?;
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let node = self.node.clone();
+        actix_web::rt::spawn(async move {
+            let stopped = async move {
+                let _ = stopped.await;
+            };
+            if let Err(error) = client::grpc::serve(node, listener, stopped).await {
+                tracing::error!(%error, "uni_grpc server failed; the gRPC stream is no longer served");
+            }
+        });
+        self.grpc_addr = Some(addr);
+        self.grpc_stop = Some(stop);
+        tracing::info!(addr = %addr, "uni_grpc listening");
+        Ok(())
+    }
+
     /// Graceful shutdown: drain clients with 3001, stop the servers, bounded by
     /// `shutdown.timeout`.
-    pub async fn shutdown(self) {
+    pub async fn shutdown(mut self) {
         shutdown::drain(&self.node, &self.servers, self.node.settings.shutdown.timeout).await;
+        if let Some(stop) = self.grpc_stop.take() {
+            let _ = stop.send(());
+        }
         for task in self.tasks {
             let _ = task.await;
         }

@@ -385,7 +385,7 @@ fn encode_form(
     let patch = patch.filter(|_| form == Form::Patch);
     let variant = match protocol {
         _ if form == Form::Plain => None,
-        Protocol::Protobuf => patch.map(|patch| with_data(patch.clone(), true)),
+        Protocol::Protobuf | Protocol::UniProtobuf => patch.map(|patch| with_data(patch.clone(), true)),
         Protocol::Json | Protocol::UniJson => Some(match patch.and_then(Payload::to_json_string) {
             Some(text) => with_data(text, true),
             None => with_data(publication.data.to_json_string().ok_or(NotJson)?, false),

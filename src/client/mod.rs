@@ -6,12 +6,14 @@
 //! * [`outbox`]: the ordered, byte-budgeted queue channels and the registry feed a session by.
 //! * [`commands`]: one method per protocol command.
 //! * [`pings`]: one timer per thread pings every session (no per-connection timers).
+//! * [`grpc`]: the unidirectional gRPC stream (`uni_grpc`, tonic, a port of its own).
 //! * [`ws`]: the WebSocket handshake (path, limits, origin) that starts a session.
 //! * [`transport`]: the upgraded socket's reads and writes, outside the HTTP/1 dispatcher.
 //! * [`ws_frames`]: the client's WebSocket frames decoded as its bytes arrive (limits checked at
 //!   each header), and permessage-deflate.
 
 mod commands;
+pub mod grpc;
 pub mod http;
 pub mod messages;
 pub mod outbox;

@@ -147,7 +147,7 @@ impl ClientSession {
 
     /// How channels and the registry reach this session.
     pub(super) fn client_handle(&self) -> ClientHandle {
-        ClientHandle::new(self.id.clone(), self.outbox.clone(), self.protocol)
+        ClientHandle::new(self.id.clone(), self.outbox.clone(), self.protocol.push_encoding())
     }
 
     pub(super) fn connection(&self) -> Option<&Connection> {
@@ -167,7 +167,7 @@ impl ClientSession {
 
     /// Queues an error reply to the command being processed.
     pub(super) fn push_error(&mut self, id: u32, error: ReplyError) {
-        if self.protocol == Protocol::UniJson {
+        if self.protocol.is_uni() {
             self.close_on_flush = uni_disconnect(error).code;
         }
         METRICS.reply_error(self.current_method, error.code());
@@ -225,7 +225,8 @@ impl ClientSession {
         self.outbox.close();
         // Unidirectional and emulated transports tell why in a message before they end (a
         // WebSocket's close frame carries it, and an HTTP body has none).
-        let uni_push = self.protocol == Protocol::UniJson && !self.node.settings.uni_websocket.disable_disconnect_push;
+        let uni_push = self.protocol.is_uni()
+            && (self.http.is_some() || !self.node.settings.uni_websocket.disable_disconnect_push);
         if uni_push || self.emulation_session().is_some() {
             self.out.disconnect(u32::from(disconnect.code), &disconnect.reason);
             if let Some(frame) = self.out.take() {
@@ -243,6 +244,8 @@ impl ClientSession {
             Protocol::Json => self.on_frame(|input| input.push_json(text), ctx),
             Protocol::Protobuf => self.on_frame(|input| input.push_protobuf(text.into_bytes()), ctx),
             Protocol::UniJson => self.on_uni_message(text.as_bytes(), ctx),
+            // The gRPC stream's request is its only input.
+            Protocol::UniProtobuf => {}
         }
     }
 
@@ -251,6 +254,7 @@ impl ClientSession {
         match self.protocol {
             Protocol::Protobuf => self.on_frame(|input| input.push_protobuf(bytes), ctx),
             Protocol::UniJson => self.on_uni_message(&bytes, ctx),
+            Protocol::UniProtobuf => {}
             Protocol::Json => match ByteString::try_from(bytes) {
                 Ok(text) => self.on_frame(|input| input.push_json(text), ctx),
                 Err(_) => self.close(ctx, Disconnect::BAD_REQUEST),
@@ -380,9 +384,9 @@ impl ClientSession {
         match (self.protocol, self.http.is_some()) {
             // Unidirectional clients send nothing: a WebSocket ping checks they are there
             // (browsers answer it without the application), as Centrifugo's uni_websocket does.
-            (Protocol::UniJson, false) => self.write(Frame::ping()),
+            (Protocol::UniJson | Protocol::UniProtobuf, false) => self.write(Frame::ping()),
             // Over HTTP nothing can answer: a write that fails ends the response instead.
-            (Protocol::UniJson, true) => return,
+            (Protocol::UniJson | Protocol::UniProtobuf, true) => return,
             _ => {}
         }
         self.awaiting_pong = true;
@@ -408,7 +412,7 @@ impl ClientSession {
     pub(super) fn ping_settings(&self) -> (u32, bool) {
         let client = &self.node.settings.client;
         let ping = client.ping_interval.as_secs() as u32;
-        let client_pongs = self.protocol != Protocol::UniJson;
+        let client_pongs = !self.protocol.is_uni();
         (ping, client_pongs && ping > 0 && !client.pong_timeout.is_zero())
     }
 
@@ -524,7 +528,7 @@ impl StreamHandler<Inbound> for ClientSession {
             Inbound::Text(text) => self.on_text(text, ctx),
             Inbound::Binary(bytes) => self.on_binary(bytes, ctx),
             Inbound::Ping(payload) => self.write(Frame::pong(&payload)),
-            Inbound::Pong if self.protocol == Protocol::UniJson => self.awaiting_pong = false,
+            Inbound::Pong if self.protocol.is_uni() => self.awaiting_pong = false,
             Inbound::Pong => {}
             Inbound::Close(code) => {
                 // Echo the client's code (RFC 6455 §5.5.1), as Centrifugo's WebSocket library does.

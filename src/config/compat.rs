@@ -27,7 +27,6 @@ const IGNORED: &[&str] = &[
     "uni_websocket.join_push_messages",
     "uni_sse.connect_code_to_http_response",
     "uni_http_stream.connect_code_to_http_response",
-    "uni_grpc",
     "grpc_api",
     "proxies",
     "consumers",
@@ -53,6 +52,7 @@ const IGNORED: &[&str] = &[
     "http_server.tls",
     "http_server.internal_tls",
     "http_server.tls_autocert",
+    "uni_grpc.tls",
     "http_server.tls_external",
     "http_server.http3",
     "http_server.h2c_external",
@@ -146,6 +146,11 @@ const REFUSED: &[(&str, Trigger, &str)] = &[
         "http_server.internal_tls",
         Trigger::Enabled,
         "TLS is not supported by gyre; terminate TLS in a reverse proxy and remove this setting",
+    ),
+    (
+        "uni_grpc.tls",
+        Trigger::Enabled,
+        "TLS is not supported by gyre; terminate TLS for the gRPC port in a proxy and remove this setting",
     ),
     (
         "http_server.tls_autocert",

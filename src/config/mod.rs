@@ -61,6 +61,8 @@ pub struct Settings {
     pub uni_sse: UniSseSettings,
     /// `uni_http_stream.*`: unidirectional HTTP streaming.
     pub uni_http_stream: UniHttpStreamSettings,
+    /// `uni_grpc.*`: the unidirectional gRPC stream, on a port of its own.
+    pub uni_grpc: UniGrpcSettings,
     /// `prometheus.*`: `/metrics`.
     pub prometheus: PrometheusSettings,
     /// `health.*`: `/health`.
@@ -739,6 +741,27 @@ pub struct UniHttpStreamSettings {
 impl Default for UniHttpStreamSettings {
     fn default() -> Self {
         Self { enabled: false, handler_prefix: "/connection/uni_http_stream".into(), max_request_body_size: 65536 }
+    }
+}
+
+/// `uni_grpc.*`: Centrifugo's unidirectional gRPC stream (`CentrifugoUniStream.Consume`), on a
+/// port of its own.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct UniGrpcSettings {
+    /// Serve it. Default false.
+    pub enabled: bool,
+    /// Interface to listen on; empty is every interface. Default "".
+    pub address: String,
+    /// Port. Default 11000.
+    pub port: u16,
+    /// Largest request message (the connect request) in bytes; 0 is gRPC's 4 MiB. Default 0.
+    pub max_receive_message_size: usize,
+}
+
+impl Default for UniGrpcSettings {
+    fn default() -> Self {
+        Self { enabled: false, address: String::new(), port: 11000, max_receive_message_size: 0 }
     }
 }
 

@@ -19,11 +19,34 @@ pub enum Protocol {
     /// JSON of the unidirectional transports (`uni_websocket`): pushes without the Reply
     /// wrapper, the connect result as a `connect` push, nothing read after the connect request.
     UniJson,
+    /// Protobuf of the unidirectional gRPC stream: written as `Protobuf` is (delimited `Reply`s
+    /// holding pushes, so channels share one encoding), the connect result as a `connect` push;
+    /// the transport sends each `Reply`'s push as one gRPC message.
+    UniProtobuf,
 }
 
 impl Protocol {
-    /// How many protocols there are (channels keep one encoding of a push per protocol).
+    /// How many encodings channels keep of a push (one per protocol, the two Protobufs share).
     pub const COUNT: usize = 3;
+
+    /// The encoding of a channel's pushes for this protocol: an index below [`Self::COUNT`].
+    pub fn push_encoding(self) -> Protocol {
+        match self {
+            Protocol::UniProtobuf => Protocol::Protobuf,
+            other => other,
+        }
+    }
+
+    /// A unidirectional transport's protocol: no replies but the connect push, errors are
+    /// disconnects, the client never pongs.
+    pub fn is_uni(self) -> bool {
+        matches!(self, Protocol::UniJson | Protocol::UniProtobuf)
+    }
+
+    /// Whether it is one of the Protobuf encodings.
+    pub fn is_protobuf(self) -> bool {
+        matches!(self, Protocol::Protobuf | Protocol::UniProtobuf)
+    }
 }
 
 /// A server WebSocket frame as it goes on the wire, header included (RFC 6455 §5.2: FIN,
@@ -223,7 +246,7 @@ impl Push<'_> {
         Ok(match protocol {
             Protocol::Json => Frame::text(&self.json(channel, true)?),
             Protocol::UniJson => Frame::text(&self.json(channel, false)?),
-            Protocol::Protobuf => {
+            Protocol::Protobuf | Protocol::UniProtobuf => {
                 let mut buf = vec![0; HEADROOM];
                 protobuf::encode_push(&mut buf, self.proto(channel));
                 Frame::framed(OPCODE_BINARY, buf)
@@ -262,17 +285,20 @@ impl Outgoing {
     /// On a unidirectional connection the reply is a push named after the method (the
     /// `connect` result is the `connect` push).
     pub fn reply<T: ReplyBody + ?Sized>(&mut self, id: u32, method: &str, result: &T) -> Result<usize, NotJson> {
-        let uni = self.protocol == Protocol::UniJson;
+        let uni = self.protocol.is_uni();
         self.try_add(
             || if uni { reply::uni_push("", method, result) } else { reply::reply(id, method, result) },
-            |buf| protobuf::encode_reply(buf, id, method, result),
+            |buf| match uni {
+                true => protobuf::encode_uni_push(buf, method, result),
+                false => protobuf::encode_reply(buf, id, method, result),
+            },
         )
     }
 
     /// Adds an error reply; returns the bytes added. Unidirectional connections get none
     /// (their errors are disconnects).
     pub fn error(&mut self, id: u32, error: &ErrorBody) -> usize {
-        if self.protocol == Protocol::UniJson {
+        if self.protocol.is_uni() {
             return 0;
         }
         let added = self.try_add(|| Ok(reply::error_reply(id, error)), |buf| protobuf::encode_error(buf, id, error));
@@ -315,7 +341,7 @@ impl Outgoing {
                 }
                 self.buf.extend_from_slice(line.as_bytes());
             }
-            Protocol::Protobuf => {
+            Protocol::Protobuf | Protocol::UniProtobuf => {
                 self.make_room();
                 proto(&mut self.buf);
             }
@@ -336,7 +362,7 @@ impl Outgoing {
         }
         let opcode = match self.protocol {
             Protocol::Json | Protocol::UniJson => OPCODE_TEXT,
-            Protocol::Protobuf => OPCODE_BINARY,
+            Protocol::Protobuf | Protocol::UniProtobuf => OPCODE_BINARY,
         };
         Some(Frame::framed(opcode, std::mem::take(&mut self.buf)))
     }

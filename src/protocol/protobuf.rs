@@ -89,7 +89,8 @@ fn command(wire: wire::Command) -> Command {
     }
 }
 
-fn connect_request(wire: wire::ConnectRequest) -> ConnectRequest {
+/// A Protobuf connect request as the session takes it.
+pub fn connect_request(wire: wire::ConnectRequest) -> ConnectRequest {
     ConnectRequest {
         token: wire.token,
         data: optional(wire.data),
@@ -252,6 +253,27 @@ pub fn encode_reply<T: ReplyBody + ?Sized>(buf: &mut Vec<u8>, id: u32, method: &
     let mut reply = wire::Reply { id, ..Default::default() };
     result.set_in(method, &mut reply);
     append(buf, &reply);
+}
+
+/// Appends a unidirectional connection's push for a reply (the `connect` result as the
+/// `connect` push, whose field numbers differ), length-delimited in a `Reply` as every push is.
+pub fn encode_uni_push<T: ReplyBody + ?Sized>(buf: &mut Vec<u8>, method: &str, result: &T) {
+    let mut reply = wire::Reply::default();
+    result.set_in(method, &mut reply);
+    let Some(result) = reply.connect else { return };
+    let connect = wire::Connect {
+        client: result.client,
+        version: result.version,
+        data: result.data,
+        subs: result.subs,
+        expires: result.expires,
+        ttl: result.ttl,
+        ping: result.ping,
+        pong: result.pong,
+        session: result.session,
+        node: result.node,
+    };
+    encode_push(buf, wire::Push { connect: Some(connect), ..Default::default() });
 }
 
 /// Appends `{id, error}`, length-delimited.

@@ -71,6 +71,11 @@ impl TestNode {
         Self { running: Some(running), addr }
     }
 
+    /// The unidirectional gRPC stream's address (`uni_grpc.enabled`, port 0 in tests).
+    pub fn grpc_addr(&self) -> std::net::SocketAddr {
+        self.running.as_ref().and_then(|running| running.grpc_addr).expect("uni_grpc is enabled")
+    }
+
     pub fn ws_url(&self) -> String {
         format!("ws://{}/connection/websocket", self.addr)
     }

@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
+use gyre::protocol::protobuf::wire;
+
 use crate::support::*;
 
 async fn uni_node() -> TestNode {
@@ -379,4 +381,83 @@ async fn an_emulated_client_flooding_commands_is_closed_with_3008() {
     assert_eq!(events.next().await, None, "then the stream ends");
     let mut other = node.connect_as("other").await;
     assert_eq!(other.request(2, "ping", json!({})).await, json!({"id": 2, "ping": {}}));
+}
+
+/// A `uni_grpc` client as a generated stub would be: `Consume(ConnectRequest)` returning a
+/// stream of `Push` (the client protocol's messages are field-compatible with the uni-stream
+/// proto's).
+async fn consume(node: &TestNode, request: wire::ConnectRequest) -> tonic::Streaming<wire::Push> {
+    let endpoint = format!("http://{}", node.grpc_addr());
+    let channel =
+        tonic::transport::Endpoint::from_shared(endpoint).expect("endpoint").connect().await.expect("gRPC connect");
+    let mut grpc = tonic::client::Grpc::new(channel);
+    grpc.ready().await.expect("ready");
+    let path = http::uri::PathAndQuery::from_static("/centrifugal.centrifugo.unistream.CentrifugoUniStream/Consume");
+    let codec = tonic_prost::ProstCodec::<wire::ConnectRequest, wire::Push>::default();
+    grpc.server_streaming(tonic::Request::new(request), path, codec).await.expect("Consume answered").into_inner()
+}
+
+async fn next_push(stream: &mut tonic::Streaming<wire::Push>) -> Option<wire::Push> {
+    tokio::time::timeout(WAIT, stream.message()).await.expect("a push in time").expect("stream status OK")
+}
+
+fn grpc_node_settings(settings: &mut gyre::config::Settings) {
+    settings.uni_grpc.enabled = true;
+    settings.uni_grpc.port = 0;
+    settings.uni_grpc.address = "127.0.0.1".into();
+}
+
+/// uni_grpc: the connect push first (Connect's own field numbers), then channel publications
+/// as Protobuf pushes, one per message; a server disconnect arrives as a push and ends the
+/// stream with status OK; the connection count returns to where it was.
+#[actix_web::test]
+async fn uni_grpc_streams_the_connect_push_then_publications_until_disconnected() {
+    let node = TestNode::start_with(grpc_node_settings).await;
+    let token = token(json!({"sub": "grpc-user", "channels": ["news"]}));
+    let mut stream = consume(&node, wire::ConnectRequest { token, ..Default::default() }).await;
+    let connect = next_push(&mut stream).await.expect("connect push").connect.expect("a connect push");
+    assert!(!connect.client.is_empty());
+    assert!(connect.subs.contains_key("news"), "{connect:?}");
+    node.api_ok("publish", json!({"channel": "news", "data": {"text": "over gRPC"}})).await;
+    let publication = next_push(&mut stream).await.expect("publication push");
+    assert_eq!(publication.channel, "news");
+    let data = publication.r#pub.expect("a publication").data;
+    assert_eq!(serde_json::from_slice::<serde_json::Value>(&data).unwrap(), json!({"text": "over gRPC"}));
+    node.api_ok("disconnect", json!({"user": "grpc-user", "disconnect": {"code": 4000, "reason": "bye"}})).await;
+    let disconnect = next_push(&mut stream).await.expect("disconnect push").disconnect.expect("a disconnect push");
+    assert_eq!((disconnect.code, disconnect.reason.as_str()), (4000, "bye"));
+    assert!(next_push(&mut stream).await.is_none(), "the stream ends with OK");
+    until_clients(&node, 0).await;
+}
+
+/// uni_grpc refuses like the other uni transports: an expired token is the disconnect push
+/// 3005, and a client that goes away is forgotten.
+#[actix_web::test]
+async fn uni_grpc_expired_token_is_a_3005_disconnect_and_gone_clients_are_forgotten() {
+    let node = TestNode::start_with(grpc_node_settings).await;
+    let expired = token(json!({"sub": "late", "exp": 1_000}));
+    let mut stream = consume(&node, wire::ConnectRequest { token: expired, ..Default::default() }).await;
+    let disconnect = next_push(&mut stream).await.expect("disconnect push").disconnect.expect("a disconnect push");
+    assert_eq!(disconnect.code, 3005);
+    assert!(next_push(&mut stream).await.is_none());
+
+    let token = token(json!({"sub": "leaver"}));
+    let mut stream = consume(&node, wire::ConnectRequest { token, ..Default::default() }).await;
+    next_push(&mut stream).await.expect("connect push");
+    until_clients(&node, 1).await;
+    drop(stream);
+    until_clients(&node, 0).await;
+}
+
+/// Waits (bounded) until the node counts `count` connected clients.
+async fn until_clients(node: &TestNode, count: u64) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let info = node.api_ok("info", json!({})).await;
+        if info["nodes"][0]["num_clients"] == count {
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "num_clients is not {count}: {info}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }

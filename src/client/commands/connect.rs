@@ -21,7 +21,7 @@ impl ClientSession {
     /// Answers `connect` with an error and stops processing; SDKs close the socket themselves
     /// (the reference server drops the connection after 5 s).
     pub(in crate::client) fn refuse(&mut self, id: u32, error: ReplyError, ctx: &mut Ctx) {
-        if self.protocol == crate::protocol::Protocol::UniJson {
+        if self.protocol.is_uni() {
             return self.close(ctx, crate::client::session::uni_disconnect(error));
         }
         self.push_error(id, error);
@@ -102,7 +102,7 @@ impl ClientSession {
     /// Accepts the connection: state, registration, timers, server-side subscriptions, reply.
     pub(in crate::client) fn complete_connect(&mut self, plan: ConnectPlan, ctx: &mut Ctx) {
         let ConnectPlan { id, client_name, client_version, user, info, expire_at, server_side } = plan;
-        let encoding = if self.protocol == crate::protocol::Protocol::Protobuf { "protobuf" } else { "json" };
+        let encoding = if self.protocol.is_protobuf() { "protobuf" } else { "json" };
         let labels = METRICS.connection_accepted(self.transport_name(), encoding, &client_name, &client_version);
         self.metric_labels = Some(labels);
         if let Some(span) = &self.span {
