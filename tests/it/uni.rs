@@ -104,6 +104,30 @@ async fn bad_connect_requests_are_disconnects_with_their_codes() {
     }
 }
 
+/// Channels named in the connect request's `subs` become server-side subscriptions when the
+/// client could subscribe to them itself (Centrifugo's way for a uni client to pick channels):
+/// a namespace that allows it yes, one that does not or a private channel no; an unknown
+/// namespace is a bad request (3501).
+#[actix_web::test]
+async fn channels_requested_in_subs_are_subscribed_when_the_client_may_subscribe_itself() {
+    let node = uni_node().await;
+    let subs = json!({"chat:picked": {}, "priv:secret": {}, "$chat:private": {}, "news-from-token": {}});
+    let claims = json!({"sub": "picker", "channels": ["news-from-token"]});
+    let (mut socket, _) = RawSocket::open_path(&node, "/connection/uni_websocket", "").await;
+    socket.send_frame(true, TEXT, json!({"token": token(claims), "subs": subs}).to_string().as_bytes()).await;
+    let connect = next_json(&mut socket).await;
+    let mut granted: Vec<&String> = connect["connect"]["subs"].as_object().expect("subs").keys().collect();
+    granted.sort();
+    assert_eq!(granted, ["chat:picked", "news-from-token"], "{connect}");
+    node.api_ok("publish", json!({"channel": "chat:picked", "data": 1})).await;
+    assert_eq!(next_json(&mut socket).await["channel"], "chat:picked");
+
+    let (mut socket, _) = RawSocket::open_path(&node, "/connection/uni_websocket", "").await;
+    let request = json!({"token": token(json!({"sub": "picker"})), "subs": {"nope:room": {}}});
+    socket.send_frame(true, TEXT, request.to_string().as_bytes()).await;
+    assert_eq!(next_json(&mut socket).await, json!({"disconnect": {"code": 3501, "reason": "bad request"}}));
+}
+
 #[actix_web::test]
 async fn the_endpoint_is_off_unless_enabled() {
     let node = TestNode::start().await;

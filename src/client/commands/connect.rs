@@ -60,10 +60,14 @@ impl ClientSession {
         if expire_at.is_some_and(|at| at <= now) {
             return self.refuse(id, ReplyError::Expired, ctx);
         }
-        let server_side = match self.server_side_channels(claims.as_ref(), &user) {
+        let mut server_side = match self.server_side_channels(claims.as_ref(), &user) {
             Ok(channels) => channels,
             Err(error) => return self.refuse(id, error, ctx),
         };
+        match self.requested_channels(&req.subs, &user, &server_side) {
+            Ok(requested) => server_side.extend(requested),
+            Err(disconnect) => return self.close(ctx, disconnect),
+        }
         if server_side.len() > client.channel_limit {
             return self.close(ctx, Disconnect::CHANNEL_LIMIT);
         }
@@ -154,6 +158,36 @@ impl ClientSession {
         names.sort();
         names.dedup();
         names.iter().map(|name| self.node.rules.resolve(name)).collect()
+    }
+
+    /// Channels the connect request names in `subs` beyond the token's, that the client could
+    /// subscribe to itself (not private, namespace or user-limited permission): Centrifugo
+    /// subscribes it to them server-side, which is how a unidirectional client picks channels.
+    /// A name that does not resolve is a bad request (3501).
+    fn requested_channels(
+        &self,
+        subs: &std::collections::HashMap<String, SubscribeRequest>,
+        user: &str,
+        granted: &[ResolvedChannel],
+    ) -> Result<Vec<ResolvedChannel>, Disconnect> {
+        let rules = &self.node.rules;
+        let mut requested = Vec::new();
+        let mut names: Vec<&String> = subs.keys().collect();
+        names.sort();
+        for name in names.into_iter().filter(|name| !granted.iter().any(|g| g.name.as_str() == name.as_str())) {
+            let channel = rules.resolve(name).map_err(|_| Disconnect::BAD_REQUEST)?;
+            if channel.private && !self.node.settings.client.insecure {
+                continue;
+            }
+            let asker = crate::channel::Asker { user, subscribed: false };
+            let allowed = rules
+                .user_limited_allows(&channel, user)
+                .unwrap_or_else(|| rules.allows(&channel, crate::channel::Action::Subscribe, asker));
+            if allowed {
+                requested.push(channel);
+            }
+        }
+        Ok(requested)
     }
 
     pub(in crate::client) fn server_side_pending(
