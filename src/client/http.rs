@@ -25,7 +25,7 @@ use actix_web::http::{header, Method, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
 use bytes::{Bytes, BytesMut};
 use bytestring::ByteString;
-use futures_util::Stream;
+use futures_util::{Stream, StreamExt};
 
 use super::transport::Flow;
 use super::ws::origin_allowed;
@@ -34,7 +34,7 @@ use super::ClientSession;
 use crate::cluster::RelayEmulation;
 use crate::node::Node;
 use crate::protocol::command::ConnectRequest;
-use crate::protocol::Protocol;
+use crate::protocol::{Disconnect, Protocol};
 
 /// How pushes are framed in the body.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,7 +57,7 @@ pub async fn sse(req: HttpRequest, body: web::Bytes, node: web::Data<Arc<Node>>)
         _ => Err(StatusCode::METHOD_NOT_ALLOWED),
     };
     let response = match request {
-        Ok(request) => open(&node, request, Framing::Sse),
+        Ok(request) => open(&node, request, Framing::Sse).await,
         Err(status) => HttpResponse::new(status),
     };
     with_cors(&req, &node, response)
@@ -73,7 +73,7 @@ pub async fn http_stream(req: HttpRequest, body: web::Bytes, node: web::Data<Arc
         _ => Err(StatusCode::METHOD_NOT_ALLOWED),
     };
     let response = match request {
-        Ok(request) => open(&node, request, Framing::Lines),
+        Ok(request) => open(&node, request, Framing::Lines).await,
         Err(status) => HttpResponse::new(status),
     };
     with_cors(&req, &node, response)
@@ -230,7 +230,7 @@ fn open_emulated(node: &Arc<Node>, protocol: Protocol, commands: Bytes, framing:
     }
     let transport = if framing == Framing::Sse { "sse" } else { "http_stream" };
     let session = ClientSession::new(node.clone(), protocol).emulated(transport, commands);
-    streaming(session, framing)
+    streaming(SessionBody::new(session, framing), framing)
 }
 
 fn query_value(req: &HttpRequest, name: &str) -> Option<String> {
@@ -263,19 +263,36 @@ fn parse(text: &[u8]) -> Parsed {
     })
 }
 
-/// Starts the session and answers with its stream.
-fn open(node: &Arc<Node>, request: ConnectRequest, framing: Framing) -> HttpResponse {
+/// Starts the session and answers with its stream. With `connect_code_to_http_response`
+/// enabled the connect runs first: a refused one is answered with its HTTP status and body.
+async fn open(node: &Arc<Node>, request: ConnectRequest, framing: Framing) -> HttpResponse {
     if node.is_draining() || !node.admit_connection() {
         return HttpResponse::ServiceUnavailable().finish();
     }
-    let transport = if framing == Framing::Sse { "uni_sse" } else { "uni_http_stream" };
+    let (transport, translations) = match framing {
+        Framing::Sse => ("uni_sse", &node.settings.uni_sse.connect_code_to_http_response),
+        _ => ("uni_http_stream", &node.settings.uni_http_stream.connect_code_to_http_response),
+    };
     let session =
         ClientSession::new(node.clone(), Protocol::UniJson).over_http(transport).with_connect_request(Some(request));
-    streaming(session, framing)
+    let mut body = SessionBody::new(session, framing);
+    if !translations.enabled {
+        return streaming(body, framing);
+    }
+    match body.until_connected().await {
+        Ok(first) => streaming(futures_util::stream::once(async move { Ok(first) }).chain(body), framing),
+        Err((code, text)) => {
+            let (status, text) = translations.answer(code, &text);
+            tracing::debug!(code, status, "unidirectional connect refused; answered with an HTTP status");
+            HttpResponse::build(StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR))
+                .content_type("text/plain; charset=utf-8")
+                .body(text)
+        }
+    }
 }
 
-/// The `200` whose body is `session`'s stream.
-fn streaming(session: ClientSession, framing: Framing) -> HttpResponse {
+/// The `200` whose body is a session's stream.
+fn streaming(body: impl Stream<Item = Result<Bytes, actix_web::Error>> + 'static, framing: Framing) -> HttpResponse {
     let content_type = match framing {
         Framing::Sse => "text/event-stream; charset=utf-8",
         Framing::Lines => "text/plain; charset=utf-8",
@@ -287,7 +304,7 @@ fn streaming(session: ClientSession, framing: Framing) -> HttpResponse {
         .insert_header((header::PRAGMA, "no-cache"))
         .insert_header(("Expire", "0"))
         .insert_header(("X-Accel-Buffering", "no"))
-        .streaming(SessionBody::new(session, framing))
+        .streaming(body)
 }
 
 /// The response body: runs the session and frames what it writes.
@@ -305,6 +322,28 @@ impl SessionBody {
         // Nothing is read after the opening request: emulated commands arrive in the mailbox.
         let session = Box::pin(actix::Context::new().into_future(session));
         SessionBody { session, flow, framing, started: false, ended: false }
+    }
+}
+
+impl SessionBody {
+    /// Runs the session until its connect succeeded (the body so far) or was refused (the
+    /// code and text of why).
+    async fn until_connected(&mut self) -> Result<Bytes, (u32, String)> {
+        let mut so_far = BytesMut::new();
+        loop {
+            let next = self.next().await;
+            if let Some(refusal) = self.flow.connect_refusal() {
+                return Err(refusal);
+            }
+            match next {
+                Some(Ok(chunk)) => so_far.extend_from_slice(&chunk),
+                _ => return Err((u32::from(Disconnect::SERVER_ERROR.code), Disconnect::SERVER_ERROR.reason.into())),
+            }
+            // Past the SSE preamble: the connect push.
+            if !so_far.trim_ascii().is_empty() {
+                return Ok(so_far.freeze());
+            }
+        }
     }
 }
 

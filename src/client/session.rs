@@ -97,13 +97,13 @@ pub struct ClientSession {
     /// Close with this code at the next flush (0: no): 3506 when a reply or push held data this
     /// connection's JSON cannot carry, as Centrifugo does; on a unidirectional connection, the
     /// disconnect an error reply becomes.
-    close_on_flush: u16,
+    close_on_flush: Option<Box<Disconnect>>,
     /// Unidirectional WebSocket: the connect request from the handshake's `cf_connect`, run once
     /// the session starts.
     pending_connect: Option<Box<ConnectRequest>>,
     /// The frames go into an HTTP response body (uni_sse, uni_http_stream, and the emulated
     /// http_stream and sse), not a socket.
-    http: Option<Box<HttpSession>>,
+    pub(super) http: Option<Box<HttpSession>>,
     /// Command rate limit buckets, created on the first limited command.
     pub(super) limiter: Option<Box<CommandLimiter>>,
 }
@@ -133,7 +133,7 @@ impl ClientSession {
             out: Outgoing::new(protocol),
             awaiting_pong: false,
             stale_check: None,
-            close_on_flush: 0,
+            close_on_flush: None,
             pending_connect: None,
             http: None,
             limiter: None,
@@ -161,14 +161,14 @@ impl ClientSession {
     pub(super) fn push_reply<T: ReplyBody + ?Sized>(&mut self, id: u32, method: &'static str, result: &T) {
         match self.out.reply(id, method, result) {
             Ok(bytes) => METRICS.sent(method, bytes),
-            Err(NotJson) => self.close_on_flush = Disconnect::INAPPROPRIATE_PROTOCOL.code,
+            Err(NotJson) => self.close_on_flush = Some(Box::new(Disconnect::INAPPROPRIATE_PROTOCOL)),
         }
     }
 
     /// Queues an error reply to the command being processed.
     pub(super) fn push_error(&mut self, id: u32, error: ReplyError) {
         if self.protocol.is_uni() {
-            self.close_on_flush = uni_disconnect(error).code;
+            self.close_on_flush = Some(Box::new(self.uni_disconnect(error)));
         }
         METRICS.reply_error(self.current_method, error.code());
         let bytes = self.out.error(id, &error.to_wire());
@@ -179,18 +179,16 @@ impl ClientSession {
     pub(super) fn push_to_client(&mut self, channel: &str, push: Push<'_>) {
         match self.out.push(channel, &push) {
             Ok(bytes) => METRICS.sent(push.frame_type(), bytes),
-            Err(NotJson) => self.close_on_flush = Disconnect::INAPPROPRIATE_PROTOCOL.code,
+            Err(NotJson) => self.close_on_flush = Some(Box::new(Disconnect::INAPPROPRIATE_PROTOCOL)),
         }
     }
 
     pub(super) fn flush(&mut self, ctx: &mut Context<Self>) {
-        match std::mem::take(&mut self.close_on_flush) {
-            0 => {}
-            3506 => {
+        if let Some(disconnect) = self.close_on_flush.take() {
+            if disconnect.code == Disconnect::INAPPROPRIATE_PROTOCOL.code {
                 tracing::info!(client = %self.id, "a reply or push holds data that is not JSON; this client speaks JSON (3506)");
-                return self.close(ctx, Disconnect::INAPPROPRIATE_PROTOCOL);
             }
-            code => return self.close(ctx, uni_disconnect_by_code(code)),
+            return self.close(ctx, *disconnect);
         }
         if let Some(frame) = self.out.take() {
             self.write(frame);
@@ -212,10 +210,31 @@ impl ClientSession {
         self.write(frame);
     }
 
+    /// The disconnect a connect error becomes on a unidirectional connection:
+    /// `client.connect_code_to_unidirectional_disconnect` first, then Centrifugo's default
+    /// table (expired token or connection → 3005, rate limited → 3013, permission denied →
+    /// 3507, anything else → 3004).
+    pub(super) fn uni_disconnect(&self, error: ReplyError) -> Disconnect {
+        let translations = &self.node.settings.client.connect_code_to_unidirectional_disconnect;
+        if let Some(to) = translations.for_code(error.code()) {
+            return Disconnect::custom(to.code, &to.reason);
+        }
+        match error {
+            ReplyError::TokenExpired | ReplyError::Expired => Disconnect::EXPIRED,
+            ReplyError::TooManyRequests => Disconnect::TOO_MANY_REQUESTS,
+            ReplyError::PermissionDenied => Disconnect::PERMISSION_DENIED,
+            _ => Disconnect::SERVER_ERROR,
+        }
+    }
+
     /// Closes the connection with a disconnect code; nothing is processed afterwards.
     pub(super) fn close(&mut self, ctx: &mut Context<Self>, disconnect: Disconnect) {
         if matches!(self.state, State::Closed) {
             return;
+        }
+        if matches!(self.state, State::Connecting) && self.http.is_some() {
+            // What refused the connect, for transports that answer it with an HTTP status.
+            self.flow.refuse_connect(u32::from(disconnect.code), &disconnect.reason);
         }
         tracing::debug!(client = %self.id, code = disconnect.code, reason = %disconnect.reason, "closing connection");
         METRICS.server_disconnect(disconnect.code);
@@ -588,25 +607,6 @@ impl ClientSession {
             self.write_push(frame, ctx);
         }
     }
-}
-
-/// The disconnect a connect error becomes on a unidirectional connection (Centrifugo's default
-/// table: expired token or connection → 3005, rate limited → 3013, permission denied → 3507,
-/// anything else → 3004).
-pub(super) fn uni_disconnect(error: ReplyError) -> Disconnect {
-    match error {
-        ReplyError::TokenExpired | ReplyError::Expired => Disconnect::EXPIRED,
-        ReplyError::TooManyRequests => Disconnect::TOO_MANY_REQUESTS,
-        ReplyError::PermissionDenied => Disconnect::PERMISSION_DENIED,
-        _ => Disconnect::SERVER_ERROR,
-    }
-}
-
-fn uni_disconnect_by_code(code: u16) -> Disconnect {
-    [Disconnect::EXPIRED, Disconnect::TOO_MANY_REQUESTS, Disconnect::PERMISSION_DENIED]
-        .into_iter()
-        .find(|d| d.code == code)
-        .unwrap_or(Disconnect::SERVER_ERROR)
 }
 
 /// `/emulation` requests an emulated session may have waiting while its commands run.

@@ -96,6 +96,9 @@ pub(super) struct Flow {
     handed_bytes: Cell<usize>,
     /// Bytes the writer holds for the socket.
     pending: Cell<usize>,
+    /// Why the connect was refused (error or disconnect code, message), for transports that
+    /// answer a refused connect with an HTTP status; the first reason counts.
+    refusal: RefCell<Option<Box<(u32, String)>>>,
 }
 
 impl Flow {
@@ -114,6 +117,19 @@ impl Flow {
     pub(super) fn hand(&self, frame: Bytes) {
         self.handed_bytes.set(self.handed_bytes.get() + frame.len());
         self.handed.borrow_mut().push_back(frame);
+    }
+
+    /// Records why the connect was refused, unless a reason is recorded already.
+    pub(super) fn refuse_connect(&self, code: u32, text: &str) {
+        let mut refusal = self.refusal.borrow_mut();
+        if refusal.is_none() {
+            *refusal = Some(Box::new((code, text.to_owned())));
+        }
+    }
+
+    /// Why the connect was refused, if it was.
+    pub(super) fn connect_refusal(&self) -> Option<(u32, String)> {
+        self.refusal.borrow().as_deref().cloned()
     }
 
     /// Bytes the session wrote that the socket has not taken yet.

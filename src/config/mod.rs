@@ -4,6 +4,7 @@
 //! (file → v5 key mapping → environment overrides → validation) lives in [`load`]; the
 //! documented example of every key is `config/default.yaml`.
 
+pub mod code_maps;
 mod compat;
 pub mod duration;
 mod env;
@@ -345,6 +346,8 @@ pub struct ClientSettings {
     pub subscribe_to_user_personal_channel: PersonalChannelSettings,
     /// Per-connection command rate limits (Centrifugo PRO's `client.rate_limit`).
     pub rate_limit: rate_limit::RateLimitSettings,
+    /// Error codes of refused unidirectional connects → the disconnect the client gets.
+    pub connect_code_to_unidirectional_disconnect: code_maps::CodeToDisconnect,
 }
 
 impl Default for ClientSettings {
@@ -370,6 +373,7 @@ impl Default for ClientSettings {
             connection_limit: 0,
             user_connection_limit: 0,
             connection_rate_limit: 0,
+            connect_code_to_unidirectional_disconnect: code_maps::CodeToDisconnect::default(),
             history_max_publication_limit: 300,
             recovery_max_publication_limit: 300,
             subscribe_to_user_personal_channel: PersonalChannelSettings::default(),
@@ -718,11 +722,18 @@ pub struct UniSseSettings {
     pub handler_prefix: String,
     /// Largest connect request body; more is answered 413. Default 65536.
     pub max_request_body_size: usize,
+    /// Answer a refused connect with an HTTP status instead of a stream.
+    pub connect_code_to_http_response: code_maps::CodeToHttpResponse,
 }
 
 impl Default for UniSseSettings {
     fn default() -> Self {
-        Self { enabled: false, handler_prefix: "/connection/uni_sse".into(), max_request_body_size: 65536 }
+        Self {
+            enabled: false,
+            handler_prefix: "/connection/uni_sse".into(),
+            max_request_body_size: 65536,
+            connect_code_to_http_response: code_maps::CodeToHttpResponse::default(),
+        }
     }
 }
 
@@ -736,11 +747,18 @@ pub struct UniHttpStreamSettings {
     pub handler_prefix: String,
     /// Largest connect request body; more is answered 413. Default 65536.
     pub max_request_body_size: usize,
+    /// Answer a refused connect with an HTTP status instead of a stream.
+    pub connect_code_to_http_response: code_maps::CodeToHttpResponse,
 }
 
 impl Default for UniHttpStreamSettings {
     fn default() -> Self {
-        Self { enabled: false, handler_prefix: "/connection/uni_http_stream".into(), max_request_body_size: 65536 }
+        Self {
+            enabled: false,
+            handler_prefix: "/connection/uni_http_stream".into(),
+            max_request_body_size: 65536,
+            connect_code_to_http_response: code_maps::CodeToHttpResponse::default(),
+        }
     }
 }
 

@@ -83,6 +83,15 @@ pub fn validate(settings: &Settings) -> Vec<String> {
         }
     }
 
+    super::code_maps::validate(
+        &s.client.connect_code_to_unidirectional_disconnect,
+        &[
+            ("uni_sse", &s.uni_sse.connect_code_to_http_response),
+            ("uni_http_stream", &s.uni_http_stream.connect_code_to_http_response),
+        ],
+        &mut errors,
+    );
+
     if s.http_server.workers > MAX_WORKERS {
         errors.push(format!(
             "http_server.workers: {} threads is more than {MAX_WORKERS}; use 0 (one per CPU) or a number up to {MAX_WORKERS}",

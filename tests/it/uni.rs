@@ -243,6 +243,76 @@ async fn uni_http_stream_and_uni_sse_stream_the_connect_push_and_publications() 
     assert_eq!(clients, 0, "the SSE client that went away is gone");
 }
 
+/// `client.connect_code_to_unidirectional_disconnect` turns a refused connect's error code into
+/// the configured disconnect; codes it does not list keep the default table.
+#[actix_web::test]
+async fn connect_error_codes_map_to_configured_disconnects() {
+    let node = TestNode::start_with(|s| {
+        s.uni_websocket.enabled = true;
+        let translations = &mut s.client.connect_code_to_unidirectional_disconnect;
+        translations.enabled = true;
+        translations.transforms = vec![gyre::config::code_maps::DisconnectTransform {
+            code: 109,
+            to: gyre::config::code_maps::DisconnectTo { code: 4109, reason: "refresh your token".into() },
+        }];
+    })
+    .await;
+    let expired = json!({"token": token(json!({"sub": "x", "exp": now() - 10}))});
+    let (mut socket, _) = RawSocket::open_path(&node, "/connection/uni_websocket", "").await;
+    socket.send_frame(true, TEXT, expired.to_string().as_bytes()).await;
+    assert_eq!(next_json(&mut socket).await, json!({"disconnect": {"code": 4109, "reason": "refresh your token"}}));
+    assert_eq!(socket.close_code().await, Some(4109));
+}
+
+/// `connect_code_to_http_response` on uni_http_stream and uni_sse: the connect runs before the
+/// answer, so a refused one is an HTTP status (the configured one, else 500) with the error
+/// message or disconnect reason; an accepted one streams as usual.
+#[actix_web::test]
+async fn refused_connects_get_http_statuses_when_translations_are_on() {
+    use gyre::config::code_maps::{CodeToHttpResponse, HttpResponseTo, HttpTransform};
+    let translations = CodeToHttpResponse {
+        enabled: true,
+        transforms: vec![HttpTransform { code: 109, to: HttpResponseTo { status_code: 401, body: String::new() } }],
+    };
+    let node = TestNode::start_with(|s| {
+        s.uni_http_stream.enabled = true;
+        s.uni_sse.enabled = true;
+        s.uni_http_stream.connect_code_to_http_response = translations.clone();
+        s.uni_sse.connect_code_to_http_response = translations;
+    })
+    .await;
+    let post = |body: Value| {
+        awc::Client::new().post(format!("http://{}/connection/uni_http_stream", node.addr)).send_body(body.to_string())
+    };
+    let mut expired = post(json!({"token": token(json!({"sub": "x", "exp": now() - 10}))})).await.expect("post");
+    assert_eq!(expired.status().as_u16(), 401);
+    assert_eq!(expired.body().await.expect("body"), "token expired");
+    let mut invalid = post(json!({"token": "not.a.token"})).await.expect("post");
+    assert_eq!(invalid.status().as_u16(), 500, "a code without a transform");
+    assert_eq!(invalid.body().await.expect("body"), "invalid token");
+    let accepted = post(json!({"token": token(json!({"sub": "ok", "channels": ["chat:tr"]}))})).await.expect("post");
+    assert_eq!(accepted.status().as_u16(), 200);
+    let mut lines = BodyReader { body: Box::pin(accepted), buffer: String::new(), separator: "\n" };
+    assert!(lines.next().await.expect("connect push")["connect"]["subs"]["chat:tr"].is_object());
+
+    let query = url_encode(&json!({"token": token(json!({"sub": "y", "exp": now() - 10}))}).to_string());
+    let sse = awc::Client::new()
+        .get(format!("http://{}/connection/uni_sse?cf_connect={query}", node.addr))
+        .send()
+        .await
+        .expect("uni_sse");
+    assert_eq!(sse.status().as_u16(), 401);
+    let query = url_encode(&json!({"token": token(json!({"sub": "z"}))}).to_string());
+    let sse = awc::Client::new()
+        .get(format!("http://{}/connection/uni_sse?cf_connect={query}", node.addr))
+        .send()
+        .await
+        .expect("uni_sse");
+    assert_eq!(sse.status().as_u16(), 200);
+    let mut events = BodyReader { body: Box::pin(sse), buffer: String::new(), separator: "\n\n" };
+    assert!(events.next().await.expect("connect push")["connect"]["client"].is_string());
+}
+
 #[actix_web::test]
 async fn uni_http_requests_get_http_answers_for_bad_input() {
     let node = uni_http_node().await;

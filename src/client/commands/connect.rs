@@ -22,7 +22,10 @@ impl ClientSession {
     /// (the reference server drops the connection after 5 s).
     pub(in crate::client) fn refuse(&mut self, id: u32, error: ReplyError, ctx: &mut Ctx) {
         if self.protocol.is_uni() {
-            return self.close(ctx, crate::client::session::uni_disconnect(error));
+            if self.http.is_some() {
+                self.flow.refuse_connect(error.code(), &error.to_wire().message);
+            }
+            return self.close(ctx, self.uni_disconnect(error));
         }
         self.push_error(id, error);
         self.flush(ctx);
