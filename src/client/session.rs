@@ -205,7 +205,20 @@ impl ClientSession {
     /// little (frames written in one turn already leave in one socket write) and breaks
     /// centrifuge-js 5.7.4: it interleaves the lines of two frames that arrive back to back, so
     /// publications would reach the application out of order.
+    ///
+    /// `uni_websocket.join_push_messages` asks for the opposite on unidirectional WebSockets: the
+    /// pushes of one delivery batch go out as `\n`-joined lines of one frame (copied out of the
+    /// shared frames), for clients that read many small messages.
     fn write_push(&mut self, frame: Frame, ctx: &mut Context<Self>) {
+        let joined = self.protocol == Protocol::UniJson
+            && self.http.is_none()
+            && self.node.settings.uni_websocket.join_push_messages;
+        if joined {
+            if let Some((_, line)) = super::ws_frames::server_frame_payload(&frame.wire()) {
+                self.out.append_line(line);
+                return;
+            }
+        }
         self.flush(ctx);
         self.write(frame);
     }

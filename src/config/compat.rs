@@ -24,7 +24,6 @@ const IGNORED: &[&str] = &[
     "uni_websocket.write_buffer_size",
     "uni_websocket.use_write_buffer_pool",
     "uni_websocket.disable_closing_handshake",
-    "uni_websocket.join_push_messages",
     "grpc_api",
     "proxies",
     "consumers",

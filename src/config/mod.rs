@@ -618,6 +618,8 @@ pub struct UniWebsocketSettings {
     pub write_timeout: Duration,
     /// Close without the `{"disconnect":…}` message before the close frame.
     pub disable_disconnect_push: bool,
+    /// The pushes of one delivery batch go out as `\n`-joined lines of one frame. Default false.
+    pub join_push_messages: bool,
     /// As `websocket.compression`, `compression_min_size`, `compression_level` and
     /// `decompressed_message_size_limit`, for this endpoint.
     pub compression: bool,
@@ -650,6 +652,7 @@ impl Default for UniWebsocketSettings {
             message_size_limit: 65536,
             write_timeout: Duration::from_secs(1),
             disable_disconnect_push: false,
+            join_push_messages: false,
             compression: false,
             compression_min_size: 0,
             compression_level: 1,

@@ -320,6 +320,16 @@ impl Outgoing {
         self.try_add(json, |buf| protobuf::encode_disconnect(buf, code, reason)).unwrap_or_default()
     }
 
+    /// Adds a line already encoded for this JSON connection (a push taken out of a shared
+    /// frame), joined to what waits with `\n`.
+    pub fn append_line(&mut self, line: &[u8]) {
+        self.make_room();
+        if self.len() > 0 {
+            self.buf.push(b'\n');
+        }
+        self.buf.extend_from_slice(line);
+    }
+
     /// Adds a server ping; returns the bytes added.
     pub fn ping(&mut self) -> usize {
         let added = self.try_add(|| Ok(reply::PING.to_owned()), |buf| buf.extend_from_slice(protobuf::PING));

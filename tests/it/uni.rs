@@ -71,6 +71,32 @@ async fn the_first_message_connects_and_pushes_arrive_without_the_reply_wrapper(
     assert_eq!(socket.close_code().await, Some(4000));
 }
 
+/// `uni_websocket.join_push_messages`: the pushes of one delivery batch (here a broadcast to
+/// three channels) arrive as `\n`-joined lines of one frame.
+#[actix_web::test]
+async fn join_push_messages_joins_a_batch_into_one_frame() {
+    let node = TestNode::start_with(|s| {
+        s.uni_websocket.enabled = true;
+        s.uni_websocket.join_push_messages = true;
+    })
+    .await;
+    let claims = json!({"sub": "joiner", "channels": ["j1", "j2", "j3"]});
+    let (mut socket, _) = RawSocket::open_path(&node, "/connection/uni_websocket", "").await;
+    socket.send_frame(true, TEXT, json!({"token": token(claims)}).to_string().as_bytes()).await;
+    assert!(next_json(&mut socket).await["connect"]["subs"]["j3"].is_object());
+    node.api_ok("broadcast", json!({"channels": ["j1", "j2", "j3"], "data": {"all": true}})).await;
+    let (opcode, frame) = socket.next_frame().await.expect("a frame");
+    assert_eq!(opcode, TEXT);
+    let lines: Vec<Value> = std::str::from_utf8(&frame)
+        .expect("UTF-8")
+        .split('\n')
+        .map(|line| serde_json::from_str(line).expect("a JSON push per line"))
+        .collect();
+    let mut channels: Vec<&str> = lines.iter().map(|push| push["channel"].as_str().expect("channel")).collect();
+    channels.sort();
+    assert_eq!(channels, ["j1", "j2", "j3"], "{lines:?}");
+}
+
 #[actix_web::test]
 async fn cf_connect_in_the_query_connects_without_a_message() {
     let node = uni_node().await;
