@@ -324,7 +324,7 @@ impl Outgoing {
     /// frame), joined to what waits with `\n`.
     pub fn append_line(&mut self, line: &[u8]) {
         self.make_room();
-        if self.len() > 0 {
+        if !self.is_empty() {
             self.buf.push(b'\n');
         }
         self.buf.extend_from_slice(line);
