@@ -177,8 +177,18 @@ impl RunningNode {
                 // Go servers such as Centrifugo disable Nagle too: small frames (replies, pushes)
                 // go out at once instead of waiting for the peer's delayed ACK.
                 let stopping = stopping.clone();
+                let serves_streams = {
+                    let s = &node.settings;
+                    s.http_stream.enabled || s.sse.enabled || s.uni_sse.enabled || s.uni_http_stream.enabled
+                };
                 HttpService::build()
                     .tcp_nodelay(true)
+                    // HTTP streams watch their client's socket (see `client::http::PeerSocket`).
+                    .on_connect_ext(move |io, extensions| {
+                        if serves_streams {
+                            client::http::PeerSocket::keep(io, extensions);
+                        }
+                    })
                     // As actix-web's HttpServer: idle keep-alive connections close when the
                     // server stops, and a refused request body is drained for up to 1 s so
                     // the client reads the answer instead of a reset.

@@ -13,6 +13,7 @@
 //! ends it. Connection endpoints answer CORS as Centrifugo does: the request's `Origin` is
 //! allowed back when `client.allowed_origins` lets it in.
 
+use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
@@ -57,7 +58,7 @@ pub async fn sse(req: HttpRequest, body: web::Bytes, node: web::Data<Arc<Node>>)
         _ => Err(StatusCode::METHOD_NOT_ALLOWED),
     };
     let response = match request {
-        Ok(request) => open(&node, request, Framing::Sse).await,
+        Ok(request) => open(&node, &req, request, Framing::Sse).await,
         Err(status) => HttpResponse::new(status),
     };
     with_cors(&req, &node, response)
@@ -73,7 +74,7 @@ pub async fn http_stream(req: HttpRequest, body: web::Bytes, node: web::Data<Arc
         _ => Err(StatusCode::METHOD_NOT_ALLOWED),
     };
     let response = match request {
-        Ok(request) => open(&node, request, Framing::Lines).await,
+        Ok(request) => open(&node, &req, request, Framing::Lines).await,
         Err(status) => HttpResponse::new(status),
     };
     with_cors(&req, &node, response)
@@ -89,9 +90,9 @@ pub async fn emulated_http_stream(req: HttpRequest, body: web::Bytes, node: web:
     let limit = node.settings.http_stream.max_request_body_size;
     let response = match *req.method() {
         Method::POST if body.len() > limit => HttpResponse::PayloadTooLarge().finish(),
-        Method::POST if is_protobuf(&req) => open_emulated(&node, Protocol::Protobuf, body, Framing::Raw),
+        Method::POST if is_protobuf(&req) => open_emulated(&node, &req, Protocol::Protobuf, body, Framing::Raw),
         Method::POST => match json_commands(&body, limit) {
-            Ok(commands) => open_emulated(&node, Protocol::Json, commands.into_bytes(), Framing::Lines),
+            Ok(commands) => open_emulated(&node, &req, Protocol::Json, commands.into_bytes(), Framing::Lines),
             Err(status) => HttpResponse::new(status),
         },
         Method::OPTIONS => preflight(),
@@ -109,7 +110,7 @@ pub async fn emulated_sse(req: HttpRequest, body: web::Bytes, node: web::Data<Ar
         _ => Err(StatusCode::METHOD_NOT_ALLOWED),
     };
     let response = match commands {
-        Ok(commands) => open_emulated(&node, Protocol::Json, commands.into_bytes(), Framing::Sse),
+        Ok(commands) => open_emulated(&node, &req, Protocol::Json, commands.into_bytes(), Framing::Sse),
         Err(status) => HttpResponse::new(status),
     };
     with_cors(&req, &node, response)
@@ -224,13 +225,19 @@ fn json_commands(body: &web::Bytes, limit: usize) -> Result<ByteString, StatusCo
 }
 
 /// Starts an emulated session on the opening commands and answers with its stream.
-fn open_emulated(node: &Arc<Node>, protocol: Protocol, commands: Bytes, framing: Framing) -> HttpResponse {
+fn open_emulated(
+    node: &Arc<Node>,
+    req: &HttpRequest,
+    protocol: Protocol,
+    commands: Bytes,
+    framing: Framing,
+) -> HttpResponse {
     if node.is_draining() || !node.admit_connection() {
         return HttpResponse::ServiceUnavailable().finish();
     }
     let transport = if framing == Framing::Sse { "sse" } else { "http_stream" };
     let session = ClientSession::new(node.clone(), protocol).emulated(transport, commands);
-    streaming(SessionBody::new(session, framing), framing)
+    streaming(SessionBody::new(session, framing, peer_of(req)), framing)
 }
 
 fn query_value(req: &HttpRequest, name: &str) -> Option<String> {
@@ -265,7 +272,7 @@ fn parse(text: &[u8]) -> Parsed {
 
 /// Starts the session and answers with its stream. With `connect_code_to_http_response`
 /// enabled the connect runs first: a refused one is answered with its HTTP status and body.
-async fn open(node: &Arc<Node>, request: ConnectRequest, framing: Framing) -> HttpResponse {
+async fn open(node: &Arc<Node>, req: &HttpRequest, request: ConnectRequest, framing: Framing) -> HttpResponse {
     if node.is_draining() || !node.admit_connection() {
         return HttpResponse::ServiceUnavailable().finish();
     }
@@ -275,7 +282,7 @@ async fn open(node: &Arc<Node>, request: ConnectRequest, framing: Framing) -> Ht
     };
     let session =
         ClientSession::new(node.clone(), Protocol::UniJson).over_http(transport).with_connect_request(Some(request));
-    let mut body = SessionBody::new(session, framing);
+    let mut body = SessionBody::new(session, framing, peer_of(req));
     if !translations.enabled {
         return streaming(body, framing);
     }
@@ -307,21 +314,66 @@ fn streaming(body: impl Stream<Item = Result<Bytes, actix_web::Error>> + 'static
         .streaming(body)
 }
 
+/// A second handle on an HTTP connection's socket, taken when the connection is accepted (only
+/// on nodes that serve HTTP streams): actix-http notices a client that went away only when a
+/// write to it fails (the second write after it left, at worst two pings later), so a stream's
+/// body watches the socket itself and ends as soon as the client closes it.
+pub struct PeerSocket(RefCell<Option<std::net::TcpStream>>);
+
+impl PeerSocket {
+    /// `HttpService::on_connect_ext` hook: keeps a duplicate of the socket's descriptor.
+    pub fn keep(io: &actix_web::rt::net::TcpStream, extensions: &mut actix_http::Extensions) {
+        match socket2::SockRef::from(io).try_clone() {
+            Ok(socket) => {
+                extensions.insert(PeerSocket(RefCell::new(Some(socket.into()))));
+            }
+            Err(error) => {
+                tracing::debug!(%error, "cannot duplicate a socket to watch it; closed streams are noticed on write")
+            }
+        }
+    }
+}
+
+/// The connection's socket, to notice the client closing it (once per connection).
+fn peer_of(req: &HttpRequest) -> Option<tokio::net::TcpStream> {
+    let socket = req.conn_data::<PeerSocket>()?.0.borrow_mut().take()?;
+    socket.set_nonblocking(true).ok()?;
+    tokio::net::TcpStream::from_std(socket).ok()
+}
+
 /// The response body: runs the session and frames what it writes.
 struct SessionBody {
     session: Pin<Box<ContextFut<ClientSession, actix::Context<ClientSession>>>>,
     flow: Rc<Flow>,
+    /// The client's socket, watched for its end (see [`PeerSocket`]).
+    peer: Option<tokio::net::TcpStream>,
     framing: Framing,
     started: bool,
     ended: bool,
 }
 
 impl SessionBody {
-    fn new(session: ClientSession, framing: Framing) -> Self {
+    fn new(session: ClientSession, framing: Framing, peer: Option<tokio::net::TcpStream>) -> Self {
         let flow = session.flow.clone();
         // Nothing is read after the opening request: emulated commands arrive in the mailbox.
         let session = Box::pin(actix::Context::new().into_future(session));
-        SessionBody { session, flow, framing, started: false, ended: false }
+        SessionBody { session, flow, peer, framing, started: false, ended: false }
+    }
+
+    /// Whether the client closed its end (or reset it). Data it sends instead is left for
+    /// actix-http, and the socket is no longer watched.
+    fn peer_closed(&mut self, task: &mut Context<'_>) -> bool {
+        let Some(peer) = &self.peer else { return false };
+        let mut byte = [0u8; 1];
+        let mut buf = tokio::io::ReadBuf::new(&mut byte);
+        match peer.poll_peek(task, &mut buf) {
+            Poll::Pending => false,
+            Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => true,
+            Poll::Ready(Ok(_)) => {
+                self.peer = None;
+                false
+            }
+        }
     }
 }
 
@@ -353,6 +405,12 @@ impl Stream for SessionBody {
     fn poll_next(self: Pin<&mut Self>, task: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = self.get_mut();
         if this.ended {
+            return Poll::Ready(None);
+        }
+        if this.peer_closed(task) {
+            // Dropping the body (and the session's future with it) ends the session.
+            tracing::debug!("the client closed its HTTP stream");
+            this.ended = true;
             return Poll::Ready(None);
         }
         let mut out = BytesMut::new();
