@@ -341,9 +341,12 @@ fn peer_of(req: &HttpRequest) -> Option<tokio::net::TcpStream> {
     tokio::net::TcpStream::from_std(socket).ok()
 }
 
-/// The response body: runs the session and frames what it writes.
+/// The response body: frames what the session writes. The session runs as a task of its own,
+/// so it keeps handling deliveries, timers and disconnects while actix-http is not polling the
+/// body (a client that stopped reading): it then closes itself once what it wrote and the
+/// socket has not taken passes `client.queue_max_size` (3008), as on a WebSocket.
 struct SessionBody {
-    session: Pin<Box<ContextFut<ClientSession, actix::Context<ClientSession>>>>,
+    session: actix_web::rt::task::JoinHandle<()>,
     flow: Rc<Flow>,
     /// The client's socket, watched for its end (see [`PeerSocket`]).
     peer: Option<tokio::net::TcpStream>,
@@ -357,6 +360,7 @@ impl SessionBody {
         let flow = session.flow.clone();
         // Nothing is read after the opening request: emulated commands arrive in the mailbox.
         let session = Box::pin(actix::Context::new().into_future(session));
+        let session = actix_web::rt::spawn(SessionTask { session, flow: flow.clone() });
         SessionBody { session, flow, peer, framing, started: false, ended: false }
     }
 
@@ -418,10 +422,8 @@ impl Stream for SessionBody {
             out.extend_from_slice(b"\r\n");
         }
         this.started = true;
-        // Polling the session's future is what runs the actor.
-        let finished = this.session.as_mut().poll(task).is_ready();
-        let closed = frame_into(this.flow.take_all_handed(), this.framing, &mut out);
-        this.ended = closed || finished;
+        this.flow.wait_for_frames(task.waker());
+        this.ended = frame_into(this.flow.take_all_handed(), this.framing, &mut out);
         if !out.is_empty() {
             return Poll::Ready(Some(Ok(out.freeze())));
         }
@@ -429,6 +431,31 @@ impl Stream for SessionBody {
             return Poll::Ready(None);
         }
         Poll::Pending
+    }
+}
+
+impl Drop for SessionBody {
+    /// The response is over (the client went away, or the session ended): so is the session.
+    fn drop(&mut self) {
+        self.session.abort();
+    }
+}
+
+/// Runs an HTTP stream's session; when it ends (however it stopped) the body gets a close.
+struct SessionTask {
+    session: Pin<Box<ContextFut<ClientSession, actix::Context<ClientSession>>>>,
+    flow: Rc<Flow>,
+}
+
+impl Future for SessionTask {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, task: &mut Context<'_>) -> Poll<()> {
+        let finished = self.session.as_mut().poll(task);
+        if finished.is_ready() {
+            self.flow.hand(crate::protocol::Frame::close(None, "").wire());
+        }
+        finished
     }
 }
 

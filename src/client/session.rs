@@ -591,6 +591,12 @@ impl Deliveries for ClientSession {
         }
         // Everything written in this turn leaves in one socket write.
         self.flush(ctx);
+        // Over HTTP the session runs apart from its response body: what the client has not
+        // read is bounded here (a WebSocket's writer stops running the session instead).
+        if self.http.is_some() && self.flow.unsent() > self.node.settings.client.queue_max_size {
+            tracing::info!(client = %self.id, "HTTP stream client reads slower than its pushes arrive (3008)");
+            self.close(ctx, Disconnect::SLOW);
+        }
     }
 }
 

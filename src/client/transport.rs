@@ -96,6 +96,8 @@ pub(super) struct Flow {
     handed_bytes: Cell<usize>,
     /// Bytes the writer holds for the socket.
     pending: Cell<usize>,
+    /// An HTTP stream's body, waiting for frames (the session runs as a task of its own there).
+    body: Cell<Option<Waker>>,
     /// Why the connect was refused (error or disconnect code, message), for transports that
     /// answer a refused connect with an HTTP status; the first reason counts.
     refusal: RefCell<Option<Box<(u32, String)>>>,
@@ -117,6 +119,14 @@ impl Flow {
     pub(super) fn hand(&self, frame: Bytes) {
         self.handed_bytes.set(self.handed_bytes.get() + frame.len());
         self.handed.borrow_mut().push_back(frame);
+        if let Some(body) = self.body.take() {
+            body.wake();
+        }
+    }
+
+    /// An HTTP stream's body waits for the next frame the session hands over.
+    pub(super) fn wait_for_frames(&self, waker: &Waker) {
+        self.body.set(Some(waker.clone()));
     }
 
     /// Records why the connect was refused, unless a reason is recorded already.

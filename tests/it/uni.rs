@@ -572,3 +572,77 @@ async fn until_clients(node: &TestNode, count: u64) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// A raw HTTP request on a fresh connection (a client socket with a small receive buffer);
+/// returns the socket and the answer's first bytes.
+async fn raw_http(node: &TestNode, request: &str) -> (tokio::net::TcpStream, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket.set_recv_buffer_size(4096).expect("SO_RCVBUF");
+    let mut stream = socket.connect(node.addr).await.expect("connect");
+    stream.write_all(request.as_bytes()).await.expect("send");
+    let mut answer = vec![0; 2048];
+    let n = tokio::time::timeout(WAIT, stream.read(&mut answer)).await.expect("answer in time").expect("read");
+    (stream, String::from_utf8_lossy(&answer[..n]).into_owned())
+}
+
+/// A stream reader that stops reading: what it has not read piles up in its session until it
+/// passes client.queue_max_size, then the session ends (3008, as on a WebSocket) and the node
+/// forgets the client while serving everyone else.
+#[actix_web::test]
+async fn an_http_stream_reader_that_stops_reading_is_disconnected_as_slow() {
+    let node = TestNode::start_with(|s| {
+        s.uni_http_stream.enabled = true;
+        s.client.queue_max_size = 64 * 1024;
+    })
+    .await;
+    let body = json!({"token": token(json!({"sub": "stalled", "channels": ["chat:flood"]}))}).to_string();
+    let request =
+        format!("POST /connection/uni_http_stream HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n{body}", body.len());
+    let (stalled, answer) = raw_http(&node, &request).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    until_clients(&node, 1).await;
+    let pad = "x".repeat(32 * 1024);
+    let mut published = 0;
+    while published < 600 {
+        node.api_ok("publish", json!({"channel": "chat:flood", "data": {"n": published, "pad": pad}})).await;
+        published += 1;
+        if node.api_ok("info", json!({})).await["nodes"][0]["num_clients"] == 0 {
+            break;
+        }
+    }
+    assert!(published < 600, "the stalled reader was never disconnected");
+    let other = node.connect_as("other").await;
+    assert!(!other.id.is_empty(), "the node serves others");
+    drop(stalled);
+}
+
+/// 1,000 SSE streams from one client: each is a connection like any other, so
+/// client.connection_limit bounds them (503 beyond), the node keeps serving, and the count
+/// returns to zero once they close.
+#[actix_web::test]
+async fn a_thousand_sse_streams_are_bounded_by_the_connection_limit_and_cleaned_up() {
+    let node = TestNode::start_with(|s| {
+        s.uni_sse.enabled = true;
+        s.client.connection_limit = 900;
+    })
+    .await;
+    let query = url_encode(&json!({"token": token(json!({"sub": "many"}))}).to_string());
+    let request = format!("GET /connection/uni_sse?cf_connect={query} HTTP/1.1\r\nHost: x\r\n\r\n");
+    let mut streams = Vec::new();
+    let (mut accepted, mut refused) = (0, 0);
+    for _ in 0..1000 {
+        let (stream, answer) = raw_http(&node, &request).await;
+        match answer.get(..12) {
+            Some("HTTP/1.1 200") => accepted += 1,
+            Some("HTTP/1.1 503") => refused += 1,
+            _ => panic!("unexpected answer: {answer}"),
+        }
+        streams.push(stream);
+    }
+    assert_eq!((accepted, refused), (900, 100));
+    // The API answers meanwhile (it is what reports the count).
+    until_clients(&node, 900).await;
+    drop(streams);
+    until_clients(&node, 0).await;
+}
