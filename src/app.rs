@@ -143,7 +143,7 @@ fn bind_uni_grpc(settings: &Settings) -> anyhow::Result<Option<TcpListener>> {
 
 impl RunningNode {
     /// Serves `endpoints` on `listener`. WebSocket upgrades bypass the App: actix-http hands them
-    /// over with the socket ([`client::ws::accept`]), so a connection does not keep the HTTP/1
+    /// over with the socket ([`client::transport::websocket::accept`]), so a connection does not keep the HTTP/1
     /// dispatcher (and its buffers) for its lifetime. A `registry` waiting to start is started
     /// by the first worker, on its thread.
     fn serve(
@@ -172,8 +172,9 @@ impl RunningNode {
                     .wrap(TracingLogger::default())
                     .configure(move |cfg| routes(cfg, &routes_node, endpoints));
                 let upgrade_node = node.clone();
-                let upgrades =
-                    fn_service(move |upgrade| client::ws::accept(upgrade_node.clone(), endpoints.websocket, upgrade));
+                let upgrades = fn_service(move |upgrade| {
+                    client::transport::websocket::accept(upgrade_node.clone(), endpoints.websocket, upgrade)
+                });
                 // Go servers such as Centrifugo disable Nagle too: small frames (replies, pushes)
                 // go out at once instead of waiting for the peer's delayed ACK.
                 let stopping = stopping.clone();
@@ -183,10 +184,10 @@ impl RunningNode {
                 };
                 HttpService::build()
                     .tcp_nodelay(true)
-                    // HTTP streams watch their client's socket (see `client::http::PeerSocket`).
+                    // HTTP streams watch their client's socket (see `client::transport::http::PeerSocket`).
                     .on_connect_ext(move |io, extensions| {
                         if serves_streams {
-                            client::http::PeerSocket::keep(io, extensions);
+                            client::transport::http::PeerSocket::keep(io, extensions);
                         }
                     })
                     // As actix-web's HttpServer: idle keep-alive connections close when the
@@ -216,7 +217,7 @@ impl RunningNode {
             let stopped = async move {
                 let _ = stopped.await;
             };
-            if let Err(error) = client::grpc::serve(node, listener, stopped).await {
+            if let Err(error) = client::transport::grpc::serve(node, listener, stopped).await {
                 tracing::error!(%error, "uni_grpc server failed; the gRPC stream is no longer served");
             }
         });
@@ -242,33 +243,41 @@ impl RunningNode {
 fn routes(cfg: &mut web::ServiceConfig, node: &Node, endpoints: Endpoints) {
     let settings = &node.settings;
     if endpoints.websocket && !settings.websocket.disabled {
-        cfg.route(&settings.websocket.handler_prefix, web::get().to(client::ws::not_upgraded));
+        cfg.route(&settings.websocket.handler_prefix, web::get().to(client::transport::websocket::not_upgraded));
     }
     if endpoints.websocket && settings.uni_websocket.enabled {
-        cfg.route(&settings.uni_websocket.handler_prefix, web::get().to(client::ws::not_upgraded));
+        cfg.route(&settings.uni_websocket.handler_prefix, web::get().to(client::transport::websocket::not_upgraded));
     }
     if endpoints.websocket && settings.http_stream.enabled {
         let limit = web::PayloadConfig::new(settings.http_stream.max_request_body_size.saturating_add(1));
         cfg.service(
-            web::resource(&settings.http_stream.handler_prefix).app_data(limit).to(client::http::emulated_http_stream),
+            web::resource(&settings.http_stream.handler_prefix)
+                .app_data(limit)
+                .to(client::transport::http::emulated_http_stream),
         );
     }
     if endpoints.websocket && settings.sse.enabled {
         let limit = web::PayloadConfig::new(settings.sse.max_request_body_size.saturating_add(1));
-        cfg.service(web::resource(&settings.sse.handler_prefix).app_data(limit).to(client::http::emulated_sse));
+        cfg.service(
+            web::resource(&settings.sse.handler_prefix).app_data(limit).to(client::transport::http::emulated_sse),
+        );
     }
     if endpoints.websocket && (settings.http_stream.enabled || settings.sse.enabled) {
         let limit = web::PayloadConfig::new(settings.emulation.max_request_body_size.saturating_add(1));
-        cfg.service(web::resource(&settings.emulation.handler_prefix).app_data(limit).to(client::http::emulation));
+        cfg.service(
+            web::resource(&settings.emulation.handler_prefix).app_data(limit).to(client::transport::http::emulation),
+        );
     }
     if endpoints.websocket && settings.uni_sse.enabled {
         let limit = web::PayloadConfig::new(settings.uni_sse.max_request_body_size.saturating_add(1));
-        cfg.service(web::resource(&settings.uni_sse.handler_prefix).app_data(limit).to(client::http::sse));
+        cfg.service(web::resource(&settings.uni_sse.handler_prefix).app_data(limit).to(client::transport::http::sse));
     }
     if endpoints.websocket && settings.uni_http_stream.enabled {
         let limit = web::PayloadConfig::new(settings.uni_http_stream.max_request_body_size.saturating_add(1));
         cfg.service(
-            web::resource(&settings.uni_http_stream.handler_prefix).app_data(limit).to(client::http::http_stream),
+            web::resource(&settings.uni_http_stream.handler_prefix)
+                .app_data(limit)
+                .to(client::transport::http::http_stream),
         );
     }
     if endpoints.ops && settings.health.enabled {

@@ -14,7 +14,7 @@ use super::outbox::{Deliveries, Outbox};
 use super::pings;
 use super::rate_limit::CommandLimiter;
 use super::transport::Flow;
-use super::ws_frames::Inbound;
+use super::transport::Inbound;
 use crate::domain::{unix_now, ChannelName, ClientId, Payload, SmallMap};
 use crate::metrics::{ConnectionLabels, METRICS};
 use crate::node::Node;
@@ -214,7 +214,7 @@ impl ClientSession {
             && self.http.is_none()
             && self.node.settings.uni_websocket.join_push_messages;
         if joined {
-            if let Some((_, line)) = super::ws_frames::server_frame_payload(&frame.wire()) {
+            if let Some((_, line)) = super::transport::ws_frames::server_frame_payload(&frame.wire()) {
                 self.out.append_line(line);
                 return;
             }

@@ -8,5 +8,5 @@ use libfuzzer_sys::fuzz_target;
 fuzz_target!(|data: &[u8]| {
     let Some((&pick, body)) = data.split_first() else { return };
     let query = String::from_utf8_lossy(body);
-    assert!(gyre::client::http::decode_request_inputs(body, pick & 1 == 1, &query) <= 3);
+    assert!(gyre::client::transport::http::decode_request_inputs(body, pick & 1 == 1, &query) <= 3);
 });

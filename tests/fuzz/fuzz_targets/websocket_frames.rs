@@ -5,7 +5,7 @@
 #![no_main]
 
 use bytes::Bytes;
-use gyre::client::ws_frames::{Decoder, DecoderSettings, Inbound};
+use gyre::client::transport::ws_frames::{Decoder, DecoderSettings, Inbound};
 use libfuzzer_sys::fuzz_target;
 
 const LIMIT: usize = 1024;

@@ -28,10 +28,10 @@ use bytes::{Bytes, BytesMut};
 use bytestring::ByteString;
 use futures_util::{Stream, StreamExt};
 
-use super::transport::Flow;
-use super::ws::origin_allowed;
+use super::websocket::origin_allowed;
 use super::ws_frames::server_frame_payload;
-use super::ClientSession;
+use super::Flow;
+use crate::client::ClientSession;
 use crate::cluster::RelayEmulation;
 use crate::node::Node;
 use crate::protocol::command::ConnectRequest;

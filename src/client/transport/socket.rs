@@ -12,13 +12,13 @@
 //! long is closed, so a client that stopped reading cannot hold its session (and everything
 //! queued for it) forever.
 
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::future::Future;
 use std::io::{self, IoSlice};
 use std::pin::Pin;
 use std::rc::Rc;
-use std::task::{ready, Context, Poll, Waker};
+use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
 use actix::dev::ContextFut;
@@ -30,7 +30,8 @@ use tokio::io::Interest;
 use tokio::time::{sleep, Instant, Sleep};
 
 use super::ws_frames::{compress_frame, CompressionSettings, Decoder, DecoderSettings, Inbound};
-use super::ClientSession;
+use super::Flow;
+use crate::client::ClientSession;
 use crate::config::WebsocketSettings;
 
 /// Size of the per-thread buffer reads go through.
@@ -82,76 +83,6 @@ pub fn start(session: ClientSession, io: TcpStream, early: &[u8], settings: &Web
         .then_some(CompressionSettings { min_size: settings.compression_min_size, level: settings.deflate_level() });
     let writer = Writer { flow, compression, ..Writer::default() };
     actix_web::rt::spawn(Connection { io, session, writer, write_timeout: settings.write_timeout });
-}
-
-/// What the session and its transport share to keep a connection's memory bounded: the session
-/// pauses reading while commands wait, and sees how many of its bytes the socket has not taken.
-#[derive(Default)]
-pub(super) struct Flow {
-    reading_paused: Cell<bool>,
-    /// The input's task, parked while reading is paused.
-    reader: Cell<Option<Waker>>,
-    /// Frames the session wrote (wire bytes, header included) that the writer has not taken.
-    handed: RefCell<VecDeque<Bytes>>,
-    handed_bytes: Cell<usize>,
-    /// Bytes the writer holds for the socket.
-    pending: Cell<usize>,
-    /// An HTTP stream's body, waiting for frames (the session runs as a task of its own there).
-    body: Cell<Option<Waker>>,
-    /// Why the connect was refused (error or disconnect code, message), for transports that
-    /// answer a refused connect with an HTTP status; the first reason counts.
-    refusal: RefCell<Option<Box<(u32, String)>>>,
-}
-
-impl Flow {
-    /// Stops or resumes reading the client's bytes (backpressure: a client whose commands are
-    /// not processed yet gets nothing more read).
-    pub(super) fn pause_reading(&self, paused: bool) {
-        self.reading_paused.set(paused);
-        if !paused {
-            if let Some(reader) = self.reader.take() {
-                reader.wake();
-            }
-        }
-    }
-
-    /// The session writes a frame (wire bytes, header included), in order.
-    pub(super) fn hand(&self, frame: Bytes) {
-        self.handed_bytes.set(self.handed_bytes.get() + frame.len());
-        self.handed.borrow_mut().push_back(frame);
-        if let Some(body) = self.body.take() {
-            body.wake();
-        }
-    }
-
-    /// An HTTP stream's body waits for the next frame the session hands over.
-    pub(super) fn wait_for_frames(&self, waker: &Waker) {
-        self.body.set(Some(waker.clone()));
-    }
-
-    /// Records why the connect was refused, unless a reason is recorded already.
-    pub(super) fn refuse_connect(&self, code: u32, text: &str) {
-        let mut refusal = self.refusal.borrow_mut();
-        if refusal.is_none() {
-            *refusal = Some(Box::new((code, text.to_owned())));
-        }
-    }
-
-    /// Why the connect was refused, if it was.
-    pub(super) fn connect_refusal(&self) -> Option<(u32, String)> {
-        self.refusal.borrow().as_deref().cloned()
-    }
-
-    /// Bytes the session wrote that the socket has not taken yet.
-    pub(super) fn unsent(&self) -> usize {
-        self.handed_bytes.get() + self.pending.get()
-    }
-
-    /// Takes every frame the session wrote (transports that are not a socket: uni HTTP streams).
-    pub(super) fn take_all_handed(&self) -> VecDeque<Bytes> {
-        self.handed_bytes.set(0);
-        std::mem::take(&mut *self.handed.borrow_mut())
-    }
 }
 
 /// The session actor, run by its connection's task instead of a task of its own.

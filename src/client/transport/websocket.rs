@@ -1,7 +1,7 @@
 //! The WebSocket handshake: actix-http hands every `Upgrade: websocket` request over together
 //! with its socket; this module checks it (path, draining, connection limits, origin, headers),
 //! answers `101 Switching Protocols` and starts a [`ClientSession`] on the socket through
-//! [`transport`](super::transport).
+//! [`socket`](super::socket).
 
 use std::sync::Arc;
 
@@ -13,8 +13,9 @@ use actix_web::rt::net::TcpStream;
 use actix_web::HttpResponse;
 use futures_util::SinkExt;
 
+use super::socket;
 use super::ws_frames::negotiate_deflate;
-use super::{transport, ClientSession};
+use crate::client::ClientSession;
 use crate::node::Node;
 use crate::protocol::command::ConnectRequest;
 use crate::protocol::Protocol;
@@ -56,7 +57,7 @@ pub async fn accept(node: Arc<Node>, serves_websocket: bool, upgrade: Upgrade) -
             ClientSession::new(node.clone(), Protocol::UniJson).with_connect_request(connect)
         }
     };
-    transport::start(session, parts.io, &parts.read_buf, &settings, deflate);
+    socket::start(session, parts.io, &parts.read_buf, &settings, deflate);
     Ok(())
 }
 

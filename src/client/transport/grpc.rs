@@ -29,9 +29,9 @@ use tokio::sync::mpsc;
 use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic::Status;
 
-use super::transport::Flow;
 use super::ws_frames::server_frame_payload;
-use super::ClientSession;
+use super::Flow;
+use crate::client::ClientSession;
 use crate::node::Node;
 use crate::protocol::protobuf::{self, wire};
 use crate::protocol::Protocol;
