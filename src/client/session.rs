@@ -265,7 +265,14 @@ impl ClientSession {
                 self.write(frame);
             }
         }
-        self.write(Frame::close(Some(disconnect.code), &disconnect.reason));
+        // `uni_websocket.disable_closing_handshake`: the socket just closes after the
+        // disconnect message (for clients that cannot read close frames).
+        let no_close_frame = self.protocol == Protocol::UniJson
+            && self.http.is_none()
+            && self.node.settings.uni_websocket.disable_closing_handshake;
+        if !no_close_frame {
+            self.write(Frame::close(Some(disconnect.code), &disconnect.reason));
+        }
         ctx.stop();
     }
 

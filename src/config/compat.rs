@@ -23,7 +23,6 @@ const IGNORED: &[&str] = &[
     "uni_websocket.read_buffer_size",
     "uni_websocket.write_buffer_size",
     "uni_websocket.use_write_buffer_pool",
-    "uni_websocket.disable_closing_handshake",
     "grpc_api",
     "proxies",
     "consumers",

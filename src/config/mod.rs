@@ -620,6 +620,8 @@ pub struct UniWebsocketSettings {
     pub disable_disconnect_push: bool,
     /// The pushes of one delivery batch go out as `\n`-joined lines of one frame. Default false.
     pub join_push_messages: bool,
+    /// Close the socket without a close frame (after the disconnect message). Default false.
+    pub disable_closing_handshake: bool,
     /// As `websocket.compression`, `compression_min_size`, `compression_level` and
     /// `decompressed_message_size_limit`, for this endpoint.
     pub compression: bool,
@@ -653,6 +655,7 @@ impl Default for UniWebsocketSettings {
             write_timeout: Duration::from_secs(1),
             disable_disconnect_push: false,
             join_push_messages: false,
+            disable_closing_handshake: false,
             compression: false,
             compression_min_size: 0,
             compression_level: 1,

@@ -97,6 +97,23 @@ async fn join_push_messages_joins_a_batch_into_one_frame() {
     assert_eq!(channels, ["j1", "j2", "j3"], "{lines:?}");
 }
 
+/// `uni_websocket.disable_closing_handshake`: the disconnect message, then the socket closes
+/// without a close frame.
+#[actix_web::test]
+async fn disable_closing_handshake_closes_without_a_close_frame() {
+    let node = TestNode::start_with(|s| {
+        s.uni_websocket.enabled = true;
+        s.uni_websocket.disable_closing_handshake = true;
+    })
+    .await;
+    let (mut socket, _) = RawSocket::open_path(&node, "/connection/uni_websocket", "").await;
+    socket.send_frame(true, TEXT, json!({"token": token(json!({"sub": "quiet"}))}).to_string().as_bytes()).await;
+    assert!(next_json(&mut socket).await["connect"].is_object());
+    node.api_ok("disconnect", json!({"user": "quiet", "disconnect": {"code": 4000, "reason": "bye"}})).await;
+    assert_eq!(next_json(&mut socket).await, json!({"disconnect": {"code": 4000, "reason": "bye"}}));
+    assert_eq!(socket.next_frame().await, None, "the connection ends without a close frame");
+}
+
 #[actix_web::test]
 async fn cf_connect_in_the_query_connects_without_a_message() {
     let node = uni_node().await;

@@ -11,7 +11,7 @@ import { Centrifuge } from 'centrifuge';
 import { Centrifuge as ProtobufCentrifuge } from 'centrifuge/build/protobuf';
 import { EventSource } from 'eventsource';
 
-import { collect, connected, randomId, startGyre, subscribed, waitFor, waitUntil } from './harness.mjs';
+import { collect, connected, nowSec, randomId, startGyre, subscribed, waitFor, waitUntil } from './harness.mjs';
 
 describe('centrifuge-js over http_stream emulation', () => {
   let node;
@@ -63,6 +63,43 @@ describe('centrifuge-js over http_stream emulation', () => {
     await node.publish(channel, { after: 'pings' });
     await waitUntil(() => got.length >= 3, 5000, 'a publication after the pings');
     alice.disconnect();
+  });
+
+  it('recovers what it missed while away and refreshes its expiring token', async () => {
+    const channel = 'chat:emu-rec-' + randomId();
+    let refreshes = 0;
+    const client = emulatedClient({
+      token: node.token('refresher', { exp: nowSec() + 3 }),
+      getToken: async () => {
+        refreshes += 1;
+        return node.token('refresher', { exp: nowSec() + 60 });
+      },
+    });
+    await connected(client);
+    const sub = client.newSubscription(channel);
+    await subscribed(sub);
+    const got = collect(sub);
+    await node.publish(channel, { n: 1 });
+    await waitUntil(() => got.length >= 1, 5000, 'the first publication');
+
+    client.disconnect();
+    await node.publish(channel, { n: 2 });
+    await node.publish(channel, { n: 3 });
+    const resubscribed = waitFor(sub, 'subscribed', 5000);
+    client.connect();
+    const ctx = await resubscribed;
+    assert.equal(ctx.wasRecovering, true);
+    assert.equal(ctx.recovered, true);
+    await waitUntil(() => got.length >= 3, 5000, 'the missed publications');
+    assert.deepEqual(got.map((p) => p.data.n), [1, 2, 3]);
+
+    // The connection token expires 3 s after it was minted: the SDK refreshes it through
+    // /emulation and stays connected.
+    await waitUntil(() => refreshes >= 1, 8000, 'a token refresh');
+    await node.publish(channel, { n: 4 });
+    await waitUntil(() => got.length >= 4, 5000, 'a publication after the refresh');
+    assert.equal(client.state, 'connected');
+    client.disconnect();
   });
 
   it('works over sse, falling back to it after a WebSocket that cannot connect', async () => {
