@@ -259,6 +259,10 @@ async fn uni_http_stream_and_uni_sse_stream_the_connect_push_and_publications() 
         response.headers().get("content-type").map(|v| v.to_str().unwrap()),
         Some("text/event-stream; charset=utf-8")
     );
+    // Proxies are told not to buffer or cache the stream (nginx honours X-Accel-Buffering).
+    let header = |name: &str| response.headers().get(name).map(|v| v.to_str().unwrap().to_owned());
+    assert_eq!(header("x-accel-buffering").as_deref(), Some("no"));
+    assert!(header("cache-control").is_some_and(|v| v.contains("no-cache") && v.contains("no-store")));
     let mut events = BodyReader { body: Box::pin(response), buffer: String::new(), separator: "\n\n" };
     assert!(events.next().await.expect("connect")["connect"]["client"].is_string());
 
