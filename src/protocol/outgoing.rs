@@ -58,11 +58,19 @@ pub struct Frame {
     header: u8,
 }
 
-const OPCODE_TEXT: u8 = 0x1;
-const OPCODE_BINARY: u8 = 0x2;
-const OPCODE_CLOSE: u8 = 0x8;
-const OPCODE_PING: u8 = 0x9;
-const OPCODE_PONG: u8 = 0xA;
+/// WebSocket opcodes (RFC 6455 §5.2), for the frames built here and the transports that read
+/// them or decode the client's.
+pub mod opcode {
+    pub const CONTINUATION: u8 = 0x0;
+    pub const TEXT: u8 = 0x1;
+    pub const BINARY: u8 = 0x2;
+    pub const CLOSE: u8 = 0x8;
+    pub const PING: u8 = 0x9;
+    pub const PONG: u8 = 0xA;
+}
+use opcode::{
+    BINARY as OPCODE_BINARY, CLOSE as OPCODE_CLOSE, PING as OPCODE_PING, PONG as OPCODE_PONG, TEXT as OPCODE_TEXT,
+};
 /// A control frame's payload is at most 125 bytes (RFC 6455 §5.5).
 const CONTROL_MAX: usize = 125;
 /// Room left before a payload being built, for the longest header (2 + 8 bytes).

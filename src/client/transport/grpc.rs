@@ -174,7 +174,7 @@ impl GrpcConnection {
     fn forward(&self) -> bool {
         for wire in self.flow.take_all_handed() {
             let Some((first, payload)) = server_frame_payload(&wire) else { continue };
-            if first & 0x0F == 0x8 {
+            if first & 0x0F == crate::protocol::outgoing::opcode::CLOSE {
                 return false;
             }
             let start = wire.len() - payload.len();

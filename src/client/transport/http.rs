@@ -459,9 +459,7 @@ impl Future for SessionTask {
     }
 }
 
-const OPCODE_TEXT: u8 = 0x1;
-const OPCODE_BINARY: u8 = 0x2;
-const OPCODE_CLOSE: u8 = 0x8;
+use crate::protocol::outgoing::opcode::{BINARY as OPCODE_BINARY, CLOSE as OPCODE_CLOSE, TEXT as OPCODE_TEXT};
 
 /// Appends the payloads of the data frames in `frames` to `out` in the body's framing; true
 /// when a close frame came (the body ends there).

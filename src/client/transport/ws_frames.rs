@@ -21,12 +21,10 @@ use crate::protocol::Disconnect;
 const MAX_HEADER: usize = 14;
 /// Longest control frame payload (RFC 6455 §5.5).
 const MAX_CONTROL_PAYLOAD: u64 = 125;
-const OPCODE_CONTINUATION: u8 = 0x0;
-const OPCODE_TEXT: u8 = 0x1;
-const OPCODE_BINARY: u8 = 0x2;
-const OPCODE_CLOSE: u8 = 0x8;
-const OPCODE_PING: u8 = 0x9;
-const OPCODE_PONG: u8 = 0xA;
+use crate::protocol::outgoing::opcode::{
+    BINARY as OPCODE_BINARY, CLOSE as OPCODE_CLOSE, CONTINUATION as OPCODE_CONTINUATION, PING as OPCODE_PING,
+    PONG as OPCODE_PONG, TEXT as OPCODE_TEXT,
+};
 const FIN: u8 = 0x80;
 const RSV1: u8 = 0x40;
 const RSV2_RSV3: u8 = 0x30;
