@@ -471,6 +471,13 @@ fn checktoken(args: &ChecktokenArgs, env: &Env, now: i64, subscription: bool) ->
         Failure::error(format!("token with algorithm {alg} and claims {claims} has error: {e}"))
     };
     let token = token.trim();
+    if let Some(jwks) = verifier.jwks_to_refresh(token, subscription) {
+        // The key comes from the configured JWKS: fetch it first (a one-off runtime for the
+        // HTTP client).
+        actix_rt::System::new()
+            .block_on(async move { jwks.refresh().await })
+            .map_err(|error| Failure::error(format!("{error}; check client.token.jwks_public_endpoint")))?;
+    }
     if subscription {
         let verified = verifier.verify_subscription(token, now).map_err(failed)?;
         let who =

@@ -1,6 +1,10 @@
 //! Key material from config, pinned to algorithm families.
 
+use std::sync::Arc;
+
 use jsonwebtoken::{Algorithm, DecodingKey};
+
+use super::jwks::Jwks;
 
 use crate::config::TokenSettings;
 
@@ -20,6 +24,8 @@ pub(super) struct KeySet {
     hmac_previous: Option<(DecodingKey, i64)>,
     rsa: Option<DecodingKey>,
     ecdsa: Option<DecodingKey>,
+    /// `jwks_public_endpoint`: when set, only its keys verify (as in Centrifugo).
+    pub(super) jwks: Option<Arc<Jwks>>,
     pub(super) audience: String,
     pub(super) issuer: String,
     pub(super) user_id_claim: String,
@@ -32,6 +38,7 @@ impl std::fmt::Debug for KeySet {
             .field("hmac", &self.hmac.is_some())
             .field("rsa", &self.rsa.is_some())
             .field("ecdsa", &self.ecdsa.is_some())
+            .field("jwks", &self.jwks)
             .finish_non_exhaustive()
     }
 }
@@ -57,11 +64,13 @@ impl KeySet {
             ),
             None => None,
         };
+        let jwks = non_empty(s.jwks_public_endpoint.trim()).map(|url| Arc::new(Jwks::new(&url)));
         Ok(Self {
             hmac,
             hmac_previous,
             rsa,
             ecdsa,
+            jwks,
             audience: s.audience.clone(),
             issuer: s.issuer.clone(),
             user_id_claim: s.user_id_claim.clone(),
@@ -69,7 +78,7 @@ impl KeySet {
     }
 
     pub(super) fn has_keys(&self) -> bool {
-        self.hmac.is_some() || self.rsa.is_some() || self.ecdsa.is_some()
+        self.hmac.is_some() || self.rsa.is_some() || self.ecdsa.is_some() || self.jwks.is_some()
     }
 
     /// The keys that may verify `alg`, current key first.

@@ -6,10 +6,13 @@
 //! codes (connect: 3500 / 109; subscribe: 103 / 109). Token text never reaches a log.
 
 mod claims;
+pub mod jwks;
 mod keys;
 
 pub use claims::{ConnectionClaims, SubscriptionClaims};
 pub use keys::KeyError;
+
+use std::sync::Arc;
 
 use jsonwebtoken::{Algorithm, Validation};
 
@@ -59,6 +62,15 @@ impl TokenVerifier {
         self.connection.has_keys()
     }
 
+    /// The JWKS to fetch again before `token` can be verified: its keys come from a JWKS that
+    /// has no key with the token's `kid` (key rotation). The caller refreshes it, then verifies.
+    pub fn jwks_to_refresh(&self, token: &str, subscription: bool) -> Option<Arc<jwks::Jwks>> {
+        let keys = if subscription { self.subscription.as_ref().unwrap_or(&self.connection) } else { &self.connection };
+        let jwks = keys.jwks.as_ref()?;
+        let kid = jsonwebtoken::decode_header(token).ok()?.kid?;
+        jwks.key(&kid).is_none().then(|| jwks.clone())
+    }
+
     /// Verifies a connection token at time `now` (Unix seconds).
     pub fn verify_connection(&self, token: &str, now: i64) -> Result<ConnectionClaims, TokenError> {
         let payload = self.decode(&self.connection, token, now)?;
@@ -86,16 +98,14 @@ impl TokenVerifier {
         alg: Algorithm,
         now: i64,
     ) -> Result<serde_json::Value, TokenError> {
+        if let Some(jwks) = &keys.jwks {
+            return self.decode_with_jwks(jwks, token, alg);
+        }
         let candidates = keys.keys_for(alg, now);
         if candidates.is_empty() {
             return Err(TokenError::Invalid(format!("algorithm {alg:?} is not enabled by the configured keys")));
         }
-        let mut validation = Validation::new(alg);
-        validation.validate_exp = false;
-        validation.validate_nbf = false;
-        validation.validate_aud = false;
-        validation.required_spec_claims.clear();
-        validation.leeway = 0;
+        let validation = validation(alg);
         if self.skip_signature {
             return jsonwebtoken::dangerous::insecure_decode::<serde_json::Value>(token)
                 .map(|d| d.claims)
@@ -110,6 +120,44 @@ impl TokenVerifier {
         }
         Err(last)
     }
+}
+
+impl TokenVerifier {
+    /// JWKS only (the other keys of this token kind are ignored, as in Centrifugo): the key
+    /// named by the token's `kid`, with an algorithm it allows.
+    fn decode_with_jwks(
+        &self,
+        jwks: &jwks::Jwks,
+        token: &str,
+        alg: Algorithm,
+    ) -> Result<serde_json::Value, TokenError> {
+        let header = jsonwebtoken::decode_header(token).map_err(|_| TokenError::invalid("malformed token"))?;
+        let kid = header.kid.filter(|kid| !kid.is_empty()).ok_or_else(|| TokenError::invalid("token has no kid"))?;
+        let (key, algorithms) =
+            jwks.key(&kid).ok_or_else(|| TokenError::invalid("no key with the token's kid in the JWKS"))?;
+        if !algorithms.contains(&alg) {
+            return Err(TokenError::invalid("algorithm does not match the key"));
+        }
+        if self.skip_signature {
+            return jsonwebtoken::dangerous::insecure_decode::<serde_json::Value>(token)
+                .map(|d| d.claims)
+                .map_err(|e| TokenError::Invalid(describe(&e)));
+        }
+        jsonwebtoken::decode::<serde_json::Value>(token, &key, &validation(alg))
+            .map(|data| data.claims)
+            .map_err(|error| TokenError::Invalid(describe(&error)))
+    }
+}
+
+/// Signature and algorithm only: time and claim checks are Centrifugo's, in `claims`.
+fn validation(alg: Algorithm) -> Validation {
+    let mut validation = Validation::new(alg);
+    validation.validate_exp = false;
+    validation.validate_nbf = false;
+    validation.validate_aud = false;
+    validation.required_spec_claims.clear();
+    validation.leeway = 0;
+    validation
 }
 
 fn describe(error: &jsonwebtoken::errors::Error) -> String {

@@ -525,11 +525,11 @@ mod tests {
     fn validation_errors_are_collected() {
         let message = invalid(load_text(
             "c.yaml",
-            "engine:\n  type: redis\nclient:\n  token:\n    jwks_public_endpoint: https://x/jwks\nchannel:\n  namespaces:\n    - name: a\n",
+            "engine:\n  type: redis\nclient:\n  token:\n    jwks_public_endpoint: ftp://x/jwks\nchannel:\n  namespaces:\n    - name: a\n",
             &[],
         ));
         assert!(message.contains("engine.type"), "{message}");
-        assert!(message.contains("JWKS is not supported yet"), "{message}");
+        assert!(message.contains("is not an http:// or https:// URL"), "{message}");
         assert!(message.contains("channel.namespaces[0].name"), "{message}");
     }
 

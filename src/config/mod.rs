@@ -253,7 +253,7 @@ pub struct TokenSettings {
     pub rsa_public_key: String,
     /// PEM public key (PKIX or certificate); enables ES256/384.
     pub ecdsa_public_key: String,
-    /// JWKS URL (not supported by gyre yet: refused at validation).
+    /// JWKS URL (http or https); when set, only its keys verify tokens (by `kid`).
     pub jwks_public_endpoint: String,
     /// Required `aud` value.
     pub audience: String,

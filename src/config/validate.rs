@@ -252,10 +252,14 @@ fn validate_rate_limits(limits: &super::rate_limit::ClientCommandLimits, errors:
 }
 
 fn validate_token(token: &TokenSettings, at: &str, errors: &mut Vec<String>) {
-    if !token.jwks_public_endpoint.trim().is_empty() {
+    let jwks = token.jwks_public_endpoint.trim();
+    let is_url = jwks.starts_with("http://") || jwks.starts_with("https://");
+    if !jwks.is_empty() && !is_url {
+        errors.push(format!("{at}.jwks_public_endpoint: {jwks:?} is not an http:// or https:// URL"));
+    } else if jwks.contains("{{") {
         errors.push(format!(
-            "{at}.jwks_public_endpoint: JWKS is not supported yet; configure hmac_secret_key, rsa_public_key or \
-             ecdsa_public_key instead"
+            "{at}.jwks_public_endpoint: templated JWKS endpoints ({{{{...}}}} from issuer_regex or audience_regex) are \
+             not supported yet; use a fixed URL"
         ));
     }
     if !token.user_id_claim.is_empty() && !valid_claim_name(&token.user_id_claim) {
@@ -433,7 +437,7 @@ mod tests {
         s.engine.kind = "redis".into();
         s.broker.kind = "postgres".into();
         s.presence_manager.kind = "nats".into();
-        s.client.token.jwks_public_endpoint = "https://example/jwks".into();
+        s.client.token.jwks_public_endpoint = "https://example/{{tenant}}/jwks".into();
         s.client.subscription_token.token.user_id_claim = "user.id".into();
         s.client.token.audience = "aud".into();
         s.http_server.internal_port = "x9000".into();
@@ -442,7 +446,7 @@ mod tests {
         let errors = validate(&s);
         assert!(has(&errors, "engine.type: the redis engine is not supported by gyre"));
         assert!(has(&errors, "broker.type: \"postgres\""));
-        assert!(has(&errors, "client.token.jwks_public_endpoint: JWKS is not supported yet"));
+        assert!(has(&errors, "client.token.jwks_public_endpoint: templated JWKS endpoints"));
         assert!(has(&errors, "client.subscription_token.user_id_claim"));
         assert!(has(&errors, "http_server.internal_port"));
         assert!(has(&errors, "http_server.workers"));

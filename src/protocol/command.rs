@@ -79,6 +79,18 @@ pub enum Request {
 }
 
 impl Command {
+    /// The token this command carries, and whether it is a subscription token.
+    pub fn token(&self) -> Option<(&str, bool)> {
+        let connection =
+            self.connect.as_ref().map(|c| c.token.as_str()).or(self.refresh.as_ref().map(|r| r.token.as_str()));
+        if let Some(token) = connection {
+            return (!token.is_empty()).then_some((token, false));
+        }
+        let subscription =
+            self.subscribe.as_ref().map(|s| s.token.as_str()).or(self.sub_refresh.as_ref().map(|s| s.token.as_str()));
+        subscription.filter(|token| !token.is_empty()).map(|token| (token, true))
+    }
+
     /// Parses one line of a frame.
     pub fn parse(line: &str) -> Result<Self, serde_json::Error> {
         serde_json::from_str(line)

@@ -33,6 +33,27 @@ pub(in crate::client) fn ttl_until(at: i64) -> u32 {
 impl ClientSession {
     /// Routes one command (reference dispatch rules, protocol-client.md §1.4).
     pub(in crate::client) fn dispatch(&mut self, command: Command, ctx: &mut Ctx) {
+        // A token whose key a JWKS has not delivered yet (key rotation): fetch the set, then
+        // run the command; later commands wait, as behind any command waiting for an answer.
+        let jwks =
+            command.token().and_then(|(token, subscription)| self.node.verifier.jwks_to_refresh(token, subscription));
+        if let Some(jwks) = jwks {
+            self.busy = Some(Box::new(Busy::Reply));
+            let refreshed = async move { jwks.refresh().await };
+            ctx.spawn(refreshed.into_actor(self).map(move |result, this, ctx| {
+                this.busy = None;
+                if let Err(error) = result {
+                    tracing::warn!(%error, "JWKS refresh failed; tokens signed with keys not cached yet are refused (3500/103); check client.token.jwks_public_endpoint");
+                }
+                this.run(command, ctx);
+                this.process_queue(ctx);
+            }));
+            return;
+        }
+        self.run(command, ctx);
+    }
+
+    fn run(&mut self, command: Command, ctx: &mut Ctx) {
         if self.connection().is_none() && command.connect.is_none() {
             return self.close(ctx, Disconnect::BAD_REQUEST);
         }
