@@ -59,10 +59,29 @@ pub(super) fn check_registered(payload: &Value, keys: &KeySet, now: i64) -> Resu
     if !keys.audience.is_empty() && !audience_contains(payload.get("aud"), &keys.audience) {
         return Err(TokenError::invalid("audience mismatch"));
     }
+    if let Some(pattern) = &keys.issuer_regex {
+        if !payload.get("iss").and_then(Value::as_str).is_some_and(|iss| pattern.is_match(iss)) {
+            return Err(TokenError::invalid("issuer does not match issuer_regex"));
+        }
+    }
+    if let Some(pattern) = &keys.audience_regex {
+        if !audiences(payload.get("aud")).any(|aud| pattern.is_match(aud)) {
+            return Err(TokenError::invalid("no audience matches audience_regex"));
+        }
+    }
     if exp.is_some_and(|exp| exp <= now as f64) || nbf.is_some_and(|nbf| nbf >= now as f64 + 1.0) {
         return Err(TokenError::Expired);
     }
     Ok(())
+}
+
+/// The `aud` claim's values (a string, or an array of strings).
+fn audiences(aud: Option<&Value>) -> Box<dyn Iterator<Item = &str> + '_> {
+    match aud {
+        Some(Value::String(a)) => Box::new(std::iter::once(a.as_str())),
+        Some(Value::Array(items)) => Box::new(items.iter().filter_map(Value::as_str)),
+        _ => Box::new(std::iter::empty()),
+    }
 }
 
 fn audience_contains(aud: Option<&Value>, wanted: &str) -> bool {

@@ -27,7 +27,9 @@ pub(super) struct KeySet {
     /// `jwks_public_endpoint`: when set, only its keys verify (as in Centrifugo).
     pub(super) jwks: Option<Arc<Jwks>>,
     pub(super) audience: String,
+    pub(super) audience_regex: Option<regex::Regex>,
     pub(super) issuer: String,
+    pub(super) issuer_regex: Option<regex::Regex>,
     pub(super) user_id_claim: String,
 }
 
@@ -64,6 +66,13 @@ impl KeySet {
             ),
             None => None,
         };
+        let pattern = |text: &str, field: &str| -> Result<Option<regex::Regex>, KeyError> {
+            non_empty(text)
+                .map(|text| {
+                    regex::Regex::new(&text).map_err(|e| error(field, format!("not a regular expression ({e})")))
+                })
+                .transpose()
+        };
         let jwks = non_empty(s.jwks_public_endpoint.trim()).map(|url| Arc::new(Jwks::new(&url)));
         Ok(Self {
             hmac,
@@ -72,7 +81,9 @@ impl KeySet {
             ecdsa,
             jwks,
             audience: s.audience.clone(),
+            audience_regex: pattern(&s.audience_regex, "audience_regex")?,
             issuer: s.issuer.clone(),
+            issuer_regex: pattern(&s.issuer_regex, "issuer_regex")?,
             user_id_claim: s.user_id_claim.clone(),
         })
     }

@@ -86,6 +86,24 @@ fn audience_and_issuer_are_checked_when_configured() {
 }
 
 #[test]
+fn audience_and_issuer_regexes_must_match() {
+    let mut settings = Settings::default();
+    settings.client.token.hmac_secret_key = SECRET.into();
+    settings.client.token.audience_regex = "^app-(eu|us)$".into();
+    settings.client.token.issuer_regex = r"^https://id\.example\.com/realms/[a-z]+$".into();
+    let verifier = TokenVerifier::from_settings(&settings).unwrap();
+    let iss = "https://id.example.com/realms/acme";
+    let good = sign(json!({"sub": "1", "aud": ["other", "app-eu"], "iss": iss}), SECRET);
+    assert!(verifier.verify_connection(&good, NOW).is_ok());
+    for (aud, iss) in
+        [(json!("app-asia"), iss), (json!(["app-eu"]), "https://evil.example.com/realms/acme"), (json!(null), iss)]
+    {
+        let bad = sign(json!({"sub": "1", "aud": aud, "iss": iss}), SECRET);
+        assert!(matches!(verifier.verify_connection(&bad, NOW), Err(TokenError::Invalid(_))), "{aud} {iss}");
+    }
+}
+
+#[test]
 fn hs_token_is_refused_when_only_rsa_is_configured() {
     let mut settings = Settings::default();
     settings.client.token.rsa_public_key = String::new();

@@ -61,11 +61,7 @@ const IGNORED: &[&str] = &[
     "broker.nats.raw_mode",
     "presence_manager.redis",
     "presence_manager.nats.tls",
-    "client.token.audience_regex",
-    "client.token.issuer_regex",
     "client.token.insecure_skip_jwks_endpoint_safety_check",
-    "client.subscription_token.audience_regex",
-    "client.subscription_token.issuer_regex",
     "client.subscription_token.insecure_skip_jwks_endpoint_safety_check",
     "client.user_id_http_header",
     "client.channel_position_max_time_lag",
@@ -126,8 +122,6 @@ const IGNORED: &[&str] = &[
 enum Trigger {
     /// `true`, or an object whose `enabled` is true.
     Enabled,
-    /// A non-empty string.
-    NonEmpty,
 }
 
 /// Ignoring these would silently weaken the node, so they are errors when switched on.
@@ -151,26 +145,6 @@ const REFUSED: &[(&str, Trigger, &str)] = &[
         "http_server.tls_autocert",
         Trigger::Enabled,
         "automatic TLS certificates are not supported by gyre; terminate TLS in a reverse proxy",
-    ),
-    (
-        "client.token.audience_regex",
-        Trigger::NonEmpty,
-        "regex audience checks are not supported by gyre yet; use client.token.audience (an exact value)",
-    ),
-    (
-        "client.token.issuer_regex",
-        Trigger::NonEmpty,
-        "regex issuer checks are not supported by gyre yet; use client.token.issuer (an exact value)",
-    ),
-    (
-        "client.subscription_token.audience_regex",
-        Trigger::NonEmpty,
-        "regex audience checks are not supported by gyre yet; use client.subscription_token.audience",
-    ),
-    (
-        "client.subscription_token.issuer_regex",
-        Trigger::NonEmpty,
-        "regex issuer checks are not supported by gyre yet; use client.subscription_token.issuer",
     ),
 ];
 
@@ -197,7 +171,6 @@ fn normalized(path: &KeyPath) -> String {
 
 fn switched_on(trigger: &Trigger, value: &Value) -> bool {
     match trigger {
-        Trigger::NonEmpty => value.as_str().is_some_and(|s| !s.trim().is_empty()),
         Trigger::Enabled => match value {
             Value::Bool(b) => *b,
             Value::Object(map) => match map.get("enabled") {
@@ -271,15 +244,11 @@ mod tests {
     }
 
     #[test]
-    fn switched_on_tls_and_regex_claims_are_refused() {
+    fn switched_on_tls_is_refused() {
         let out = report(&["http_server", "tls"], json!({"enabled": true, "cert_pem": "x"}));
         assert_eq!(out.errors.len(), 1);
         assert!(out.errors[0].starts_with("http_server.tls: TLS is not supported"));
         let out = report(&["http_server", "tls"], json!({"enabled": false}));
-        assert!(out.errors.is_empty());
-        let out = report(&["client", "token", "audience_regex"], json!("^a.*$"));
-        assert_eq!(out.errors.len(), 1);
-        let out = report(&["client", "token", "audience_regex"], json!(""));
         assert!(out.errors.is_empty());
     }
 }

@@ -522,6 +522,20 @@ mod tests {
     }
 
     #[test]
+    fn audience_and_its_regex_are_exclusive_and_regexes_must_compile() {
+        let text = r#"{"client": {"token": {"audience": "a", "audience_regex": "^a$", "issuer_regex": "(unclosed"}}}"#;
+        let message = invalid(load_text("c.json", text, &[]));
+        assert!(
+            message.contains("client.token.audience and client.token.audience_regex: set one of them"),
+            "{message}"
+        );
+        assert!(message.contains("client.token.issuer_regex: not a regular expression"), "{message}");
+        let ok =
+            r#"{"client": {"subscription_token": {"enabled": true, "hmac_secret_key": "s", "issuer_regex": "^x$"}}}"#;
+        assert!(load_text("c.json", ok, &[]).is_ok());
+    }
+
+    #[test]
     fn validation_errors_are_collected() {
         let message = invalid(load_text(
             "c.yaml",

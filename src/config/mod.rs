@@ -257,8 +257,12 @@ pub struct TokenSettings {
     pub jwks_public_endpoint: String,
     /// Required `aud` value.
     pub audience: String,
+    /// Some `aud` element must match this regex (instead of `audience`).
+    pub audience_regex: String,
     /// Required `iss` value.
     pub issuer: String,
+    /// `iss` must match this regex (instead of `issuer`).
+    pub issuer_regex: String,
     /// Claim holding the user id instead of `sub`.
     pub user_id_claim: String,
 }

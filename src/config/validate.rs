@@ -262,6 +262,16 @@ fn validate_token(token: &TokenSettings, at: &str, errors: &mut Vec<String>) {
              not supported yet; use a fixed URL"
         ));
     }
+    for (exact, pattern, name) in
+        [(&token.audience, &token.audience_regex, "audience"), (&token.issuer, &token.issuer_regex, "issuer")]
+    {
+        if !exact.is_empty() && !pattern.is_empty() {
+            errors.push(format!("{at}.{name} and {at}.{name}_regex: set one of them, not both"));
+        }
+        if let Err(error) = regex::Regex::new(pattern) {
+            errors.push(format!("{at}.{name}_regex: not a regular expression ({error})"));
+        }
+    }
     if !token.user_id_claim.is_empty() && !valid_claim_name(&token.user_id_claim) {
         errors.push(format!(
             "{at}.user_id_claim: {:?} is not a valid claim name; use letters and _ only",
