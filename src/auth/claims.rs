@@ -76,7 +76,7 @@ pub(super) fn check_registered(payload: &Value, keys: &KeySet, now: i64) -> Resu
 }
 
 /// The `aud` claim's values (a string, or an array of strings).
-fn audiences(aud: Option<&Value>) -> Box<dyn Iterator<Item = &str> + '_> {
+pub(super) fn audiences(aud: Option<&Value>) -> Box<dyn Iterator<Item = &str> + '_> {
     match aud {
         Some(Value::String(a)) => Box::new(std::iter::once(a.as_str())),
         Some(Value::Array(items)) => Box::new(items.iter().filter_map(Value::as_str)),

@@ -10,6 +10,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
+
 use std::time::{Duration, Instant};
 
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, JwkSet, KeyAlgorithm, PublicKeyUse};
@@ -118,6 +119,68 @@ impl Jwks {
     }
 }
 
+/// Where a token's key set comes from: one URL, or a URL templated with `{{name}}` placeholders
+/// filled from named groups of `issuer_regex` / `audience_regex` (one set, and cache, per URL).
+#[derive(Debug)]
+pub enum JwksSource {
+    Fixed(Arc<Jwks>),
+    Templated { template: String, sets: Mutex<HashMap<String, Arc<Jwks>>> },
+}
+
+impl JwksSource {
+    pub fn new(endpoint: &str) -> Self {
+        match endpoint.contains("{{") {
+            true => Self::Templated { template: endpoint.to_owned(), sets: Mutex::default() },
+            false => Self::Fixed(Arc::new(Jwks::new(endpoint))),
+        }
+    }
+
+    pub fn is_templated(&self) -> bool {
+        matches!(self, Self::Templated { .. })
+    }
+
+    /// The key set for a token whose claims gave `vars` (unknown placeholders are empty, as in
+    /// Centrifugo). A URL whose path is not already clean (`..`, `.`, `//`) is refused.
+    pub fn for_vars(&self, vars: &HashMap<String, String>) -> Result<Arc<Jwks>, String> {
+        let (template, sets) = match self {
+            Self::Fixed(jwks) => return Ok(jwks.clone()),
+            Self::Templated { template, sets } => (template, sets),
+        };
+        let url = render(template, vars);
+        let path = url.splitn(4, '/').nth(3).unwrap_or_default();
+        if path.split('/').any(|segment| segment == ".." || segment == ".") || path.contains("//") {
+            return Err("the JWKS URL built from the token's claims is not a clean path".into());
+        }
+        Ok(lock(sets).entry(url.clone()).or_insert_with(|| Arc::new(Jwks::new(&url))).clone())
+    }
+}
+
+/// The `{{name}}` placeholders of a template.
+pub fn placeholders(template: &str) -> Vec<String> {
+    let mut names = Vec::new();
+    let mut rest = template;
+    while let Some(start) = rest.find("{{") {
+        let Some(end) = rest[start..].find("}}") else { break };
+        names.push(rest[start + 2..start + end].trim().to_owned());
+        rest = &rest[start + end + 2..];
+    }
+    names
+}
+
+fn render(template: &str, vars: &HashMap<String, String>) -> String {
+    let mut out = String::with_capacity(template.len());
+    let mut rest = template;
+    while let Some(start) = rest.find("{{") {
+        let Some(end) = rest[start..].find("}}") else { break };
+        out.push_str(&rest[..start]);
+        let name = rest[start + 2..start + end].trim();
+        out.push_str(vars.get(name).map(String::as_str).unwrap_or_default());
+        rest = &rest[start + end + 2..];
+    }
+    out.push_str(rest);
+    out
+}
+
 /// The signing keys of a JWKS document: (kid, key, algorithms). Keys whose `use` is not `sig`
 /// are skipped (as Centrifugo's library does); one signing key that cannot be used fails the
 /// whole set.
@@ -212,6 +275,18 @@ mod tests {
 
     const RSA: &str = include_str!("testdata/rsa_public.jwk.json");
     const EC: &str = include_str!("testdata/ec_public.jwk.json");
+
+    #[test]
+    fn templated_endpoints_are_filled_from_vars_and_must_stay_clean() {
+        let source = JwksSource::new("https://id.example.com/realms/{{realm}}/certs");
+        let vars = |realm: &str| HashMap::from([("realm".to_owned(), realm.to_owned())]);
+        let acme = source.for_vars(&vars("acme")).expect("clean");
+        assert_eq!(acme.endpoint, "https://id.example.com/realms/acme/certs");
+        assert!(Arc::ptr_eq(&acme, &source.for_vars(&vars("acme")).unwrap()), "one set per URL");
+        assert!(source.for_vars(&vars("..")).is_err());
+        assert!(source.for_vars(&HashMap::new()).is_err(), "an empty segment makes //");
+        assert_eq!(placeholders("a/{{ x }}/{{y}}"), ["x", "y"]);
+    }
 
     #[test]
     fn signing_keys_are_taken_with_their_algorithms() {

@@ -1,10 +1,8 @@
 //! Key material from config, pinned to algorithm families.
 
-use std::sync::Arc;
-
 use jsonwebtoken::{Algorithm, DecodingKey};
 
-use super::jwks::Jwks;
+use super::jwks::JwksSource;
 
 use crate::config::TokenSettings;
 
@@ -25,7 +23,7 @@ pub(super) struct KeySet {
     rsa: Option<DecodingKey>,
     ecdsa: Option<DecodingKey>,
     /// `jwks_public_endpoint`: when set, only its keys verify (as in Centrifugo).
-    pub(super) jwks: Option<Arc<Jwks>>,
+    pub(super) jwks: Option<JwksSource>,
     pub(super) audience: String,
     pub(super) audience_regex: Option<regex::Regex>,
     pub(super) issuer: String,
@@ -73,7 +71,7 @@ impl KeySet {
                 })
                 .transpose()
         };
-        let jwks = non_empty(s.jwks_public_endpoint.trim()).map(|url| Arc::new(Jwks::new(&url)));
+        let jwks = non_empty(s.jwks_public_endpoint.trim()).map(|url| JwksSource::new(&url));
         Ok(Self {
             hmac,
             hmac_previous,

@@ -66,9 +66,9 @@ impl TokenVerifier {
     /// has no key with the token's `kid` (key rotation). The caller refreshes it, then verifies.
     pub fn jwks_to_refresh(&self, token: &str, subscription: bool) -> Option<Arc<jwks::Jwks>> {
         let keys = if subscription { self.subscription.as_ref().unwrap_or(&self.connection) } else { &self.connection };
-        let jwks = keys.jwks.as_ref()?;
+        let jwks = jwks_for(keys, token).ok()??;
         let kid = jsonwebtoken::decode_header(token).ok()?.kid?;
-        jwks.key(&kid).is_none().then(|| jwks.clone())
+        jwks.key(&kid).is_none().then_some(jwks)
     }
 
     /// Verifies a connection token at time `now` (Unix seconds).
@@ -98,8 +98,8 @@ impl TokenVerifier {
         alg: Algorithm,
         now: i64,
     ) -> Result<serde_json::Value, TokenError> {
-        if let Some(jwks) = &keys.jwks {
-            return self.decode_with_jwks(jwks, token, alg);
+        if let Some(jwks) = jwks_for(keys, token)? {
+            return self.decode_with_jwks(&jwks, token, alg);
         }
         let candidates = keys.keys_for(alg, now);
         if candidates.is_empty() {
@@ -146,6 +146,45 @@ impl TokenVerifier {
         jsonwebtoken::decode::<serde_json::Value>(token, &key, &validation(alg))
             .map(|data| data.claims)
             .map_err(|error| TokenError::Invalid(describe(&error)))
+    }
+}
+
+/// The key set that verifies `token`, when its keys come from a JWKS: a templated endpoint is
+/// filled from the named groups of `issuer_regex` (on `iss`) and `audience_regex` (on the first
+/// `aud` it matches), read from the token before its signature is checked, as Centrifugo does.
+fn jwks_for(keys: &KeySet, token: &str) -> Result<Option<Arc<jwks::Jwks>>, TokenError> {
+    let Some(source) = &keys.jwks else { return Ok(None) };
+    if !source.is_templated() {
+        return source.for_vars(&std::collections::HashMap::new()).map(Some).map_err(TokenError::Invalid);
+    }
+    let claims = jsonwebtoken::dangerous::insecure_decode::<serde_json::Value>(token)
+        .map_err(|_| TokenError::invalid("malformed token"))?
+        .claims;
+    let mut vars = std::collections::HashMap::new();
+    if let Some(pattern) = &keys.issuer_regex {
+        let iss = claims.get("iss").and_then(serde_json::Value::as_str).unwrap_or_default();
+        let captures =
+            pattern.captures(iss).ok_or_else(|| TokenError::invalid("issuer does not match issuer_regex"))?;
+        named_groups(pattern, &captures, &mut vars);
+    }
+    if let Some(pattern) = &keys.audience_regex {
+        let captures = claims::audiences(claims.get("aud"))
+            .find_map(|aud| pattern.captures(aud))
+            .ok_or_else(|| TokenError::invalid("no audience matches audience_regex"))?;
+        named_groups(pattern, &captures, &mut vars);
+    }
+    source.for_vars(&vars).map(Some).map_err(TokenError::Invalid)
+}
+
+fn named_groups(
+    pattern: &regex::Regex,
+    captures: &regex::Captures<'_>,
+    vars: &mut std::collections::HashMap<String, String>,
+) {
+    for name in pattern.capture_names().flatten() {
+        if let Some(value) = captures.name(name) {
+            vars.insert(name.to_owned(), value.as_str().to_owned());
+        }
     }
 }
 

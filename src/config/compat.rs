@@ -61,8 +61,6 @@ const IGNORED: &[&str] = &[
     "broker.nats.raw_mode",
     "presence_manager.redis",
     "presence_manager.nats.tls",
-    "client.token.insecure_skip_jwks_endpoint_safety_check",
-    "client.subscription_token.insecure_skip_jwks_endpoint_safety_check",
     "client.user_id_http_header",
     "client.channel_position_max_time_lag",
     "client.connect_include_server_time",

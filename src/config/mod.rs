@@ -263,6 +263,9 @@ pub struct TokenSettings {
     pub issuer: String,
     /// `iss` must match this regex (instead of `issuer`).
     pub issuer_regex: String,
+    /// Accept a templated JWKS endpoint whose placeholders come from regex groups that are not
+    /// plain lists of alternatives (a warning instead of an error).
+    pub insecure_skip_jwks_endpoint_safety_check: bool,
     /// Claim holding the user id instead of `sub`.
     pub user_id_claim: String,
 }

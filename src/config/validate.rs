@@ -256,11 +256,20 @@ fn validate_token(token: &TokenSettings, at: &str, errors: &mut Vec<String>) {
     let is_url = jwks.starts_with("http://") || jwks.starts_with("https://");
     if !jwks.is_empty() && !is_url {
         errors.push(format!("{at}.jwks_public_endpoint: {jwks:?} is not an http:// or https:// URL"));
-    } else if jwks.contains("{{") {
-        errors.push(format!(
-            "{at}.jwks_public_endpoint: templated JWKS endpoints ({{{{...}}}} from issuer_regex or audience_regex) are \
-             not supported yet; use a fixed URL"
-        ));
+    } else if !token.insecure_skip_jwks_endpoint_safety_check {
+        for name in crate::auth::jwks::placeholders(jwks) {
+            let safe = [&token.issuer_regex, &token.audience_regex]
+                .iter()
+                .filter_map(|pattern| named_group_body(pattern, &name))
+                .all(is_literal_alternation);
+            if !safe {
+                errors.push(format!(
+                    "{at}.jwks_public_endpoint: placeholder {{{{{name}}}}} comes from a regex group that is not a plain list \
+                     of alternatives such as (?P<{name}>acme|globex), so a token could point the node at any URL; \
+                     list the values, or set {at}.insecure_skip_jwks_endpoint_safety_check"
+                ));
+            }
+        }
     }
     for (exact, pattern, name) in
         [(&token.audience, &token.audience_regex, "audience"), (&token.issuer, &token.issuer_regex, "issuer")]
@@ -278,6 +287,35 @@ fn validate_token(token: &TokenSettings, at: &str, errors: &mut Vec<String>) {
             token.user_id_claim
         ));
     }
+}
+
+/// The source of a named group `(?P<name>…)` or `(?<name>…)` of a regex.
+fn named_group_body<'a>(pattern: &'a str, name: &str) -> Option<&'a str> {
+    let start = [format!("(?P<{name}>"), format!("(?<{name}>")]
+        .iter()
+        .find_map(|open| pattern.find(open.as_str()).map(|at| at + open.len()))?;
+    let mut depth = 0usize;
+    let mut escaped = false;
+    for (i, c) in pattern[start..].char_indices() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' => escaped = true,
+            '(' => depth += 1,
+            ')' if depth == 0 => return Some(&pattern[start..start + i]),
+            ')' => depth -= 1,
+            _ => {}
+        }
+    }
+    None
+}
+
+/// `acme|globex|eu\.west`: literals (letters, digits, `_`, `-`, escaped dots) joined by `|`.
+fn is_literal_alternation(body: &str) -> bool {
+    !body.is_empty()
+        && body.split('|').all(|literal| {
+            let unescaped = literal.replace("\\.", "");
+            !literal.is_empty() && unescaped.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        })
 }
 
 fn validate_options(options: &ChannelOptions, at: &str, global_meta_ttl: Duration, errors: &mut Vec<String>) {
@@ -357,6 +395,16 @@ mod tests {
 
     fn namespace(name: &str) -> NamespaceSettings {
         NamespaceSettings { name: name.into(), options: ChannelOptions::default() }
+    }
+
+    #[test]
+    fn jwks_placeholders_must_come_from_lists_of_literals() {
+        assert_eq!(named_group_body("^x/(?P<realm>acme|globex)$", "realm"), Some("acme|globex"));
+        assert_eq!(named_group_body("^(?<t>(a|b)c)$", "t"), Some("(a|b)c"));
+        assert!(is_literal_alternation("acme|globex|eu\\.west-1"));
+        for unsafe_body in ["[a-z]+", ".*", "a|", "(a|b)c", "a.b", ""] {
+            assert!(!is_literal_alternation(unsafe_body), "{unsafe_body}");
+        }
     }
 
     fn has(errors: &[String], needle: &str) -> bool {
@@ -448,6 +496,7 @@ mod tests {
         s.broker.kind = "postgres".into();
         s.presence_manager.kind = "nats".into();
         s.client.token.jwks_public_endpoint = "https://example/{{tenant}}/jwks".into();
+        s.client.token.issuer_regex = "^(?P<tenant>[a-z]+)$".into();
         s.client.subscription_token.token.user_id_claim = "user.id".into();
         s.client.token.audience = "aud".into();
         s.http_server.internal_port = "x9000".into();
@@ -456,7 +505,7 @@ mod tests {
         let errors = validate(&s);
         assert!(has(&errors, "engine.type: the redis engine is not supported by gyre"));
         assert!(has(&errors, "broker.type: \"postgres\""));
-        assert!(has(&errors, "client.token.jwks_public_endpoint: templated JWKS endpoints"));
+        assert!(has(&errors, "client.token.jwks_public_endpoint: placeholder {{tenant}} comes from a regex group"));
         assert!(has(&errors, "client.subscription_token.user_id_claim"));
         assert!(has(&errors, "http_server.internal_port"));
         assert!(has(&errors, "http_server.workers"));

@@ -209,3 +209,56 @@ async fn subscription_tokens_verify_with_their_own_jwks() {
     assert!(reply["subscribe"].is_object(), "{reply}");
     assert_eq!(served.fetches(), 1);
 }
+
+/// A templated endpoint: the realm in the token's `iss` (a named group of issuer_regex, a
+/// plain list of realms) picks the key set; each realm's keys verify only its tokens.
+#[actix_web::test]
+async fn a_templated_endpoint_takes_the_key_set_of_the_tokens_realm() {
+    let fetched: Arc<Mutex<Vec<String>>> = Arc::default();
+    let log = fetched.clone();
+    let server = HttpServer::new(move || {
+        let log = log.clone();
+        App::new().route(
+            "/{realm}/jwks",
+            web::get().to(move |realm: web::Path<String>| {
+                let log = log.clone();
+                async move {
+                    log.lock().unwrap().push(realm.clone());
+                    let keys = match realm.as_str() {
+                        "acme" => key_set(&[RSA_JWK]),
+                        _ => key_set(&[EC_JWK]),
+                    };
+                    HttpResponse::Ok().content_type("application/json").body(keys)
+                }
+            }),
+        )
+    })
+    .workers(1)
+    .bind(("127.0.0.1", 0))
+    .expect("bind");
+    let addr = server.addrs()[0];
+    actix_web::rt::spawn(server.run());
+    let node = TestNode::start_with(|s| {
+        s.client.token.hmac_secret_key = String::new();
+        s.client.token.jwks_public_endpoint = format!("http://{addr}/{{{{realm}}}}/jwks");
+        s.client.token.issuer_regex = r"^https://id\.example\.com/realms/(?P<realm>acme|globex)$".into();
+    })
+    .await;
+    let with_iss = |alg: Algorithm, kid: &str, pem: &str, realm: &str| {
+        let key = match alg {
+            Algorithm::ES256 => EncodingKey::from_ec_pem(pem.as_bytes()).unwrap(),
+            _ => EncodingKey::from_rsa_pem(pem.as_bytes()).unwrap(),
+        };
+        let header = Header { kid: Some(kid.into()), ..Header::new(alg) };
+        let claims = json!({"sub": "u", "exp": now() + 60, "iss": format!("https://id.example.com/realms/{realm}")});
+        encode(&header, &claims, &key).unwrap()
+    };
+    connect(&node, &with_iss(Algorithm::RS256, "rsa-1", RSA_PRIVATE, "acme")).await.expect("acme's key");
+    connect(&node, &with_iss(Algorithm::ES256, "ec-1", EC_PRIVATE, "globex")).await.expect("globex's key");
+    assert_eq!(*fetched.lock().unwrap(), ["acme", "globex"]);
+    // globex's key does not verify an acme token, and a realm outside the list is refused
+    // before anything is fetched.
+    assert_eq!(connect(&node, &with_iss(Algorithm::ES256, "ec-1", EC_PRIVATE, "acme")).await, Err(Some(3500)));
+    assert_eq!(connect(&node, &with_iss(Algorithm::RS256, "rsa-1", RSA_PRIVATE, "evil")).await, Err(Some(3500)));
+    assert_eq!(fetched.lock().unwrap().iter().filter(|realm| *realm == "evil").count(), 0);
+}
