@@ -28,8 +28,9 @@ use crate::registry::messages::{ClientConnected, ClientGone, Unsubscribe};
 
 /// Connection state.
 pub(super) enum State {
-    /// Waiting for a successful `connect`.
-    Connecting,
+    /// Waiting for a successful `connect`; the user a gateway vouched for in
+    /// `client.user_id_http_header`, if it did.
+    Connecting { header_user: Option<Arc<str>> },
     /// Authenticated.
     Connected(Connection),
     /// `connect` was refused with an error reply; waiting for the client to close.
@@ -120,7 +121,7 @@ impl ClientSession {
                 .filter(|span| !span.is_disabled())
                 .map(Box::new),
             id,
-            state: State::Connecting,
+            state: State::Connecting { header_user: None },
             subscriptions: SmallMap::new(),
             busy: None,
             server_pending: SmallMap::new(),
@@ -245,7 +246,7 @@ impl ClientSession {
         if matches!(self.state, State::Closed) {
             return;
         }
-        if matches!(self.state, State::Connecting) && self.http.is_some() {
+        if matches!(self.state, State::Connecting { .. }) && self.http.is_some() {
             // What refused the connect, for transports that answer it with an HTTP status.
             self.flow.refuse_connect(u32::from(disconnect.code), &disconnect.reason);
         }
@@ -304,7 +305,7 @@ impl ClientSession {
     /// Unidirectional WebSocket: the first message is the connect request (unless `cf_connect`
     /// brought it); later messages are ignored, as Centrifugo's uni_websocket does.
     fn on_uni_message(&mut self, message: &[u8], ctx: &mut Context<Self>) {
-        if !matches!(self.state, State::Connecting) || self.busy.is_some() || self.pending_connect.is_some() {
+        if !matches!(self.state, State::Connecting { .. }) || self.busy.is_some() || self.pending_connect.is_some() {
             return;
         }
         match serde_json::from_slice::<Option<ConnectRequest>>(message) {
@@ -350,6 +351,28 @@ impl ClientSession {
     /// The emulated session's id (`session` of the connect result).
     pub(super) fn emulation_session(&self) -> Option<&str> {
         self.http.as_ref()?.emulation.as_deref()
+    }
+
+    /// The user id a gateway put in `client.user_id_http_header` of the opening request: a
+    /// connect without a token is then that user's.
+    pub fn with_header_user(mut self, headers: &actix_http::header::HeaderMap) -> Self {
+        let name = &self.node.settings.client.user_id_http_header;
+        if name.is_empty() {
+            return self;
+        }
+        let user = headers.get(name.as_str()).and_then(|value| value.to_str().ok()).map(str::trim);
+        if let Some(user) = user.filter(|user| !user.is_empty()) {
+            self.state = State::Connecting { header_user: Some(user.into()) };
+        }
+        self
+    }
+
+    /// The user `client.user_id_http_header` named, while connecting.
+    pub(super) fn header_user(&self) -> Option<Arc<str>> {
+        match &self.state {
+            State::Connecting { header_user } => header_user.clone(),
+            _ => None,
+        }
     }
 
     /// Starts with the connect request the handshake carried (`cf_connect`).
@@ -501,7 +524,7 @@ impl ClientSession {
     }
 
     fn on_stale_check(&mut self, ctx: &mut Context<Self>) {
-        if matches!(self.state, State::Connecting) {
+        if matches!(self.state, State::Connecting { .. }) {
             self.close(ctx, Disconnect::STALE);
         }
     }

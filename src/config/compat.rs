@@ -61,7 +61,6 @@ const IGNORED: &[&str] = &[
     "broker.nats.raw_mode",
     "presence_manager.redis",
     "presence_manager.nats.tls",
-    "client.user_id_http_header",
     "client.channel_position_max_time_lag",
     "client.connect_include_server_time",
     "client.proxy",

@@ -306,6 +306,9 @@ pub struct ClientSettings {
     pub subscription_token: SubscriptionTokenSettings,
     /// Accept connects without a token as anonymous.
     pub allow_anonymous_connect_without_token: bool,
+    /// A header an authenticating gateway sets to the user id: a connect without a token is
+    /// that user's. Empty: not used. Default "".
+    pub user_id_http_header: String,
     /// Refuse connection tokens with an empty `sub` (3507).
     pub disallow_anonymous_connection_tokens: bool,
     /// Development mode: no token needed, every permission granted.
@@ -364,6 +367,7 @@ impl Default for ClientSettings {
             token: TokenSettings::default(),
             subscription_token: SubscriptionTokenSettings::default(),
             allow_anonymous_connect_without_token: false,
+            user_id_http_header: String::new(),
             disallow_anonymous_connection_tokens: false,
             insecure: false,
             insecure_skip_token_signature_verify: false,

@@ -178,3 +178,35 @@ async fn channel_churn_never_loses_a_live_subscriber() {
     let stats = node.api_ok("presence_stats", json!({"channel": "chat:churn"})).await;
     assert_eq!(stats, json!({"num_clients": 1, "num_users": 1}));
 }
+
+/// `client.user_id_http_header`: a gateway authenticated the user and says so in a header; a
+/// connect without a token on such a request is that user's. Without the header it is refused
+/// as usual, and a token still decides when one is sent.
+#[actix_web::test]
+async fn a_gateway_header_names_the_user_of_a_connect_without_a_token() {
+    let node = TestNode::start_with(|s| s.client.user_id_http_header = "X-User-Id".into()).await;
+    let (mut socket, _) = RawSocket::open_with(&node, "", "X-User-Id: gateway-user\r\n").await;
+    socket.send_frame(true, TEXT, br#"{"id":1,"connect":{}}"#).await;
+    let (_, reply) = socket.next_frame().await.expect("connect reply");
+    assert!(String::from_utf8_lossy(&reply).contains(r#""connect":{"client""#));
+    socket.send_frame(true, TEXT, br#"{"id":2,"subscribe":{"channel":"chat:gw"}}"#).await;
+    socket.next_frame().await.expect("subscribe reply");
+    assert_eq!(presence_users(&node, "chat:gw").await, [json!("gateway-user")]);
+
+    let mut plain = RawSocket::open(&node).await;
+    plain.send_frame(true, TEXT, br#"{"id":1,"connect":{}}"#).await;
+    assert_eq!(plain.close_code().await, Some(3501), "no header, no token, no anonymous connects");
+
+    let (mut with_token, _) = RawSocket::open_with(&node, "", "X-User-Id: gateway-user\r\n").await;
+    let connect = json!({"id": 1, "connect": {"token": token(json!({"sub": "token-user"}))}}).to_string();
+    with_token.send_frame(true, TEXT, connect.as_bytes()).await;
+    with_token.next_frame().await.expect("connect reply");
+    with_token.send_frame(true, TEXT, br#"{"id":2,"subscribe":{"channel":"chat:tok"}}"#).await;
+    with_token.next_frame().await.expect("subscribe reply");
+    assert_eq!(presence_users(&node, "chat:tok").await, [json!("token-user")]);
+}
+
+async fn presence_users(node: &TestNode, channel: &str) -> Vec<serde_json::Value> {
+    let presence = node.api_ok("presence", json!({"channel": channel})).await;
+    presence["presence"].as_object().expect("presence").values().map(|c| c["user"].clone()).collect()
+}

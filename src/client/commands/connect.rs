@@ -39,7 +39,10 @@ impl ClientSession {
         }
         let now = unix_now();
         let client = &self.node.settings.client;
-        let claims = if req.token.is_empty() {
+        let header_user = self.header_user();
+        let claims = if req.token.is_empty() && header_user.is_some() {
+            None
+        } else if req.token.is_empty() {
             if !(client.insecure || client.allow_anonymous_connect_without_token) {
                 tracing::debug!(client = %self.id, "connect without token refused: anonymous connections are not allowed");
                 return self.close(ctx, Disconnect::BAD_REQUEST);
@@ -55,7 +58,11 @@ impl ClientSession {
                 }
             }
         };
-        let user: Arc<str> = claims.as_ref().map(|c| c.user.as_str()).unwrap_or_default().into();
+        let user: Arc<str> = match (&claims, header_user) {
+            (Some(claims), _) => claims.user.as_str().into(),
+            (None, Some(user)) => user,
+            (None, None) => "".into(),
+        };
         if claims.is_some() && user.is_empty() && client.disallow_anonymous_connection_tokens {
             return self.close(ctx, Disconnect::PERMISSION_DENIED);
         }

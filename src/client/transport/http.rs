@@ -236,7 +236,8 @@ fn open_emulated(
         return HttpResponse::ServiceUnavailable().finish();
     }
     let transport = if framing == Framing::Sse { "sse" } else { "http_stream" };
-    let session = ClientSession::new(node.clone(), protocol).emulated(transport, commands);
+    let session =
+        ClientSession::new(node.clone(), protocol).emulated(transport, commands).with_header_user(req.headers());
     streaming(SessionBody::new(session, framing, peer_of(req)), framing)
 }
 
@@ -280,8 +281,10 @@ async fn open(node: &Arc<Node>, req: &HttpRequest, request: ConnectRequest, fram
         Framing::Sse => ("uni_sse", &node.settings.uni_sse.connect_code_to_http_response),
         _ => ("uni_http_stream", &node.settings.uni_http_stream.connect_code_to_http_response),
     };
-    let session =
-        ClientSession::new(node.clone(), Protocol::UniJson).over_http(transport).with_connect_request(Some(request));
+    let session = ClientSession::new(node.clone(), Protocol::UniJson)
+        .over_http(transport)
+        .with_connect_request(Some(request))
+        .with_header_user(req.headers());
     let mut body = SessionBody::new(session, framing, peer_of(req));
     if !translations.enabled {
         return streaming(body, framing);
