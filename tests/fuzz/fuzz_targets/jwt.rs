@@ -1,5 +1,6 @@
 //! Connection and subscription tokens: raw token text, and claims JSON signed with the node's
-//! HMAC key (so the claims parser sees every input, not only those that pass the signature).
+//! HMAC key (so the claims parser sees every input, not only those that pass the signature);
+//! and the same bytes as a JWKS document (what an identity provider's endpoint may serve).
 #![no_main]
 
 use std::sync::OnceLock;
@@ -31,6 +32,10 @@ fn signed(claims: &[u8]) -> Option<String> {
 
 fuzz_target!(|data: &[u8]| {
     let Some((&mode, rest)) = data.split_first() else { return };
+    if mode % 3 == 2 {
+        let _ = gyre::auth::jwks::parse(rest);
+        return;
+    }
     let token = if mode % 2 == 0 {
         let Ok(text) = std::str::from_utf8(rest) else { return };
         text.to_owned()
