@@ -178,7 +178,7 @@ impl RunningNode {
                 // Go servers such as Centrifugo disable Nagle too: small frames (replies, pushes)
                 // go out at once instead of waiting for the peer's delayed ACK.
                 let stopping = stopping.clone();
-                let serves_streams = {
+                let serves_streams = endpoints.websocket && {
                     let s = &node.settings;
                     s.http_stream.enabled || s.sse.enabled || s.uni_sse.enabled || s.uni_http_stream.enabled
                 };
