@@ -62,7 +62,6 @@ const IGNORED: &[&str] = &[
     "presence_manager.redis",
     "presence_manager.nats.tls",
     "client.channel_position_max_time_lag",
-    "client.connect_include_server_time",
     "client.proxy",
     "client.rate_limit.user_command",
     "client.write_delay",

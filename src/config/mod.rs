@@ -306,6 +306,8 @@ pub struct ClientSettings {
     pub subscription_token: SubscriptionTokenSettings,
     /// Accept connects without a token as anonymous.
     pub allow_anonymous_connect_without_token: bool,
+    /// The connect result includes the server time (`time`, Unix milliseconds). Default false.
+    pub connect_include_server_time: bool,
     /// A header an authenticating gateway sets to the user id: a connect without a token is
     /// that user's. Empty: not used. Default "".
     pub user_id_http_header: String,
@@ -368,6 +370,7 @@ impl Default for ClientSettings {
             subscription_token: SubscriptionTokenSettings::default(),
             allow_anonymous_connect_without_token: false,
             user_id_http_header: String::new(),
+            connect_include_server_time: false,
             disallow_anonymous_connection_tokens: false,
             insecure: false,
             insecure_skip_token_signature_verify: false,

@@ -158,6 +158,7 @@ impl ReplyBody for ConnectResult {
             pong: self.pong,
             session: self.session.clone(),
             node: self.node.clone(),
+            time: self.time,
         });
     }
 }
@@ -272,6 +273,7 @@ pub fn encode_uni_push<T: ReplyBody + ?Sized>(buf: &mut Vec<u8>, method: &str, r
         pong: result.pong,
         session: result.session,
         node: result.node,
+        time: result.time,
     };
     encode_push(buf, wire::Push { connect: Some(connect), ..Default::default() });
 }

@@ -134,6 +134,13 @@ pub struct ConnectResult {
     /// Emulated transports: the node holding the session.
     #[serde(skip_serializing_if = "String::is_empty")]
     pub node: String,
+    /// Server time, Unix milliseconds (`client.connect_include_server_time`).
+    #[serde(skip_serializing_if = "is_zero_i64")]
+    pub time: i64,
+}
+
+fn is_zero_i64(value: &i64) -> bool {
+    *value == 0
 }
 
 /// `subscribe` result (also the value type of connect `subs` and of the `subscribe` push).

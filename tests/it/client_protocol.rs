@@ -210,3 +210,22 @@ async fn presence_users(node: &TestNode, channel: &str) -> Vec<serde_json::Value
     let presence = node.api_ok("presence", json!({"channel": channel})).await;
     presence["presence"].as_object().expect("presence").values().map(|c| c["user"].clone()).collect()
 }
+
+/// `client.connect_include_server_time`: the connect result carries the server's time in Unix
+/// milliseconds; without the option it has none.
+#[actix_web::test]
+async fn the_connect_result_includes_the_server_time_when_asked() {
+    let millis = || std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
+    let node = TestNode::start_with(|s| s.client.connect_include_server_time = true).await;
+    let mut client = node.socket().await;
+    let before = millis();
+    let reply = client.request(1, "connect", json!({"token": token(json!({"sub": "clock"}))})).await;
+    let after = millis();
+    let time = reply["connect"]["time"].as_i64().expect("a time");
+    assert!((before..=after).contains(&time), "{before} <= {time} <= {after}");
+
+    let plain = TestNode::start().await;
+    let mut client = plain.socket().await;
+    let reply = client.request(1, "connect", json!({"token": token(json!({"sub": "clock"}))})).await;
+    assert!(reply["connect"].get("time").is_none(), "{reply}");
+}

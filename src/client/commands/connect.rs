@@ -17,6 +17,17 @@ use crate::registry::messages as registry;
 
 use super::{ttl_until, Ctx, PendingSubscription};
 
+/// Unix milliseconds now, when the connect result is to include the server time (else 0, left
+/// out of the result).
+fn server_time_ms(include: bool) -> i64 {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    if include {
+        i64::try_from(now.as_millis()).unwrap_or(i64::MAX)
+    } else {
+        0
+    }
+}
+
 impl ClientSession {
     /// Answers `connect` with an error and stops processing; SDKs close the socket themselves
     /// (the reference server drops the connection after 5 s).
@@ -133,6 +144,7 @@ impl ClientSession {
             pong,
             session: self.emulation_session().unwrap_or_default().to_owned(),
             node: self.emulation_session().map(|_| self.node.uid.clone()).unwrap_or_default(),
+            time: server_time_ms(self.node.settings.client.connect_include_server_time),
             ..Default::default()
         };
         tracing::debug!(client = %self.id, user = %user, "client connected");
