@@ -58,6 +58,8 @@
 //! * [`registry`]: the channel registry actor, and what it keeps of channels without an actor.
 //! * [`cluster`]: the NATS bridge actor relaying channel traffic and control between nodes.
 //! * [`api`]: the server HTTP API.
+//! * [`proxy`]: backend proxies (connect, refresh, subscribe, publish, RPC, sub_refresh) over
+//!   HTTP and gRPC; sessions spawn their calls and take the answers as messages.
 //! * [`config`]: settings with Centrifugo v6 (and v5) keys.
 //! * [`app`], [`node`], [`shutdown`], [`telemetry`]: wiring, shared context, graceful shutdown,
 //!   logging.
@@ -74,6 +76,7 @@ pub mod metrics;
 pub mod node;
 pub mod presence;
 pub mod protocol;
+pub mod proxy;
 pub mod registry;
 pub mod shutdown;
 pub mod telemetry;

@@ -26,6 +26,17 @@ pub struct ConnectionLabels {
     inflight: IntGauge,
 }
 
+/// One proxy's metrics, resolved once.
+#[derive(Debug, Clone)]
+pub struct ProxyMetrics {
+    /// `centrifugo_proxy_duration_seconds_histogram`.
+    pub duration: prometheus::Histogram,
+    /// `centrifugo_proxy_errors`.
+    pub errors: IntCounter,
+    /// `centrifugo_proxy_inflight_requests`.
+    pub inflight: IntGauge,
+}
+
 /// The process-wide metrics.
 pub static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::new);
 
@@ -60,6 +71,9 @@ pub struct Metrics {
     broker_received: IntCounterVec,
     broker_publish_errors: IntCounterVec,
     broker_reconnects: IntCounter,
+    proxy_duration: HistogramVec,
+    proxy_errors: IntCounterVec,
+    proxy_inflight: IntGaugeVec,
     /// Labels of connections seen so far, shared by every connection that has them.
     connection_labels: Mutex<HashMap<[String; 4], Arc<ConnectionLabels>>>,
     /// Pre-resolved `transport_messages_sent{frame_type="push_publication"}`.
@@ -211,7 +225,32 @@ impl Metrics {
                 r.register(Box::new(c.clone())).expect("metric names are unique");
                 c
             },
+            proxy_duration: histogram(
+                &r,
+                "proxy",
+                "duration_seconds_histogram",
+                "Histogram of duration of proxy call.",
+                &["protocol", "type", "name"],
+            ),
+            proxy_errors: counter(&r, "proxy", "errors", "Proxy call error count.", &["protocol", "type", "name"]),
+            proxy_inflight: gauge_vec(
+                &r,
+                "proxy",
+                "inflight_requests",
+                "Number of inflight proxy requests.",
+                &["protocol", "type", "name"],
+            ),
             registry: r,
+        }
+    }
+
+    /// The metrics of one proxy (`protocol` http/grpc, `type` connect/subscribe/…, `name`).
+    pub fn proxy(&self, protocol: &str, kind: &str, name: &str) -> ProxyMetrics {
+        let labels = [protocol, kind, name];
+        ProxyMetrics {
+            duration: self.proxy_duration.with_label_values(&labels),
+            errors: self.proxy_errors.with_label_values(&labels),
+            inflight: self.proxy_inflight.with_label_values(&labels),
         }
     }
 

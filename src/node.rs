@@ -62,6 +62,8 @@ pub struct Node {
     rate_window: Mutex<(u64, usize)>,
     /// Emulated sessions (HTTP-streaming, SSE) on this node, for `/emulation`.
     pub emulated: Arc<EmulatedSessions>,
+    /// The backend proxies the configuration uses.
+    pub proxies: crate::proxy::Proxies,
 }
 
 impl Node {
@@ -69,7 +71,6 @@ impl Node {
     pub fn new(parts: NodeParts) -> Self {
         let NodeParts { settings, rules, verifier, registry, cluster, uid, name, emulated } = parts;
         Self {
-            settings,
             rules,
             verifier,
             registry,
@@ -81,6 +82,8 @@ impl Node {
             connections: AtomicUsize::new(0),
             rate_window: Mutex::new((0, 0)),
             emulated,
+            proxies: crate::proxy::Proxies::new(&settings),
+            settings,
         }
     }
 

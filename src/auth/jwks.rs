@@ -238,22 +238,22 @@ fn algorithm_named(named: KeyAlgorithm) -> Option<Algorithm> {
     })
 }
 
-/// TLS for https endpoints: the system's root certificates, loaded once per process (`None`
-/// if the TLS client cannot be built: https endpoints then fail to connect, with the error).
-fn tls_config() -> Option<Arc<rustls::ClientConfig>> {
+/// TLS for https endpoints (JWKS, proxies): the system's root certificates, loaded once per
+/// process (`None` if the TLS client cannot be built: https endpoints then fail to connect).
+pub(crate) fn tls_config() -> Option<Arc<rustls::ClientConfig>> {
     static CONFIG: OnceLock<Option<Arc<rustls::ClientConfig>>> = OnceLock::new();
     CONFIG
         .get_or_init(|| {
             let mut roots = rustls::RootCertStore::empty();
             let (added, _) = roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
             if added == 0 {
-                tracing::warn!("no system root certificates found; https JWKS endpoints cannot be verified");
+                tracing::warn!("no system root certificates found; https endpoints (JWKS, proxies) cannot be verified");
             }
             let provider = Arc::new(rustls::crypto::ring::default_provider());
             match rustls::ClientConfig::builder_with_provider(provider).with_safe_default_protocol_versions() {
                 Ok(builder) => Some(Arc::new(builder.with_root_certificates(roots).with_no_client_auth())),
                 Err(error) => {
-                    tracing::error!(%error, "cannot build the TLS client for JWKS; https endpoints will fail");
+                    tracing::error!(%error, "cannot build the TLS client; https JWKS and proxy endpoints will fail");
                     None
                 }
             }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use actix::prelude::*;
 use bytestring::ByteString;
 
-use super::commands::PendingSubscription;
+use super::commands::{PendingSubscription, ProxyState};
 use super::messages::{ClientHandle, Deliver, EmulatedCommands, SubscribeAnswer};
 use super::outbox::{Deliveries, Outbox};
 use super::pings;
@@ -18,6 +18,7 @@ use super::transport::Inbound;
 use crate::domain::{unix_now, ChannelName, ClientId, Payload, SmallMap};
 use crate::metrics::{ConnectionLabels, METRICS};
 use crate::node::Node;
+use crate::protocol::codes::ErrorBody;
 use crate::protocol::command::{Command, ConnectRequest};
 use crate::protocol::frame::PendingCommands;
 use crate::protocol::outgoing::{Outgoing, Push};
@@ -107,6 +108,8 @@ pub struct ClientSession {
     pub(super) http: Option<Box<HttpSession>>,
     /// Command rate limit buckets, created on the first limited command.
     pub(super) limiter: Option<Box<CommandLimiter>>,
+    /// Headers and meta for backend proxy calls, when some proxy needs them.
+    pub(super) proxy: Option<Box<ProxyState>>,
 }
 
 impl ClientSession {
@@ -138,6 +141,7 @@ impl ClientSession {
             pending_connect: None,
             http: None,
             limiter: None,
+            proxy: None,
         }
     }
 
@@ -168,11 +172,16 @@ impl ClientSession {
 
     /// Queues an error reply to the command being processed.
     pub(super) fn push_error(&mut self, id: u32, error: ReplyError) {
+        self.push_error_body(id, error.to_wire());
+    }
+
+    /// Queues an error reply with any code (a backend proxy's error).
+    pub(super) fn push_error_body(&mut self, id: u32, error: ErrorBody) {
         if self.protocol.is_uni() {
-            self.close_on_flush = Some(Box::new(self.uni_disconnect(error)));
+            self.close_on_flush = Some(Box::new(self.uni_disconnect(error.code)));
         }
-        METRICS.reply_error(self.current_method, error.code());
-        let bytes = self.out.error(id, &error.to_wire());
+        METRICS.reply_error(self.current_method, error.code);
+        let bytes = self.out.error(id, &error);
         METRICS.sent(self.current_method, bytes);
     }
 
@@ -228,15 +237,19 @@ impl ClientSession {
     /// `client.connect_code_to_unidirectional_disconnect` first, then Centrifugo's default
     /// table (expired token or connection → 3005, rate limited → 3013, permission denied →
     /// 3507, anything else → 3004).
-    pub(super) fn uni_disconnect(&self, error: ReplyError) -> Disconnect {
+    pub(super) fn uni_disconnect(&self, code: u32) -> Disconnect {
         let translations = &self.node.settings.client.connect_code_to_unidirectional_disconnect;
-        if let Some(to) = translations.for_code(error.code()) {
+        if let Some(to) = translations.for_code(code) {
             return Disconnect::custom(to.code, &to.reason);
         }
-        match error {
-            ReplyError::TokenExpired | ReplyError::Expired => Disconnect::EXPIRED,
-            ReplyError::TooManyRequests => Disconnect::TOO_MANY_REQUESTS,
-            ReplyError::PermissionDenied => Disconnect::PERMISSION_DENIED,
+        const TOKEN_EXPIRED: u32 = ReplyError::TokenExpired.code();
+        const EXPIRED: u32 = ReplyError::Expired.code();
+        const TOO_MANY: u32 = ReplyError::TooManyRequests.code();
+        const DENIED: u32 = ReplyError::PermissionDenied.code();
+        match code {
+            TOKEN_EXPIRED | EXPIRED => Disconnect::EXPIRED,
+            TOO_MANY => Disconnect::TOO_MANY_REQUESTS,
+            DENIED => Disconnect::PERMISSION_DENIED,
             _ => Disconnect::SERVER_ERROR,
         }
     }
@@ -478,8 +491,18 @@ impl ClientSession {
         (ping, client_pongs && ping > 0 && !client.pong_timeout.is_zero())
     }
 
-    /// Closes with 3005 if the connection is still expired `expired_close_delay` after `at`.
+    /// Closes with 3005 if the connection is still expired `expired_close_delay` after `at`;
+    /// with a refresh proxy, asks it at `at` instead.
     pub(super) fn schedule_connection_expiry_check(&mut self, at: i64, ctx: &mut Context<Self>) {
+        if let Some(proxy) = self.node.proxies.refresh.clone() {
+            ctx.run_later(seconds_until(at), move |this, ctx| {
+                let due = this.connection().and_then(|c| c.expire_at).is_some_and(|due| due <= unix_now());
+                if due {
+                    this.refresh_through_proxy(&proxy, ctx);
+                }
+            });
+            return;
+        }
         let delay = seconds_until(at) + self.node.settings.client.expired_close_delay;
         ctx.run_later(delay, |this, ctx| {
             let expired = this.connection().and_then(|c| c.expire_at).is_some_and(|at| at <= unix_now());
@@ -499,6 +522,17 @@ impl ClientSession {
         ctx: &mut Context<Self>,
     ) {
         let delay = seconds_until(at) + self.node.settings.client.expired_sub_close_delay;
+        self.schedule_subscription_expiry_check_after(channel, delay, ctx);
+    }
+
+    /// The check of [`Self::schedule_subscription_expiry_check`] after `delay`; a namespace
+    /// with a sub_refresh proxy asks it instead of ending the subscription.
+    pub(super) fn schedule_subscription_expiry_check_after(
+        &mut self,
+        channel: ChannelName,
+        delay: Duration,
+        ctx: &mut Context<Self>,
+    ) {
         ctx.run_later(delay, move |this, ctx| {
             let Some(sub) = this.subscriptions.get(&channel) else {
                 return;
@@ -506,12 +540,20 @@ impl ClientSession {
             if sub.expire_at.is_none_or(|at| at > unix_now()) {
                 return;
             }
+            if let Some(proxy) = this.sub_refresh_proxy(&channel) {
+                return this.sub_refresh_through_proxy(channel, &proxy, ctx);
+            }
             if sub.server_side {
                 return this.close(ctx, Disconnect::SUBSCRIPTION_EXPIRED);
             }
             this.server_unsubscribe(&channel, 2501, "subscription expired");
             this.flush(ctx);
         });
+    }
+
+    fn sub_refresh_proxy(&self, channel: &ChannelName) -> Option<Arc<crate::proxy::Proxy>> {
+        let resolved = self.node.rules.resolve(channel.as_str()).ok()?;
+        self.node.proxies.for_channel(crate::proxy::ProxyKind::SubRefresh, &resolved.namespace.options).cloned()
     }
 
     /// Drops a subscription on the server's initiative and tells the client.

@@ -24,7 +24,6 @@ const IGNORED: &[&str] = &[
     "uni_websocket.write_buffer_size",
     "uni_websocket.use_write_buffer_pool",
     "grpc_api",
-    "proxies",
     "consumers",
     "map_broker",
     "shared_poll",
@@ -62,19 +61,18 @@ const IGNORED: &[&str] = &[
     "presence_manager.redis",
     "presence_manager.nats.tls",
     "client.channel_position_max_time_lag",
-    "client.proxy",
     "client.rate_limit.user_command",
     "client.write_delay",
     "client.reply_without_queue",
     "client.max_messages_in_frame",
     "client.queue_initial_cap",
-    "channel.proxy",
+    "channel.proxy.map_publish",
+    "channel.proxy.map_remove",
+    "channel.proxy.shared_poll_refresh",
+    "channel.proxy.cache_empty",
+    "channel.proxy.state",
     "channel.patterns",
     "channel.namespaces.[].pattern",
-    "rpc.namespace_boundary",
-    "rpc.without_namespace",
-    "rpc.namespaces",
-    "rpc.proxy",
     "websocket.read_buffer_size",
     "websocket.write_buffer_size",
     "websocket.use_write_buffer_pool",
@@ -84,15 +82,6 @@ const IGNORED: &[&str] = &[
     "prometheus.native_histograms",
     "prometheus.channel_namespace_resolution",
     // Channel options (proxies, PRO and experimental features; v5 proxy flag names too).
-    "*.subscribe_proxy_enabled",
-    "*.publish_proxy_enabled",
-    "*.sub_refresh_proxy_enabled",
-    "*.subscribe_stream_proxy_enabled",
-    "*.subscribe_stream_proxy_bidirectional",
-    "*.subscribe_proxy_name",
-    "*.publish_proxy_name",
-    "*.sub_refresh_proxy_name",
-    "*.subscribe_stream_proxy_name",
     "*.cache_empty_proxy_name",
     "*.proxy_subscribe",
     "*.proxy_publish",
@@ -224,11 +213,11 @@ mod tests {
 
         let mut path = KeyPath::of(&["channel", "namespaces"]);
         path.push_index(1);
-        path.push_key("subscribe_proxy_enabled");
+        path.push_key("keep_latest_publication");
         let mut out = Findings::default();
         report_foreign_key(&path, &json!(true), "", &mut out);
         assert!(out.unknown_keys.is_empty(), "{out:?}");
-        assert!(out.warnings[0].contains("channel.namespaces[1].subscribe_proxy_enabled"));
+        assert!(out.warnings[0].contains("channel.namespaces[1].keep_latest_publication"));
     }
 
     #[test]

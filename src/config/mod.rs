@@ -10,6 +10,7 @@ pub mod duration;
 mod env;
 pub mod generate;
 pub mod load;
+pub mod proxy;
 pub mod rate_limit;
 mod schema;
 mod v5;
@@ -68,6 +69,8 @@ pub struct Settings {
     pub prometheus: PrometheusSettings,
     /// `health.*`: `/health`.
     pub health: HealthSettings,
+    /// Named proxies, referenced by `*_proxy_name` options.
+    pub proxies: Vec<proxy::NamedProxy>,
 }
 
 /// `http_server.*`.
@@ -360,6 +363,8 @@ pub struct ClientSettings {
     pub rate_limit: rate_limit::RateLimitSettings,
     /// Error codes of refused unidirectional connects → the disconnect the client gets.
     pub connect_code_to_unidirectional_disconnect: code_maps::CodeToDisconnect,
+    /// Connect and refresh proxies.
+    pub proxy: proxy::ClientProxySettings,
 }
 
 impl Default for ClientSettings {
@@ -392,6 +397,7 @@ impl Default for ClientSettings {
             recovery_max_publication_limit: 300,
             subscribe_to_user_personal_channel: PersonalChannelSettings::default(),
             rate_limit: rate_limit::RateLimitSettings::default(),
+            proxy: proxy::ClientProxySettings::default(),
         }
     }
 }
@@ -465,6 +471,24 @@ pub struct ChannelOptions {
     pub allow_tags_filter: bool,
     /// `""`/`stream` only.
     pub subscription_type: String,
+    /// Subscribes are decided by a subscribe proxy.
+    pub subscribe_proxy_enabled: bool,
+    /// Which one (`""`/`default` = `channel.proxy.subscribe`).
+    pub subscribe_proxy_name: String,
+    /// Client publications go through a publish proxy.
+    pub publish_proxy_enabled: bool,
+    /// Which one (`""`/`default` = `channel.proxy.publish`).
+    pub publish_proxy_name: String,
+    /// Subscriptions are extended by a sub_refresh proxy when they expire.
+    pub sub_refresh_proxy_enabled: bool,
+    /// Which one (`""`/`default` = `channel.proxy.sub_refresh`).
+    pub sub_refresh_proxy_name: String,
+    /// Subscription streams from a gRPC proxy (refused: not supported yet).
+    pub subscribe_stream_proxy_enabled: bool,
+    /// Which one.
+    pub subscribe_stream_proxy_name: String,
+    /// Bidirectional subscription streams.
+    pub subscribe_stream_proxy_bidirectional: bool,
 }
 
 impl ChannelOptions {
@@ -508,6 +532,8 @@ pub struct ChannelSettings {
     pub user_boundary: String,
     /// Separates user ids in user-limited channels. Default `,`.
     pub user_separator: String,
+    /// The proxies namespaces use under the name `default`.
+    pub proxy: proxy::ChannelProxySettings,
 }
 
 impl Default for ChannelSettings {
@@ -522,7 +548,17 @@ impl Default for ChannelSettings {
             namespace_boundary: ":".into(),
             user_boundary: "#".into(),
             user_separator: ",".into(),
+            proxy: proxy::ChannelProxySettings::default(),
         }
+    }
+}
+
+impl ChannelSettings {
+    /// Every channel options object with its config path (`channel.without_namespace`,
+    /// `channel.namespaces[i]`), for checks across namespaces.
+    pub fn namespace_options(&self) -> impl Iterator<Item = (String, &ChannelOptions)> {
+        std::iter::once(("channel.without_namespace".to_owned(), &self.without_namespace))
+            .chain(self.namespaces.iter().enumerate().map(|(i, ns)| (format!("channel.namespaces[{i}]"), &ns.options)))
     }
 }
 
@@ -543,11 +579,31 @@ impl Default for RpcPingSettings {
 }
 
 /// `rpc.*`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct RpcSettings {
     /// Built-in ping RPC.
     pub ping: RpcPingSettings,
+    /// The proxy RPC namespaces use under the name `default`.
+    pub proxy: proxy::ProxySettings,
+    /// Methods without a namespace.
+    pub without_namespace: proxy::RpcProxyChoice,
+    /// RPC namespaces (the method's text before `namespace_boundary`).
+    pub namespaces: Vec<proxy::RpcNamespace>,
+    /// Separates an RPC namespace from the method. Default `:`.
+    pub namespace_boundary: String,
+}
+
+impl Default for RpcSettings {
+    fn default() -> Self {
+        Self {
+            ping: RpcPingSettings::default(),
+            proxy: proxy::ProxySettings::default(),
+            without_namespace: proxy::RpcProxyChoice::default(),
+            namespaces: Vec::new(),
+            namespace_boundary: ":".into(),
+        }
+    }
 }
 
 /// `http_api.*`.

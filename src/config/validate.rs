@@ -83,6 +83,8 @@ pub fn validate(settings: &Settings) -> Vec<String> {
         }
     }
 
+    super::proxy::validate(s, &mut errors);
+
     super::code_maps::validate(
         &s.client.connect_code_to_unidirectional_disconnect,
         &[

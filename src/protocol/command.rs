@@ -177,6 +177,10 @@ pub struct ConnectRequest {
     /// App version (observability only).
     #[serde(deserialize_with = "nullable")]
     pub version: String,
+    /// Header emulation: headers a client that cannot set real ones sends (passed to proxies
+    /// that list them in `emulated_headers`).
+    #[serde(deserialize_with = "nullable")]
+    pub headers: HashMap<String, String>,
 }
 
 /// `subscribe` request (also the value type of `connect.subs`).

@@ -14,8 +14,8 @@ use super::command::{
     StreamPositionRequest, SubRefreshRequest, SubscribeRequest,
 };
 use super::reply::{
-    ConnectResult, Empty, HistoryResult, PresenceResult, PresenceStatsResult, RefreshResult, SubRefreshResult,
-    SubscribeResult,
+    ConnectResult, Empty, HistoryResult, PresenceResult, PresenceStatsResult, RefreshResult, RpcResult,
+    SubRefreshResult, SubscribeResult,
 };
 use crate::domain::{ClientInfo, Payload, Publication};
 
@@ -97,6 +97,7 @@ pub fn connect_request(wire: wire::ConnectRequest) -> ConnectRequest {
         subs: wire.subs.into_iter().map(|(channel, sub)| (channel, subscribe_request(sub))).collect(),
         name: wire.name,
         version: wire.version,
+        headers: wire.headers.into_iter().collect(),
     }
 }
 
@@ -145,6 +146,12 @@ impl ReplyBody for Empty {
     }
 }
 
+impl ReplyBody for RpcResult {
+    fn set_in(&self, _: &str, reply: &mut wire::Reply) {
+        reply.rpc = Some(wire::RpcResult { data: self.data.as_ref().map(Payload::to_bytes).unwrap_or_default() });
+    }
+}
+
 impl ReplyBody for ConnectResult {
     fn set_in(&self, _: &str, reply: &mut wire::Reply) {
         reply.connect = Some(wire::ConnectResult {
@@ -152,7 +159,7 @@ impl ReplyBody for ConnectResult {
             version: self.version.clone(),
             expires: self.expires,
             ttl: self.ttl,
-            data: Bytes::new(),
+            data: self.data.as_ref().map(Payload::to_bytes).unwrap_or_default(),
             subs: self.subs.iter().map(|(channel, sub)| (channel.clone(), subscribe_result(sub))).collect(),
             ping: self.ping,
             pong: self.pong,

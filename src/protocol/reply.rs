@@ -119,6 +119,9 @@ pub struct ConnectResult {
     /// Seconds until expiry (≥ 1 whenever `expires`).
     #[serde(skip_serializing_if = "is_zero_u32")]
     pub ttl: u32,
+    /// Data for the application, from a connect proxy's result.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data: Option<Payload>,
     /// Server-side subscriptions established at connect.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub subs: BTreeMap<String, SubscribeResult>,
@@ -183,6 +186,14 @@ pub struct SubscribeResult {
 
 fn str_is_empty(value: &Arc<str>) -> bool {
     value.is_empty()
+}
+
+/// `rpc` result: the backend's answer (`data` left out when there is none).
+#[derive(Debug, Default, Serialize)]
+pub struct RpcResult {
+    /// The RPC proxy's data.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data: Option<Payload>,
 }
 
 /// `presence` result; `presence` is always present.

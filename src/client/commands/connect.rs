@@ -1,15 +1,18 @@
 //! `connect`: token verification, limits, server-side subscriptions, the connect reply.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use actix::prelude::*;
 
 use crate::auth::{ConnectionClaims, TokenError};
 use crate::channel::ResolvedChannel;
+use crate::client::messages::SubscribeOverrides;
 use crate::client::session::{Busy, ClientSession, Connection, State};
 use crate::domain::{unix_now, Payload, StreamPosition};
 use crate::metrics::METRICS;
 use crate::node::VERSION;
+use crate::protocol::codes::ErrorBody;
 use crate::protocol::command::{ConnectRequest, SubscribeRequest};
 use crate::protocol::reply::ConnectResult;
 use crate::protocol::{Disconnect, ReplyError};
@@ -28,17 +31,70 @@ fn server_time_ms(include: bool) -> i64 {
     }
 }
 
+/// Who a connect is for and what it brings: from a token's claims, a gateway header, a connect
+/// proxy's result, or nothing (anonymous).
+#[derive(Debug, Default)]
+pub(in crate::client) struct Credentials {
+    pub(in crate::client) user: Arc<str>,
+    pub(in crate::client) expire_at: Option<i64>,
+    pub(in crate::client) info: Option<Payload>,
+    /// Server-side subscriptions (token `channels`/`subs`, proxy `channels`/`subs`).
+    pub(in crate::client) channels: Vec<String>,
+    /// Per-channel options of `subs`.
+    pub(in crate::client) subs: BTreeMap<String, ServerSub>,
+    /// `data` of the connect result (connect proxy).
+    pub(in crate::client) data: Option<Payload>,
+    /// The connection's meta, passed to later proxy calls.
+    pub(in crate::client) meta: Option<Payload>,
+    /// From a connection token (`client.disallow_anonymous_connection_tokens` applies).
+    pub(in crate::client) from_token: bool,
+}
+
+/// One entry of `subs`: channel info and data, and option overrides.
+#[derive(Debug, Default)]
+pub(in crate::client) struct ServerSub {
+    pub(in crate::client) info: Option<Payload>,
+    pub(in crate::client) data: Option<Payload>,
+    pub(in crate::client) overrides: SubscribeOverrides,
+}
+
+impl Credentials {
+    fn from_claims(claims: ConnectionClaims) -> Self {
+        let meta = claims.raw.get("meta").filter(|m| !m.is_null()).map(|m| Payload::new(m.to_string()));
+        let subs = claims
+            .subs_info
+            .into_iter()
+            .map(|(channel, info)| (channel, ServerSub { info: Some(info), ..Default::default() }))
+            .collect();
+        Self {
+            user: claims.user.as_str().into(),
+            expire_at: claims.expire_at,
+            info: claims.info,
+            channels: claims.channels,
+            subs,
+            meta,
+            from_token: true,
+            ..Default::default()
+        }
+    }
+}
+
 impl ClientSession {
     /// Answers `connect` with an error and stops processing; SDKs close the socket themselves
     /// (the reference server drops the connection after 5 s).
     pub(in crate::client) fn refuse(&mut self, id: u32, error: ReplyError, ctx: &mut Ctx) {
+        self.refuse_with(id, error.to_wire(), ctx);
+    }
+
+    /// [`Self::refuse`] with any error (a connect proxy's).
+    pub(in crate::client) fn refuse_with(&mut self, id: u32, error: ErrorBody, ctx: &mut Ctx) {
         if self.protocol.is_uni() {
             if self.http.is_some() {
-                self.flow.refuse_connect(error.code(), &error.to_wire().message);
+                self.flow.refuse_connect(error.code, &error.message);
             }
-            return self.close(ctx, self.uni_disconnect(error));
+            return self.close(ctx, self.uni_disconnect(error.code));
         }
-        self.push_error(id, error);
+        self.push_error_body(id, error);
         self.flush(ctx);
         self.state = State::Refused;
         ctx.run_later(std::time::Duration::from_secs(5), |_, ctx| ctx.stop());
@@ -48,20 +104,22 @@ impl ClientSession {
         if self.connection().is_some() {
             return self.close(ctx, Disconnect::BAD_REQUEST);
         }
-        let now = unix_now();
         let client = &self.node.settings.client;
         let header_user = self.header_user();
-        let claims = if req.token.is_empty() && header_user.is_some() {
-            None
+        let credentials = if let (true, Some(user)) = (req.token.is_empty(), header_user) {
+            Credentials { user, ..Default::default() }
         } else if req.token.is_empty() {
+            if let Some(proxy) = self.node.proxies.connect.clone() {
+                return self.connect_through_proxy(id, req, &proxy, ctx);
+            }
             if !(client.insecure || client.allow_anonymous_connect_without_token) {
                 tracing::debug!(client = %self.id, "connect without token refused: anonymous connections are not allowed");
                 return self.close(ctx, Disconnect::BAD_REQUEST);
             }
-            None
+            Credentials::default()
         } else {
-            match self.node.verifier.verify_connection(&req.token, now) {
-                Ok(claims) => Some(claims),
+            match self.node.verifier.verify_connection(&req.token, unix_now()) {
+                Ok(claims) => Credentials::from_claims(claims),
                 Err(TokenError::Expired) => return self.refuse(id, ReplyError::TokenExpired, ctx),
                 Err(TokenError::Invalid(reason)) => {
                     tracing::info!(client = %self.id, %reason, "connection token refused (3500)");
@@ -69,19 +127,28 @@ impl ClientSession {
                 }
             }
         };
-        let user: Arc<str> = match (&claims, header_user) {
-            (Some(claims), _) => claims.user.as_str().into(),
-            (None, Some(user)) => user,
-            (None, None) => "".into(),
-        };
-        if claims.is_some() && user.is_empty() && client.disallow_anonymous_connection_tokens {
+        self.connect_with(id, req, credentials, ctx);
+    }
+
+    /// Continues a connect once its credentials are known: limits, server-side subscriptions.
+    pub(in crate::client) fn connect_with(
+        &mut self,
+        id: u32,
+        req: ConnectRequest,
+        mut credentials: Credentials,
+        ctx: &mut Ctx,
+    ) {
+        let client = &self.node.settings.client;
+        let now = unix_now();
+        let user = credentials.user.clone();
+        if credentials.from_token && user.is_empty() && client.disallow_anonymous_connection_tokens {
             return self.close(ctx, Disconnect::PERMISSION_DENIED);
         }
-        let expire_at = claims.as_ref().and_then(|c| c.expire_at).filter(|_| !client.insecure);
+        let expire_at = credentials.expire_at.filter(|_| !client.insecure);
         if expire_at.is_some_and(|at| at <= now) {
             return self.refuse(id, ReplyError::Expired, ctx);
         }
-        let mut server_side = match self.server_side_channels(claims.as_ref(), &user) {
+        let mut server_side = match self.server_side_channels(&credentials.channels, &user) {
             Ok(channels) => channels,
             Err(error) => return self.refuse(id, error, ctx),
         };
@@ -92,18 +159,22 @@ impl ClientSession {
         if server_side.len() > client.channel_limit {
             return self.close(ctx, Disconnect::CHANNEL_LIMIT);
         }
+        if let Some(meta) = credentials.meta.take() {
+            self.proxy.get_or_insert_with(Box::default).meta = Some(meta);
+        }
         let mut plan = ConnectPlan {
             id,
             client_name: req.name,
             client_version: req.version,
             user,
-            info: claims.as_ref().and_then(|c| c.info.clone()),
+            info: credentials.info.take(),
             expire_at,
+            data: credentials.data.take(),
             server_side: Vec::new(),
         };
         for channel in server_side {
-            let chan_info = claims.as_ref().and_then(|c| c.subs_info.get(channel.name.as_str()).cloned());
-            let pending = self.server_side_pending(&channel, req.subs.get(channel.name.as_str()), chan_info);
+            let sub = credentials.subs.remove(channel.name.as_str()).unwrap_or_default();
+            let pending = self.server_side_pending(&channel, req.subs.get(channel.name.as_str()), sub);
             plan.server_side.push((channel, pending));
         }
         let limit = client.user_connection_limit;
@@ -126,7 +197,7 @@ impl ClientSession {
 
     /// Accepts the connection: state, registration, timers, server-side subscriptions, reply.
     pub(in crate::client) fn complete_connect(&mut self, plan: ConnectPlan, ctx: &mut Ctx) {
-        let ConnectPlan { id, client_name, client_version, user, info, expire_at, server_side } = plan;
+        let ConnectPlan { id, client_name, client_version, user, info, expire_at, data, server_side } = plan;
         let encoding = if self.protocol.is_protobuf() { "protobuf" } else { "json" };
         let labels = METRICS.connection_accepted(self.transport_name(), encoding, &client_name, &client_version);
         self.metric_labels = Some(labels);
@@ -138,8 +209,10 @@ impl ClientSession {
         let result = ConnectResult {
             client: self.id.to_string(),
             version: VERSION.to_owned(),
-            expires: expire_at.is_some(),
-            ttl: expire_at.map(ttl_until).unwrap_or(0),
+            // With a refresh proxy the server extends the connection; the client is not told.
+            expires: expire_at.is_some() && self.node.proxies.refresh.is_none(),
+            ttl: expire_at.filter(|_| self.node.proxies.refresh.is_none()).map(ttl_until).unwrap_or(0),
+            data,
             ping,
             pong,
             session: self.emulation_session().unwrap_or_default().to_owned(),
@@ -160,13 +233,14 @@ impl ClientSession {
         self.busy = Some(Box::new(Busy::Connect { id, result, waiting, held: Vec::new() }));
     }
 
-    /// Channels from the token's `subs`/`channels` claims and the personal channel.
+    /// Channels from the credentials (token `subs`/`channels` claims, proxy result) and the
+    /// personal channel.
     pub(in crate::client) fn server_side_channels(
         &self,
-        claims: Option<&ConnectionClaims>,
+        channels: &[String],
         user: &str,
     ) -> Result<Vec<ResolvedChannel>, ReplyError> {
-        let mut names: Vec<String> = claims.map(|c| c.channels.clone()).unwrap_or_default();
+        let mut names: Vec<String> = channels.to_vec();
         let personal = &self.node.settings.client.subscribe_to_user_personal_channel;
         if personal.enabled && !user.is_empty() {
             let boundary = &self.node.settings.channel;
@@ -216,21 +290,16 @@ impl ClientSession {
         &self,
         channel: &ResolvedChannel,
         hint: Option<&SubscribeRequest>,
-        chan_info: Option<Payload>,
+        sub: ServerSub,
     ) -> PendingSubscription {
-        let options = &channel.namespace.options;
-        let history = options.history_enabled();
-        let recoverable = history && options.force_recovery;
-        let recover = hint.filter(|h| h.recover && recoverable);
-        PendingSubscription {
-            positioned: history && (recoverable || options.force_positioning),
-            recoverable,
-            was_recovering: recover.is_some(),
-            recover_from: recover.map(|h| StreamPosition { offset: h.offset, epoch: h.epoch.as_str().into() }),
-            chan_info,
-            server_side: true,
-            ..Default::default()
-        }
+        let (mut pending, _) = self.forced_pending(channel, &sub.overrides);
+        let recover = hint.filter(|h| h.recover && pending.recoverable);
+        pending.was_recovering = recover.is_some();
+        pending.recover_from = recover.map(|h| StreamPosition { offset: h.offset, epoch: h.epoch.as_str().into() });
+        pending.chan_info = sub.info;
+        pending.data = sub.data;
+        pending.server_side = true;
+        pending
     }
 }
 
@@ -242,5 +311,6 @@ pub(in crate::client) struct ConnectPlan {
     user: Arc<str>,
     info: Option<Payload>,
     expire_at: Option<i64>,
+    data: Option<Payload>,
     server_side: Vec<(ResolvedChannel, PendingSubscription)>,
 }

@@ -3,6 +3,7 @@
 //! need another actor mark the session busy so later commands wait (commands run strictly in order).
 
 mod connect;
+mod proxied;
 mod queries;
 mod refresh;
 mod subscribe;
@@ -21,6 +22,7 @@ use crate::protocol::protobuf::ReplyBody;
 use crate::protocol::reply::Empty;
 use crate::protocol::{Disconnect, ReplyError};
 
+pub(in crate::client) use proxied::ProxyState;
 pub(in crate::client) use subscribe::PendingSubscription;
 
 pub(in crate::client) type Ctx = Context<ClientSession>;
@@ -77,7 +79,7 @@ impl ClientSession {
             Request::Presence(req) => self.presence(id, req, ctx),
             Request::PresenceStats(req) => self.presence_stats(id, req, ctx),
             Request::History(req) => self.history(id, req, ctx),
-            Request::Rpc(req) => self.rpc(id, req),
+            Request::Rpc(req) => self.rpc(id, req, ctx),
             Request::Send => self.close(ctx, Disconnect::NOT_AVAILABLE),
             Request::Refresh(req) => self.refresh(id, req, ctx),
             Request::SubRefresh(req) => self.sub_refresh(id, req, ctx),

@@ -3,7 +3,7 @@
 use crate::channel::history::{HistoryError, HistoryQuery};
 use crate::channel::{Action, ResolvedChannel};
 use crate::client::session::ClientSession;
-use crate::domain::{ClientInfo, Publication, StreamPosition};
+use crate::domain::StreamPosition;
 use crate::protocol::command::{ChannelRequest, HistoryRequest, PublishRequest, RpcRequest};
 use crate::protocol::reply::{Empty, HistoryResult, PresenceResult, PresenceStatsResult};
 use crate::protocol::{Disconnect, ReplyError};
@@ -24,31 +24,13 @@ impl ClientSession {
         if !channel.namespace.data_format.accepts(data.as_bytes()) {
             return self.push_error(id, ReplyError::BadRequest);
         }
+        if let Some(proxy) = self.publish_proxy_for(&channel) {
+            return self.publish_through_proxy(id, data, channel, &proxy, ctx);
+        }
         if !self.node.rules.allows(&channel, Action::Publish, self.asker(&channel.name)) {
             return self.push_error(id, ReplyError::PermissionDenied);
         }
-        let Some(connection) = self.connection() else { return };
-        let info = ClientInfo {
-            user: connection.user.clone(),
-            client: self.id.clone(),
-            conn_info: connection.info.clone(),
-            chan_info: self.subscriptions.get(&channel.name).and_then(|s| s.chan_info.clone()),
-        };
-        let use_delta = channel.namespace.options.delta_publish;
-        let publication = Publication { data, info: Some(std::sync::Arc::new(info)), use_delta, ..Default::default() };
-        let request = self.node.registry.send(registry::Publish {
-            channel,
-            publication,
-            skip_history: false,
-            idempotency_key: None,
-        });
-        self.reply_later(id, "publish", ctx, async move {
-            match request.await {
-                Ok(Ok(_)) => Ok(Empty {}),
-                Ok(Err(registry::PublishFailed::ChannelLimit)) => Err(ReplyError::LimitExceeded),
-                _ => Err(ReplyError::Internal),
-            }
-        });
+        self.publish_accepted(id, channel, data, false, ctx);
     }
 
     /// Common checks of presence/history commands: channel, namespace feature, permission.
@@ -136,17 +118,18 @@ impl ClientSession {
         });
     }
 
-    pub(in crate::client) fn rpc(&mut self, id: u32, req: RpcRequest) {
+    /// `rpc.ping` first, then the namespace's RPC proxy; with no RPC proxy configured, any
+    /// other method is 104 when `rpc.ping` is on and 108 when nothing handles RPC (Centrifugo).
+    pub(in crate::client) fn rpc(&mut self, id: u32, req: RpcRequest, ctx: &mut Ctx) {
         let ping = &self.node.settings.rpc.ping;
-        let outcome = match (ping.enabled, req.method == ping.method) {
-            (true, true) => Ok(Empty {}),
-            (true, false) => Err(ReplyError::MethodNotFound),
-            (false, _) => Err(ReplyError::NotAvailable),
-        };
-        match outcome {
-            Ok(result) => self.push_reply(id, "rpc", &result),
-            Err(error) => self.push_error(id, error),
+        if ping.enabled && req.method == ping.method {
+            return self.push_reply(id, "rpc", &Empty {});
         }
+        if self.node.proxies.rpc_configured() {
+            return self.rpc_through_proxy(id, req, ctx);
+        }
+        let error = if ping.enabled { ReplyError::MethodNotFound } else { ReplyError::NotAvailable };
+        self.push_error(id, error)
     }
 }
 

@@ -13,6 +13,10 @@ use super::{ttl_until, Ctx};
 
 impl ClientSession {
     pub(in crate::client) fn refresh(&mut self, id: u32, req: RefreshRequest, ctx: &mut Ctx) {
+        if self.node.proxies.refresh.is_some() {
+            tracing::debug!(client = %self.id, "refresh command while a refresh proxy extends connections (3501)");
+            return self.close(ctx, Disconnect::BAD_REQUEST);
+        }
         if req.token.is_empty() {
             return self.close(ctx, Disconnect::BAD_REQUEST);
         }

@@ -4,7 +4,7 @@ use crate::auth::TokenError;
 use crate::channel::history::RecoveryMode;
 use crate::channel::messages::DeltaMode;
 use crate::channel::{Action, ResolvedChannel};
-use crate::client::messages::{ServerAction, ServerSubscribe, Subscribed};
+use crate::client::messages::{ServerAction, ServerSubscribe, SubscribeOverrides, Subscribed};
 use crate::client::session::{Busy, ClientSession, Subscription};
 use std::sync::Arc;
 
@@ -63,6 +63,9 @@ impl ClientSession {
         }
         if self.subscriptions.len() >= self.node.settings.client.channel_limit {
             return self.push_error(id, ReplyError::LimitExceeded);
+        }
+        if let Some(proxy) = self.subscribe_proxy_for(&req, &channel) {
+            return self.subscribe_through_proxy(id, req, channel, &proxy, ctx);
         }
         let grant = match self.authorize_subscribe(&req, &channel) {
             Ok(grant) => grant,
@@ -127,13 +130,7 @@ impl ClientSession {
             && (recoverable
                 || options.force_positioning
                 || (req.positioned && (options.allow_positioning || may_history)));
-        // Centrifugo grants `delta: "fossil"` when the namespace allows it; patches need a
-        // positioned subscription (and a channel with history) to have a base.
-        let delta = match (req.delta == "fossil", options.allowed_delta_types.iter().any(|t| t == "fossil")) {
-            (true, true) if positioned => DeltaMode::Patches,
-            (true, true) => DeltaMode::Full,
-            _ => DeltaMode::Off,
-        };
+        let delta = self.negotiated_delta(req, channel, positioned);
         let may_presence = rules.allows(channel, Action::Presence, asker);
         let push_join_leave = options.join_leave && (options.force_push_join_leave || (req.join_leave && may_presence));
         // Cache mode with auto_cache_recover: every subscription gets the latest state.
@@ -153,7 +150,47 @@ impl ClientSession {
             token_based: grant.token_based,
             server_side: false,
             delta,
+            refreshed_by_server: self
+                .node
+                .proxies
+                .for_channel(crate::proxy::ProxyKind::SubRefresh, &channel.namespace.options)
+                .is_some(),
         };
+        (pending, push_join_leave)
+    }
+
+    /// Centrifugo grants `delta: "fossil"` when the namespace allows it; patches need a
+    /// positioned subscription (and a channel with history) to have a base.
+    pub(in crate::client) fn negotiated_delta(
+        &self,
+        req: &SubscribeRequest,
+        channel: &ResolvedChannel,
+        positioned: bool,
+    ) -> DeltaMode {
+        let allowed = channel.namespace.options.allowed_delta_types.iter().any(|t| t == "fossil");
+        match (req.delta == "fossil", allowed) {
+            (true, true) if positioned => DeltaMode::Patches,
+            (true, true) => DeltaMode::Full,
+            _ => DeltaMode::Off,
+        }
+    }
+
+    /// A subscription with the namespace's forced options (with `overrides`), nothing the client
+    /// asked for: server-side subscriptions and those a subscribe proxy allowed. Also whether
+    /// join/leave is pushed to it.
+    pub(in crate::client) fn forced_pending(
+        &self,
+        channel: &ResolvedChannel,
+        o: &SubscribeOverrides,
+    ) -> (PendingSubscription, bool) {
+        let options = &channel.namespace.options;
+        let history = options.history_enabled();
+        let recoverable = history && o.force_recovery.unwrap_or(options.force_recovery);
+        let positioned = history && (recoverable || o.force_positioning.unwrap_or(options.force_positioning));
+        let cache_recovery = channel.namespace.recovery_mode == RecoveryMode::Cache;
+        let pending = PendingSubscription { positioned, recoverable, cache_recovery, ..Default::default() };
+        let push_join_leave = o.join_leave.unwrap_or(options.join_leave)
+            && o.force_push_join_leave.unwrap_or(options.force_push_join_leave);
         (pending, push_join_leave)
     }
 
@@ -234,25 +271,13 @@ impl ClientSession {
             tracing::info!(client = %self.id, channel = %name, "server subscribe ignored: client.channel_limit reached");
             return;
         }
-        let options = &subscribe.channel.namespace.options;
-        let o = subscribe.overrides;
-        let history = options.history_enabled();
-        let recoverable = history && o.force_recovery.unwrap_or(options.force_recovery);
-        let positioned = history && (recoverable || o.force_positioning.unwrap_or(options.force_positioning));
-        let recover_from = subscribe.recover_since.clone().filter(|_| recoverable);
-        let pending = PendingSubscription {
-            positioned,
-            recoverable,
-            was_recovering: recover_from.is_some(),
-            recover_from,
-            expire_at: subscribe.expire_at,
-            data: subscribe.data.clone(),
-            chan_info: subscribe.info.clone(),
-            server_side: true,
-            ..Default::default()
-        };
-        let push_join_leave = o.join_leave.unwrap_or(options.join_leave)
-            && o.force_push_join_leave.unwrap_or(options.force_push_join_leave);
+        let (mut pending, push_join_leave) = self.forced_pending(&subscribe.channel, &subscribe.overrides);
+        pending.recover_from = subscribe.recover_since.clone().filter(|_| pending.recoverable);
+        pending.was_recovering = pending.recover_from.is_some();
+        pending.expire_at = subscribe.expire_at;
+        pending.data = subscribe.data.clone();
+        pending.chan_info = subscribe.info.clone();
+        pending.server_side = true;
         self.join(&subscribe.channel, &pending, push_join_leave);
         self.server_pending.insert(name, pending);
     }
@@ -338,9 +363,11 @@ fn subscribe_result(
     outcome: Result<Subscribed, ReplyError>,
 ) -> Result<SubscribeResult, ReplyError> {
     let subscribed = outcome?;
+    // A sub_refresh proxy extends the subscription; the client is not asked to.
+    let client_refreshes = pending.expire_at.filter(|_| !pending.refreshed_by_server);
     let mut result = SubscribeResult {
-        expires: pending.expire_at.is_some(),
-        ttl: pending.expire_at.map(ttl_until).unwrap_or(0),
+        expires: client_refreshes.is_some(),
+        ttl: client_refreshes.map(ttl_until).unwrap_or(0),
         data: pending.data.clone(),
         was_recovering: pending.was_recovering,
         delta: pending.delta != DeltaMode::Off,
@@ -401,4 +428,6 @@ pub(in crate::client) struct PendingSubscription {
     pub(in crate::client) server_side: bool,
     pub(in crate::client) delta: DeltaMode,
     pub(in crate::client) cache_recovery: bool,
+    /// A sub_refresh proxy extends it (the client is not told it expires).
+    pub(in crate::client) refreshed_by_server: bool,
 }

@@ -122,6 +122,7 @@ impl tower_service::Service<tonic::Request<wire::ConnectRequest>> for Consume {
 
     fn call(&mut self, request: tonic::Request<wire::ConnectRequest>) -> Self::Future {
         let UniStream { node, sessions } = self.0.clone();
+        let metadata = request.metadata().clone().into_headers();
         let connect = protobuf::connect_request(request.into_inner());
         Box::pin(async move {
             if node.is_draining() || !node.admit_connection() {
@@ -133,7 +134,8 @@ impl tower_service::Service<tonic::Request<wire::ConnectRequest>> for Consume {
             let started = sessions.spawn_fn(move || {
                 let session = ClientSession::new(node.clone(), Protocol::UniProtobuf)
                     .over_http("uni_grpc")
-                    .with_connect_request(Some(connect));
+                    .with_connect_request(Some(connect))
+                    .with_proxy_metadata(&metadata);
                 let limit = node.settings.client.queue_max_size;
                 actix_rt::spawn(GrpcConnection::new(session, sender, in_flight, limit));
             });

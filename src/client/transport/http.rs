@@ -236,8 +236,10 @@ fn open_emulated(
         return HttpResponse::ServiceUnavailable().finish();
     }
     let transport = if framing == Framing::Sse { "sse" } else { "http_stream" };
-    let session =
-        ClientSession::new(node.clone(), protocol).emulated(transport, commands).with_header_user(req.headers());
+    let session = ClientSession::new(node.clone(), protocol)
+        .emulated(transport, commands)
+        .with_header_user(req.headers())
+        .with_proxy_headers(req.headers());
     streaming(SessionBody::new(session, framing, peer_of(req)), framing)
 }
 
@@ -284,7 +286,8 @@ async fn open(node: &Arc<Node>, req: &HttpRequest, request: ConnectRequest, fram
     let session = ClientSession::new(node.clone(), Protocol::UniJson)
         .over_http(transport)
         .with_connect_request(Some(request))
-        .with_header_user(req.headers());
+        .with_header_user(req.headers())
+        .with_proxy_headers(req.headers());
     let mut body = SessionBody::new(session, framing, peer_of(req));
     if !translations.enabled {
         return streaming(body, framing);

@@ -57,7 +57,8 @@ pub async fn accept(node: Arc<Node>, serves_websocket: bool, upgrade: Upgrade) -
             ClientSession::new(node.clone(), Protocol::UniJson).with_connect_request(connect)
         }
     }
-    .with_header_user(&request.head().headers);
+    .with_header_user(&request.head().headers)
+    .with_proxy_headers(&request.head().headers);
     socket::start(session, parts.io, &parts.read_buf, &settings, deflate);
     Ok(())
 }
