@@ -315,3 +315,83 @@ fn check_proxy(at: &str, proxy: &ProxySettings, errors: &mut Vec<String>) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn errors_of(change: impl FnOnce(&mut Settings)) -> Vec<String> {
+        let mut settings = Settings::default();
+        change(&mut settings);
+        let mut errors = Vec::new();
+        validate(&settings, &mut errors);
+        errors
+    }
+
+    fn named(name: &str, endpoint: &str) -> NamedProxy {
+        NamedProxy { name: name.into(), proxy: ProxySettings { endpoint: endpoint.into(), ..Default::default() } }
+    }
+
+    #[test]
+    fn proxy_names_are_checked_unique_and_not_default() {
+        let errors = errors_of(|s| {
+            s.proxies = vec![
+                named("a", "http://x"),
+                named("default", "http://x"),
+                named("ok", "http://x"),
+                named("ok", "http://y"),
+            ];
+        });
+        assert_eq!(errors.len(), 3, "{errors:?}");
+        assert!(errors[0].starts_with("proxies[0].name"));
+        assert!(errors[1].contains("reserved"));
+        assert!(errors[2].contains("unique"));
+    }
+
+    #[test]
+    fn used_proxies_need_an_endpoint_a_timeout_and_no_custom_tls() {
+        let errors = errors_of(|s| {
+            s.client.proxy.connect.enabled = true;
+            s.client.proxy.refresh.enabled = true;
+            s.client.proxy.refresh.proxy.endpoint = "not a url".into();
+            s.client.proxy.refresh.proxy.timeout = Duration::ZERO;
+            s.channel.without_namespace.publish_proxy_enabled = true;
+            s.channel.proxy.publish.endpoint = "grpc://127.0.0.1:9000".into();
+            s.channel.proxy.publish.http.tls.enabled = true;
+        });
+        assert!(errors.iter().any(|e| e.starts_with("client.proxy.connect.endpoint: empty")), "{errors:?}");
+        assert!(errors.iter().any(|e| e.starts_with("client.proxy.refresh.endpoint")), "{errors:?}");
+        assert!(errors.iter().any(|e| e.starts_with("client.proxy.refresh.timeout")), "{errors:?}");
+        assert!(errors.iter().any(|e| e.starts_with("channel.proxy.publish: custom proxy TLS")), "{errors:?}");
+        assert_eq!(errors.len(), 4, "{errors:?}");
+        // Unused defaults are not checked.
+        assert!(errors_of(|s| s.channel.proxy.subscribe.endpoint = "nonsense".into()).is_empty());
+    }
+
+    #[test]
+    fn references_to_missing_proxies_and_stream_proxies_are_refused() {
+        let errors = errors_of(|s| {
+            s.channel.without_namespace.subscribe_proxy_enabled = true;
+            s.channel.without_namespace.subscribe_proxy_name = "missing".into();
+            s.channel.without_namespace.subscribe_stream_proxy_enabled = true;
+            s.channel.without_namespace.subscribe_stream_proxy_name = "streams".into();
+            s.proxies = vec![named("streams", "grpc://127.0.0.1:1")];
+            s.rpc.namespaces = vec![RpcNamespace {
+                name: "ns".into(),
+                choice: RpcProxyChoice { proxy_enabled: true, proxy_name: "gone".into() },
+            }];
+        });
+        assert!(errors.iter().any(|e| e.contains("proxy \"missing\" is not in the proxies list")), "{errors:?}");
+        assert!(errors.iter().any(|e| e.contains("subscribe_stream_proxy_enabled")), "{errors:?}");
+        assert!(errors.iter().any(|e| e.starts_with("rpc.namespaces[0].proxy_name")), "{errors:?}");
+    }
+
+    #[test]
+    fn grpc_endpoints_are_recognised() {
+        assert!(ProxySettings { endpoint: "grpc://localhost:9000".into(), ..Default::default() }.is_grpc());
+        assert!(!ProxySettings { endpoint: "https://a/b".into(), ..Default::default() }.is_grpc());
+        assert_eq!(crate::proxy::grpc_target("grpc://localhost:9000").as_deref(), Some("http://localhost:9000"));
+        assert_eq!(crate::proxy::grpc_target("127.0.0.1:1").as_deref(), Some("http://127.0.0.1:1"));
+        assert!(crate::proxy::grpc_target("localhost").is_none());
+    }
+}

@@ -16,7 +16,9 @@ fn client() -> awc::Client {
         connector = connector.rustls_0_23(tls);
     }
     // The proxy's own timeout bounds each call; this one only stops a call nothing bounds.
-    awc::Client::builder().connector(connector).timeout(std::time::Duration::from_secs(60)).finish()
+    // Redirects are not followed: a proxy endpoint that redirects is misconfigured, and
+    // following it would carry the client's headers to wherever it points.
+    awc::Client::builder().connector(connector).timeout(std::time::Duration::from_secs(60)).disable_redirects().finish()
 }
 
 /// POSTs `body` as JSON; the body of a 200 answer, at most `limit` bytes.

@@ -29,6 +29,8 @@ mod payloads;
 mod presence;
 /// The Protobuf protocol: framing, replies, pushes, and malformed frames.
 mod protobuf;
+/// Backend proxies over HTTP: requests, answers, failures.
+mod proxy;
 /// History, positioning and recovery.
 mod recovery;
 /// Pings, stale connections, token expiry and refresh.
