@@ -2,8 +2,10 @@
 
 `node` starts the real gyre binary (``GYRE_BIN`` or ``target/debug/gyre``) on a free port, one
 per test module, and stops it afterwards (also when tests fail). A module can change the config
-by defining ``GYRE_CONFIG_PATCH`` (deep-merged into the base config). Every wait is bounded and
-waits on a real event; nothing sleeps as a readiness check.
+by defining ``GYRE_CONFIG_PATCH`` (deep-merged into the base config), or a function
+``GYRE_CONFIG_PATCH(request)`` returning it: it may ask for module fixtures that must exist before
+gyre starts (e.g. a backend whose address goes into the config) with ``request.getfixturevalue``.
+Every wait is bounded and waits on a real event; nothing sleeps as a readiness check.
 """
 
 from __future__ import annotations
@@ -198,6 +200,8 @@ class GyreNode:
 @pytest.fixture(scope="module")
 def node(request: pytest.FixtureRequest):
     patch = getattr(request.module, "GYRE_CONFIG_PATCH", None)
+    if callable(patch):
+        patch = patch(request)
     n = GyreNode(patch)
     try:
         yield n
