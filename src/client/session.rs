@@ -561,6 +561,7 @@ impl ClientSession {
         if self.subscriptions.remove(channel).is_none() {
             return;
         }
+        self.end_stream(channel);
         self.node.registry.do_send(Unsubscribe { channel: channel.clone(), client: self.id.clone() });
         self.push_to_client(channel.as_str(), Push::Unsubscribe(&UnsubscribePush { code, reason }));
     }

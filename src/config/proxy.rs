@@ -257,10 +257,20 @@ pub(super) fn validate(s: &Settings, errors: &mut Vec<String>) {
                 errors.push(format!("{label}: proxy {name:?} is not in the proxies list"));
             }
         }
-        if options.subscribe_stream_proxy_enabled {
+        let others =
+            options.subscribe_proxy_enabled || options.publish_proxy_enabled || options.sub_refresh_proxy_enabled;
+        if options.subscribe_stream_proxy_enabled && others {
             errors.push(format!(
-                "{label}.subscribe_stream_proxy_enabled: subscription streams through a gRPC proxy are not supported by gyre yet; turn it off"
+                "{label}.subscribe_stream_proxy_enabled: a subscription stream proxy cannot be combined with subscribe, publish or sub_refresh proxies in one namespace"
             ));
+        }
+        if options.subscribe_stream_proxy_enabled && !is_default_name(&options.subscribe_stream_proxy_name) {
+            let named = s.proxies.iter().find(|p| p.name == options.subscribe_stream_proxy_name);
+            if named.is_some_and(|p| !p.proxy.is_grpc()) {
+                errors.push(format!(
+                    "{label}.subscribe_stream_proxy_name: subscription streams need a gRPC proxy endpoint"
+                ));
+            }
         }
     }
     let channel_defaults = [
@@ -273,6 +283,12 @@ pub(super) fn validate(s: &Settings, errors: &mut Vec<String>) {
         if used {
             check_proxy(key, proxy, errors);
         }
+    }
+    if used_defaults[3] && !defaults.subscribe_stream.is_grpc() {
+        errors.push(
+            "channel.proxy.subscribe_stream.endpoint: subscription streams need a gRPC endpoint (grpc://host:port)"
+                .into(),
+        );
     }
     let rpc = &s.rpc;
     let choices = std::iter::once(("rpc.without_namespace".to_owned(), &rpc.without_namespace))
@@ -382,7 +398,7 @@ mod tests {
             }];
         });
         assert!(errors.iter().any(|e| e.contains("proxy \"missing\" is not in the proxies list")), "{errors:?}");
-        assert!(errors.iter().any(|e| e.contains("subscribe_stream_proxy_enabled")), "{errors:?}");
+        assert!(errors.iter().any(|e| e.contains("cannot be combined")), "{errors:?}");
         assert!(errors.iter().any(|e| e.starts_with("rpc.namespaces[0].proxy_name")), "{errors:?}");
     }
 

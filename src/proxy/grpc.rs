@@ -339,3 +339,104 @@ impl FromGrpc for wire::SubRefreshResult {
         answer(result, r.error, r.disconnect)
     }
 }
+
+/// What a subscription stream delivers after its first answer.
+#[derive(Debug)]
+pub enum StreamItem {
+    /// A publication for this client alone.
+    Publication(crate::domain::Payload),
+    /// The backend ended the stream (`true`: cleanly) or it broke (`false`).
+    Ended(bool),
+}
+
+/// An opened subscription stream: the backend's first answer, the rest of the stream, and (for
+/// bidirectional streams) where the client's publications go.
+pub struct OpenedStream {
+    pub first: ProxyResponse<wire::SubscribeResult>,
+    pub rest: futures_util::stream::BoxStream<'static, StreamItem>,
+    pub publisher: Option<tokio::sync::mpsc::UnboundedSender<bytes::Bytes>>,
+}
+
+const UNIDIRECTIONAL: &str = "/centrifugal.centrifugo.proxy.CentrifugoProxy/SubscribeUnidirectional";
+const BIDIRECTIONAL: &str = "/centrifugal.centrifugo.proxy.CentrifugoProxy/SubscribeBidirectional";
+
+impl Caller {
+    /// Opens `SubscribeUnidirectional` or `SubscribeBidirectional` and reads the first message,
+    /// which must carry the subscribe answer.
+    pub(super) async fn open_stream(
+        &self,
+        bidirectional: bool,
+        request: ProxyRequest,
+        metadata: Vec<(String, String)>,
+    ) -> Result<OpenedStream, CallError> {
+        use futures_util::StreamExt as _;
+        let mut grpc = tonic::client::Grpc::new(self.channel()?);
+        if self.compression {
+            grpc = grpc.send_compressed(tonic::codec::CompressionEncoding::Gzip);
+        }
+        grpc.ready().await.map_err(|e| CallError::Transport(e.to_string()))?;
+        let subscribe = <wire::SubscribeResult as FromGrpc>::request(request);
+        let to_status =
+            |status: tonic::Status| CallError::Transport(format!("gRPC {:?}: {}", status.code(), status.message()));
+        let (mut responses, publisher) = if bidirectional {
+            let (sender, receiver) = tokio::sync::mpsc::unbounded_channel::<bytes::Bytes>();
+            let first = proto::StreamSubscribeRequest { subscribe_request: Some(subscribe), publication: None };
+            let later = futures_util::stream::unfold(receiver, |mut receiver| async move {
+                let data = receiver.recv().await?;
+                let publication = proto::Publication { data, tags: Default::default() };
+                Some((
+                    proto::StreamSubscribeRequest { subscribe_request: None, publication: Some(publication) },
+                    receiver,
+                ))
+            });
+            let requests = futures_util::stream::once(async move { first }).chain(later);
+            let call = self.with_metadata(tonic::Request::new(requests), metadata);
+            let codec =
+                tonic_prost::ProstCodec::<proto::StreamSubscribeRequest, proto::StreamSubscribeResponse>::default();
+            let path = http::uri::PathAndQuery::from_static(BIDIRECTIONAL);
+            let response = grpc.streaming(call, path, codec).await.map_err(to_status)?;
+            (response.into_inner(), Some(sender))
+        } else {
+            let call = self.with_metadata(tonic::Request::new(subscribe), metadata);
+            let codec = tonic_prost::ProstCodec::<proto::SubscribeRequest, proto::StreamSubscribeResponse>::default();
+            let path = http::uri::PathAndQuery::from_static(UNIDIRECTIONAL);
+            let response = grpc.server_streaming(call, path, codec).await.map_err(to_status)?;
+            (response.into_inner(), None)
+        };
+        let first = responses.message().await.map_err(to_status)?;
+        let Some(answer) = first.and_then(|m| m.subscribe_response) else {
+            return Err(CallError::Body("the stream's first message has no subscribe_response".into()));
+        };
+        let rest = futures_util::stream::unfold(Some(responses), |responses| async move {
+            let mut responses = responses?;
+            loop {
+                match responses.message().await {
+                    Ok(Some(message)) => match message.publication {
+                        Some(publication) => {
+                            let item = StreamItem::Publication(crate::domain::Payload::new(publication.data));
+                            return Some((item, Some(responses)));
+                        }
+                        None => continue,
+                    },
+                    Ok(None) => return Some((StreamItem::Ended(true), None)),
+                    Err(_) => return Some((StreamItem::Ended(false), None)),
+                }
+            }
+        });
+        Ok(OpenedStream { first: wire::SubscribeResult::response(answer), rest: rest.boxed(), publisher })
+    }
+
+    fn with_metadata<T>(&self, mut call: tonic::Request<T>, metadata: Vec<(String, String)>) -> tonic::Request<T> {
+        for (name, value) in metadata {
+            if let (Ok(key), Ok(value)) =
+                (MetadataKey::from_bytes(name.as_bytes()), MetadataValue::try_from(value.as_str()))
+            {
+                call.metadata_mut().insert(key, value);
+            }
+        }
+        if let Some((key, value)) = &self.credentials {
+            call.metadata_mut().insert(key.clone(), value.clone());
+        }
+        call
+    }
+}

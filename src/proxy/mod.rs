@@ -21,7 +21,7 @@ use crate::config::proxy::{is_default_name, ProxySettings};
 use crate::config::{ChannelOptions, Settings};
 use crate::metrics::{ProxyMetrics, METRICS};
 
-pub use grpc::{grpc_target, FromGrpc};
+pub use grpc::{grpc_target, FromGrpc, OpenedStream, StreamItem};
 pub use wire::{ErrorAnswer, ProxyRequest, ProxyResponse};
 
 /// Calls one proxy may have in flight on a node; more wait for a slot within their timeout.
@@ -39,6 +39,7 @@ pub enum ProxyKind {
     Publish,
     Rpc,
     SubRefresh,
+    SubscribeStream,
 }
 
 impl ProxyKind {
@@ -50,6 +51,7 @@ impl ProxyKind {
             Self::Publish => "publish",
             Self::Rpc => "rpc",
             Self::SubRefresh => "sub_refresh",
+            Self::SubscribeStream => "subscribe_stream",
         }
     }
 }
@@ -149,13 +151,39 @@ impl Proxy {
         R: DeserializeOwned + FromGrpc + 'static,
     {
         let this = Arc::clone(self);
+        self.observed(async move { this.call_within_timeout::<R>(request, headers.as_deref()).await })
+    }
+
+    /// Opens a subscription stream (gRPC `SubscribeUnidirectional`/`SubscribeBidirectional`);
+    /// its first answer must come within the timeout.
+    pub fn open_stream(
+        self: &Arc<Self>,
+        bidirectional: bool,
+        request: ProxyRequest,
+        headers: Option<Arc<ClientHeaders>>,
+    ) -> impl std::future::Future<Output = Result<OpenedStream, CallError>> + 'static {
+        let this = Arc::clone(self);
+        self.observed(async move {
+            let _slot = this.slots.acquire().await.map_err(|_| CallError::Transport("proxy closed".into()))?;
+            let metadata = this.outgoing_headers(headers.as_deref());
+            match &this.grpc {
+                Some(caller) => caller.open_stream(bidirectional, request, metadata).await,
+                None => Err(CallError::Transport("subscription streams need a gRPC endpoint".into())),
+            }
+        })
+    }
+
+    /// Bounds `call` by the timeout and records its metrics; a failure is logged.
+    fn observed<T>(
+        self: &Arc<Self>,
+        call: impl std::future::Future<Output = Result<T, CallError>> + 'static,
+    ) -> impl std::future::Future<Output = Result<T, CallError>> + 'static {
+        let this = Arc::clone(self);
         async move {
             let started = Instant::now();
             this.metrics.inflight.inc();
             let timeout = this.settings.timeout;
-            let outcome = tokio::time::timeout(timeout, this.call_within_timeout::<R>(request, headers.as_deref()))
-                .await
-                .unwrap_or(Err(CallError::Timeout(timeout)));
+            let outcome = tokio::time::timeout(timeout, call).await.unwrap_or(Err(CallError::Timeout(timeout)));
             this.metrics.inflight.dec();
             this.metrics.duration.observe(started.elapsed().as_secs_f64());
             if let Err(error) = &outcome {
@@ -326,6 +354,7 @@ impl Proxies {
                 ProxyKind::Subscribe => &defaults.subscribe,
                 ProxyKind::Publish => &defaults.publish,
                 ProxyKind::SubRefresh => &defaults.sub_refresh,
+                ProxyKind::SubscribeStream => &defaults.subscribe_stream,
                 _ => &settings.rpc.proxy,
             })
         } else {
@@ -396,10 +425,15 @@ impl Proxies {
 }
 
 /// The proxies a channel options object switches on: (kind, enabled, name).
-fn channel_uses(options: &ChannelOptions) -> [(ProxyKind, bool, &str); 3] {
+fn channel_uses(options: &ChannelOptions) -> [(ProxyKind, bool, &str); 4] {
     [
         (ProxyKind::Subscribe, options.subscribe_proxy_enabled, options.subscribe_proxy_name.as_str()),
         (ProxyKind::Publish, options.publish_proxy_enabled, options.publish_proxy_name.as_str()),
         (ProxyKind::SubRefresh, options.sub_refresh_proxy_enabled, options.sub_refresh_proxy_name.as_str()),
+        (
+            ProxyKind::SubscribeStream,
+            options.subscribe_stream_proxy_enabled,
+            options.subscribe_stream_proxy_name.as_str(),
+        ),
     ]
 }

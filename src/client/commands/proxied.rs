@@ -5,10 +5,13 @@
 //! Commands wait behind it as behind any command waiting for an answer; the refreshes run on
 //! timers and hold nothing up.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
+use futures_util::stream::{AbortHandle, Abortable, BoxStream};
+use futures_util::StreamExt as _;
 use serde::de::DeserializeOwned;
 
 use crate::channel::ResolvedChannel;
@@ -18,9 +21,13 @@ use crate::domain::{unix_now, ChannelName, ClientInfo, Payload, Publication};
 use crate::metrics::METRICS;
 use crate::protocol::codes::ErrorBody;
 use crate::protocol::command::{ConnectRequest, RpcRequest, SubscribeRequest};
+use crate::protocol::outgoing::Push;
 use crate::protocol::reply::{Empty, RpcResult};
 use crate::protocol::{Disconnect, ReplyError};
-use crate::proxy::{wire, CallError, ClientHeaders, FromGrpc, Proxy, ProxyKind, ProxyRequest, ProxyResponse, RpcRoute};
+use crate::proxy::{
+    wire, CallError, ClientHeaders, FromGrpc, OpenedStream, Proxy, ProxyKind, ProxyRequest, ProxyResponse, RpcRoute,
+    StreamItem,
+};
 use crate::registry::messages as registry;
 
 use super::connect::Credentials;
@@ -30,12 +37,39 @@ use super::Ctx;
 const REFRESH_RETRY: Duration = Duration::from_secs(60);
 
 /// What a session keeps for proxy calls (boxed, and only when some proxy needs it).
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub(in crate::client) struct ProxyState {
     /// Headers of the opening request and of the connect's header emulation.
     pub(in crate::client) headers: Option<Arc<ClientHeaders>>,
     /// The connection's meta (token `meta` claim, or connect/refresh proxy result).
     pub(in crate::client) meta: Option<Payload>,
+    /// Subscription streams from a subscribe stream proxy, by channel.
+    streams: HashMap<ChannelName, ChannelStream>,
+}
+
+/// One subscription stream: read once the subscription is in place, aborted when it ends.
+struct ChannelStream {
+    /// The stream after its first answer, until the channel confirms the subscription.
+    rest: Option<BoxStream<'static, StreamItem>>,
+    /// Bidirectional streams: the client's publications go here.
+    publisher: Option<tokio::sync::mpsc::UnboundedSender<bytes::Bytes>>,
+    abort: Option<AbortHandle>,
+}
+
+impl Drop for ChannelStream {
+    fn drop(&mut self) {
+        if let Some(abort) = &self.abort {
+            abort.abort();
+        }
+    }
+}
+
+/// A subscription stream's item, for the channel it belongs to.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(in crate::client) struct StreamEvent {
+    channel: ChannelName,
+    item: StreamItem,
 }
 
 /// A proxy's answer as the session acts on it.
@@ -376,6 +410,126 @@ impl ClientSession {
         self.schedule_subscription_expiry_check_after(channel, delay, ctx);
     }
 
+    /// The subscribe stream proxy of the channel's namespace, when a subscribe goes to it (the
+    /// same conditions as the subscribe proxy).
+    pub(in crate::client) fn stream_proxy_for(
+        &self,
+        req: &SubscribeRequest,
+        channel: &ResolvedChannel,
+    ) -> Option<Arc<Proxy>> {
+        if !req.token.is_empty() || channel.private {
+            return None;
+        }
+        let proxy = self.node.proxies.for_channel(ProxyKind::SubscribeStream, &channel.namespace.options)?;
+        let user = self.connection().map(|c| c.user.clone()).unwrap_or_default();
+        if self.node.rules.user_limited_allows(channel, &user).is_some() {
+            return None;
+        }
+        Some(Arc::clone(proxy))
+    }
+
+    /// Opens the backend's stream for this subscription; its first answer decides the subscribe,
+    /// and its publications go to this client alone once subscribed.
+    pub(in crate::client) fn subscribe_to_stream(
+        &mut self,
+        id: u32,
+        req: SubscribeRequest,
+        channel: ResolvedChannel,
+        proxy: &Arc<Proxy>,
+        ctx: &mut Ctx,
+    ) {
+        let mut request = self.proxy_request(proxy);
+        request.channel = channel.name.to_string();
+        if request.set_data(req.data.as_ref(), proxy.binary()).is_err() {
+            tracing::warn!(proxy = %proxy.name, "subscribe data is not JSON; set binary_encoding on the stream proxy to pass it");
+            return self.push_error(id, ReplyError::Internal);
+        }
+        let bidirectional = channel.namespace.options.subscribe_stream_proxy_bidirectional;
+        let headers = self.proxy.as_ref().and_then(|p| p.headers.clone());
+        let open = proxy.open_stream(bidirectional, request, headers);
+        let name = proxy.name.clone();
+        self.busy = Some(Box::new(Busy::Reply));
+        ctx.spawn(open.into_actor(self).map(move |outcome, this, ctx| {
+            if matches!(this.state, State::Closed) {
+                return;
+            }
+            this.busy = None;
+            match outcome {
+                Ok(opened) => this.on_stream_opened(id, channel, opened, &name, ctx),
+                Err(_) => this.push_error(id, ReplyError::Internal),
+            }
+            this.process_queue(ctx);
+        }));
+    }
+
+    fn on_stream_opened(
+        &mut self,
+        id: u32,
+        channel: ResolvedChannel,
+        opened: OpenedStream,
+        proxy: &str,
+        ctx: &mut Ctx,
+    ) {
+        let OpenedStream { first, rest, publisher } = opened;
+        let mut result = match answer(Ok(first)) {
+            Answer::Result(result) => result,
+            Answer::Nothing => wire::SubscribeResult::default(),
+            other => return self.refuse_command(id, other, ctx),
+        };
+        if self.subscriptions.contains_key(&channel.name) {
+            return self.push_error(id, ReplyError::AlreadySubscribed);
+        }
+        let (info, data) = match (result.info(), result.data()) {
+            (Ok(info), Ok(data)) => (info, data),
+            (Err(error), _) | (_, Err(error)) => return self.push_error_body(id, base64_failed(proxy, &error)),
+        };
+        // Streams have no history here: no positioning or recovery, whatever the namespace says.
+        let overrides = SubscribeOverrides {
+            force_recovery: Some(false),
+            force_positioning: Some(false),
+            ..overrides_of(result.override_.as_ref())
+        };
+        let (mut pending, push_join_leave) = self.forced_pending(&channel, &overrides);
+        pending.expire_at = expire_at(result.expire_at);
+        pending.data = data;
+        pending.chan_info = info;
+        let stream = ChannelStream { rest: Some(rest), publisher, abort: None };
+        self.proxy.get_or_insert_with(Box::default).streams.insert(channel.name.clone(), stream);
+        self.join(&channel, &pending, push_join_leave);
+        self.busy = Some(Box::new(Busy::Subscribe { id, channel: channel.name, pending }));
+    }
+
+    /// The subscription is in place: its stream starts being read.
+    pub(in crate::client) fn start_stream(&mut self, channel: &ChannelName, ctx: &mut Ctx) {
+        let Some(stream) = self.proxy.as_mut().and_then(|p| p.streams.get_mut(channel)) else { return };
+        let Some(rest) = stream.rest.take() else { return };
+        let (abort, registration) = AbortHandle::new_pair();
+        stream.abort = Some(abort);
+        let name = channel.clone();
+        ctx.add_stream(Abortable::new(rest, registration).map(move |item| StreamEvent { channel: name.clone(), item }));
+    }
+
+    /// Ends a channel's subscription stream, if it has one (the backend's call is cancelled).
+    pub(in crate::client) fn end_stream(&mut self, channel: &ChannelName) {
+        if let Some(state) = self.proxy.as_mut() {
+            state.streams.remove(channel);
+        }
+    }
+
+    /// A bidirectional stream's namespace: the client's publication goes into the stream (108
+    /// when the namespace's streams are one-way or this client has none for the channel).
+    pub(in crate::client) fn publish_into_stream(&mut self, id: u32, channel: &ResolvedChannel, data: Payload) {
+        let publisher =
+            self.proxy.as_ref().and_then(|p| p.streams.get(&channel.name)).and_then(|stream| stream.publisher.as_ref());
+        let sent = channel.namespace.options.subscribe_stream_proxy_bidirectional
+            && publisher.is_some_and(|publisher| publisher.send(data.to_bytes()).is_ok());
+        if sent {
+            self.push_reply(id, "publish", &Empty {});
+        } else {
+            self.push_error(id, ReplyError::NotAvailable);
+        }
+    }
+
     /// The publish proxy of the channel's namespace, if it has one (it replaces the permission
     /// check).
     pub(in crate::client) fn publish_proxy_for(&self, channel: &ResolvedChannel) -> Option<Arc<Proxy>> {
@@ -502,4 +656,29 @@ fn overrides_of(o: Option<&wire::SubscribeOverride>) -> SubscribeOverrides {
         force_positioning: value(o.force_positioning),
         force_recovery: value(o.force_recovery),
     }
+}
+
+impl StreamHandler<StreamEvent> for ClientSession {
+    fn handle(&mut self, StreamEvent { channel, item }: StreamEvent, ctx: &mut Ctx) {
+        let _span = self.entered_span();
+        if !self.subscriptions.contains_key(&channel) {
+            return;
+        }
+        match item {
+            StreamItem::Publication(data) => {
+                let publication = Publication { data, ..Default::default() };
+                self.push_to_client(channel.as_str(), Push::Publication(&publication));
+            }
+            // As Centrifugo: a stream the backend ends unsubscribes with 2000, a broken one 2500.
+            StreamItem::Ended(clean) => {
+                self.end_stream(&channel);
+                let (code, reason) = if clean { (2000, "server unsubscribe") } else { (2500, "insufficient state") };
+                self.server_unsubscribe(&channel, code, reason);
+            }
+        }
+        self.flush(ctx);
+    }
+
+    /// A subscription stream ending is handled by its `Ended` item; the session goes on.
+    fn finished(&mut self, _: &mut Ctx) {}
 }

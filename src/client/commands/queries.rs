@@ -27,6 +27,9 @@ impl ClientSession {
         if let Some(proxy) = self.publish_proxy_for(&channel) {
             return self.publish_through_proxy(id, data, channel, &proxy, ctx);
         }
+        if channel.namespace.options.subscribe_stream_proxy_enabled {
+            return self.publish_into_stream(id, &channel, data);
+        }
         if !self.node.rules.allows(&channel, Action::Publish, self.asker(&channel.name)) {
             return self.push_error(id, ReplyError::PermissionDenied);
         }

@@ -67,6 +67,9 @@ impl ClientSession {
         if let Some(proxy) = self.subscribe_proxy_for(&req, &channel) {
             return self.subscribe_through_proxy(id, req, channel, &proxy, ctx);
         }
+        if let Some(proxy) = self.stream_proxy_for(&req, &channel) {
+            return self.subscribe_to_stream(id, req, channel, &proxy, ctx);
+        }
         let grant = match self.authorize_subscribe(&req, &channel) {
             Ok(grant) => grant,
             Err(Outcome::Error(error)) => return self.push_error(id, error),
@@ -315,6 +318,7 @@ impl ClientSession {
         if let Some(at) = pending.expire_at {
             self.schedule_subscription_expiry_check(channel.clone(), at, ctx);
         }
+        self.start_stream(&channel, ctx);
         self.subscriptions.insert(
             channel,
             Subscription {
@@ -326,7 +330,8 @@ impl ClientSession {
         );
     }
 
-    pub(in crate::client) fn leave(&self, channel: &ChannelName) {
+    pub(in crate::client) fn leave(&mut self, channel: &ChannelName) {
+        self.end_stream(channel);
         self.node.registry.do_send(registry::Unsubscribe { channel: channel.clone(), client: self.id.clone() });
     }
 
