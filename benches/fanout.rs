@@ -198,6 +198,7 @@ async fn round(settings: &Settings, subscribers: usize, publications: usize, pac
             client: ClientHandle::new(id, outbox, Protocol::Json),
             info,
             push_join_leave: false,
+            emit_join_leave: false,
             recover: None,
             recovery_limit: 0,
             delta: Default::default(),

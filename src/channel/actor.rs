@@ -30,6 +30,8 @@ struct Subscriber {
     user: Arc<str>,
     infos: Option<Box<(Option<Payload>, Option<Payload>)>>,
     push_join_leave: bool,
+    /// Its join and leave are announced.
+    emit_join_leave: bool,
     delta: DeltaMode,
     /// It has had a full publication since it subscribed: patches may follow.
     has_delta_base: bool,
@@ -44,6 +46,7 @@ impl Subscriber {
             user,
             infos,
             push_join_leave: join.push_join_leave,
+            emit_join_leave: join.emit_join_leave,
             delta: join.delta,
             has_delta_base: false,
         }
@@ -207,13 +210,13 @@ impl Channel {
             }
             subscriber.handle.send(Deliver::Disconnect(disconnect));
         }
-        self.push_join_leave("leave", &subscriber.info());
+        if subscriber.emit_join_leave {
+            self.push_join_leave("leave", &subscriber.info());
+        }
     }
 
+    /// Announces a subscriber's join or leave (one whose subscription emits them).
     fn push_join_leave(&mut self, kind: &str, info: &ClientInfo) {
-        if !self.namespace.options.join_leave {
-            return;
-        }
         if let Some(relay) = &self.relay {
             let info = info.clone();
             let event = if kind == "join" { ChannelEvent::Join { info } } else { ChannelEvent::Leave { info } };
@@ -302,7 +305,7 @@ impl Channel {
         let accepted = outcome.is_ok();
         join.client.send(Deliver::Subscribed(Box::new(SubscribeAnswer { channel: self.name.clone(), outcome })));
         if accepted {
-            let join_leave = self.namespace.options.join_leave.then(|| join.info.clone());
+            let join_leave = join.emit_join_leave.then(|| join.info.clone());
             self.add_subscriber(Subscriber::new(join));
             if let Some(info) = join_leave {
                 self.push_join_leave("join", &info);
@@ -398,7 +401,7 @@ impl Handler<Leave> for Channel {
     type Result = ();
 
     fn handle(&mut self, leave: Leave, _: &mut Self::Context) {
-        if let Some(subscriber) = self.remove_subscriber(&leave.client) {
+        if let Some(subscriber) = self.remove_subscriber(&leave.client).filter(|s| s.emit_join_leave) {
             self.push_join_leave("leave", &subscriber.info());
         }
         self.processed_one();
@@ -494,9 +497,8 @@ impl Handler<FanOutJoinLeave> for Channel {
     type Result = ();
 
     fn handle(&mut self, msg: FanOutJoinLeave, _: &mut Self::Context) {
-        if self.namespace.options.join_leave {
-            self.fan_out_join_leave(if msg.join { "join" } else { "leave" }, &msg.info);
-        }
+        // The node of the subscriber decided it is announced.
+        self.fan_out_join_leave(if msg.join { "join" } else { "leave" }, &msg.info);
         self.processed_one();
     }
 }

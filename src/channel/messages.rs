@@ -18,6 +18,8 @@ pub struct Join {
     pub info: ClientInfo,
     /// It wants join/leave pushes.
     pub push_join_leave: bool,
+    /// Its own join and leave are announced (the namespace's `join_leave`, or an override).
+    pub emit_join_leave: bool,
     /// Recover from this position (recoverable subscriptions only).
     pub recover: Option<StreamPosition>,
     /// Max publications recovery may return.

@@ -278,9 +278,14 @@ fn is_reserved_header(name: &str) -> bool {
     matches!(name, "content-type" | "content-length" | "host" | "connection" | "transfer-encoding" | "te" | "upgrade")
 }
 
-/// A JSON object with `result`, `error` or `disconnect`; anything else is a failed call.
+/// A JSON object with `result`, `error` or `disconnect` (`null` is an empty one, as Go's decoder
+/// has it); anything else, a JSON array included, is a failed call.
 fn decode_response<R: DeserializeOwned>(bytes: &[u8]) -> Result<ProxyResponse<R>, CallError> {
-    serde_json::from_slice(bytes).map_err(|e| CallError::Body(e.to_string()))
+    match bytes.iter().find(|b| !b.is_ascii_whitespace()) {
+        Some(b'{') => serde_json::from_slice(bytes).map_err(|e| CallError::Body(e.to_string())),
+        Some(b'n') if serde_json::from_slice::<()>(bytes).is_ok() => Ok(ProxyResponse::default()),
+        _ => Err(CallError::Body("not a JSON object".into())),
+    }
 }
 
 /// Every proxy of the node, resolved from the configuration once.

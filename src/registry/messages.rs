@@ -24,6 +24,10 @@ pub struct Subscribe {
     pub info: ClientInfo,
     /// It wants join/leave pushes.
     pub push_join_leave: bool,
+    /// Its own join and leave are announced.
+    pub emit_join_leave: bool,
+    /// It is counted in the channel's presence (when the namespace tracks presence).
+    pub emit_presence: bool,
     /// Recover from this position.
     pub recover: Option<StreamPosition>,
     /// Max publications recovery may return.

@@ -227,13 +227,14 @@ impl Handler<Subscribe> for Registry {
         let entry = self.entry(&msg.channel, ctx);
         entry.sent += 1;
         entry.subscribers += 1;
-        if let Some(presence) = &entry.presence {
+        if let Some(presence) = entry.presence.as_ref().filter(|_| msg.emit_presence) {
             presence.do_send(presence::AddPresence(info));
         }
         let join = channel::Join {
             client: msg.client,
             info: msg.info,
             push_join_leave: msg.push_join_leave,
+            emit_join_leave: msg.emit_join_leave,
             recover: msg.recover,
             recovery_limit: msg.recovery_limit,
             delta: msg.delta,

@@ -487,3 +487,80 @@ async fn the_sub_refresh_proxy_extends_subscriptions_until_the_backend_refuses()
         (Some("hank"), Some("px:timed"))
     );
 }
+
+#[actix_web::test]
+async fn proxies_work_on_every_node_of_a_cluster_and_api_calls_reach_proxied_users_everywhere() {
+    let backend = Backend::default();
+    let url = backend.start();
+    let nats = NatsServer::start().await;
+    let a = TestNode::start_clustered_with(&nats, "a", |s| proxied(&url, s)).await;
+    let b = TestNode::start_clustered_with(&nats, "b", |s| proxied(&url, s)).await;
+    a.wait_for_nodes(2).await;
+    backend.answer(
+        "/connect",
+        vec![Answer::json(json!({"result": {"user": "reader"}})), Answer::json(json!({"result": {"user": "writer"}}))],
+    );
+    backend.answer("/subscribe", vec![Answer::json(json!({"result": {}}))]);
+    backend.answer("/publish", vec![Answer::json(json!({"result": {"data": {"checked": true}}}))]);
+
+    let mut reader = RawSocket::open(&a).await;
+    command(&mut reader, json!({"id": 1, "connect": {}})).await;
+    let reply = command(&mut reader, json!({"id": 2, "subscribe": {"channel": "px:shared"}})).await;
+    assert!(reply.get("subscribe").is_some(), "{reply}");
+    let mut writer = RawSocket::open(&b).await;
+    command(&mut writer, json!({"id": 1, "connect": {}})).await;
+    let reply = command(&mut writer, json!({"id": 2, "publish": {"channel": "px:shared", "data": {"raw": 1}}})).await;
+    assert!(reply.get("error").is_none(), "{reply}");
+
+    // The publication the publish proxy on node b rewrote reaches the reader on node a.
+    let delivered = loop {
+        let (_, payload) = reader.next_frame().await.expect("the publication");
+        let value: Value = serde_json::from_slice(&payload).unwrap_or(Value::Null);
+        if value["push"]["pub"].is_object() {
+            break value;
+        }
+    };
+    assert_eq!(delivered["push"]["pub"]["data"], json!({"checked": true}));
+    let publish = &backend.seen("/publish")[0];
+    assert_eq!(publish.body["user"], "writer");
+
+    // A user the connect proxy named on node a is disconnected through node b's API.
+    b.api_ok("disconnect", json!({"user": "reader", "disconnect": {"code": 4100, "reason": "by api"}})).await;
+    assert_eq!(reader.close_code().await, Some(4100));
+}
+
+#[actix_web::test]
+async fn subscribe_proxy_overrides_of_presence_and_join_leave_apply_to_that_subscription() {
+    let backend = Backend::default();
+    let url = backend.start();
+    let node = TestNode::start_with(|s| {
+        proxied(&url, s);
+        s.channel.namespaces.push(NamespaceSettings {
+            name: "pp".into(),
+            options: ChannelOptions { subscribe_proxy_enabled: true, presence: true, ..Default::default() },
+        });
+    })
+    .await;
+    let hidden = json!({"result": {"override": {"presence": {"value": false}}}});
+    let announced = json!({"result": {"override": {
+        "join_leave": {"value": true}, "force_push_join_leave": {"value": true}
+    }}});
+    backend.answer("/subscribe", vec![Answer::json(hidden), Answer::json(announced.clone()), Answer::json(announced)]);
+    let mut ghost = node.connect_as("ghost").await;
+    ghost.request(2, "subscribe", json!({"channel": "pp:room"})).await;
+    let presence = node.api_ok("presence", json!({"channel": "pp:room"})).await;
+    assert_eq!(presence["presence"], json!({}), "override presence false keeps it out: {presence}");
+
+    let mut first = node.connect_as("first").await;
+    first.request(2, "subscribe", json!({"channel": "pp:room"})).await;
+    let mut second = node.connect_as("second").await;
+    second.request(2, "subscribe", json!({"channel": "pp:room"})).await;
+    // The namespace has join_leave off; the override announces these two (each sees its own too).
+    let join = loop {
+        let push = first.push("pp:room").await;
+        if let Some(join) = push.get("join").filter(|j| j["info"]["user"] != "first") {
+            break join.clone();
+        }
+    };
+    assert_eq!(join["info"]["user"], "second");
+}

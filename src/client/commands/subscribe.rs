@@ -38,6 +38,8 @@ impl ClientSession {
             client: self.client_handle(),
             info,
             push_join_leave,
+            emit_join_leave: pending.emit_join_leave,
+            emit_presence: pending.emit_presence,
             recover: pending.recover_from.clone(),
             recovery_limit: self.node.settings.client.recovery_max_publication_limit,
             delta: pending.delta,
@@ -152,6 +154,8 @@ impl ClientSession {
             chan_info: grant.chan_info,
             token_based: grant.token_based,
             server_side: false,
+            emit_join_leave: options.join_leave,
+            emit_presence: options.presence,
             delta,
             refreshed_by_server: self
                 .node
@@ -191,7 +195,14 @@ impl ClientSession {
         let recoverable = history && o.force_recovery.unwrap_or(options.force_recovery);
         let positioned = history && (recoverable || o.force_positioning.unwrap_or(options.force_positioning));
         let cache_recovery = channel.namespace.recovery_mode == RecoveryMode::Cache;
-        let pending = PendingSubscription { positioned, recoverable, cache_recovery, ..Default::default() };
+        let pending = PendingSubscription {
+            positioned,
+            recoverable,
+            cache_recovery,
+            emit_join_leave: o.join_leave.unwrap_or(options.join_leave),
+            emit_presence: o.presence.unwrap_or(options.presence),
+            ..Default::default()
+        };
         let push_join_leave = o.join_leave.unwrap_or(options.join_leave)
             && o.force_push_join_leave.unwrap_or(options.force_push_join_leave);
         (pending, push_join_leave)
@@ -435,4 +446,8 @@ pub(in crate::client) struct PendingSubscription {
     pub(in crate::client) cache_recovery: bool,
     /// A sub_refresh proxy extends it (the client is not told it expires).
     pub(in crate::client) refreshed_by_server: bool,
+    /// Its join and leave are announced.
+    pub(in crate::client) emit_join_leave: bool,
+    /// It counts in the channel's presence.
+    pub(in crate::client) emit_presence: bool,
 }

@@ -556,12 +556,9 @@ describe('centrifuge-js through backend proxies', () => {
     client.disconnect();
   });
 
-  // gyre bug (reported): the subscribe result's `override.join_leave` (Centrifugo: the
-  // subscription's EmitJoinLeave) is ignored; the channel emits join/leave only when the
-  // namespace's `join_leave` is on (src/channel/actor.rs `admit`/`push_join_leave` read
-  // `namespace.options.join_leave`), and `override.presence` is never read either. Skipped until
-  // fixed so the suite stays green.
-  it.skip('subscribe proxy override: join_leave and force_push_join_leave switched on for one subscription', async () => {
+  // The result's `override.join_leave` is the subscription's own: its join is announced although
+  // the namespace has join_leave off.
+  it('subscribe proxy override: join_leave and force_push_join_leave switched on for one subscription', async () => {
     const client = proxied('jl-' + randomId(4));
     await connected(client);
     const jlCh = 'px:jl-' + randomId();

@@ -430,13 +430,6 @@ FAILURES = {
 async def test_a_broken_backend_answer_is_connect_error_100_and_other_clients_keep_working(
     sdk, node, backend, failure
 ):
-    if failure == "json_array":
-        pytest.skip(
-            "gyre bug: a JSON array body is decoded as a proxy response (serde derive accepts a "
-            "sequence for a struct): [{\"user\":\"array-user\"}] connects as array-user and [] "
-            "is a no-result answer (connect: close 3501; subscribe/publish: allowed); Centrifugo's "
-            "encoding/json refuses an array: error 100"
-        )
     before = proxy_errors(node, "http", "connect")
     tag = rand()
     client = sdk.client("", data={**FAILURES[failure], "tag": tag})
@@ -456,11 +449,6 @@ async def test_a_broken_backend_answer_is_connect_error_100_and_other_clients_ke
         assert backend.of("landing") == []
 
 
-@pytest.mark.skip(
-    reason="gyre differs: a `null` body is a failed call (error 100, temporary) in gyre; Centrifugo's "
-    "encoding/json decodes null into an empty response (no result -> close 3501 when anonymous "
-    "connections are off)"
-)
 async def test_a_json_null_body_is_a_response_without_result(sdk, node, backend):
     client = sdk.client("", data={"mode": "raw", "raw": "null"})
     await client.connect()
