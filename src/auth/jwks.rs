@@ -16,6 +16,8 @@ use std::time::{Duration, Instant};
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, JwkSet, KeyAlgorithm, PublicKeyUse};
 use jsonwebtoken::{Algorithm, DecodingKey};
 
+use super::{es512, Alg, VerifyingKey};
+
 /// How long a key stays cached after its last use.
 const KEY_TTL: Duration = Duration::from_secs(3600);
 /// At most one fetch this often (key rotation needs one; a flood of unknown kids gets no more).
@@ -39,8 +41,8 @@ pub enum JwksError {
 /// A cached key and the algorithms it verifies.
 #[derive(Clone)]
 struct CachedKey {
-    key: DecodingKey,
-    algorithms: Vec<Algorithm>,
+    key: VerifyingKey,
+    algorithms: Vec<Alg>,
     used: Instant,
 }
 
@@ -70,7 +72,7 @@ impl Jwks {
     }
 
     /// The cached key `kid` and the algorithms it verifies (extending its life in the cache).
-    pub fn key(&self, kid: &str) -> Option<(DecodingKey, Vec<Algorithm>)> {
+    pub fn key(&self, kid: &str) -> Option<(VerifyingKey, Vec<Alg>)> {
         let now = Instant::now();
         let mut keys = lock(&self.keys);
         keys.retain(|_, cached| now.duration_since(cached.used) < KEY_TTL);
@@ -90,7 +92,12 @@ impl Jwks {
             *last = Some(Instant::now());
         }
         let body = self.fetch().await?;
-        let keys = parse(&body)?;
+        self.store(&body)
+    }
+
+    /// Caches every signing key of a JWKS document.
+    pub(super) fn store(&self, body: &[u8]) -> Result<(), JwksError> {
+        let keys = parse(body)?;
         let now = Instant::now();
         let mut cache = lock(&self.keys);
         for (kid, key, algorithms) in keys {
@@ -181,43 +188,70 @@ fn render(template: &str, vars: &HashMap<String, String>) -> String {
     out
 }
 
+/// The `alg` of each key of a set, as written: `jsonwebtoken` knows no ES512, and reads it as
+/// an unknown algorithm.
+#[derive(serde::Deserialize)]
+struct AlgNames {
+    keys: Vec<AlgName>,
+}
+
+#[derive(serde::Deserialize)]
+struct AlgName {
+    alg: Option<String>,
+}
+
 /// The signing keys of a JWKS document: (kid, key, algorithms). Keys whose `use` is not `sig`
 /// are skipped (as Centrifugo's library does); one signing key that cannot be used fails the
 /// whole set.
-pub fn parse(body: &[u8]) -> Result<Vec<(String, DecodingKey, Vec<Algorithm>)>, JwksError> {
+pub fn parse(body: &[u8]) -> Result<Vec<(String, VerifyingKey, Vec<Alg>)>, JwksError> {
     let set: JwkSet = serde_json::from_slice(body).map_err(|e| JwksError::Malformed(e.to_string()))?;
+    let names: AlgNames = serde_json::from_slice(body).map_err(|e| JwksError::Malformed(e.to_string()))?;
     let mut keys = Vec::new();
-    for jwk in set.keys.iter().filter(|jwk| jwk.common.public_key_use == Some(PublicKeyUse::Signature)) {
+    let signing =
+        set.keys.iter().zip(names.keys).filter(|(jwk, _)| jwk.common.public_key_use == Some(PublicKeyUse::Signature));
+    for (jwk, name) in signing {
         let kid = jwk.common.key_id.clone().unwrap_or_default();
         let bad = |reason: &str| JwksError::BadKey { kid: kid.clone(), reason: reason.to_owned() };
         if kid.is_empty() {
             return Err(bad("no kid"));
         }
-        let algorithms = algorithms_of(jwk).ok_or_else(|| bad("unsupported key type or algorithm"))?;
-        let key = DecodingKey::from_jwk(jwk).map_err(|e| bad(&e.to_string()))?;
+        let algorithms =
+            algorithms_of(jwk, name.alg.as_deref()).ok_or_else(|| bad("unsupported key type or algorithm"))?;
+        let key = match &jwk.algorithm {
+            AlgorithmParameters::EllipticCurve(ec) if ec.curve == EllipticCurve::P521 => {
+                VerifyingKey::P521(es512::key_from_coordinates(&ec.x, &ec.y).map_err(|e| bad(&e))?)
+            }
+            _ => VerifyingKey::Jwt(DecodingKey::from_jwk(jwk).map_err(|e| bad(&e.to_string()))?),
+        };
         keys.push((kid, key, algorithms));
     }
     Ok(keys)
 }
 
-/// The key's own `alg` if it has one, else its type's family.
-fn algorithms_of(jwk: &Jwk) -> Option<Vec<Algorithm>> {
+/// The key's own `alg` (`alg_name`, as written) if it has one, else its type's family.
+fn algorithms_of(jwk: &Jwk, alg_name: Option<&str>) -> Option<Vec<Alg>> {
     use Algorithm::*;
     let family = match &jwk.algorithm {
         AlgorithmParameters::RSA(_) => vec![RS256, RS384, RS512, PS256, PS384, PS512],
         AlgorithmParameters::EllipticCurve(ec) => match ec.curve {
             EllipticCurve::P256 => vec![ES256],
             EllipticCurve::P384 => vec![ES384],
+            EllipticCurve::P521 => {
+                return match alg_name {
+                    None => Some(vec![Alg::Es512]),
+                    Some(name) => (name == es512::NAME).then(|| vec![Alg::Es512]),
+                };
+            }
             _ => return None,
         },
         AlgorithmParameters::OctetKeyPair(_) => vec![EdDSA],
         _ => return None,
     };
     match jwk.common.key_algorithm {
-        None => Some(family),
+        None => Some(family.into_iter().map(Alg::Jwt).collect()),
         Some(named) => {
             let algorithm = algorithm_named(named)?;
-            family.contains(&algorithm).then(|| vec![algorithm])
+            family.contains(&algorithm).then(|| vec![Alg::Jwt(algorithm)])
         }
     }
 }
@@ -275,6 +309,7 @@ mod tests {
 
     const RSA: &str = include_str!("testdata/rsa_public.jwk.json");
     const EC: &str = include_str!("testdata/ec_public.jwk.json");
+    const P521: &str = include_str!("testdata/ec_p521_public.jwk.json");
 
     #[test]
     fn templated_endpoints_are_filled_from_vars_and_must_stay_clean() {
@@ -290,9 +325,36 @@ mod tests {
 
     #[test]
     fn signing_keys_are_taken_with_their_algorithms() {
-        let keys = parse(&set(&[RSA, EC])).expect("parses");
-        let found: Vec<(&str, &Vec<Algorithm>)> = keys.iter().map(|(kid, _, algs)| (kid.as_str(), algs)).collect();
-        assert_eq!(found, [("rsa-1", &vec![Algorithm::RS256]), ("ec-1", &vec![Algorithm::ES256])]);
+        let keys = parse(&set(&[RSA, EC, P521])).expect("parses");
+        let found: Vec<(&str, &Vec<Alg>)> = keys.iter().map(|(kid, _, algs)| (kid.as_str(), algs)).collect();
+        assert_eq!(
+            found,
+            [
+                ("rsa-1", &vec![Alg::Jwt(Algorithm::RS256)]),
+                ("ec-1", &vec![Alg::Jwt(Algorithm::ES256)]),
+                ("ec-p521-1", &vec![Alg::Es512])
+            ]
+        );
+        assert!(matches!(keys[2].1, VerifyingKey::P521(_)));
+    }
+
+    #[test]
+    fn p521_keys_take_es512_only_and_must_be_points_of_the_curve() {
+        let named = P521.replace(r#""use": "sig","#, r#""use": "sig", "alg": "ES512","#);
+        assert_eq!(parse(&set(&[&named])).expect("parses")[0].2, [Alg::Es512]);
+        for alg in ["ES256", "ES384", "RS256", "XX999"] {
+            let wrong = P521.replace(r#""use": "sig","#, &format!(r#""use": "sig", "alg": "{alg}","#));
+            assert!(matches!(parse(&set(&[&wrong])), Err(JwksError::BadKey { .. })), "{alg}");
+        }
+        let es512_on_p256 = EC.replace(r#""use": "sig","#, r#""use": "sig", "alg": "ES512","#);
+        assert!(matches!(parse(&set(&[&es512_on_p256])), Err(JwksError::BadKey { .. })));
+        let y = P521.split(r#""y": ""#).nth(1).and_then(|rest| rest.split('"').next()).expect("y");
+        for bad_y in ["AQ", "!!", "", &format!("AA{y}")] {
+            let off_curve = P521.replace(y, bad_y);
+            assert!(matches!(parse(&set(&[&off_curve])), Err(JwksError::BadKey { .. })), "{bad_y}");
+        }
+        let p256_coordinates_on_p521 = EC.replace("P-256", "P-521");
+        assert!(matches!(parse(&set(&[&p256_coordinates_on_p521])), Err(JwksError::BadKey { .. })));
     }
 
     #[test]

@@ -3,6 +3,7 @@
 use jsonwebtoken::{Algorithm, DecodingKey};
 
 use super::jwks::JwksSource;
+use super::{es512, Alg, VerifyingKey};
 
 use crate::config::TokenSettings;
 
@@ -18,10 +19,11 @@ pub struct KeyError {
 
 /// The keys and claim checks of one token kind.
 pub(super) struct KeySet {
-    hmac: Option<DecodingKey>,
-    hmac_previous: Option<(DecodingKey, i64)>,
-    rsa: Option<DecodingKey>,
-    ecdsa: Option<DecodingKey>,
+    hmac: Option<VerifyingKey>,
+    hmac_previous: Option<(VerifyingKey, i64)>,
+    rsa: Option<VerifyingKey>,
+    /// P-256 or P-384 (`jsonwebtoken`'s), or P-521 (ES512), told apart by the key's curve.
+    pub(super) ecdsa: Option<VerifyingKey>,
     /// `jwks_public_endpoint`: when set, only its keys verify (as in Centrifugo).
     pub(super) jwks: Option<JwksSource>,
     pub(super) audience: String,
@@ -47,21 +49,30 @@ impl KeySet {
     pub(super) fn from_settings(s: &TokenSettings, path: &str) -> Result<Self, KeyError> {
         let error = |field: &str, reason: String| KeyError { key: format!("{path}.{field}"), reason };
         let non_empty = |v: &str| (!v.is_empty()).then(|| v.to_owned());
-        let hmac = non_empty(&s.hmac_secret_key).map(|k| DecodingKey::from_secret(k.as_bytes()));
-        let hmac_previous = non_empty(&s.hmac_previous_secret_key)
-            .map(|k| (DecodingKey::from_secret(k.as_bytes()), s.hmac_previous_secret_key_valid_until));
+        let secret = |k: String| VerifyingKey::Jwt(DecodingKey::from_secret(k.as_bytes()));
+        let hmac = non_empty(&s.hmac_secret_key).map(secret);
+        let hmac_previous =
+            non_empty(&s.hmac_previous_secret_key).map(|k| (secret(k), s.hmac_previous_secret_key_valid_until));
         let rsa = match non_empty(&s.rsa_public_key) {
-            Some(pem) => Some(
+            Some(pem) => Some(VerifyingKey::Jwt(
                 DecodingKey::from_rsa_pem(pem.as_bytes())
                     .map_err(|e| error("rsa_public_key", format!("not a PEM RSA public key ({e})")))?,
-            ),
+            )),
             None => None,
         };
         let ecdsa = match non_empty(&s.ecdsa_public_key) {
-            Some(pem) => Some(
-                DecodingKey::from_ec_pem(pem.as_bytes())
-                    .map_err(|e| error("ecdsa_public_key", format!("not a PEM ECDSA public key ({e})")))?,
-            ),
+            Some(pem) => Some(match es512::key_from_pem(&pem) {
+                Some(p521) => VerifyingKey::P521(p521),
+                None => {
+                    let key = DecodingKey::from_ec_pem(pem.as_bytes())
+                        .map_err(|e| error("ecdsa_public_key", format!("not a PEM ECDSA public key ({e})")))?;
+                    // A certificate's key: `jsonwebtoken` takes its point whatever the curve.
+                    match key.try_get_as_bytes().ok().and_then(es512::key_from_point) {
+                        Some(p521) => VerifyingKey::P521(p521),
+                        None => VerifyingKey::Jwt(key),
+                    }
+                }
+            }),
             None => None,
         };
         let pattern = |text: &str, field: &str| -> Result<Option<regex::Regex>, KeyError> {
@@ -91,8 +102,11 @@ impl KeySet {
     }
 
     /// The keys that may verify `alg`, current key first.
-    pub(super) fn keys_for(&self, alg: Algorithm, now: i64) -> Vec<&DecodingKey> {
+    pub(super) fn keys_for(&self, alg: Alg, now: i64) -> Vec<&VerifyingKey> {
         use Algorithm::*;
+        let Alg::Jwt(alg) = alg else {
+            return self.ecdsa.iter().filter(|key| matches!(key, VerifyingKey::P521(_))).collect();
+        };
         match alg {
             HS256 | HS384 | HS512 => {
                 let previous =
@@ -100,7 +114,7 @@ impl KeySet {
                 self.hmac.iter().chain(previous).collect()
             }
             RS256 | RS384 | RS512 => self.rsa.iter().collect(),
-            ES256 | ES384 => self.ecdsa.iter().collect(),
+            ES256 | ES384 => self.ecdsa.iter().filter(|key| matches!(key, VerifyingKey::Jwt(_))).collect(),
             _ => Vec::new(),
         }
     }

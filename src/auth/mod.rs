@@ -6,6 +6,7 @@
 //! codes (connect: 3500 / 109; subscribe: 103 / 109). Token text never reaches a log.
 
 mod claims;
+mod es512;
 pub mod jwks;
 mod keys;
 
@@ -14,7 +15,7 @@ pub use keys::KeyError;
 
 use std::sync::Arc;
 
-use jsonwebtoken::{Algorithm, Validation};
+use jsonwebtoken::{Algorithm, DecodingKey, Header, Validation};
 
 use crate::config::Settings;
 use keys::KeySet;
@@ -33,6 +34,72 @@ pub enum TokenError {
 impl TokenError {
     fn invalid(reason: impl Into<String>) -> Self {
         Self::Invalid(reason.into())
+    }
+}
+
+/// A token's `alg`: one `jsonwebtoken` verifies, or ES512 (ECDSA P-521 + SHA-512), which it
+/// does not and gyre verifies itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Alg {
+    Jwt(Algorithm),
+    Es512,
+}
+
+impl std::fmt::Display for Alg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Jwt(alg) => write!(f, "{alg:?}"),
+            Self::Es512 => f.write_str(es512::NAME),
+        }
+    }
+}
+
+/// A key that verifies tokens: `jsonwebtoken`'s, or a P-521 public key (ES512 only).
+#[derive(Clone)]
+pub enum VerifyingKey {
+    Jwt(DecodingKey),
+    P521(p521::ecdsa::VerifyingKey),
+}
+
+impl std::fmt::Debug for VerifyingKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never print key material.
+        f.write_str(match self {
+            Self::Jwt(_) => "VerifyingKey::Jwt",
+            Self::P521(_) => "VerifyingKey::P521",
+        })
+    }
+}
+
+/// The token's header and algorithm (a header `jsonwebtoken` cannot read, but for its `alg`
+/// being ES512, is read as it would read it).
+fn header(token: &str) -> Result<(Alg, Header), TokenError> {
+    match jsonwebtoken::decode_header(token) {
+        Ok(header) => Ok((Alg::Jwt(header.alg), header)),
+        Err(_) => es512::header(token)
+            .map(|header| (Alg::Es512, header))
+            .ok_or_else(|| TokenError::invalid("malformed token")),
+    }
+}
+
+/// The claims of `token`, decoded as `jsonwebtoken` decodes them, without looking at its
+/// signature (`insecure_skip_token_signature_verify`, or once the signature was checked).
+fn unverified_claims(token: &str) -> Result<serde_json::Value, TokenError> {
+    jsonwebtoken::dangerous::insecure_decode_claims::<serde_json::Value>(token)
+        .map_err(|error| TokenError::Invalid(describe(&error)))
+}
+
+/// The claims of `token` if its signature verifies with `key` under `alg` (the header's);
+/// a key of another family than the algorithm's is refused.
+fn verify_with(key: &VerifyingKey, alg: Alg, token: &str) -> Result<serde_json::Value, TokenError> {
+    match (key, alg) {
+        (VerifyingKey::Jwt(key), Alg::Jwt(alg)) => {
+            jsonwebtoken::decode::<serde_json::Value>(token, key, &validation(alg))
+                .map(|data| data.claims)
+                .map_err(|error| TokenError::Invalid(describe(&error)))
+        }
+        (VerifyingKey::P521(key), Alg::Es512) => es512::decode(token, key),
+        _ => Err(TokenError::invalid("algorithm does not match the key")),
     }
 }
 
@@ -67,7 +134,7 @@ impl TokenVerifier {
     pub fn jwks_to_refresh(&self, token: &str, subscription: bool) -> Option<Arc<jwks::Jwks>> {
         let keys = if subscription { self.subscription.as_ref().unwrap_or(&self.connection) } else { &self.connection };
         let jwks = jwks_for(keys, token).ok()??;
-        let kid = jsonwebtoken::decode_header(token).ok()?.kid?;
+        let kid = header(token).ok()?.1.kid?;
         jwks.key(&kid).is_none().then_some(jwks)
     }
 
@@ -85,8 +152,8 @@ impl TokenVerifier {
     }
 
     fn decode(&self, keys: &KeySet, token: &str, now: i64) -> Result<serde_json::Value, TokenError> {
-        let header = jsonwebtoken::decode_header(token).map_err(|_| TokenError::invalid("malformed token"))?;
-        let payload = self.decode_signed(keys, token, header.alg, now)?;
+        let (alg, header) = header(token)?;
+        let payload = self.decode_signed(keys, token, alg, header.kid, now)?;
         claims::check_registered(&payload, keys, now)?;
         Ok(payload)
     }
@@ -95,27 +162,25 @@ impl TokenVerifier {
         &self,
         keys: &KeySet,
         token: &str,
-        alg: Algorithm,
+        alg: Alg,
+        kid: Option<String>,
         now: i64,
     ) -> Result<serde_json::Value, TokenError> {
         if let Some(jwks) = jwks_for(keys, token)? {
-            return self.decode_with_jwks(&jwks, token, alg);
+            return self.decode_with_jwks(&jwks, token, alg, kid);
         }
         let candidates = keys.keys_for(alg, now);
         if candidates.is_empty() {
-            return Err(TokenError::Invalid(format!("algorithm {alg:?} is not enabled by the configured keys")));
+            return Err(TokenError::Invalid(format!("algorithm {alg} is not enabled by the configured keys")));
         }
-        let validation = validation(alg);
         if self.skip_signature {
-            return jsonwebtoken::dangerous::insecure_decode::<serde_json::Value>(token)
-                .map(|d| d.claims)
-                .map_err(|e| TokenError::Invalid(describe(&e)));
+            return unverified_claims(token);
         }
         let mut last = TokenError::invalid("bad signature");
         for key in candidates {
-            match jsonwebtoken::decode::<serde_json::Value>(token, key, &validation) {
-                Ok(data) => return Ok(data.claims),
-                Err(error) => last = TokenError::Invalid(describe(&error)),
+            match verify_with(key, alg, token) {
+                Ok(claims) => return Ok(claims),
+                Err(error) => last = error,
             }
         }
         Err(last)
@@ -129,23 +194,19 @@ impl TokenVerifier {
         &self,
         jwks: &jwks::Jwks,
         token: &str,
-        alg: Algorithm,
+        alg: Alg,
+        kid: Option<String>,
     ) -> Result<serde_json::Value, TokenError> {
-        let header = jsonwebtoken::decode_header(token).map_err(|_| TokenError::invalid("malformed token"))?;
-        let kid = header.kid.filter(|kid| !kid.is_empty()).ok_or_else(|| TokenError::invalid("token has no kid"))?;
+        let kid = kid.filter(|kid| !kid.is_empty()).ok_or_else(|| TokenError::invalid("token has no kid"))?;
         let (key, algorithms) =
             jwks.key(&kid).ok_or_else(|| TokenError::invalid("no key with the token's kid in the JWKS"))?;
         if !algorithms.contains(&alg) {
             return Err(TokenError::invalid("algorithm does not match the key"));
         }
         if self.skip_signature {
-            return jsonwebtoken::dangerous::insecure_decode::<serde_json::Value>(token)
-                .map(|d| d.claims)
-                .map_err(|e| TokenError::Invalid(describe(&e)));
+            return unverified_claims(token);
         }
-        jsonwebtoken::decode::<serde_json::Value>(token, &key, &validation(alg))
-            .map(|data| data.claims)
-            .map_err(|error| TokenError::Invalid(describe(&error)))
+        verify_with(&key, alg, token)
     }
 }
 
@@ -157,9 +218,8 @@ fn jwks_for(keys: &KeySet, token: &str) -> Result<Option<Arc<jwks::Jwks>>, Token
     if !source.is_templated() {
         return source.for_vars(&std::collections::HashMap::new()).map(Some).map_err(TokenError::Invalid);
     }
-    let claims = jsonwebtoken::dangerous::insecure_decode::<serde_json::Value>(token)
-        .map_err(|_| TokenError::invalid("malformed token"))?
-        .claims;
+    let claims = jsonwebtoken::dangerous::insecure_decode_claims::<serde_json::Value>(token)
+        .map_err(|_| TokenError::invalid("malformed token"))?;
     let mut vars = std::collections::HashMap::new();
     if let Some(pattern) = &keys.issuer_regex {
         let iss = claims.get("iss").and_then(serde_json::Value::as_str).unwrap_or_default();

@@ -171,3 +171,179 @@ fn hs256_signed_with_the_rsa_public_key_is_refused() {
     let forged = sign(json!({"sub": "7"}), RSA_PUBLIC);
     assert!(matches!(asymmetric_verifier().verify_connection(&forged, NOW), Err(TokenError::Invalid(_))));
 }
+
+// ES512 (ECDSA P-521 + SHA-512), verified by gyre itself: a test-only P-521 key pair generated
+// with openssl, and a token openssl signed with it (its raw r || s converted from DER).
+const P521_PRIVATE: &str = include_str!("testdata/ec_p521_private.pem");
+const P521_PUBLIC: &str = include_str!("testdata/ec_p521_public.pem");
+const P521_JWK: &str = include_str!("testdata/ec_p521_public.jwk.json");
+const ES512_BY_OPENSSL: &str = include_str!("testdata/es512_openssl.jwt");
+
+fn b64url(bytes: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// An ES512 token of `claims` signed with the test P-521 key, with `header` fields added.
+fn es512(claims: serde_json::Value, header: serde_json::Value) -> String {
+    use p521::ecdsa::signature::Signer as _;
+    use p521::pkcs8::DecodePrivateKey as _;
+    let mut full = json!({"alg": "ES512", "typ": "JWT"});
+    if let (Some(full), Some(extra)) = (full.as_object_mut(), header.as_object()) {
+        full.extend(extra.clone());
+    }
+    let message = format!("{}.{}", b64url(full.to_string().as_bytes()), b64url(claims.to_string().as_bytes()));
+    let secret = p521::SecretKey::from_pkcs8_pem(P521_PRIVATE).unwrap();
+    let key = p521::ecdsa::SigningKey::from_bytes(&secret.to_bytes()).unwrap();
+    let signature: p521::ecdsa::Signature = key.sign(message.as_bytes());
+    format!("{message}.{}", b64url(&signature.to_bytes()))
+}
+
+fn p521_verifier(subscription_tokens: bool) -> TokenVerifier {
+    let mut settings = Settings::default();
+    settings.client.token.ecdsa_public_key = P521_PUBLIC.into();
+    if subscription_tokens {
+        settings.client.subscription_token.enabled = true;
+        settings.client.subscription_token.token.ecdsa_public_key = P521_PUBLIC.into();
+    }
+    TokenVerifier::from_settings(&settings).unwrap()
+}
+
+#[test]
+fn es512_connection_and_subscription_tokens_verify_with_a_p521_pem() {
+    let token = es512(json!({"sub": "9", "exp": NOW + 60, "info": {"a": 1}}), json!({}));
+    let claims = p521_verifier(false).verify_connection(&token, NOW).unwrap();
+    assert_eq!((claims.user.as_str(), claims.expire_at), ("9", Some(NOW + 60)));
+    assert_eq!(claims.info.unwrap().as_bytes(), br#"{"a":1}"#);
+    let token = es512(json!({"sub": "9", "channel": "$news"}), json!({}));
+    for verifier in [p521_verifier(false), p521_verifier(true)] {
+        assert_eq!(verifier.verify_subscription(&token, NOW).unwrap().channel, "$news");
+    }
+    // Signed by another implementation (openssl), not only by the one that verifies.
+    let claims = p521_verifier(false).verify_connection(ES512_BY_OPENSSL.trim(), NOW).unwrap();
+    assert_eq!(claims.user, "openssl");
+}
+
+#[test]
+fn tampered_or_mangled_es512_tokens_are_invalid() {
+    let token = es512(json!({"sub": "9"}), json!({}));
+    let verifier = p521_verifier(false);
+    let (message, signature) = token.rsplit_once('.').unwrap();
+    let (header, _) = message.split_once('.').unwrap();
+    let forged = format!("{header}.{}.{signature}", b64url(br#"{"sub":"10"}"#));
+    let mut flipped = signature.to_owned().into_bytes();
+    flipped[10] = if flipped[10] == b'A' { b'B' } else { b'A' };
+    let flipped = format!("{message}.{}", String::from_utf8(flipped).unwrap());
+    let short = format!("{message}.{}", &signature[..signature.len() - 4]);
+    let zero = format!("{message}.{}", b64url(&[0; 132]));
+    let overflow = format!("{message}.{}", b64url(&[0xff; 132]));
+    for bad in [forged, flipped, short, zero, overflow, format!("{message}."), format!("{message}.!!"), message.into()]
+    {
+        assert!(matches!(verifier.verify_connection(&bad, NOW), Err(TokenError::Invalid(_))), "{bad}");
+    }
+    // The header's other fields are read as for any algorithm: a header that is not JSON, or
+    // whose known fields have the wrong type, is malformed.
+    let bad_header = format!("{}.{}", b64url(br#"{"alg":"ES512","kid":5}"#), token.split_once('.').unwrap().1);
+    assert!(matches!(verifier.verify_connection(&bad_header, NOW), Err(TokenError::Invalid(_))));
+}
+
+#[test]
+fn expired_es512_token_is_expired_and_claims_are_checked_as_for_any_algorithm() {
+    let verifier = p521_verifier(true);
+    let token = es512(json!({"sub": "9", "exp": NOW}), json!({}));
+    assert_eq!(verifier.verify_connection(&token, NOW).unwrap_err(), TokenError::Expired);
+    let token = es512(json!({"sub": "9", "channel": "c", "nbf": NOW + 1}), json!({}));
+    assert_eq!(verifier.verify_subscription(&token, NOW).unwrap_err(), TokenError::Expired);
+    let mut settings = Settings::default();
+    settings.client.token.ecdsa_public_key = P521_PUBLIC.into();
+    settings.client.token.audience = "gyre".into();
+    let verifier = TokenVerifier::from_settings(&settings).unwrap();
+    assert!(verifier.verify_connection(&es512(json!({"sub": "9", "aud": "gyre"}), json!({})), NOW).is_ok());
+    let wrong = es512(json!({"sub": "9", "aud": "other"}), json!({}));
+    assert_eq!(verifier.verify_connection(&wrong, NOW).unwrap_err(), TokenError::invalid("audience mismatch"));
+}
+
+#[test]
+fn es512_and_p256_keys_do_not_verify_each_others_algorithms() {
+    // ES512 with a P-256 key configured (and HMAC, RSA): refused, as any disabled algorithm.
+    let token = es512(json!({"sub": "9"}), json!({}));
+    let error = asymmetric_verifier().verify_connection(&token, NOW).unwrap_err();
+    assert_eq!(error, TokenError::invalid("algorithm ES512 is not enabled by the configured keys"));
+    assert!(matches!(verifier().verify_subscription(&token, NOW), Err(TokenError::Invalid(_))));
+    // ES256 / ES384 with the P-521 key configured: refused.
+    for alg in [jsonwebtoken::Algorithm::ES256, jsonwebtoken::Algorithm::ES384] {
+        let header = Header::new(alg);
+        let ec = encode(&header, &json!({"sub": "7"}), &EncodingKey::from_ec_pem(EC_PRIVATE.as_bytes()).unwrap());
+        // ES384 cannot sign with a P-256 key; forge the header instead.
+        let ec = ec.unwrap_or_else(|_| {
+            let es256 = encode(
+                &Header::new(jsonwebtoken::Algorithm::ES256),
+                &json!({"sub": "7"}),
+                &EncodingKey::from_ec_pem(EC_PRIVATE.as_bytes()).unwrap(),
+            )
+            .unwrap();
+            let rest = es256.split_once('.').unwrap().1.to_owned();
+            format!("{}.{rest}", b64url(br#"{"alg":"ES384","typ":"JWT"}"#))
+        });
+        assert!(matches!(p521_verifier(true).verify_connection(&ec, NOW), Err(TokenError::Invalid(_))), "{alg:?}");
+        assert!(matches!(p521_verifier(true).verify_subscription(&ec, NOW), Err(TokenError::Invalid(_))));
+    }
+    // An ES512 header on a token signed with ES256 (its 64-byte signature): refused.
+    let es256 = encode(
+        &Header::new(jsonwebtoken::Algorithm::ES256),
+        &json!({"sub": "7"}),
+        &EncodingKey::from_ec_pem(EC_PRIVATE.as_bytes()).unwrap(),
+    )
+    .unwrap();
+    let relabelled = format!("{}.{}", b64url(br#"{"alg":"ES512","typ":"JWT"}"#), es256.split_once('.').unwrap().1);
+    assert!(matches!(p521_verifier(false).verify_connection(&relabelled, NOW), Err(TokenError::Invalid(_))));
+}
+
+#[test]
+fn es512_tokens_with_insecure_skip_signature_verify_still_decode() {
+    let mut settings = Settings::default();
+    settings.client.token.ecdsa_public_key = P521_PUBLIC.into();
+    settings.client.insecure_skip_token_signature_verify = true;
+    let verifier = TokenVerifier::from_settings(&settings).unwrap();
+    let token = es512(json!({"sub": "9"}), json!({}));
+    let (message, _) = token.rsplit_once('.').unwrap();
+    assert_eq!(verifier.verify_connection(&format!("{message}.AAAA"), NOW).unwrap().user, "9");
+}
+
+#[test]
+fn es512_tokens_verify_with_a_jwks_p521_key_by_kid() {
+    let mut settings = Settings::default();
+    settings.client.token.jwks_public_endpoint = "http://127.0.0.1:9/jwks".into();
+    let verifier = TokenVerifier::from_settings(&settings).unwrap();
+    let Some(jwks::JwksSource::Fixed(set)) = &verifier.connection.jwks else { panic!("a fixed JWKS") };
+    let token = es512(json!({"sub": "9"}), json!({"kid": "ec-p521-1"}));
+    assert!(verifier.jwks_to_refresh(&token, false).is_some(), "an unknown kid asks for a fetch");
+    set.store(format!(r#"{{"keys":[{P521_JWK}]}}"#).as_bytes()).unwrap();
+    assert!(verifier.jwks_to_refresh(&token, false).is_none());
+    assert_eq!(verifier.verify_connection(&token, NOW).unwrap().user, "9");
+    let other_kid = es512(json!({"sub": "9"}), json!({"kid": "ec-1"}));
+    assert!(matches!(verifier.verify_connection(&other_kid, NOW), Err(TokenError::Invalid(_))));
+    let no_kid = es512(json!({"sub": "9"}), json!({}));
+    assert!(matches!(verifier.verify_connection(&no_kid, NOW), Err(TokenError::Invalid(_))));
+    // A P-256 JWK under the same kid does not verify ES512.
+    let p256 = include_str!("testdata/ec_public.jwk.json").replace("\"ec-1\"", "\"ec-p521-1\"");
+    set.store(format!(r#"{{"keys":[{p256}]}}"#).as_bytes()).unwrap();
+    let error = verifier.verify_connection(&token, NOW).unwrap_err();
+    assert_eq!(error, TokenError::invalid("algorithm does not match the key"));
+}
+
+#[test]
+fn bad_p521_pem_is_a_config_error_and_a_p521_pem_is_told_by_its_curve() {
+    let mut settings = Settings::default();
+    settings.client.token.ecdsa_public_key = P521_PUBLIC.replace("MIGb", "MIGc");
+    let error = TokenVerifier::from_settings(&settings).unwrap_err();
+    assert_eq!(error.key, "client.token.ecdsa_public_key");
+    settings.client.token.ecdsa_public_key = EC_PUBLIC.into();
+    let verifier = TokenVerifier::from_settings(&settings).unwrap();
+    assert!(matches!(verifier.connection.ecdsa, Some(VerifyingKey::Jwt(_))));
+    assert!(matches!(p521_verifier(false).connection.ecdsa, Some(VerifyingKey::P521(_))));
+    // A PEM certificate (self-signed with the test key) holds a P-521 key too.
+    settings.client.token.ecdsa_public_key = include_str!("testdata/ec_p521_cert.pem").into();
+    let verifier = TokenVerifier::from_settings(&settings).unwrap();
+    assert_eq!(verifier.verify_connection(&es512(json!({"sub": "9"}), json!({})), NOW).unwrap().user, "9");
+}

@@ -262,3 +262,61 @@ async fn a_templated_endpoint_takes_the_key_set_of_the_tokens_realm() {
     assert_eq!(connect(&node, &with_iss(Algorithm::RS256, "rsa-1", RSA_PRIVATE, "evil")).await, Err(Some(3500)));
     assert_eq!(fetched.lock().unwrap().iter().filter(|realm| *realm == "evil").count(), 0);
 }
+
+const P521_PRIVATE: &str = include_str!("../../src/auth/testdata/ec_p521_private.pem");
+const P521_PUBLIC: &str = include_str!("../../src/auth/testdata/ec_p521_public.pem");
+const P521_JWK: &str = include_str!("../../src/auth/testdata/ec_p521_public.jwk.json");
+
+/// An ES512 (ECDSA P-521 + SHA-512) token signed with the test P-521 key.
+fn es512(kid: Option<&str>, claims: Value) -> String {
+    use base64::Engine as _;
+    use p521::ecdsa::signature::Signer as _;
+    use p521::pkcs8::DecodePrivateKey as _;
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let mut header = json!({"alg": "ES512", "typ": "JWT"});
+    if let Some(kid) = kid {
+        header["kid"] = kid.into();
+    }
+    let message = format!("{}.{}", b64.encode(header.to_string()), b64.encode(claims.to_string()));
+    let secret = p521::SecretKey::from_pkcs8_pem(P521_PRIVATE).unwrap();
+    let signature: p521::ecdsa::Signature =
+        p521::ecdsa::SigningKey::from_bytes(&secret.to_bytes()).unwrap().sign(message.as_bytes());
+    format!("{message}.{}", b64.encode(signature.to_bytes()))
+}
+
+/// ES512, as Centrifugo accepts it: by a JWKS key of curve P-521 (by kid), and by a P-521
+/// `ecdsa_public_key` for connection and subscription tokens; a P-256 key refuses it (3500 for
+/// a connection, 103 for a subscription); expired, it is expired (109).
+#[actix_web::test]
+async fn es512_tokens_verify_with_p521_jwks_and_pem_keys() {
+    let served = Served::default();
+    served.set(200, key_set(&[EC_JWK, P521_JWK]));
+    let url = jwks_server(served.clone());
+    let node = TestNode::start_with(|s| {
+        s.client.token.hmac_secret_key = String::new();
+        s.client.token.jwks_public_endpoint = url;
+    })
+    .await;
+    let claims = json!({"sub": "hana", "exp": now() + 60});
+    let reply = connect(&node, &es512(Some("ec-p521-1"), claims.clone())).await.expect("connected");
+    assert!(reply["connect"]["client"].is_string(), "{reply}");
+    assert_eq!(connect(&node, &es512(Some("ec-1"), claims.clone())).await, Err(Some(3500)), "a P-256 key");
+    assert_eq!(connect(&node, &es512(None, claims.clone())).await, Err(Some(3500)), "no kid");
+    let expired = json!({"sub": "hana", "exp": now() - 1});
+    let reply = connect(&node, &es512(Some("ec-p521-1"), expired)).await.expect("a reply");
+    assert_eq!(reply["error"]["code"], 109, "expired: {reply}");
+
+    let node = TestNode::start_with(|s| {
+        s.client.token.ecdsa_public_key = P521_PUBLIC.into();
+        s.client.subscription_token.enabled = true;
+        s.client.subscription_token.token.ecdsa_public_key =
+            include_str!("../../src/auth/testdata/ec_public.pem").into();
+    })
+    .await;
+    let mut client = node.socket().await;
+    let reply = client.request(1, "connect", json!({"token": es512(None, claims)})).await;
+    assert!(reply["connect"]["client"].is_string(), "{reply}");
+    let sub_token = es512(None, json!({"sub": "hana", "channel": "$room"}));
+    let reply = client.request(2, "subscribe", json!({"channel": "$room", "token": sub_token})).await;
+    assert_eq!(reply["error"]["code"], 103, "ES512 with a P-256 subscription key: {reply}");
+}
