@@ -301,3 +301,19 @@ async fn the_server_stops_with_the_node() {
     let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{addr}")).expect("endpoint");
     assert!(endpoint.connect().await.is_err(), "the gRPC API port is closed after shutdown");
 }
+
+/// Calls are recorded under Centrifugo's metric names with `protocol="grpc"`, errors by code.
+#[actix_web::test]
+async fn calls_are_recorded_with_the_grpc_protocol_label() {
+    let node = grpc_node("", |s| s.prometheus.enabled = true).await;
+    let _: proto::PublishResponse =
+        call(&node, "Publish", publish_request("chat:m", b"{}"), &[]).await.expect("answered");
+    let _: proto::PublishResponse =
+        call(&node, "Publish", publish_request("nope:m", b"{}"), &[]).await.expect("answered");
+    let mut response =
+        awc::Client::new().get(format!("http://{}/metrics", node.addr)).send().await.expect("metrics answered");
+    let text = String::from_utf8_lossy(&response.body().await.expect("metrics body")).into_owned();
+    let count = "centrifugo_api_command_duration_seconds_histogram_count{method=\"publish\",protocol=\"grpc\"}";
+    let error = "centrifugo_api_command_errors_total{error=\"102\",method=\"publish\",protocol=\"grpc\"}";
+    assert!(text.contains(count) && text.contains(error), "{text}");
+}
