@@ -38,6 +38,12 @@ pub struct RunningNode {
     pub grpc_addr: Option<SocketAddr>,
     /// Stops the gRPC server.
     grpc_stop: Option<tokio::sync::oneshot::Sender<()>>,
+    /// The server gRPC API's listener, when `grpc_api.enabled`.
+    pub grpc_api_addr: Option<SocketAddr>,
+    /// Stops the gRPC API server.
+    grpc_api_stop: Option<tokio::sync::oneshot::Sender<()>>,
+    /// The gRPC API server's task, awaited on shutdown so its port is closed when that returns.
+    grpc_api_task: Option<actix_web::rt::task::JoinHandle<()>>,
     servers: Vec<ServerHandle>,
     tasks: Vec<actix_web::rt::task::JoinHandle<std::io::Result<()>>>,
 }
@@ -86,6 +92,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningNode> {
         }
     };
     let grpc = bind_uni_grpc(&settings)?;
+    let grpc_api = bind_grpc_api(&settings)?;
     let workers = settings.http_server.worker_threads();
     let registry = Registry::new(settings.client.queue_max_size, settings.channel.history_meta_ttl)
         .with_channel_limit(settings.node.channel_limit);
@@ -109,6 +116,9 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningNode> {
         internal_addr: None,
         grpc_addr: None,
         grpc_stop: None,
+        grpc_api_addr: None,
+        grpc_api_stop: None,
+        grpc_api_task: None,
         servers: Vec::new(),
         tasks: Vec::new(),
     };
@@ -125,6 +135,9 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningNode> {
     if let Some(listener) = grpc {
         running.serve_uni_grpc(listener)?;
     }
+    if let Some(listener) = grpc_api {
+        running.serve_grpc_api(listener)?;
+    }
     log_endpoints(&node, addr);
     Ok(running)
 }
@@ -138,6 +151,18 @@ fn bind_uni_grpc(settings: &Settings) -> anyhow::Result<Option<TcpListener>> {
     let host = if grpc.address.is_empty() { "0.0.0.0" } else { grpc.address.as_str() };
     let listener = TcpListener::bind((host, grpc.port))
         .with_context(|| format!("cannot listen on {host}:{} (uni_grpc.port)", grpc.port))?;
+    Ok(Some(listener))
+}
+
+/// Binds `grpc_api`'s port (with the other listeners, before any actor exists).
+fn bind_grpc_api(settings: &Settings) -> anyhow::Result<Option<TcpListener>> {
+    let grpc = &settings.grpc_api;
+    if !grpc.enabled {
+        return Ok(None);
+    }
+    let host = if grpc.address.is_empty() { "0.0.0.0" } else { grpc.address.as_str() };
+    let listener = TcpListener::bind((host, grpc.port))
+        .with_context(|| format!("cannot listen on {host}:{} (grpc_api.port)", grpc.port))?;
     Ok(Some(listener))
 }
 
@@ -227,12 +252,46 @@ impl RunningNode {
         Ok(())
     }
 
+    /// Serves the server gRPC API on `listener`, on this thread.
+    fn serve_grpc_api(&mut self, listener: TcpListener) -> anyhow::Result<()> {
+        let addr = listener.local_addr()?;
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let node = self.node.clone();
+        let settings = &node.settings.grpc_api;
+        if settings.key.is_empty() {
+            tracing::warn!("grpc_api.key is empty: the gRPC API accepts every call without authentication");
+        }
+        if settings.reflection {
+            tracing::warn!("grpc_api.reflection is not supported by gyre; ignored");
+        }
+        let task = actix_web::rt::spawn(async move {
+            let stopped = async move {
+                let _ = stopped.await;
+            };
+            if let Err(error) = api::grpc::serve(node, listener, stopped).await {
+                tracing::error!(%error, "grpc_api server failed; the gRPC API is no longer served");
+            }
+        });
+        self.grpc_api_addr = Some(addr);
+        self.grpc_api_stop = Some(stop);
+        self.grpc_api_task = Some(task);
+        tracing::info!(addr = %addr, "grpc_api listening");
+        Ok(())
+    }
+
     /// Graceful shutdown: drain clients with 3001, stop the servers, bounded by
     /// `shutdown.timeout`.
     pub async fn shutdown(mut self) {
         shutdown::drain(&self.node, &self.servers, self.node.settings.shutdown.timeout).await;
         if let Some(stop) = self.grpc_stop.take() {
             let _ = stop.send(());
+        }
+        if let Some(stop) = self.grpc_api_stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.grpc_api_task.take() {
+            // Calls in flight finish first, within the shutdown timeout.
+            let _ = tokio::time::timeout(self.node.settings.shutdown.timeout, task).await;
         }
         for task in self.tasks {
             let _ = task.await;

@@ -359,11 +359,16 @@ impl Metrics {
         self.broker_reconnects.inc();
     }
 
-    /// One server API call.
+    /// One server HTTP API call.
     pub fn api_call(&self, method: &str, seconds: f64, error: Option<&str>) {
-        self.api_duration.with_label_values(&["http", method]).observe(seconds);
+        self.api_call_via("http", method, seconds, error);
+    }
+
+    /// One server API call over `protocol`: `http` or `grpc`, Centrifugo's label values.
+    pub fn api_call_via(&self, protocol: &str, method: &str, seconds: f64, error: Option<&str>) {
+        self.api_duration.with_label_values(&[protocol, method]).observe(seconds);
         if let Some(error) = error {
-            self.api_errors.with_label_values(&["http", method, error]).inc();
+            self.api_errors.with_label_values(&[protocol, method, error]).inc();
         }
     }
 }

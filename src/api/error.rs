@@ -39,8 +39,8 @@ pub enum ApiError {
 /// Wire form `{"code":N,"message":"..."}`.
 #[derive(Debug, Serialize)]
 pub struct ErrorBody {
-    code: u32,
-    message: String,
+    pub(super) code: u32,
+    pub(super) message: String,
 }
 
 impl ApiError {

@@ -7,6 +7,7 @@ mod batch;
 mod error;
 mod glob;
 mod go_json;
+pub mod grpc;
 
 /// Compiles a `channels` glob pattern (empty = match all; malformed = match nothing).
 pub fn compile_glob(pattern: &str) -> Option<regex::Regex> {

@@ -18,17 +18,17 @@ use crate::registry::messages as registry;
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
 pub(super) struct PublishRequest {
-    channel: String,
-    channels: Vec<String>,
+    pub(super) channel: String,
+    pub(super) channels: Vec<String>,
     #[serde(deserialize_with = "present")]
-    data: Option<Payload>,
-    b64data: String,
-    skip_history: bool,
-    tags: BTreeMap<String, String>,
-    idempotency_key: String,
-    delta: bool,
-    version: u64,
-    version_epoch: String,
+    pub(super) data: Option<Payload>,
+    pub(super) b64data: String,
+    pub(super) skip_history: bool,
+    pub(super) tags: BTreeMap<String, String>,
+    pub(super) idempotency_key: String,
+    pub(super) delta: bool,
+    pub(super) version: u64,
+    pub(super) version_epoch: String,
 }
 
 /// `broadcast` request.
@@ -61,9 +61,9 @@ impl PublishRequest {
 #[derive(Debug, Default, Serialize)]
 pub(super) struct PublishResult {
     #[serde(skip_serializing_if = "is_zero")]
-    offset: u64,
+    pub(super) offset: u64,
     #[serde(skip_serializing_if = "str::is_empty")]
-    epoch: String,
+    pub(super) epoch: String,
 }
 
 fn is_zero(value: &u64) -> bool {
@@ -193,15 +193,15 @@ pub(super) async fn publish(node: &Arc<Node>, mut req: PublishRequest) -> Result
 /// `broadcast` result: one response per channel, in request order.
 #[derive(Debug, Serialize)]
 pub(super) struct BroadcastResult {
-    responses: Vec<BroadcastResponse>,
+    pub(super) responses: Vec<BroadcastResponse>,
 }
 
 #[derive(Debug, Serialize)]
-struct BroadcastResponse {
+pub(super) struct BroadcastResponse {
     #[serde(skip_serializing_if = "Option::is_none")]
-    error: Option<ErrorBody>,
+    pub(super) error: Option<ErrorBody>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    result: Option<PublishResult>,
+    pub(super) result: Option<PublishResult>,
 }
 
 pub(super) async fn broadcast(node: &Arc<Node>, mut req: BroadcastRequest) -> Result<BroadcastResult, ApiError> {

@@ -18,12 +18,12 @@ use crate::registry::messages as registry;
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
 pub(super) struct ChannelRequest {
-    channel: String,
+    pub(super) channel: String,
 }
 
 #[derive(Debug, Serialize)]
 pub(super) struct PresenceResult {
-    presence: BTreeMap<ClientId, ClientInfo>,
+    pub(super) presence: BTreeMap<ClientId, ClientInfo>,
 }
 
 fn presence_channel(node: &Node, channel: &str) -> Result<ChannelName, ApiError> {
@@ -44,8 +44,8 @@ pub(super) async fn presence(node: &Arc<Node>, req: ChannelRequest) -> Result<Pr
 
 #[derive(Debug, Serialize)]
 pub(super) struct PresenceStatsResult {
-    num_clients: u32,
-    num_users: u32,
+    pub(super) num_clients: u32,
+    pub(super) num_users: u32,
 }
 
 pub(super) async fn presence_stats(node: &Arc<Node>, req: ChannelRequest) -> Result<PresenceStatsResult, ApiError> {
@@ -60,10 +60,10 @@ pub(super) async fn presence_stats(node: &Arc<Node>, req: ChannelRequest) -> Res
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
 pub(super) struct HistoryRequest {
-    channel: String,
-    limit: i32,
-    since: Option<SinceRequest>,
-    reverse: bool,
+    pub(super) channel: String,
+    pub(super) limit: i32,
+    pub(super) since: Option<SinceRequest>,
+    pub(super) reverse: bool,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -75,9 +75,9 @@ pub(super) struct SinceRequest {
 
 #[derive(Debug, Serialize)]
 pub(super) struct HistoryResult {
-    publications: Vec<Arc<Publication>>,
-    epoch: String,
-    offset: u64,
+    pub(super) publications: Vec<Arc<Publication>>,
+    pub(super) epoch: String,
+    pub(super) offset: u64,
 }
 
 fn history_channel(node: &Node, channel: &str) -> Result<ResolvedChannel, ApiError> {
@@ -120,17 +120,17 @@ pub(super) async fn history_remove(node: &Arc<Node>, req: ChannelRequest) -> Res
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
 pub(super) struct ChannelsRequest {
-    pattern: String,
+    pub(super) pattern: String,
 }
 
 #[derive(Debug, Serialize)]
 pub(super) struct ChannelsResult {
-    channels: BTreeMap<String, ChannelInfo>,
+    pub(super) channels: BTreeMap<String, ChannelInfo>,
 }
 
 #[derive(Debug, Serialize)]
-struct ChannelInfo {
-    num_clients: usize,
+pub(super) struct ChannelInfo {
+    pub(super) num_clients: usize,
 }
 
 pub(super) async fn channels(node: &Arc<Node>, req: ChannelsRequest) -> Result<ChannelsResult, ApiError> {
@@ -154,20 +154,20 @@ pub(super) struct InfoRequest {}
 
 #[derive(Debug, Serialize)]
 pub(super) struct InfoResult {
-    nodes: Vec<NodeInfo>,
+    pub(super) nodes: Vec<NodeInfo>,
 }
 
 #[derive(Debug, Serialize)]
-struct NodeInfo {
-    uid: String,
-    name: String,
-    version: String,
-    num_clients: usize,
-    num_users: usize,
-    num_channels: usize,
+pub(super) struct NodeInfo {
+    pub(super) uid: String,
+    pub(super) name: String,
+    pub(super) version: String,
+    pub(super) num_clients: usize,
+    pub(super) num_users: usize,
+    pub(super) num_channels: usize,
     #[serde(skip_serializing_if = "is_zero")]
-    uptime: u64,
-    num_subs: usize,
+    pub(super) uptime: u64,
+    pub(super) num_subs: usize,
 }
 
 pub(super) async fn info(node: &Arc<Node>, _: InfoRequest) -> Result<InfoResult, ApiError> {
@@ -203,7 +203,7 @@ pub(super) async fn info(node: &Arc<Node>, _: InfoRequest) -> Result<InfoResult,
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
 pub(super) struct RpcRequest {
-    method: String,
+    pub(super) method: String,
 }
 
 pub(super) async fn rpc(_: &Arc<Node>, req: RpcRequest) -> Result<Empty, ApiError> {

@@ -19,38 +19,38 @@ use crate::registry::messages::{ToUser, UserAction};
 /// `{"value": bool}` (protobuf BoolValue).
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
-struct BoolValue {
-    value: bool,
+pub(super) struct BoolValue {
+    pub(super) value: bool,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
-struct OverrideRequest {
-    presence: Option<BoolValue>,
-    join_leave: Option<BoolValue>,
-    force_push_join_leave: Option<BoolValue>,
-    force_positioning: Option<BoolValue>,
-    force_recovery: Option<BoolValue>,
+pub(super) struct OverrideRequest {
+    pub(super) presence: Option<BoolValue>,
+    pub(super) join_leave: Option<BoolValue>,
+    pub(super) force_push_join_leave: Option<BoolValue>,
+    pub(super) force_positioning: Option<BoolValue>,
+    pub(super) force_recovery: Option<BoolValue>,
 }
 
 /// `subscribe` request.
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
 pub(super) struct SubscribeRequest {
-    user: String,
-    channel: String,
-    client: String,
-    session: String,
+    pub(super) user: String,
+    pub(super) channel: String,
+    pub(super) client: String,
+    pub(super) session: String,
     #[serde(deserialize_with = "present")]
-    info: Option<Payload>,
-    b64info: String,
+    pub(super) info: Option<Payload>,
+    pub(super) b64info: String,
     #[serde(deserialize_with = "present")]
-    data: Option<Payload>,
-    b64data: String,
-    recover_since: Option<SinceRequest>,
-    expire_at: i64,
+    pub(super) data: Option<Payload>,
+    pub(super) b64data: String,
+    pub(super) recover_since: Option<SinceRequest>,
+    pub(super) expire_at: i64,
     #[serde(rename = "override")]
-    overrides: Option<OverrideRequest>,
+    pub(super) overrides: Option<OverrideRequest>,
 }
 
 /// Bytes from `b64<name>` (wins when non-empty) or the JSON value of `<name>`.
@@ -134,10 +134,10 @@ pub(super) async fn subscribe(node: &Arc<Node>, req: SubscribeRequest) -> Result
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
 pub(super) struct UnsubscribeRequest {
-    user: String,
-    channel: String,
-    client: String,
-    session: String,
+    pub(super) user: String,
+    pub(super) channel: String,
+    pub(super) client: String,
+    pub(super) session: String,
 }
 
 pub(super) async fn unsubscribe(node: &Arc<Node>, req: UnsubscribeRequest) -> Result<Empty, ApiError> {
@@ -153,20 +153,20 @@ pub(super) async fn unsubscribe(node: &Arc<Node>, req: UnsubscribeRequest) -> Re
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
-struct DisconnectObject {
-    code: u32,
-    reason: String,
+pub(super) struct DisconnectObject {
+    pub(super) code: u32,
+    pub(super) reason: String,
 }
 
 /// `disconnect` request.
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
 pub(super) struct DisconnectRequest {
-    user: String,
-    client: String,
-    session: String,
-    whitelist: Vec<String>,
-    disconnect: Option<DisconnectObject>,
+    pub(super) user: String,
+    pub(super) client: String,
+    pub(super) session: String,
+    pub(super) whitelist: Vec<String>,
+    pub(super) disconnect: Option<DisconnectObject>,
 }
 
 pub(super) async fn disconnect(node: &Arc<Node>, req: DisconnectRequest) -> Result<Empty, ApiError> {
@@ -186,13 +186,13 @@ pub(super) async fn disconnect(node: &Arc<Node>, req: DisconnectRequest) -> Resu
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
 pub(super) struct RefreshRequest {
-    user: String,
-    client: String,
-    session: String,
-    expired: bool,
-    expire_at: i64,
+    pub(super) user: String,
+    pub(super) client: String,
+    pub(super) session: String,
+    pub(super) expired: bool,
+    pub(super) expire_at: i64,
     #[serde(deserialize_with = "present")]
-    info: Option<Payload>,
+    pub(super) info: Option<Payload>,
 }
 
 pub(super) async fn refresh(node: &Arc<Node>, req: RefreshRequest) -> Result<Empty, ApiError> {

@@ -23,7 +23,6 @@ const IGNORED: &[&str] = &[
     "uni_websocket.read_buffer_size",
     "uni_websocket.write_buffer_size",
     "uni_websocket.use_write_buffer_pool",
-    "grpc_api",
     "consumers",
     "map_broker",
     "shared_poll",
@@ -48,6 +47,7 @@ const IGNORED: &[&str] = &[
     "http_server.internal_tls",
     "http_server.tls_autocert",
     "uni_grpc.tls",
+    "grpc_api.tls",
     "http_server.tls_external",
     "http_server.http3",
     "http_server.h2c_external",
@@ -125,6 +125,11 @@ const REFUSED: &[(&str, Trigger, &str)] = &[
         "uni_grpc.tls",
         Trigger::Enabled,
         "TLS is not supported by gyre; terminate TLS for the gRPC port in a proxy and remove this setting",
+    ),
+    (
+        "grpc_api.tls",
+        Trigger::Enabled,
+        "TLS is not supported by gyre; terminate TLS for the gRPC API port in a proxy and remove this setting",
     ),
     (
         "http_server.tls_autocert",

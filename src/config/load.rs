@@ -554,6 +554,28 @@ mod tests {
     }
 
     #[test]
+    fn grpc_api_loads_from_file_and_env_and_its_tls_is_refused() {
+        let text = r#"{"grpc_api": {"enabled": true, "port": 10001, "key": "k", "error_mode": "transport",
+            "reflection": true, "max_receive_message_size": 1024, "tls": {"enabled": false}}}"#;
+        let loaded = load_text("c.json", text, &[("CENTRIFUGO_GRPC_API_ADDRESS", "127.0.0.1")]).expect("loads");
+        let expected = crate::config::GrpcApiSettings {
+            enabled: true,
+            address: "127.0.0.1".into(),
+            port: 10001,
+            key: "k".into(),
+            error_mode: "transport".into(),
+            reflection: true,
+            max_receive_message_size: 1024,
+        };
+        assert_eq!(loaded.settings.grpc_api, expected);
+        assert!(loaded.unknown_keys.is_empty(), "{:?}", loaded.unknown_keys);
+        let message = invalid(load_text("c.json", r#"{"grpc_api": {"tls": {"enabled": true}}}"#, &[]));
+        assert!(message.contains("grpc_api.tls: TLS is not supported by gyre"), "{message}");
+        let message = invalid(load_text("c.json", r#"{"grpc_api": {"error_mode": "status"}}"#, &[]));
+        assert!(message.contains("grpc_api.error_mode: \"status\" is not an error mode"), "{message}");
+    }
+
+    #[test]
     fn bare_numbers_are_nanosecond_durations() {
         let message = invalid(load_text(
             "c.json",

@@ -65,6 +65,8 @@ pub struct Settings {
     pub uni_http_stream: UniHttpStreamSettings,
     /// `uni_grpc.*`: the unidirectional gRPC stream, on a port of its own.
     pub uni_grpc: UniGrpcSettings,
+    /// `grpc_api.*`: the server API over gRPC, on a port of its own.
+    pub grpc_api: GrpcApiSettings,
     /// `prometheus.*`: `/metrics`.
     pub prometheus: PrometheusSettings,
     /// `health.*`: `/health`.
@@ -856,6 +858,42 @@ pub struct UniGrpcSettings {
 impl Default for UniGrpcSettings {
     fn default() -> Self {
         Self { enabled: false, address: String::new(), port: 11000, max_receive_message_size: 0 }
+    }
+}
+
+/// `grpc_api.*`: Centrifugo's server API over gRPC (`centrifugal.centrifugo.api.CentrifugoApi`),
+/// on a port of its own.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct GrpcApiSettings {
+    /// Serve it. Default false.
+    pub enabled: bool,
+    /// Interface to listen on; empty is every interface. Default "".
+    pub address: String,
+    /// Port. Default 10000.
+    pub port: u16,
+    /// When set, every call must carry the metadata `authorization: apikey <KEY>`; empty means no
+    /// authentication (unlike the HTTP API). Default "".
+    pub key: String,
+    /// `""` (errors in the response's `error`) or `transport` (errors as gRPC statuses).
+    pub error_mode: String,
+    /// Accepted for compatibility and ignored: gyre does not register gRPC server reflection.
+    pub reflection: bool,
+    /// Largest request message in bytes; 0 is gRPC's 4 MiB. Default 0.
+    pub max_receive_message_size: usize,
+}
+
+impl Default for GrpcApiSettings {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            address: String::new(),
+            port: 10000,
+            key: String::new(),
+            error_mode: String::new(),
+            reflection: false,
+            max_receive_message_size: 0,
+        }
     }
 }
 

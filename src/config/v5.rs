@@ -151,10 +151,22 @@ const MAP: &[(&str, &str)] = &[
     ("uni_sse", "uni_sse.enabled"),
     ("uni_http_stream", "uni_http_stream.enabled"),
     ("uni_grpc", "uni_grpc.enabled"),
+    ("uni_grpc_address", "uni_grpc.address"),
+    ("uni_grpc_port", "uni_grpc.port"),
+    ("uni_grpc_max_receive_message_size", "uni_grpc.max_receive_message_size"),
+    ("uni_grpc_tls", "uni_grpc.tls.enabled"),
     ("http_stream", "http_stream.enabled"),
     ("sse", "sse.enabled"),
     ("webtransport", "webtransport.enabled"),
     ("grpc_api", "grpc_api.enabled"),
+    ("grpc_api_address", "grpc_api.address"),
+    ("grpc_api_port", "grpc_api.port"),
+    ("grpc_api_key", "grpc_api.key"),
+    ("grpc_api_error_mode", "grpc_api.error_mode"),
+    ("grpc_api_reflection", "grpc_api.reflection"),
+    ("grpc_api_max_receive_message_size", "grpc_api.max_receive_message_size"),
+    // So that a v5 file with gRPC API TLS on is refused, as the v6 key is.
+    ("grpc_api_tls", "grpc_api.tls.enabled"),
     ("opentelemetry", "opentelemetry.enabled"),
     ("graphite", "graphite.enabled"),
     ("http3", "http_server.http3.enabled"),
@@ -368,6 +380,23 @@ mod tests {
         assert_eq!(tree["prometheus"], json!({"enabled": false}));
         assert_eq!(tree["http_api"], json!({"key": "new"}));
         assert!(out.warnings.iter().any(|w| w.contains("api_key") && w.contains("http_api.key")), "{:?}", out.warnings);
+    }
+
+    #[test]
+    fn grpc_keys_move_to_their_sections() {
+        let (tree, _) = translated(json!({
+            "grpc_api": true,
+            "grpc_api_port": 10001,
+            "grpc_api_key": "k",
+            "grpc_api_error_mode": "transport",
+            "grpc_api_tls": true,
+            "uni_grpc_port": 11001,
+        }));
+        assert_eq!(
+            tree["grpc_api"],
+            json!({"enabled": true, "port": 10001, "key": "k", "error_mode": "transport", "tls": {"enabled": true}})
+        );
+        assert_eq!(tree["uni_grpc"], json!({"port": 11001}));
     }
 
     #[test]

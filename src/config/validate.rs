@@ -139,6 +139,7 @@ pub fn validate(settings: &Settings) -> Vec<String> {
             &s.client.subscription_token.token.hmac_secret_key,
         ),
         ("http_api.key", "GYRE_HTTP_API__KEY", &s.http_api.key),
+        ("grpc_api.key", "GYRE_GRPC_API__KEY", &s.grpc_api.key),
     ] {
         // Never echo the value: it may be a real secret that merely looks like a template.
         if is_placeholder(value) {
@@ -166,6 +167,12 @@ pub fn validate(settings: &Settings) -> Vec<String> {
         errors.push(format!(
             "http_api.error_mode: {:?} is not an error mode; use \"\" (errors in the response body) or transport",
             s.http_api.error_mode
+        ));
+    }
+    if !["", "transport"].contains(&s.grpc_api.error_mode.as_str()) {
+        errors.push(format!(
+            "grpc_api.error_mode: {:?} is not an error mode; use \"\" (errors in the response) or transport",
+            s.grpc_api.error_mode
         ));
     }
 

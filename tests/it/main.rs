@@ -17,6 +17,8 @@ mod cluster;
 mod cluster_history;
 /// Fossil delta compression.
 mod delta;
+/// The server gRPC API (`CentrifugoApi`).
+mod grpc_api;
 /// JWKS: keys fetched from an identity provider's key set, by kid, with rotation.
 mod jwks;
 /// Resource limits: command rate limits, channels per node.

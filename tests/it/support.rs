@@ -76,6 +76,11 @@ impl TestNode {
         self.running.as_ref().and_then(|running| running.grpc_addr).expect("uni_grpc is enabled")
     }
 
+    /// The server gRPC API's address (`grpc_api.enabled`, port 0 in tests).
+    pub fn grpc_api_addr(&self) -> std::net::SocketAddr {
+        self.running.as_ref().and_then(|running| running.grpc_api_addr).expect("grpc_api is enabled")
+    }
+
     pub fn ws_url(&self) -> String {
         format!("ws://{}/connection/websocket", self.addr)
     }
