@@ -284,17 +284,19 @@ impl ClientSession {
         self.schedule_connection_expiry_check(result.expire_at, ctx);
     }
 
-    /// The subscribe proxy of the channel's namespace, when a subscribe goes to it: no token (a
-    /// token wins) and not a user-limited channel this user may join.
+    /// The subscribe (or subscribe stream) proxy of the channel's namespace, when a subscribe
+    /// goes to it: no token (a token wins), not a private channel, and not a user-limited
+    /// channel this user may join.
     pub(in crate::client) fn subscribe_proxy_for(
         &self,
+        kind: ProxyKind,
         req: &SubscribeRequest,
         channel: &ResolvedChannel,
     ) -> Option<Arc<Proxy>> {
         if !req.token.is_empty() || channel.private {
             return None;
         }
-        let proxy = self.node.proxies.for_channel(ProxyKind::Subscribe, &channel.namespace.options)?;
+        let proxy = self.node.proxies.for_channel(kind, &channel.namespace.options)?;
         let user = self.connection().map(|c| c.user.clone()).unwrap_or_default();
         if self.node.rules.user_limited_allows(channel, &user).is_some() {
             return None;
@@ -408,24 +410,6 @@ impl ClientSession {
         }
         let delay = Duration::from_secs((at - unix_now()).max(0) as u64);
         self.schedule_subscription_expiry_check_after(channel, delay, ctx);
-    }
-
-    /// The subscribe stream proxy of the channel's namespace, when a subscribe goes to it (the
-    /// same conditions as the subscribe proxy).
-    pub(in crate::client) fn stream_proxy_for(
-        &self,
-        req: &SubscribeRequest,
-        channel: &ResolvedChannel,
-    ) -> Option<Arc<Proxy>> {
-        if !req.token.is_empty() || channel.private {
-            return None;
-        }
-        let proxy = self.node.proxies.for_channel(ProxyKind::SubscribeStream, &channel.namespace.options)?;
-        let user = self.connection().map(|c| c.user.clone()).unwrap_or_default();
-        if self.node.rules.user_limited_allows(channel, &user).is_some() {
-            return None;
-        }
-        Some(Arc::clone(proxy))
     }
 
     /// Opens the backend's stream for this subscription; its first answer decides the subscribe,

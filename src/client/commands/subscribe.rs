@@ -14,6 +14,7 @@ use crate::protocol::command::{ChannelRequest, SubscribeRequest};
 use crate::protocol::outgoing::Push;
 use crate::protocol::reply::{Empty, SubscribePush, SubscribeResult};
 use crate::protocol::{Disconnect, Protocol, ReplyError};
+use crate::proxy::ProxyKind;
 use crate::registry::messages as registry;
 
 use super::{ttl_until, Ctx};
@@ -66,10 +67,10 @@ impl ClientSession {
         if self.subscriptions.len() >= self.node.settings.client.channel_limit {
             return self.push_error(id, ReplyError::LimitExceeded);
         }
-        if let Some(proxy) = self.subscribe_proxy_for(&req, &channel) {
+        if let Some(proxy) = self.subscribe_proxy_for(ProxyKind::Subscribe, &req, &channel) {
             return self.subscribe_through_proxy(id, req, channel, &proxy, ctx);
         }
-        if let Some(proxy) = self.stream_proxy_for(&req, &channel) {
+        if let Some(proxy) = self.subscribe_proxy_for(ProxyKind::SubscribeStream, &req, &channel) {
             return self.subscribe_to_stream(id, req, channel, &proxy, ctx);
         }
         let grant = match self.authorize_subscribe(&req, &channel) {
@@ -160,7 +161,7 @@ impl ClientSession {
             refreshed_by_server: self
                 .node
                 .proxies
-                .for_channel(crate::proxy::ProxyKind::SubRefresh, &channel.namespace.options)
+                .for_channel(ProxyKind::SubRefresh, &channel.namespace.options)
                 .is_some(),
         };
         (pending, push_join_leave)
