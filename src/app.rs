@@ -54,6 +54,7 @@ struct Endpoints {
     websocket: bool,
     api: bool,
     ops: bool,
+    admin: bool,
 }
 
 /// Runs a node on the current thread until SIGINT/SIGTERM, then shuts it down gracefully.
@@ -123,12 +124,14 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningNode> {
         tasks: Vec::new(),
     };
     let api_on_main = internal.is_none() || node.settings.http_api.external;
-    let endpoints = Endpoints { websocket: true, api: api_on_main, ops: internal.is_none() };
+    let admin_on_main = internal.is_none() || node.settings.admin.external;
+    let endpoints = Endpoints { websocket: true, api: api_on_main, ops: internal.is_none(), admin: admin_on_main };
     running.serve(main, endpoints, workers, pending_registry.take())?;
     tracing::info!(addr = %addr, name = %node.name, "listening");
     if let Some(listener) = internal {
         let internal_addr = listener.local_addr()?;
-        running.serve(listener, Endpoints { websocket: false, api: !api_on_main, ops: true }, workers, None)?;
+        let endpoints = Endpoints { websocket: false, api: !api_on_main, ops: true, admin: !admin_on_main };
+        running.serve(listener, endpoints, workers, None)?;
         running.internal_addr = Some(internal_addr);
         tracing::info!(addr = %internal_addr, "internal endpoints listening");
     }
@@ -345,8 +348,14 @@ fn routes(cfg: &mut web::ServiceConfig, node: &Node, endpoints: Endpoints) {
     if endpoints.ops && settings.prometheus.enabled {
         cfg.route(&settings.prometheus.handler_prefix, web::get().to(metrics));
     }
+    if endpoints.ops && settings.swagger.enabled {
+        api::openapi::configure(cfg, &settings.swagger.handler_prefix, &settings.http_api.handler_prefix);
+    }
     if endpoints.api && !settings.http_api.disabled {
         api::configure(cfg, &settings.http_api.handler_prefix);
+    }
+    if endpoints.admin && settings.admin.enabled {
+        crate::admin::configure(cfg, &settings.admin.handler_prefix);
     }
 }
 
@@ -475,6 +484,12 @@ fn log_endpoints(node: &Node, addr: SocketAddr) {
     }
     if settings.http_api.key.is_empty() && !settings.http_api.insecure {
         tracing::warn!("http_api.key is empty: every API call will get 401 (set http_api.key)");
+    }
+    let admin = &settings.admin;
+    if admin.enabled && admin.insecure {
+        tracing::warn!("admin.insecure is on: the admin endpoints need no login; use it only in development");
+    } else if admin.enabled && (admin.password.is_empty() || admin.secret.is_empty()) {
+        tracing::warn!("admin.password or admin.secret is empty: admin logins will be refused (set both)");
     }
 }
 

@@ -57,13 +57,14 @@
 //! * [`presence`]: the per-channel presence actor.
 //! * [`registry`]: the channel registry actor, and what it keeps of channels without an actor.
 //! * [`cluster`]: the NATS bridge actor relaying channel traffic and control between nodes.
-//! * [`api`]: the server HTTP API.
+//! * [`api`]: the server HTTP API; [`admin`]: the admin endpoints (login, admin API).
 //! * [`proxy`]: backend proxies (connect, refresh, subscribe, publish, RPC, sub_refresh) over
 //!   HTTP and gRPC; sessions spawn their calls and take the answers as messages.
 //! * [`config`]: settings with Centrifugo v6 (and v5) keys.
 //! * [`app`], [`node`], [`shutdown`], [`telemetry`]: wiring, shared context, graceful shutdown,
 //!   logging.
 
+pub mod admin;
 pub mod api;
 pub mod app;
 pub mod auth;

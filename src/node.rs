@@ -64,6 +64,8 @@ pub struct Node {
     pub emulated: Arc<EmulatedSessions>,
     /// The backend proxies the configuration uses.
     pub proxies: crate::proxy::Proxies,
+    /// Failed admin logins by address.
+    pub admin_logins: crate::admin::LoginThrottle,
 }
 
 impl Node {
@@ -83,6 +85,7 @@ impl Node {
             rate_window: Mutex::new((0, 0)),
             emulated,
             proxies: crate::proxy::Proxies::new(&settings),
+            admin_logins: crate::admin::LoginThrottle::default(),
             settings,
         }
     }

@@ -17,6 +17,7 @@ pub fn compile_glob(pattern: &str) -> Option<regex::Regex> {
     glob::compile(pattern).or_else(|| regex::Regex::new("^$^").ok())
 }
 mod methods;
+pub mod openapi;
 mod publish;
 mod queries;
 mod users;
@@ -55,6 +56,12 @@ pub fn configure(cfg: &mut web::ServiceConfig, prefix: &str) {
 /// Any other `{prefix}/{method}`: 404 with Go's body, whatever the HTTP method or key.
 async fn unknown_method() -> HttpResponse {
     HttpResponse::NotFound().content_type("text/plain; charset=utf-8").body("404 page not found\n")
+}
+
+/// Runs a legacy-format body (one or more `{"id","method","params"}` objects) without any key
+/// check: the admin API's `/admin/api`, whose caller the admin token vouched for.
+pub(crate) async fn legacy_commands(node: &Arc<Node>, body: &[u8]) -> HttpResponse {
+    batch::legacy(node, body).await
 }
 
 /// The legacy `POST {prefix}` endpoint (503 while draining, as Centrifugo).

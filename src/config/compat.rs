@@ -10,9 +10,7 @@ use super::schema::{Findings, KeyPath};
 /// (`channel.without_namespace` or any `channel.namespaces[]` entry).
 const IGNORED: &[&str] = &[
     // Whole sections and top-level keys.
-    "admin",
     "debug",
-    "swagger",
     "init",
     "usage_stats",
     "pid_file",
@@ -212,7 +210,7 @@ mod tests {
 
     #[test]
     fn centrifugo_options_gyre_lacks_are_warnings_not_unknown() {
-        let out = report(&["admin"], json!({"enabled": true}));
+        let out = report(&["graphite"], json!({"enabled": true}));
         assert_eq!(out.warnings.len(), 1);
         assert!(out.unknown_keys.is_empty() && out.errors.is_empty());
 

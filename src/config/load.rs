@@ -447,13 +447,13 @@ mod tests {
         let loaded = load_text(
             "c.json",
             r#"{"colour": "blue", "client": {"tokn": {}}, "channel": {"namespaces": [{"name": "chat", "presense": true}]},
-                "admin": {"enabled": true}}"#,
+                "graphite": {"enabled": true}}"#,
             &[],
         )
         .expect("unknown keys are not errors");
         assert_eq!(loaded.unknown_keys, vec!["channel.namespaces[0].presense", "client.tokn", "colour"]);
         assert_eq!(loaded.warnings.len(), 4, "{:?}", loaded.warnings);
-        assert!(loaded.warnings.iter().any(|w| w.starts_with("admin: a Centrifugo option gyre does not support")));
+        assert!(loaded.warnings.iter().any(|w| w.starts_with("graphite: a Centrifugo option gyre does not support")));
         assert_eq!(
             loaded.settings.channel.namespaces,
             vec![NamespaceSettings { name: "chat".into(), ..Default::default() }]

@@ -71,6 +71,10 @@ pub struct Settings {
     pub prometheus: PrometheusSettings,
     /// `health.*`: `/health`.
     pub health: HealthSettings,
+    /// `swagger.*`: the OpenAPI document of the server HTTP API.
+    pub swagger: SwaggerSettings,
+    /// `admin.*`: the admin API (`/admin/init`, `/admin/auth`, `/admin/api`).
+    pub admin: AdminSettings,
     /// Named proxies, referenced by `*_proxy_name` options.
     pub proxies: Vec<proxy::NamedProxy>,
 }
@@ -564,6 +568,28 @@ impl ChannelSettings {
     }
 }
 
+/// `admin.*`: Centrifugo's admin endpoints, on the internal port unless `external`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AdminSettings {
+    /// Serve the admin endpoints.
+    pub enabled: bool,
+    /// Path prefix of the admin endpoints (`""`: `/admin/...`).
+    pub handler_prefix: String,
+    /// The login password.
+    pub password: String,
+    /// Signs admin tokens (HMAC-SHA256).
+    pub secret: String,
+    /// No login: every admin call is allowed (development only).
+    pub insecure: bool,
+    /// Serve them on the main port even when an internal port is set.
+    pub external: bool,
+    /// A directory of web UI files to serve instead of the built-in one.
+    pub web_path: String,
+    /// An address to proxy the web UI from (UI development).
+    pub web_proxy_address: String,
+}
+
 /// `rpc.ping.*`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
@@ -941,5 +967,22 @@ pub struct HealthSettings {
 impl Default for HealthSettings {
     fn default() -> Self {
         Self { enabled: false, handler_prefix: "/health".into() }
+    }
+}
+
+/// `swagger.*`: the OpenAPI document of the server HTTP API, where `/health` and `/metrics` are.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SwaggerSettings {
+    /// Serve `{handler_prefix}/openapi.json`, `{handler_prefix}/swagger.json` and a page at
+    /// `{handler_prefix}/`.
+    pub enabled: bool,
+    /// Path prefix (trailing `/` trimmed; empty = the root). Default `/swagger`.
+    pub handler_prefix: String,
+}
+
+impl Default for SwaggerSettings {
+    fn default() -> Self {
+        Self { enabled: false, handler_prefix: "/swagger".into() }
     }
 }

@@ -415,6 +415,7 @@ mod tests {
             Some(Target::Path(vec!["client".into(), "token".into(), "hmac_secret_key".into()]))
         );
         assert!(find("allow_subscribe_for_client").is_some());
-        assert!(find("admin_password").is_none(), "unsupported targets are not env aliases");
+        assert!(find("admin_password").is_some());
+        assert!(find("graphite").is_none(), "unsupported targets are not env aliases");
     }
 }

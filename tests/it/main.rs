@@ -3,6 +3,8 @@
 
 mod support;
 
+/// The admin endpoints (login, admin API).
+mod admin;
 /// Server HTTP API.
 mod api;
 /// Malformed and hostile input on every path: codes, and everyone else keeps working.
