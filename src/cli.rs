@@ -94,6 +94,9 @@ struct ServeArgs {
     /// Serve /metrics.
     #[arg(long = "prometheus.enabled", visible_alias = "prometheus", value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     prometheus: Option<String>,
+    /// Serve the OpenAPI document of the server HTTP API (`/swagger/openapi.json`).
+    #[arg(long = "swagger.enabled", visible_alias = "swagger", value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    swagger: Option<String>,
     /// Development only: clients connect without tokens and get every permission.
     #[arg(long = "client.insecure", visible_alias = "client_insecure", value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     client_insecure: Option<String>,
@@ -108,7 +111,7 @@ struct ServeArgs {
 impl ServeArgs {
     /// The flags that were given, as config overrides.
     fn overrides(&self) -> Vec<Override> {
-        let flags: [(&str, Option<String>); 14] = [
+        let flags: [(&str, Option<String>); 15] = [
             ("http_server.port", self.port.map(|p| p.to_string())),
             ("http_server.address", self.address.clone()),
             ("http_server.internal_address", self.internal_address.clone()),
@@ -120,6 +123,7 @@ impl ServeArgs {
             ("broker.type", self.broker_type.clone()),
             ("health.enabled", self.health.clone()),
             ("prometheus.enabled", self.prometheus.clone()),
+            ("swagger.enabled", self.swagger.clone()),
             ("client.insecure", self.client_insecure.clone()),
             ("http_api.insecure", self.api_insecure.clone()),
             ("http_api.external", self.api_external.clone()),
@@ -544,6 +548,7 @@ mod tests {
             "debug",
             "--health",
             "--prometheus.enabled=false",
+            "--swagger",
             "--client.insecure",
         ])
         .command
@@ -557,6 +562,7 @@ mod tests {
         assert_eq!(get("log.level"), Some("debug"));
         assert_eq!(get("health.enabled"), Some("true"));
         assert_eq!(get("prometheus.enabled"), Some("false"));
+        assert_eq!(get("swagger.enabled"), Some("true"));
         assert_eq!(get("client.insecure"), Some("true"));
         assert_eq!(get("http_api.insecure"), None);
         let Some(Command::Serve(args)) =

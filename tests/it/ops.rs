@@ -159,3 +159,47 @@ fn malformed_http_requests_cannot_flood_the_log_with_errors() {
     let errors = lines.map_while(Result::ok).filter(|line| line.contains("ERROR")).count();
     assert!((1..=10).contains(&errors), "{errors} error lines for 40 malformed requests");
 }
+
+#[actix_web::test]
+async fn swagger_serves_the_openapi_document_when_enabled() {
+    let node = TestNode::start_with(|s| s.swagger.enabled = true).await;
+    let (status, body) = get(&node, "/swagger/openapi.json").await;
+    assert_eq!(status, 200);
+    let document: serde_json::Value = serde_json::from_str(&body).expect("the document is JSON");
+    assert!(document["openapi"].as_str().is_some_and(|v| v.starts_with("3.1")));
+    assert!(document["paths"]["/api/publish"]["post"].is_object());
+    assert!(document["paths"]["/api/batch"]["post"].is_object());
+    assert_eq!(get(&node, "/swagger/swagger.json").await, (200, body));
+    let (status, page) = get(&node, "/swagger/").await;
+    assert_eq!(status, 200);
+    assert!(page.contains("openapi.json") && page.contains("/api/presence_stats"), "{page}");
+    let client = awc::Client::builder().disable_redirects().finish();
+    let response = client.get(format!("http://{}/swagger", node.addr)).send().await.expect("get");
+    assert_eq!(response.status().as_u16(), 301);
+    assert_eq!(response.headers().get("location").and_then(|v| v.to_str().ok()), Some("/swagger/"));
+    assert_eq!(get(&node, "/swagger/nothing.json").await.0, 404);
+
+    let off = TestNode::start().await;
+    assert_eq!(get(&off, "/swagger/openapi.json").await.0, 404);
+    assert_eq!(get(&off, "/swagger/").await.0, 404);
+}
+
+#[actix_web::test]
+async fn swagger_follows_its_prefix_the_api_prefix_and_the_internal_port() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let node = TestNode::start_with(|s| {
+        s.swagger.enabled = true;
+        s.swagger.handler_prefix = "/docs/".into();
+        s.http_api.handler_prefix = "/v1".into();
+        s.http_server.internal_port = port.to_string();
+    })
+    .await;
+    assert_eq!(get(&node, "/docs/openapi.json").await.0, 404, "not on the main port");
+    let mut response =
+        awc::Client::new().get(format!("http://127.0.0.1:{port}/docs/openapi.json")).send().await.expect("get");
+    assert_eq!(response.status().as_u16(), 200);
+    let document: serde_json::Value = serde_json::from_slice(&response.body().await.expect("body")).expect("JSON");
+    assert!(document["paths"]["/v1/publish"].is_object(), "paths follow http_api.handler_prefix");
+    assert!(document["paths"]["/v1"].is_object());
+    assert!(document["paths"].get("/api/publish").is_none());
+}
