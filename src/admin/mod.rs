@@ -4,6 +4,7 @@
 //! for holders of a token). Served on the internal port unless `admin.external`.
 
 pub mod token;
+mod ui;
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -36,6 +37,8 @@ pub fn configure(cfg: &mut web::ServiceConfig, prefix: &str) {
             .app_data(web::PayloadConfig::new(crate::api::MAX_BODY_BYTES))
             .to(api),
     );
+    cfg.route(&format!("{prefix}/admin/tail"), web::post().to(tail));
+    ui::configure(cfg, prefix);
 }
 
 /// Whether the request carries `Authorization: token <t>` with a valid token (or the admin is
@@ -109,6 +112,27 @@ async fn api(req: HttpRequest, body: web::Bytes, node: web::Data<Arc<Node>>) -> 
         return HttpResponse::Unauthorized().finish();
     }
     crate::api::legacy_commands(&node, &body).await
+}
+
+/// `/admin/tail`: POST `{"channel"}` → the channel's pushes as JSON lines while the request
+/// lasts (the web UI's live tail), for token holders.
+async fn tail(req: HttpRequest, body: web::Bytes, node: web::Data<Arc<Node>>) -> HttpResponse {
+    if !authenticated(&req, &node.settings.admin) {
+        return HttpResponse::Unauthorized().finish();
+    }
+    #[derive(serde::Deserialize)]
+    struct Tail {
+        channel: String,
+    }
+    let channel = match serde_json::from_slice::<Tail>(&body) {
+        Ok(Tail { channel }) if node.rules.resolve(&channel).is_ok() => channel,
+        _ => {
+            return HttpResponse::BadRequest()
+                .content_type("text/plain; charset=utf-8")
+                .body("a known channel is needed: {\"channel\": \"name\"}\n")
+        }
+    };
+    crate::client::transport::http::admin_tail(&node, &req, channel)
 }
 
 /// Failed admin logins by address, to slow password guessing.

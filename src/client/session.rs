@@ -8,7 +8,7 @@ use std::time::Duration;
 use actix::prelude::*;
 use bytestring::ByteString;
 
-use super::commands::{PendingSubscription, ProxyState};
+use super::commands::{Credentials, PendingSubscription, ProxyState};
 use super::messages::{ClientHandle, Deliver, EmulatedCommands, SubscribeAnswer};
 use super::outbox::{Deliveries, Outbox};
 use super::pings;
@@ -29,9 +29,10 @@ use crate::registry::messages::{ClientConnected, ClientGone, Unsubscribe};
 
 /// Connection state.
 pub(super) enum State {
-    /// Waiting for a successful `connect`; the user a gateway vouched for in
-    /// `client.user_id_http_header`, if it did.
-    Connecting { header_user: Option<Arc<str>> },
+    /// Waiting for a successful `connect`; who the connection is when something vouched for it
+    /// already (a gateway's `client.user_id_http_header`, the admin's live tail): a connect
+    /// without a token is theirs.
+    Connecting { vouched: Option<Box<Credentials>> },
     /// Authenticated.
     Connected(Connection),
     /// `connect` was refused with an error reply; waiting for the client to close.
@@ -124,7 +125,7 @@ impl ClientSession {
                 .filter(|span| !span.is_disabled())
                 .map(Box::new),
             id,
-            state: State::Connecting { header_user: None },
+            state: State::Connecting { vouched: None },
             subscriptions: SmallMap::new(),
             busy: None,
             server_pending: SmallMap::new(),
@@ -375,17 +376,26 @@ impl ClientSession {
         }
         let user = headers.get(name.as_str()).and_then(|value| value.to_str().ok()).map(str::trim);
         if let Some(user) = user.filter(|user| !user.is_empty()) {
-            self.state = State::Connecting { header_user: Some(user.into()) };
+            self.state =
+                State::Connecting { vouched: Some(Box::new(Credentials { user: user.into(), ..Default::default() })) };
         }
         self
     }
 
     /// The user `client.user_id_http_header` named, while connecting.
-    pub(super) fn header_user(&self) -> Option<Arc<str>> {
-        match &self.state {
-            State::Connecting { header_user } => header_user.clone(),
+    pub(super) fn take_vouched(&mut self) -> Option<Credentials> {
+        match &mut self.state {
+            State::Connecting { vouched } => vouched.take().map(|credentials| *credentials),
             _ => None,
         }
+    }
+
+    /// The admin UI's live tail of `channel`: connects without a token (the admin token vouched
+    /// for the request), subscribed server-side to the channel whatever its permissions.
+    pub fn tailing(mut self, channel: String) -> Self {
+        let credentials = Credentials { channels: vec![channel], ..Default::default() };
+        self.state = State::Connecting { vouched: Some(Box::new(credentials)) };
+        self
     }
 
     /// Starts with the connect request the handshake carried (`cf_connect`).

@@ -111,3 +111,40 @@ async fn insecure_admin_needs_no_login_and_disabled_admin_is_not_served() {
     let (status, _) = call(&plain, "GET", "/admin/init", None, "").await;
     assert_eq!(status, 404);
 }
+
+#[actix_web::test]
+async fn the_live_tail_streams_a_channels_publications_to_token_holders_only() {
+    use futures_util::StreamExt;
+    let node = admin_node().await;
+    let token = login(&node).await;
+    let url = format!("http://{}/admin/tail", node.addr);
+    let (status, _) = call(&node, "POST", "/admin/tail", None, r#"{"channel":"news"}"#).await;
+    assert_eq!(status, 401);
+    let (status, _) =
+        call(&node, "POST", "/admin/tail", Some(&format!("token {token}")), r#"{"channel":"nope:x"}"#).await;
+    assert_eq!(status, 400, "unknown namespace");
+
+    // A private channel: the admin needs no subscription token.
+    let mut response = awc::Client::new()
+        .post(url)
+        .insert_header(("Authorization", format!("token {token}")))
+        .send_body(r#"{"channel":"$secret"}"#)
+        .await
+        .expect("tail request");
+    assert_eq!(response.status().as_u16(), 200);
+    let mut text = String::new();
+    let mut published = false;
+    let line = loop {
+        let chunk = tokio::time::timeout(WAIT, response.next()).await.expect("the tail answers").expect("more body");
+        text.push_str(std::str::from_utf8(&chunk.expect("a chunk")).unwrap());
+        if !published && text.contains("\"connect\"") {
+            node.api_ok("publish", json!({"channel": "$secret", "data": {"n": 1}})).await;
+            published = true;
+        }
+        if let Some(line) = text.lines().find(|l| l.contains("\"pub\"")) {
+            break serde_json::from_str::<Value>(line).unwrap();
+        }
+    };
+    assert_eq!(line["channel"], "$secret");
+    assert_eq!(line["pub"]["data"], json!({"n": 1}));
+}

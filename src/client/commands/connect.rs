@@ -104,10 +104,10 @@ impl ClientSession {
         if self.connection().is_some() {
             return self.close(ctx, Disconnect::BAD_REQUEST);
         }
+        let vouched = self.take_vouched();
         let client = &self.node.settings.client;
-        let header_user = self.header_user();
-        let credentials = if let (true, Some(user)) = (req.token.is_empty(), header_user) {
-            Credentials { user, ..Default::default() }
+        let credentials = if let (true, Some(vouched)) = (req.token.is_empty(), vouched) {
+            vouched
         } else if req.token.is_empty() {
             if let Some(proxy) = self.node.proxies.connect.clone() {
                 return self.connect_through_proxy(id, req, &proxy, ctx);

@@ -304,6 +304,19 @@ async fn open(node: &Arc<Node>, req: &HttpRequest, request: ConnectRequest, fram
     }
 }
 
+/// The admin UI's live tail: `channel`'s pushes as JSON lines, for a caller the admin token
+/// vouched for (no client token, no channel permission checks).
+pub fn admin_tail(node: &Arc<Node>, req: &HttpRequest, channel: String) -> HttpResponse {
+    if node.is_draining() {
+        return HttpResponse::ServiceUnavailable().finish();
+    }
+    let session = ClientSession::new(node.clone(), Protocol::UniJson)
+        .over_http("uni_http_stream")
+        .with_connect_request(Some(ConnectRequest::default()))
+        .tailing(channel);
+    streaming(SessionBody::new(session, Framing::Lines, peer_of(req)), Framing::Lines)
+}
+
 /// The `200` whose body is a session's stream.
 fn streaming(body: impl Stream<Item = Result<Bytes, actix_web::Error>> + 'static, framing: Framing) -> HttpResponse {
     let content_type = match framing {
