@@ -2,8 +2,9 @@
 # The single test command: installs what the test suites need (if missing), builds gyre, then
 # runs the Rust tests, the centrifuge-js SDK suite and the centrifuge-python/cent suite against
 # the real binary, then the offline checks of the deployment files (Dockerfile, docker-compose.yml,
-# k8s/), then the benchmark harness smoke test (gyre-bench unit tests + tiny fanout and idle runs
-# against the built gyre, no timing thresholds), then every fuzz target for FUZZ_SECONDS each
+# k8s/), then the benchmark harness smoke test (gyre-bench unit tests + tiny fanout, idle,
+# connect-rate and publish-latency runs, the last two through its proxy-backend, against the
+# built gyre, no timing thresholds), then every fuzz target for FUZZ_SECONDS each
 # (default 20; tests/fuzz/run.sh, nightly + cargo-fuzz). Exits non-zero if any stage fails;
 # prints a summary at the end.
 #
@@ -155,7 +156,8 @@ if want deploy; then
   run_stage deploy count_deploy bash tests/deploy/validate.sh
 fi
 if want bench; then
-  # benches/gyre-bench: its unit tests and tests/smoke.rs (starts $GYRE_BIN, runs gyre-bench).
+  # benches/gyre-bench: its unit tests and tests/smoke.rs (starts $GYRE_BIN, runs gyre-bench;
+  # the proxy runs also start gyre-bench proxy-backend).
   run_stage bench count_cargo cargo test -p gyre-bench
 fi
 

@@ -27,6 +27,15 @@ pub enum Command {
     History(HistoryArgs),
     /// Side-by-side table of two report directories (e.g. gyre vs peer), with ratios and plot data.
     Compare(CompareArgs),
+    /// N connects (no subscribe) per round: with an HS256 JWT, or without a token (the server asks
+    /// its connect proxy); connects/s, connect latency, server CPU per connect.
+    ConnectRate(ConnectRateArgs),
+    /// Client `publish` commands into namespaces with and without a publish proxy: command reply
+    /// time and publish → subscriber latency, steps interleaved by namespace.
+    PublishLatency(PublishLatencyArgs),
+    /// A proxy backend that answers at once: POST /connect → {"result":{"user":"bench-<n>"}},
+    /// POST /publish → {"result":{}} (loopback, keep-alive HTTP/1.1).
+    ProxyBackend(ProxyBackendArgs),
 }
 
 /// Options every scenario takes.
@@ -188,6 +197,99 @@ pub struct HistoryArgs {
     /// One subscriber per channel (checks that every publication is delivered).
     #[arg(long)]
     pub subscribe: bool,
+}
+
+/// How a `connect-rate` round authenticates its connections.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Auth {
+    /// An HS256 JWT in the connect command (`--secret`).
+    Jwt,
+    /// No token: the server must call its connect proxy (`client.proxy.connect`).
+    Tokenless,
+}
+
+impl Auth {
+    pub fn name(self) -> &'static str {
+        match self {
+            Auth::Jwt => "jwt",
+            Auth::Tokenless => "tokenless",
+        }
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct ConnectRateArgs {
+    #[command(flatten)]
+    pub common: Common,
+    /// Connects per round (each only connects: no subscribe); a round's connections are closed
+    /// before the next round.
+    #[arg(long, default_value_t = 5000)]
+    pub conns: usize,
+    /// Modes measured in every round, in this order.
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "jwt")]
+    pub auth: Vec<Auth>,
+    /// Shorthand for `--auth tokenless`.
+    #[arg(long, conflicts_with = "auth")]
+    pub tokenless: bool,
+    /// Rounds (each runs every `--auth` mode once): interleaving spreads drift of a shared box
+    /// over the modes.
+    #[arg(long, default_value_t = 1)]
+    pub rounds: usize,
+    /// Connections opened (and closed) before the first round, in every mode.
+    #[arg(long, default_value_t = 100)]
+    pub warmup_conns: usize,
+    /// Seconds to wait after closing a round's connections (the server tears them down).
+    #[arg(long, default_value_t = 1.0)]
+    pub settle_secs: f64,
+    /// PID of the proxy backend: its CPU is reported per round.
+    #[arg(long)]
+    pub backend_pid: Option<u32>,
+}
+
+#[derive(Args, Debug)]
+pub struct PublishLatencyArgs {
+    #[command(flatten)]
+    pub common: Common,
+    /// Namespaces published to (channel NAMESPACE:CHANNEL each); the server's config decides
+    /// which of them has `publish_proxy_enabled`. Each round runs one step per namespace.
+    #[arg(long, value_delimiter = ',', default_value = "plain,proxied")]
+    pub namespaces: Vec<String>,
+    /// Channel name inside every namespace.
+    #[arg(long, default_value = "lat")]
+    pub channel: String,
+    /// Subscribers per channel (JWT connections subscribed with `subscribe`).
+    #[arg(long, default_value_t = 1)]
+    pub subscribers: usize,
+    /// Client publish commands per second, from one publishing connection (one command in
+    /// flight: the next is sent at its tick or when the previous reply arrives, if later).
+    #[arg(long, default_value_t = 200.0)]
+    pub rate: f64,
+    /// Rounds of steps (one step per namespace each, `--step-secs` measured after
+    /// `--warmup-secs`).
+    #[arg(long, default_value_t = 3)]
+    pub rounds: usize,
+    /// PID of the proxy backend: its CPU is reported per step.
+    #[arg(long)]
+    pub backend_pid: Option<u32>,
+}
+
+#[derive(Args, Debug)]
+pub struct ProxyBackendArgs {
+    /// Address to listen on (loopback only).
+    #[arg(long, default_value = "127.0.0.1")]
+    pub bind: String,
+    /// Port (0 = any free port; the address is printed on stdout as `listening addr=…`).
+    #[arg(long, default_value_t = 0)]
+    pub port: u16,
+    /// Tokio worker threads.
+    #[arg(long, default_value_t = 1)]
+    pub workers: usize,
+    /// Exit after this many seconds.
+    #[arg(long, default_value_t = 3600)]
+    pub max_duration: u64,
+    /// No call counts on stderr.
+    #[arg(long)]
+    pub quiet: bool,
 }
 
 #[derive(Args, Debug)]

@@ -25,6 +25,8 @@ pub struct ConnCtx {
     pub target: Target,
     pub sources: Sources,
     pub minter: Minter,
+    /// Connect without a token (the server's connect proxy authenticates).
+    pub tokenless: bool,
     /// Channel names, indexed by channel number.
     pub channels: Arc<Vec<String>>,
     pub stats: Arc<Stats>,
@@ -68,14 +70,14 @@ pub enum Link {
 }
 
 impl Link {
-    async fn send(&mut self, protocol: Protocol, bytes: Vec<u8>) -> Result<(), String> {
+    pub async fn send(&mut self, protocol: Protocol, bytes: Vec<u8>) -> Result<(), String> {
         match self {
             Link::Ws(ws) => ws.send(protocol, bytes).await,
             Link::Http(stream) => stream.send(bytes).await,
         }
     }
 
-    async fn next(&mut self) -> Received {
+    pub async fn next(&mut self) -> Received {
         match self {
             Link::Ws(ws) => ws.next().await,
             Link::Http(stream) => stream.next().await,
@@ -85,14 +87,19 @@ impl Link {
 
 /// WebSocket upgrade (or nothing yet over HTTP), connect command, subscribe commands (one
 /// frame), all replies checked.
-async fn open(ctx: &ConnCtx, spec: &ConnSpec) -> Result<Link, String> {
+pub async fn open(ctx: &ConnCtx, spec: &ConnSpec) -> Result<Link, String> {
     let source = ctx.sources.pick(spec.index);
     let mut ws = match ctx.transport {
         Transport::Websocket => Link::Ws(Ws::connect(&ctx.target, source, ctx.protocol.query()).await?),
         transport if ctx.protocol == Protocol::V2 => Link::Http(HttpStream::new(&ctx.target, source, transport)),
         transport => return Err(format!("--transport {transport:?} takes --protocol v2 (JSON)")),
     };
-    ws.send(ctx.protocol, ctx.protocol.connect(&ctx.minter.token(&spec.user))).await?;
+    let connect = if ctx.tokenless {
+        ctx.protocol.connect_tokenless()
+    } else {
+        ctx.protocol.connect(&ctx.minter.token(&spec.user))
+    };
+    ws.send(ctx.protocol, connect).await?;
     await_replies(ctx, &mut ws, 1).await?;
     if !spec.channels.is_empty() {
         let names: Vec<String> = spec

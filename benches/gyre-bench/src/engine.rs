@@ -42,6 +42,8 @@ pub struct Run {
     pub stats: Arc<Stats>,
     pub server: Server,
     pub phase: Phase,
+    /// Connections opened by `ramp` connect without a token (`connect-rate --auth tokenless`).
+    pub tokenless: bool,
     channels: Arc<Vec<String>>,
     /// Subscribers per channel, for the deliveries a step should produce.
     channel_subs: Vec<u64>,
@@ -79,6 +81,7 @@ impl Run {
             channels,
             stats,
             phase,
+            tokenless: false,
             open: Vec::new(),
             pool,
             pub_ctx,
@@ -91,19 +94,25 @@ impl Run {
         self.open.len()
     }
 
-    /// Opens `specs` against `target` at ≤ `--connect-rate`/s with ≤ `--connect-concurrency` in
-    /// flight, and waits until each is subscribed or has failed.
-    pub async fn ramp(&mut self, target: &Target, specs: Vec<ConnSpec>) -> Result<RampReport, String> {
-        let count = specs.len();
-        let ctx = Arc::new(ConnCtx {
+    /// What the connections opened against `target` share.
+    pub fn conn_ctx(&self, target: &Target) -> Arc<ConnCtx> {
+        Arc::new(ConnCtx {
             protocol: self.common.protocol,
             transport: self.common.transport,
             target: target.clone(),
             sources: Sources::new(target, self.common.source_ips),
             minter: Minter::new(&self.common.secret, TOKEN_TTL_SECS),
+            tokenless: self.tokenless,
             channels: self.channels.clone(),
             stats: self.stats.clone(),
-        });
+        })
+    }
+
+    /// Opens `specs` against `target` at ≤ `--connect-rate`/s with ≤ `--connect-concurrency` in
+    /// flight, and waits until each is subscribed or has failed.
+    pub async fn ramp(&mut self, target: &Target, specs: Vec<ConnSpec>) -> Result<RampReport, String> {
+        let count = specs.len();
+        let ctx = self.conn_ctx(target);
         let stats = &self.stats;
         stats.connect_latency.reset();
         let (ok_before, failed_before) = (stats.connected.load(Relaxed), stats.connect_failed.load(Relaxed));
@@ -145,6 +154,7 @@ impl Run {
             return Err(format!("no connection succeeded; first errors: {:?}", stats.errors()));
         }
         Ok(RampReport {
+            name: String::new(),
             connections: ok,
             failed,
             seconds,

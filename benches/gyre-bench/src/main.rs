@@ -11,6 +11,9 @@
 //! gyre-bench cluster  --addr 127.0.0.1:8001 --addr2 127.0.0.1:8002 --subscribers 100
 //! gyre-bench history  --addr 127.0.0.1:8000 --namespace hist --channels 100
 //! gyre-bench compare  target/bench-report/gyre target/bench-report/peer --out target/bench-report
+//! gyre-bench proxy-backend --port 9100            # answers connect/publish proxy calls at once
+//! gyre-bench connect-rate --addr 127.0.0.1:8000 --auth jwt,tokenless --conns 5000 --rounds 3
+//! gyre-bench publish-latency --addr 127.0.0.1:8000 --namespaces plain,proxied --rate 200
 //! ```
 //!
 //! Shared options (every scenario): `--protocol v2|v1|v2pb|v1pb` (v1 for the Go peer; `pb` for
@@ -24,8 +27,9 @@
 //!
 //! Layout: `codec/` (protocol v2 and v1, JSON and Protobuf), `ws.rs` (upgrade + framing), `conn.rs` (one
 //! client), `http.rs` + `publisher.rs` (HTTP publishers), `engine.rs` (ramps and steps),
-//! `scenarios/`, `procstat.rs` (/proc), `stats.rs`, `report.rs`, `compare.rs`.
+//! `scenarios/`, `backend.rs` (the proxy backend), `procstat.rs` (/proc), `stats.rs`, `report.rs`, `compare.rs`.
 
+mod backend;
 mod cli;
 mod clock;
 mod codec;
@@ -55,6 +59,7 @@ fn main() {
     let cli = Cli::parse();
     let outcome = match cli.command {
         Command::Compare(args) => compare::run(&args).map(|md| println!("{md}")),
+        Command::ProxyBackend(args) => backend::run(&args),
         command => run_scenario(command),
     };
     if let Err(error) = outcome {
@@ -70,7 +75,9 @@ fn common(command: &Command) -> Option<&Common> {
         Command::Channels(a) => Some(&a.common),
         Command::Cluster(a) => Some(&a.common),
         Command::History(a) => Some(&a.common),
-        Command::Compare(_) => None,
+        Command::ConnectRate(a) => Some(&a.common),
+        Command::PublishLatency(a) => Some(&a.common),
+        Command::Compare(_) | Command::ProxyBackend(_) => None,
     }
 }
 
@@ -105,6 +112,8 @@ async fn dispatch(command: Command) -> Result<Report, String> {
         Command::Channels(args) => scenarios::channels::run(args).await,
         Command::Cluster(args) => scenarios::cluster::run(args).await,
         Command::History(args) => scenarios::history::run(args).await,
-        Command::Compare(_) => Err("compare is not a scenario".into()),
+        Command::ConnectRate(args) => scenarios::proxy::connect_rate(args).await,
+        Command::PublishLatency(args) => scenarios::proxy::publish_latency(args).await,
+        Command::Compare(_) | Command::ProxyBackend(_) => Err("not a scenario".into()),
     }
 }

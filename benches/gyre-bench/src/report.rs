@@ -12,6 +12,9 @@ use crate::stats::{Loss, Percentiles};
 /// One connection ramp.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct RampReport {
+    /// What the ramp was (e.g. `jwt #1`); empty: numbered in tables.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub name: String,
     pub connections: u64,
     pub failed: u64,
     pub seconds: f64,
@@ -119,6 +122,9 @@ pub struct Report {
     pub totals: Totals,
     pub errors: Vec<String>,
     pub notes: Vec<String>,
+    /// A scenario's own summary (Markdown), printed after its tables.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub summary: Option<String>,
 }
 
 impl Report {
@@ -161,6 +167,10 @@ impl Report {
         if !self.steps.is_empty() {
             md += &steps_table(&self.steps);
         }
+        if let Some(summary) = &self.summary {
+            md += summary;
+            md += "\n";
+        }
         let t = &self.totals;
         let _ = writeln!(
             md,
@@ -196,10 +206,10 @@ fn ramps_table(ramps: &[RampReport]) -> String {
                   |---|---|---|---|---|---|---|---|---|---|---|\n"
         .to_owned();
     for (i, r) in ramps.iter().enumerate() {
+        let name = if r.name.is_empty() { (i + 1).to_string() } else { r.name.clone() };
         let _ = writeln!(
             md,
-            "| {} | {} | {} | {:.2} | {:.0} | {:.2} | {:.2} | {:.2} | {} | {} | {} |",
-            i + 1,
+            "| {name} | {} | {} | {:.2} | {:.0} | {:.2} | {:.2} | {:.2} | {} | {} | {} |",
             r.connections,
             r.failed,
             r.seconds,

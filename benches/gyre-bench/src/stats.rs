@@ -40,6 +40,16 @@ impl Hist {
         }
     }
 
+    /// Adds every value recorded in `other` (e.g. one round's histogram into a total).
+    pub fn add(&self, other: &Hist) {
+        let Ok(theirs) = other.0.lock().map(|h| h.clone()) else {
+            return;
+        };
+        if let Ok(mut hist) = self.0.lock() {
+            let _ = hist.add(&theirs);
+        }
+    }
+
     pub fn reset(&self) {
         if let Ok(mut hist) = self.0.lock() {
             hist.reset();

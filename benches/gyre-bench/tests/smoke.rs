@@ -1,5 +1,6 @@
-//! CI smoke test: the harness builds, tiny `fanout` and `idle` runs against a real gyre node
-//! finish, and their JSON reports have the expected fields with non-zero deliveries. No timing
+//! CI smoke test: the harness builds, tiny `fanout`, `idle`, `connect-rate` and
+//! `publish-latency` runs (the last two through `proxy-backend`) against a real gyre node finish,
+//! and their JSON reports have the expected fields with non-zero deliveries. No timing
 //! thresholds. Needs a built gyre binary: `GYRE_BIN`, else target/{debug,release}/gyre.
 
 use std::io::{BufRead, BufReader};
@@ -35,8 +36,12 @@ fn gyre_bin() -> PathBuf {
 }
 
 fn start_gyre(dir: &Path) -> Node {
+    start_gyre_with(dir, CONFIG)
+}
+
+fn start_gyre_with(dir: &Path, config_text: &str) -> Node {
     let config = dir.join("gyre.json");
-    std::fs::write(&config, CONFIG).expect("write config");
+    std::fs::write(&config, config_text).expect("write config");
     let mut child = Command::new(gyre_bin())
         .args(["serve", "--config"])
         .arg(&config)
@@ -141,5 +146,72 @@ fn idle_reports_memory_per_connection() {
     assert!(idle["rss_after_hold_kib"].as_u64().is_some_and(|kib| kib > 0));
     assert!(report["ramps"][0]["rate_per_s"].as_f64().is_some_and(|r| r > 0.0));
     assert_eq!(report["totals"]["dropped"], 0);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `gyre-bench proxy-backend` on a free port, killed on drop; its address is in `addr`.
+fn start_backend() -> Node {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_gyre-bench"))
+        .args(["proxy-backend", "--port", "0", "--max-duration", "300", "--quiet"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start proxy-backend");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let line = lines.next().expect("proxy-backend printed its address").expect("read its stdout");
+    let addr = line.split("addr=").nth(1).expect("listening addr=").trim().to_owned();
+    Node { child, addr }
+}
+
+/// A node whose connect proxy and `proxied` namespace's publish proxy call `backend`.
+fn start_proxied_gyre(dir: &Path, backend: &Node) -> Node {
+    let url = format!("http://{}", backend.addr);
+    let config = format!(
+        r#"{{"client":{{"token":{{"hmac_secret_key":"bench-secret"}},
+             "proxy":{{"connect":{{"enabled":true,"endpoint":"{url}/connect","timeout":"5s"}}}}}},
+           "http_api":{{"key":"bench-key"}},
+           "channel":{{"proxy":{{"publish":{{"endpoint":"{url}/publish","timeout":"5s"}}}},
+             "namespaces":[{{"name":"plain","allow_subscribe_for_client":true,"allow_publish_for_client":true}},
+                           {{"name":"proxied","allow_subscribe_for_client":true,"publish_proxy_enabled":true}}]}},
+           "log":{{"level":"info"}}}}"#
+    );
+    start_gyre_with(dir, &config)
+}
+
+#[test]
+fn connect_rate_with_a_jwt_and_through_the_connect_proxy() {
+    let dir = scratch_dir("connect-rate");
+    let backend = start_backend();
+    let node = start_proxied_gyre(&dir, &backend);
+    let args =
+        ["--auth", "jwt,tokenless", "--conns", "30", "--rounds", "2", "--warmup-conns", "2", "--settle-secs", "0.1"];
+    let report = bench(&node, &dir, "connect-rate", &args);
+    let ramps = report["ramps"].as_array().expect("ramps");
+    let names: Vec<&str> = ramps.iter().filter_map(|r| r["name"].as_str()).collect();
+    assert_eq!(names, ["jwt #1", "tokenless #1", "jwt #2", "tokenless #2"], "{report}");
+    for ramp in ramps {
+        assert_eq!(ramp["connections"], 30, "{report}");
+        assert!(ramp["rate_per_s"].as_f64().is_some_and(|r| r > 0.0), "{report}");
+    }
+    assert_eq!(report["totals"]["connect_failed"], 0, "{report}");
+    assert!(report["summary"].as_str().is_some_and(|s| s.contains("| tokenless |")), "{report}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn publish_latency_with_and_without_the_publish_proxy() {
+    let dir = scratch_dir("publish-latency");
+    let backend = start_backend();
+    let node = start_proxied_gyre(&dir, &backend);
+    let args = ["--rate", "50", "--rounds", "1", "--step-secs", "1", "--warmup-secs", "0.2"];
+    let report = bench(&node, &dir, "publish-latency", &args);
+    let steps = report["steps"].as_array().expect("steps");
+    assert_eq!(steps.len(), 2, "{report}");
+    for step in steps {
+        assert!(step["publishes"].as_u64().is_some_and(|p| p > 0), "{report}");
+        assert_eq!(step["publish_errors"], 0, "the proxied namespace allows publishing only via the proxy: {report}");
+        assert!(step["api_latency"]["p50_ms"].is_number(), "{report}");
+        assert!(step["deliveries"].as_u64().is_some_and(|d| d > 0), "{report}");
+    }
+    assert_eq!(report["loss"]["lost"], 0, "{report}");
     let _ = std::fs::remove_dir_all(&dir);
 }

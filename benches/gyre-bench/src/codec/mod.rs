@@ -74,8 +74,18 @@ impl Protocol {
         match self {
             Protocol::V2 => v2::connect(token).into_bytes(),
             Protocol::V1 => v1::connect(token).into_bytes(),
-            Protocol::V2pb => pb::connect(false, token),
-            Protocol::V1pb => pb::connect(true, token),
+            Protocol::V2pb => pb::connect(false, Some(token)),
+            Protocol::V1pb => pb::connect(true, Some(token)),
+        }
+    }
+
+    /// The connect command (id 1) without a token (a server with a connect proxy asks it).
+    pub fn connect_tokenless(self) -> Vec<u8> {
+        match self {
+            Protocol::V2 => br#"{"id":1,"connect":{}}"#.to_vec(),
+            Protocol::V1 => br#"{"id":1,"params":{}}"#.to_vec(),
+            Protocol::V2pb => pb::connect(false, None),
+            Protocol::V1pb => pb::connect(true, None),
         }
     }
 

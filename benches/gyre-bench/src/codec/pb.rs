@@ -60,9 +60,9 @@ fn string_field(value: &str) -> Vec<u8> {
     message
 }
 
-/// The connect command (id 1), delimited.
-pub fn connect(v1: bool, token: &str) -> Vec<u8> {
-    let request = string_field(token);
+/// The connect command (id 1), delimited; without a token its request is empty.
+pub fn connect(v1: bool, token: Option<&str>) -> Vec<u8> {
+    let request = token.map(string_field).unwrap_or_default();
     let command = if v1 { command_v1(1, 0, &request) } else { command_v2(1, 4, &request) };
     let mut out = Vec::new();
     delimited(&mut out, &command);
@@ -232,7 +232,9 @@ mod tests {
     #[test]
     fn v2_commands_and_replies() {
         // {id: 1, connect: {token: "t"}}
-        assert_eq!(connect(false, "t"), vec![7, 0x08, 1, 0x22, 3, 0x0a, 1, b't']);
+        assert_eq!(connect(false, Some("t")), vec![7, 0x08, 1, 0x22, 3, 0x0a, 1, b't']);
+        // {id: 1, connect: {}}
+        assert_eq!(connect(false, None), vec![4, 0x08, 1, 0x22, 0]);
         let frame = subscribe(false, &["a".into(), "b".into()]);
         let commands: Vec<&[u8]> = split(&frame).collect::<Result<_, _>>().expect("delimited");
         assert_eq!(commands, vec![&[0x08, 2, 0x2a, 3, 0x0a, 1, b'a'][..], &[0x08, 3, 0x2a, 3, 0x0a, 1, b'b'][..]]);

@@ -15,6 +15,11 @@ pub fn subscribe(id: u32, channel: &str) -> String {
     format!(r#"{{"id":{id},"subscribe":{{"channel":{}}}}}"#, quoted(channel))
 }
 
+/// A client publish command; `data` is a JSON value.
+pub fn publish(id: u32, channel: &str, data: &str) -> String {
+    format!(r#"{{"id":{id},"publish":{{"channel":{},"data":{data}}}}}"#, quoted(channel))
+}
+
 #[derive(Deserialize)]
 struct Envelope<'a> {
     #[serde(default)]
@@ -58,6 +63,7 @@ mod tests {
     fn commands() {
         assert_eq!(connect("a.b.c"), r#"{"id":1,"connect":{"token":"a.b.c"}}"#);
         assert_eq!(subscribe(2, "chat"), r#"{"id":2,"subscribe":{"channel":"chat"}}"#);
+        assert_eq!(publish(7, "ns:c", r#"{"t":1}"#), r#"{"id":7,"publish":{"channel":"ns:c","data":{"t":1}}}"#);
     }
 
     #[test]

@@ -5,6 +5,7 @@ pub mod cluster;
 pub mod fanout;
 pub mod history;
 pub mod idle;
+pub mod proxy;
 
 use std::sync::atomic::Ordering::Relaxed;
 
@@ -20,6 +21,8 @@ pub struct Outcome {
     pub idle: Option<IdleReport>,
     pub steps: Vec<StepReport>,
     pub notes: Vec<String>,
+    /// Markdown printed after the tables.
+    pub summary: Option<String>,
 }
 
 /// The report of a finished run.
@@ -52,6 +55,7 @@ pub fn report(run: &Run, scenario: &str, outcome: Outcome) -> Report {
         totals,
         errors: stats.errors(),
         notes: outcome.notes,
+        summary: outcome.summary,
     }
 }
 
