@@ -47,7 +47,7 @@ fn main() {
         for channel in resolved {
             let publication = Publication { data: data.clone(), ..Default::default() };
             let message = Publish { channel, publication, skip_history: false, idempotency_key: None };
-            registry.send(message).await.expect("registry answers").expect("published");
+            gyre::registry::messages::publish(&registry, message).await.expect("published");
         }
         // Let channel actors (if any) settle: their idle reports reach the registry.
         tokio::time::sleep(Duration::from_millis(500)).await;

@@ -212,13 +212,13 @@ async fn round(settings: &Settings, subscribers: usize, publications: usize, pac
     let mut publications_data = publications_data.into_iter();
     let first = publications_data.next().expect("at least one publication");
     channel
-        .send(Broadcast { publication: first, skip_history: false, idempotency_key: None })
+        .send(Broadcast { publication: first, skip_history: false, idempotency_key: None, reply: None })
         .await
         .expect("channel alive");
     // That warm-up publication counts: each sink expects `publications` frames in total.
     let started = Instant::now();
     for publication in publications_data {
-        let broadcast = Broadcast { publication, skip_history: false, idempotency_key: None };
+        let broadcast = Broadcast { publication, skip_history: false, idempotency_key: None, reply: None };
         if paced {
             // The answer comes after the channel woke every sink, which then run before this
             // task: each subscriber handles one frame per wake-up, as at a low publication rate.

@@ -137,7 +137,7 @@ async fn publish_one(
     options: &Options<'_>,
 ) -> Result<PublishResult, ApiError> {
     let message = publish_message(node, channel, data, options)?;
-    publish_result(node.registry.send(message).await.unwrap_or(Err(registry::PublishFailed::Unavailable)))
+    publish_result(registry::publish(&node.registry, message).await)
 }
 
 /// Channels one registry message publishes to in a broadcast: one round trip to the registry

@@ -409,39 +409,56 @@ impl Handler<Leave> for Channel {
 }
 
 impl Handler<Broadcast> for Channel {
-    type Result = MessageResult<Broadcast>;
+    type Result = ();
 
-    fn handle(&mut self, msg: Broadcast, ctx: &mut Self::Context) -> Self::Result {
+    fn handle(&mut self, msg: Broadcast, ctx: &mut Self::Context) {
         let now = Instant::now();
-        if let Some((position, _)) = msg.idempotency_key.as_ref().and_then(|key| self.recent.as_ref()?.get(key)) {
-            let position = position.clone();
+        let repeated = msg.idempotency_key.as_ref().and_then(|key| self.recent.as_ref()?.get(key));
+        if let Some((position, _)) = repeated {
+            answer(msg.reply, position.clone());
             self.processed_one();
-            return MessageResult(position);
+            return;
         }
-        let position = self.publish(msg.publication, msg.skip_history, now);
+        let (publication, position) = self.append(msg.publication, msg.skip_history, now);
         if let Some(key) = msg.idempotency_key {
             self.remember(key, position.clone(), now, ctx);
         }
+        // The publisher first: tasks on a thread run in the order they were woken, so its answer
+        // (an API response, a client's publish reply) is not queued behind every subscriber the
+        // fan-out wakes.
+        answer(msg.reply, position);
+        if let Some(publication) = publication {
+            self.deliver(&publication);
+        }
         self.processed_one();
-        MessageResult(position)
+    }
+}
+
+fn answer(reply: Option<crate::registry::messages::PublishReply>, position: Option<StreamPosition>) {
+    if let Some(reply) = reply {
+        let _ = reply.send(Ok(position));
     }
 }
 
 impl Channel {
-    /// Appends to history (unless skipped) and fans the publication out, encoded once.
-    /// A publication with an outdated version is dropped: the answer is the current position.
-    fn publish(&mut self, publication: Publication, skip_history: bool, now: Instant) -> Option<StreamPosition> {
-        let (publication, position) = match self.stream.as_mut().filter(|_| !skip_history) {
-            Some(stream) if stream.is_outdated(&publication) => return Some(stream.position()),
+    /// Appends to history (unless skipped): the publication to fan out (encoded once, by
+    /// [`Self::deliver`]) and the stream position. A publication with an outdated version is
+    /// dropped: nothing to fan out, and the answer is the current position.
+    fn append(
+        &mut self,
+        publication: Publication,
+        skip_history: bool,
+        now: Instant,
+    ) -> (Option<Arc<Publication>>, Option<StreamPosition>) {
+        match self.stream.as_mut().filter(|_| !skip_history) {
+            Some(stream) if stream.is_outdated(&publication) => (None, Some(stream.position())),
             Some(stream) => {
                 stream.expire(now);
                 let publication = stream.append(publication, now);
-                (publication, Some(stream.position()))
+                (Some(publication), Some(stream.position()))
             }
-            None => (Arc::new(publication), None),
-        };
-        self.deliver(&publication);
-        position
+            None => (Some(Arc::new(publication)), None),
+        }
     }
 
     fn remember(&mut self, key: String, position: Option<StreamPosition>, now: Instant, ctx: &mut Context<Self>) {

@@ -50,9 +50,10 @@ pub struct Leave {
     pub client: ClientId,
 }
 
-/// Publishes into the channel; answers the stream position when the channel keeps history.
+/// Publishes into the channel; the stream position (when the channel keeps history) goes to
+/// `reply` before the publication fans out.
 #[derive(Debug, Message)]
-#[rtype(result = "Option<StreamPosition>")]
+#[rtype(result = "()")]
 pub struct Broadcast {
     /// The publication (offset assigned here).
     pub publication: Publication,
@@ -61,6 +62,8 @@ pub struct Broadcast {
     /// A repeat of this key within [`super::IDEMPOTENCY_WINDOW`] returns the first result and
     /// delivers nothing.
     pub idempotency_key: Option<String>,
+    /// Where the publisher waits for the outcome (none for publications from other nodes).
+    pub reply: Option<crate::registry::messages::PublishReply>,
 }
 
 /// Reads history.

@@ -58,14 +58,33 @@ pub enum PublishFailed {
 /// What a publish answers: the stream position when the channel keeps history (on this node).
 pub type PublishOutcome = Result<Option<StreamPosition>, PublishFailed>;
 
+/// Where a publisher waits for its [`PublishOutcome`]: the channel answers there directly, before
+/// its fan-out wakes the subscribers.
+pub type PublishReply = tokio::sync::oneshot::Sender<PublishOutcome>;
+
+/// A [`Publish`] answered straight from the channel to `reply` (no hop through the registry's
+/// task): how the API and clients publish, so their answer is not queued behind the fan-out.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct PublishAnswering {
+    pub publish: Publish,
+    pub reply: PublishReply,
+}
+
+/// Publishes through `registry` and waits for the outcome (see [`PublishAnswering`]).
+pub async fn publish(registry: &actix::Addr<super::Registry>, publish: Publish) -> PublishOutcome {
+    let (reply, outcome) = tokio::sync::oneshot::channel();
+    registry.do_send(PublishAnswering { publish, reply });
+    outcome.await.unwrap_or(Err(PublishFailed::Unavailable))
+}
+
 /// Publishes to many channels at once (a broadcast's slice): one answer per publish, in order.
 #[derive(Debug, Message)]
 #[rtype(result = "Vec<PublishOutcome>")]
 pub struct PublishEach(pub Vec<Publish>);
 
-/// Publishes; answers the stream position when the channel keeps history (on this node).
-#[derive(Debug, Message)]
-#[rtype(result = "Result<Option<StreamPosition>, PublishFailed>")]
+/// A publication for a channel, sent with [`publish`] (or in a [`PublishEach`]).
+#[derive(Debug)]
 pub struct Publish {
     /// The channel.
     pub channel: ResolvedChannel,

@@ -261,11 +261,11 @@ impl Handler<Unsubscribe> for Registry {
     }
 }
 
-impl Handler<Publish> for Registry {
-    type Result = ResponseFuture<PublishOutcome>;
+impl Handler<PublishAnswering> for Registry {
+    type Result = ();
 
-    fn handle(&mut self, msg: Publish, ctx: &mut Self::Context) -> Self::Result {
-        self.publish(msg, ctx)
+    fn handle(&mut self, PublishAnswering { publish, reply }: PublishAnswering, ctx: &mut Self::Context) {
+        self.publish(publish, reply, ctx);
     }
 }
 
@@ -273,35 +273,49 @@ impl Handler<PublishEach> for Registry {
     type Result = ResponseFuture<Vec<PublishOutcome>>;
 
     fn handle(&mut self, PublishEach(publishes): PublishEach, ctx: &mut Self::Context) -> Self::Result {
-        let outcomes: Vec<_> = publishes.into_iter().map(|msg| self.publish(msg, ctx)).collect();
+        let outcomes: Vec<_> = publishes
+            .into_iter()
+            .map(|msg| {
+                let (reply, outcome) = tokio::sync::oneshot::channel();
+                self.publish(msg, reply, ctx);
+                async move { outcome.await.unwrap_or(Err(PublishFailed::Unavailable)) }
+            })
+            .collect();
         Box::pin(futures_util::future::join_all(outcomes))
     }
 }
 
 impl Registry {
-    fn publish(&mut self, msg: Publish, ctx: &mut Context<Self>) -> ResponseFuture<PublishOutcome> {
+    /// Publishes `msg`; its outcome goes to `reply` (from the channel itself when it has an actor).
+    fn publish(&mut self, msg: Publish, reply: PublishReply, ctx: &mut Context<Self>) {
         if let Some(bridge) = self.bridge.clone() {
-            return self.publish_to_cluster(bridge, msg);
+            let published = self.publish_to_cluster(bridge, msg);
+            ctx.spawn(published.into_actor(self).map(move |outcome, _, _| {
+                let _ = reply.send(outcome);
+            }));
+            return;
         }
         let keeps_history = msg.channel.namespace.options.history_enabled() && !msg.skip_history;
         let creates_channel = keeps_history || msg.idempotency_key.is_some();
         if creates_channel && !self.room_for(&msg.channel.name) {
-            return Box::pin(async { Err(PublishFailed::ChannelLimit) });
+            let _ = reply.send(Err(PublishFailed::ChannelLimit));
+            return;
         }
         if msg.idempotency_key.is_none() && !self.channels.contains_key(&msg.channel.name) {
             // Nobody subscribed here and no result to remember: no actor is needed.
             let position = keeps_history
                 .then(|| self.parked.publish(&msg.channel.name, shape(&msg.channel), msg.publication, Instant::now()));
-            return Box::pin(async { Ok(position) });
+            let _ = reply.send(Ok(position));
+            return;
         }
         let entry = self.entry(&msg.channel, ctx);
         entry.sent += 1;
-        let sent = entry.channel.send(channel::Broadcast {
+        entry.channel.do_send(channel::Broadcast {
             publication: msg.publication,
             skip_history: msg.skip_history,
             idempotency_key: msg.idempotency_key,
+            reply: Some(reply),
         });
-        Box::pin(async move { sent.await.map_err(|_| PublishFailed::Unavailable) })
     }
 }
 
@@ -583,9 +597,12 @@ impl Handler<ClusterIn> for Registry {
         let Some(entry) = self.channels.get_mut(&msg.channel) else { return };
         entry.sent += 1;
         match msg.event {
-            ChannelEvent::Publication { publication, skip_history } => {
-                entry.channel.do_send(channel::Broadcast { publication, skip_history, idempotency_key: None })
-            }
+            ChannelEvent::Publication { publication, skip_history } => entry.channel.do_send(channel::Broadcast {
+                publication,
+                skip_history,
+                idempotency_key: None,
+                reply: None,
+            }),
             ChannelEvent::Join { info } => entry.channel.do_send(channel::FanOutJoinLeave { join: true, info }),
             ChannelEvent::Leave { info } => entry.channel.do_send(channel::FanOutJoinLeave { join: false, info }),
         }

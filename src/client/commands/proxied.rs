@@ -566,13 +566,13 @@ impl ClientSession {
         };
         let use_delta = channel.namespace.options.delta_publish;
         let publication = Publication { data, info: Some(Arc::new(info)), use_delta, ..Default::default() };
-        let request =
-            self.node.registry.send(registry::Publish { channel, publication, skip_history, idempotency_key: None });
+        let publish = registry::Publish { channel, publication, skip_history, idempotency_key: None };
+        let to = self.node.registry.clone();
         self.reply_later(id, "publish", ctx, async move {
-            match request.await {
-                Ok(Ok(_)) => Ok(Empty {}),
-                Ok(Err(registry::PublishFailed::ChannelLimit)) => Err(ReplyError::LimitExceeded),
-                _ => Err(ReplyError::Internal),
+            match registry::publish(&to, publish).await {
+                Ok(_) => Ok(Empty {}),
+                Err(registry::PublishFailed::ChannelLimit) => Err(ReplyError::LimitExceeded),
+                Err(registry::PublishFailed::Unavailable) => Err(ReplyError::Internal),
             }
         });
     }
