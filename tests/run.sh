@@ -5,10 +5,13 @@
 # k8s/), then the benchmark harness smoke test (gyre-bench unit tests + tiny fanout, idle,
 # connect-rate and publish-latency runs, the last two through its proxy-backend, against the
 # built gyre, no timing thresholds), then every fuzz target for FUZZ_SECONDS each
-# (default 20; tests/fuzz/run.sh, nightly + cargo-fuzz). Exits non-zero if any stage fails;
-# prints a summary at the end.
+# (default 20; tests/fuzz/run.sh, nightly + cargo-fuzz), then the admin web UI: its committed
+# build checked against its sources (web/admin/check.sh) and its browser tests (Debian's
+# chromium driven by playwright-core on a 3-node cluster, tests/browser). Exits non-zero if any
+# stage fails; prints a summary at the end.
 #
-# Usage: bash tests/run.sh [rust] [js] [python] [deploy] [bench] [fuzz]     (no argument = all six)
+# Usage: bash tests/run.sh [rust] [js] [python] [deploy] [bench] [fuzz] [uidist] [browser]
+#        (no argument = all eight)
 # Env:   GYRE_BIN   path of the gyre binary the SDK suites start (default target/debug/gyre)
 #        SKIP_INSTALL=1  do not install anything, use what is there
 #        FUZZ_SECONDS    seconds per fuzz target (default 20)
@@ -18,11 +21,13 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 
 JS_DIR="tests/sdk/js"
+BROWSER_DIR="tests/browser"
+CHROMIUM_BIN="${CHROMIUM_BIN:-/usr/bin/chromium}"
 PY_DIR="tests/sdk/python"
 VENV="$PY_DIR/.venv"
 
 STAGES=("$@")
-[[ ${#STAGES[@]} -eq 0 ]] && STAGES=(rust js python deploy bench fuzz)
+[[ ${#STAGES[@]} -eq 0 ]] && STAGES=(rust js python deploy bench fuzz uidist browser)
 want() { local s; for s in "${STAGES[@]}"; do [[ "$s" == "$1" ]] && return 0; done; return 1; }
 
 log() { printf '\n==> %s\n' "$*"; }
@@ -52,7 +57,7 @@ if [[ "${SKIP_INSTALL:-0}" != "1" ]]; then
     apt_install nats-server
   fi
 
-  if want js; then
+  if want js || want uidist || want browser; then
     if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
       log "installing nodejs and npm"
       apt_install nodejs npm
@@ -63,6 +68,24 @@ if [[ "${SKIP_INSTALL:-0}" != "1" ]]; then
       log "installing JS SDK test dependencies (npm ci)"
       npm ci --prefix "$JS_DIR" --no-audit --no-fund --loglevel=error
       echo "$want_hash" >"$stamp"
+    fi
+  fi
+
+  if want browser; then
+    # The browser tests use the JS suite's harness (and its centrifuge and ws packages).
+    for dir in "$JS_DIR" "$BROWSER_DIR"; do
+      stamp="$dir/node_modules/.gyre-deps-stamp"
+      want_hash="$(hash_of "$dir/package.json" "$dir/package-lock.json")"
+      if [[ ! -f "$stamp" || "$(cat "$stamp")" != "$want_hash" ]]; then
+        log "installing $dir dependencies (npm ci)"
+        npm ci --prefix "$dir" --no-audit --no-fund --loglevel=error
+        echo "$want_hash" >"$stamp"
+      fi
+    done
+    # Debian's chromium (playwright-core drives it; no browser download).
+    if [[ ! -x "$CHROMIUM_BIN" ]]; then
+      log "installing chromium"
+      apt_install chromium
     fi
   fi
 
@@ -136,6 +159,10 @@ count_fuzz() {
   # tests/fuzz/run.sh ends with "fuzz: N passed, M failed".
   awk '/^fuzz: [0-9]+ passed, [0-9]+ failed/ { p = $2; f = $4 } END { print p + 0, f + 0 }' "$1"
 }
+count_uidist() {
+  # web/admin/check.sh ends with "ui dist: N passed, M failed".
+  awk '/^ui dist: [0-9]+ passed, [0-9]+ failed/ { p = $3; f = $5 } END { print p + 0, f + 0 }' "$1"
+}
 count_pytest() {
   grep -E '(passed|failed|errors?|no tests ran).* in [0-9.]+s' "$1" | tail -n 1 |
     awk '{ for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p = $i; if ($(i+1) ~ /^(failed|errors?)/) f += $i } }
@@ -164,6 +191,15 @@ fi
 if want fuzz; then
   # Every fuzz target for FUZZ_SECONDS (default 20) with its seeds; fails on a crash.
   run_stage fuzz count_fuzz bash tests/fuzz/run.sh "${FUZZ_SECONDS:-20}"
+fi
+
+if want uidist; then
+  # The committed admin UI build (src/admin/ui/dist, embedded in the binary) matches web/admin.
+  run_stage uidist count_uidist bash web/admin/check.sh
+fi
+if want browser; then
+  # The admin web UI in chromium against a 3-node cluster; screenshots go to docs/img/admin-*.png.
+  run_stage browser count_node env CHROMIUM_BIN="$CHROMIUM_BIN" node --test --test-timeout=120000 "$BROWSER_DIR/"
 fi
 
 # ---------------------------------------------------------------- summary
