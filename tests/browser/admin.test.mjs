@@ -137,8 +137,24 @@ describe('admin web UI on a 3-node cluster', () => {
     const watcher = b.client({ token: b.token('watcher') });
     await connected(watcher);
     await waitUntilAsync(async () => (await page.locator('tr[data-node="node-b"] td').nth(2).textContent()) === '1', 'node b to show one client', 10000);
+
+    // More clients, a node at a time, one refresh apart: the counts and charts follow.
+    const updated = page.locator('#nodes-h + .muted');
+    const crowd = [watcher];
+    for (const [node, n] of [[c, 3], [a, 2], [b, 2]]) {
+      for (let i = 0; i < n; i++) {
+        const client = node.client({ token: node.token(`user-${crowd.length % 5}`) });
+        await connected(client);
+        await subscribed(newSub(client, `chat:lobby-${i % 2}`));
+        crowd.push(client);
+      }
+      const before = await updated.textContent();
+      await waitUntilAsync(async () => (await updated.textContent()) !== before, 'a refresh', 8000);
+    }
+    await page.locator('table[aria-label="Nodes"] tfoot td').nth(2).filter({ hasText: /^8$/ }).waitFor({ timeout: UI_MS });
+    assert.equal(await page.locator('tr[data-node="node-c"] td').nth(2).textContent(), '3');
     await shot('nodes');
-    watcher.disconnect();
+    for (const client of crowd) client.disconnect();
   });
 
   it('publishes from the UI to an SDK subscriber on another node, and refuses invalid JSON', async () => {
@@ -238,9 +254,34 @@ describe('admin web UI on a 3-node cluster', () => {
     const user = 'dave-' + randomId();
     const dave = c.client({ token: c.token(user) });
     await connected(dave);
-    const gone = waitFor(dave, 'disconnected', 8000);
 
     await go('actions');
+    // Server-side subscribe and unsubscribe reach the user's node too.
+    const channel = 'chat:srv-' + randomId();
+    const joined = waitFor(dave, 'subscribed', 8000, (ctx) => ctx.channel === channel);
+    const subForm = page.locator('form#subscribe');
+    await subForm.getByLabel('User').fill(user);
+    await subForm.getByLabel('Channel').fill(channel);
+    await subForm.getByLabel('Channel').press('Enter');
+    await subForm.locator('.status.ok', { hasText: 'Done: subscribe' }).waitFor({ timeout: UI_MS });
+    await joined;
+    const left = waitFor(dave, 'unsubscribed', 8000, (ctx) => ctx.channel === channel);
+    const unsubForm = page.locator('form#unsubscribe');
+    await unsubForm.getByLabel('User').fill(user);
+    await unsubForm.getByLabel('Channel').fill(channel);
+    await unsubForm.getByLabel('Channel').press('Enter');
+    await unsubForm.locator('.status.ok', { hasText: 'Done: unsubscribe' }).waitFor({ timeout: UI_MS });
+    await left;
+
+    // history_remove empties the channel's history on every node (it lives in JetStream).
+    await b.publish(channel, { keep: false });
+    const hr = page.locator('form#history-remove');
+    await hr.getByLabel('Channel').fill(channel);
+    await hr.getByLabel('Channel').press('Enter');
+    await hr.locator('.status.ok', { hasText: 'Done: history_remove' }).waitFor({ timeout: UI_MS });
+    await eventually(async () => ((await b.api('history', { channel, limit: 10 })).publications || []).length === 0, 5000, 'the history to be empty');
+
+    const gone = waitFor(dave, 'disconnected', 8000);
     const form = page.locator('form#disconnect');
     await form.getByLabel('User').fill(user);
     await form.getByLabel('Code').fill('2000');
@@ -262,6 +303,7 @@ describe('admin web UI on a 3-node cluster', () => {
     await page.locator('.status.ok', { hasText: 'HTTP 200' }).waitFor({ timeout: UI_MS });
     const out = await page.locator('pre.output').textContent();
     for (const n of ['node-a', 'node-b', 'node-c']) assert.ok(out.includes(`"name": "${n}"`), out);
+    await shot('console');
 
     await page.getByLabel('Method').selectOption('presence');
     await page.getByLabel('Params (JSON object)').fill('{"channel": "nope:x"}');
@@ -275,7 +317,6 @@ describe('admin web UI on a 3-node cluster', () => {
     await page.getByLabel('Method').selectOption('history');
     await page.getByRole('button', { name: 'Send' }).click();
     await page.locator('.status.ok', { hasText: 'HTTP 200' }).waitFor({ timeout: UI_MS });
-    await shot('console');
   });
 
   it('shows markup in channel names, user IDs and payloads as text', async () => {

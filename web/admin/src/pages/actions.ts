@@ -36,7 +36,7 @@ function jsonEditor(name: string, initial: string): HTMLTextAreaElement {
  * A card with a form: `build` returns the params (throwing with a clear message when the input
  * is wrong); the result or error shows under the button.
  */
-function actionCard(id: string, title: string, description: string, controls: HTMLElement[], method: string, build: () => unknown, button: string, danger = false): HTMLElement {
+function actionCard(id: string, title: string, description: string, controls: HTMLElement[], method: string, build: () => unknown, button: string, danger = false, judge: (result: any) => string | null = () => null): HTMLElement {
   const status = statusLine();
   const submit = h('button', { type: 'submit', class: danger ? 'danger' : null }, button);
   const form = h('form', {
@@ -57,7 +57,9 @@ function actionCard(id: string, title: string, description: string, controls: HT
       status.info('Sending…');
       try {
         const result = await call(method, params);
-        status.ok(`Done: ${method} → ${JSON.stringify(result)}`);
+        const problem = judge(result);
+        if (problem) status.error(`${method}: ${problem} → ${JSON.stringify(result)}`);
+        else status.ok(`Done: ${method} → ${JSON.stringify(result)}`);
       } catch (e) {
         status.error(`${method} failed: ${(e as Error).message}`);
       } finally {
@@ -84,7 +86,10 @@ export function actionsPage(): Page {
     const channels = bcChannels.value.split(/[\s,]+/).map((c) => c.trim()).filter(Boolean);
     if (!channels.length) throw new Error('Enter at least one channel.');
     return { channels, data: parseJson(bcData.value) };
-  }, 'Broadcast');
+  }, 'Broadcast', false, (result) => {
+    const failed = (result?.responses || []).filter((r: any) => r && r.error).length;
+    return failed ? `${failed} of ${result.responses.length} channels failed` : null;
+  });
 
   const subUser = textInput('user', 'user ID');
   const subChannel = textInput('channel', 'chat:index');
