@@ -243,6 +243,9 @@ describe('admin web UI on a 3-node cluster', () => {
     await page.locator('ol.tail li', { hasText: '"tick":3' }).waitFor({ timeout: UI_MS });
     await page.getByRole('button', { name: 'Reload' }).click();
     await page.locator('table[aria-label="Presence"] td', { hasText: 'carol' }).waitFor({ timeout: UI_MS });
+    await page.getByLabel('Filter (glob: * and ?)').fill('chat:*');
+    await page.getByLabel('Filter (glob: * and ?)').press('Enter');
+    await page.locator('table[aria-label="Channels"] tr.selected', { hasText: channel }).waitFor({ timeout: UI_MS });
     await shot('channels');
 
     await page.getByRole('button', { name: 'Stop live tail' }).click();

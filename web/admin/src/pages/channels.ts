@@ -48,7 +48,7 @@ export function channelsPage(): Page {
 
   const openInput = h('input', { type: 'text', name: 'channel', placeholder: 'any channel, e.g. chat:index', autocomplete: 'off', spellcheck: 'false' });
   const openForm = h('form', {
-    class: 'inline-form',
+    class: 'inline-form open-form',
     onsubmit: (ev: SubmitEvent) => {
       ev.preventDefault();
       const name = openInput.value.trim();
