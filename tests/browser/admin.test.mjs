@@ -61,7 +61,8 @@ describe('admin web UI on a 3-node cluster', () => {
     const patch = { ...keys, ...admin };
     a = await startClusterNode(nats.url, 'node-a', patch);
     b = await startClusterNode(nats.url, 'node-b', patch);
-    c = await startClusterNode(nats.url, 'node-c', patch);
+    // Node c serves the UI under a prefix (the page's URLs are relative to it).
+    c = await startClusterNode(nats.url, 'node-c', { ...keys, admin: { ...admin.admin, handler_prefix: '/ops' } });
     await eventually(async () => (await nodeNames(a)).join() === 'node-a,node-b,node-c', CLUSTER_WAIT_MS, 'node a to list the three nodes');
     base = `http://${a.addr}/`;
     browser = await chromium.launch({
@@ -106,10 +107,11 @@ describe('admin web UI on a 3-node cluster', () => {
     await page.waitForSelector('nav a[data-route="nodes"][aria-current="page"]', { timeout: UI_MS });
   });
 
-  it('says when failed logins are throttled (429)', async () => {
+  it('says when failed logins are throttled (429), under a handler_prefix', async () => {
     const other = await browser.newPage();
     try {
-      await other.goto(`http://${c.addr}/`);
+      await other.goto(`http://${c.addr}/ops`);
+      assert.equal(new URL(other.url()).pathname, '/ops/', 'redirected to the prefix with its slash');
       const pw = other.getByLabel('Password');
       await pw.waitFor({ timeout: UI_MS });
       for (let i = 0; i < 5; i++) {
@@ -354,6 +356,20 @@ describe('admin web UI on a 3-node cluster', () => {
     eve.disconnect();
   });
 
+  it('sends a forged or foreign token back to the login page', async () => {
+    for (const forged of ['forged-token', await adminToken(b)]) {
+      await page.evaluate((t) => sessionStorage.setItem('gyre-admin-token', t), forged);
+      await page.reload();
+      if (forged === 'forged-token') {
+        await page.getByLabel('Password').waitFor({ timeout: UI_MS });
+        assert.equal(await page.evaluate(() => sessionStorage.getItem('gyre-admin-token')), null);
+      } else {
+        // A token from another node with the same admin.secret is valid here too.
+        await page.waitForSelector('nav a[aria-current="page"]', { timeout: UI_MS });
+      }
+    }
+  });
+
   it('logs out, and the API refuses the page afterwards', async () => {
     await page.getByRole('button', { name: 'Log out' }).click();
     await page.getByLabel('Password').waitFor({ timeout: UI_MS });
@@ -363,6 +379,18 @@ describe('admin web UI on a 3-node cluster', () => {
     assert.deepEqual(pageErrors, [], 'no script errors or dialogs in the page');
   });
 });
+
+/** A token from `node`'s /admin/auth (a node whose login throttle has not been tripped). */
+async function adminToken(node) {
+  const prefix = node.config.admin.handler_prefix || '';
+  const res = await fetch(`http://${node.addr}${prefix}/admin/auth`, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams({ password: node.config.admin.password }).toString(),
+  });
+  assert.equal(res.status, 200, await res.clone().text());
+  return (await res.json()).token;
+}
 
 /** waitUntil for an async check (re-run every 100 ms), at most `ms`. */
 async function waitUntilAsync(check, what, ms = UI_MS) {
