@@ -8,8 +8,8 @@ use std::time::Duration;
 use actix::prelude::*;
 use bytestring::ByteString;
 
-use super::commands::{Credentials, PendingSubscription, ProxyState};
-use super::messages::{ClientHandle, Deliver, EmulatedCommands, SubscribeAnswer};
+use super::commands::{Credentials, PendingSubscription, ProxyState, ServerSub};
+use super::messages::{ClientHandle, Deliver, EmulatedCommands, SubscribeAnswer, SubscribeOverrides};
 use super::outbox::{Deliveries, Outbox};
 use super::pings;
 use super::rate_limit::CommandLimiter;
@@ -392,8 +392,21 @@ impl ClientSession {
 
     /// The admin UI's live tail of `channel`: connects without a token (the admin token vouched
     /// for the request), subscribed server-side to the channel whatever its permissions.
+    /// It is not in the channel's presence and its join and leave are not announced (an
+    /// observer, not a participant); it gets the others' join and leave.
     pub fn tailing(mut self, channel: String) -> Self {
-        let credentials = Credentials { channels: vec![channel], ..Default::default() };
+        let observer = SubscribeOverrides {
+            presence: Some(false),
+            join_leave: Some(false),
+            force_push_join_leave: Some(true),
+            ..Default::default()
+        };
+        let sub = ServerSub { overrides: observer, ..Default::default() };
+        let credentials = Credentials {
+            channels: vec![channel.clone()],
+            subs: [(channel, sub)].into_iter().collect(),
+            ..Default::default()
+        };
         self.state = State::Connecting { vouched: Some(Box::new(credentials)) };
         self
     }

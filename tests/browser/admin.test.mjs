@@ -8,6 +8,7 @@
 
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { after, afterEach, before, describe, it } from 'node:test';
 
@@ -19,7 +20,11 @@ import {
 } from '../sdk/js/harness.mjs';
 
 const CHROMIUM = process.env.CHROMIUM_BIN || '/usr/bin/chromium';
-const IMG_DIR = path.join(REPO_ROOT, 'docs', 'img');
+// The pictures are refreshed in docs/img only when asked (ADMIN_UI_SCREENSHOTS=1), so a test run
+// leaves the working tree as it was; otherwise they go to a temporary folder.
+const IMG_DIR = process.env.ADMIN_UI_SCREENSHOTS
+  ? path.join(REPO_ROOT, 'docs', 'img')
+  : fs.mkdtempSync(path.join(os.tmpdir(), 'admin-ui-'));
 /** Bound for cluster-wide conditions that ride on heartbeats (every 3 s). */
 const CLUSTER_WAIT_MS = 12000;
 /** Bound for something to show in the page. */

@@ -148,3 +148,34 @@ async fn the_live_tail_streams_a_channels_publications_to_token_holders_only() {
     assert_eq!(line["channel"], "$secret");
     assert_eq!(line["pub"]["data"], json!({"n": 1}));
 }
+
+#[actix_web::test]
+async fn a_tail_is_an_observer_not_in_presence_and_it_sees_joins() {
+    use futures_util::StreamExt;
+    let node = admin_node().await;
+    let token = login(&node).await;
+    let mut response = awc::Client::new()
+        .post(format!("http://{}/admin/tail", node.addr))
+        .insert_header(("Authorization", format!("token {token}")))
+        .send_body(r#"{"channel":"chat:watched"}"#)
+        .await
+        .expect("tail request");
+    let mut text = String::new();
+    let mut joined = false;
+    let join = loop {
+        let chunk = tokio::time::timeout(WAIT, response.next()).await.expect("the tail answers").expect("more body");
+        text.push_str(std::str::from_utf8(&chunk.expect("a chunk")).unwrap());
+        if !joined && text.contains("\"connect\"") {
+            let presence = node.api_ok("presence", json!({"channel": "chat:watched"})).await;
+            assert_eq!(presence["presence"], json!({}), "the tail is not in presence: {presence}");
+            let mut client = node.connect_as("visitor").await;
+            client.request(2, "subscribe", json!({"channel": "chat:watched"})).await;
+            std::mem::forget(client);
+            joined = true;
+        }
+        if let Some(line) = text.lines().find(|l| l.contains("\"join\"")) {
+            break serde_json::from_str::<Value>(line).unwrap();
+        }
+    };
+    assert_eq!(join["join"]["info"]["user"], "visitor");
+}

@@ -227,7 +227,7 @@ impl ClientSession {
         }
         let mut waiting = std::collections::HashMap::new();
         for (channel, pending) in server_side {
-            self.join(&channel, &pending, false);
+            self.join(&channel, &pending, pending.push_join_leave);
             waiting.insert(channel.name.clone(), pending);
         }
         self.busy = Some(Box::new(Busy::Connect { id, result, waiting, held: Vec::new() }));
@@ -292,7 +292,8 @@ impl ClientSession {
         hint: Option<&SubscribeRequest>,
         sub: ServerSub,
     ) -> PendingSubscription {
-        let (mut pending, _) = self.forced_pending(channel, &sub.overrides);
+        let (mut pending, push_join_leave) = self.forced_pending(channel, &sub.overrides);
+        pending.push_join_leave = push_join_leave;
         let recover = hint.filter(|h| h.recover && pending.recoverable);
         pending.was_recovering = recover.is_some();
         pending.recover_from = recover.map(|h| StreamPosition { offset: h.offset, epoch: h.epoch.as_str().into() });

@@ -22,7 +22,7 @@ use crate::protocol::protobuf::ReplyBody;
 use crate::protocol::reply::Empty;
 use crate::protocol::{Disconnect, ReplyError};
 
-pub(in crate::client) use connect::Credentials;
+pub(in crate::client) use connect::{Credentials, ServerSub};
 pub(in crate::client) use proxied::ProxyState;
 pub(in crate::client) use subscribe::PendingSubscription;
 

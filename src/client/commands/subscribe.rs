@@ -157,6 +157,7 @@ impl ClientSession {
             server_side: false,
             emit_join_leave: options.join_leave,
             emit_presence: options.presence,
+            push_join_leave,
             delta,
             refreshed_by_server: self
                 .node
@@ -204,8 +205,9 @@ impl ClientSession {
             emit_presence: o.presence.unwrap_or(options.presence),
             ..Default::default()
         };
-        let push_join_leave = o.join_leave.unwrap_or(options.join_leave)
-            && o.force_push_join_leave.unwrap_or(options.force_push_join_leave);
+        // Receiving others' join/leave is its own setting (Centrifugo's PushJoinLeave), apart
+        // from announcing its own (EmitJoinLeave).
+        let push_join_leave = o.force_push_join_leave.unwrap_or(options.force_push_join_leave);
         (pending, push_join_leave)
     }
 
@@ -451,4 +453,6 @@ pub(in crate::client) struct PendingSubscription {
     pub(in crate::client) emit_join_leave: bool,
     /// It counts in the channel's presence.
     pub(in crate::client) emit_presence: bool,
+    /// It gets join and leave pushes (server-side subscriptions; client-side ones pass it along).
+    pub(in crate::client) push_join_leave: bool,
 }
