@@ -163,3 +163,44 @@ async fn the_same_idempotency_key_through_two_nodes_delivers_once() {
     a.api_ok("publish", json!({"channel": "news", "data": 3, "idempotency_key": "order-8"})).await;
     assert_eq!(client.publication("news").await["data"], 3);
 }
+
+/// Five nodes on one nats-server (small sizes): every node sees the others, a publication on
+/// one reaches subscribers on all, presence and `channels` count the clients of every node, and
+/// an API disconnect on one node reaches a user on another.
+#[actix_web::test]
+async fn five_nodes_share_publications_presence_and_user_actions() {
+    let nats = NatsServer::start().await;
+    let mut nodes = Vec::new();
+    for name in ["n1", "n2", "n3", "n4", "n5"] {
+        nodes.push(TestNode::start_clustered(&nats, name).await);
+    }
+    for node in &nodes {
+        node.wait_for_nodes(5).await;
+    }
+    let mut clients = Vec::new();
+    for (i, node) in nodes.iter().enumerate() {
+        let mut client = node.connect_as(&format!("user{i}")).await;
+        client.request(2, "subscribe", json!({"channel": "chat:five"})).await;
+        clients.push(client);
+    }
+    // Every node's presence lists the five subscribers once all joins have crossed the cluster.
+    for node in &nodes {
+        let deadline = std::time::Instant::now() + WAIT;
+        loop {
+            let stats = node.api_ok("presence_stats", json!({"channel": "chat:five"})).await;
+            if stats == json!({"num_clients": 5, "num_users": 5}) {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "presence never counted five: {stats}");
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+    nodes[2].api_ok("publish", json!({"channel": "chat:five", "data": {"from": "n3"}})).await;
+    for client in &mut clients {
+        assert_eq!(client.publication("chat:five").await["data"], json!({"from": "n3"}));
+    }
+    let channels = nodes[4].api_ok("channels", json!({"pattern": "chat:*"})).await;
+    assert_eq!(channels["channels"]["chat:five"]["num_clients"], 5);
+    nodes[0].api_ok("disconnect", json!({"user": "user3", "disconnect": {"code": 4005, "reason": "five"}})).await;
+    assert_eq!(clients[3].closed().await.0, 4005);
+}
