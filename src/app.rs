@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use actix::Actor;
-use actix_http::HttpService;
+use actix_http::{HttpService, TlsAcceptorConfig};
 use actix_service::{fn_service, map_config};
 use actix_web::dev::{AppConfig, ServerHandle};
 use actix_web::{web, App, HttpResponse};
@@ -16,6 +16,7 @@ use tracing_actix_web::TracingLogger;
 use crate::auth::TokenVerifier;
 use crate::channel::ChannelRules;
 use crate::client::messages::EmulatedSessions;
+use crate::client::transport::websocket::UpgradedIo;
 use crate::cluster::history::HistoryStore;
 use crate::cluster::idempotency::Idempotency;
 use crate::cluster::{self, NatsBridge};
@@ -24,6 +25,7 @@ use crate::metrics::METRICS;
 use crate::node::{Node, NodeParts};
 use crate::registry::messages::{AttachBridge, GetStats};
 use crate::registry::{PendingRegistry, Registry};
+use crate::tls::ListenerTls;
 use crate::{api, client, shutdown};
 
 /// A running node: its bound addresses and server handles.
@@ -47,6 +49,9 @@ pub struct RunningNode {
     servers: Vec<ServerHandle>,
     tasks: Vec<actix_web::rt::task::JoinHandle<std::io::Result<()>>>,
 }
+
+/// How long a client has to complete its TLS handshake.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Which endpoints a listener serves.
 #[derive(Clone, Copy)]
@@ -72,6 +77,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningNode> {
     let verifier = TokenVerifier::from_settings(&settings).context("invalid token key in config")?;
     let rules =
         Arc::new(ChannelRules::from_settings(&settings).map_err(anyhow::Error::msg).context("invalid channel config")?);
+    let tls = ListenersTls::from_settings(&settings).map_err(anyhow::Error::msg).context("invalid TLS config")?;
     // Listeners first: a start-up failure must come before any actor exists (an actor started
     // and then dropped with the runtime panics in its `started`).
     let http = &settings.http_server;
@@ -126,23 +132,54 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningNode> {
     let api_on_main = internal.is_none() || node.settings.http_api.external;
     let admin_on_main = internal.is_none() || node.settings.admin.external;
     let endpoints = Endpoints { websocket: true, api: api_on_main, ops: internal.is_none(), admin: admin_on_main };
-    running.serve(main, endpoints, workers, pending_registry.take())?;
-    tracing::info!(addr = %addr, name = %node.name, "listening");
+    running.serve(main, endpoints, tls.main.clone(), workers, pending_registry.take())?;
+    tracing::info!(addr = %addr, name = %node.name, tls = tls.main.is_some(), "listening");
     if let Some(listener) = internal {
         let internal_addr = listener.local_addr()?;
         let endpoints = Endpoints { websocket: false, api: !api_on_main, ops: true, admin: !admin_on_main };
-        running.serve(listener, endpoints, workers, None)?;
+        running.serve(listener, endpoints, tls.internal.clone(), workers, None)?;
         running.internal_addr = Some(internal_addr);
-        tracing::info!(addr = %internal_addr, "internal endpoints listening");
+        tracing::info!(addr = %internal_addr, tls = tls.internal.is_some(), "internal endpoints listening");
     }
     if let Some(listener) = grpc {
-        running.serve_uni_grpc(listener)?;
+        running.serve_uni_grpc(listener, tls.uni_grpc.as_ref())?;
     }
     if let Some(listener) = grpc_api {
-        running.serve_grpc_api(listener)?;
+        running.serve_grpc_api(listener, tls.grpc_api.as_ref())?;
     }
-    log_endpoints(&node, addr);
+    log_endpoints(&node, addr, tls.main.is_some());
     Ok(running)
+}
+
+/// Each listener's TLS, read and checked before anything starts.
+struct ListenersTls {
+    main: Option<ListenerTls>,
+    internal: Option<ListenerTls>,
+    uni_grpc: Option<ListenerTls>,
+    grpc_api: Option<ListenerTls>,
+}
+
+impl ListenersTls {
+    /// As Centrifugo: the internal port uses `internal_tls` when enabled, else the main port's
+    /// TLS unless `tls_external` keeps it plain.
+    fn from_settings(settings: &Settings) -> Result<Self, String> {
+        let http = &settings.http_server;
+        let main = ListenerTls::from_settings(&http.tls, "http_server.tls")?;
+        let internal = match (http.internal_tls.enabled, http.tls_external) {
+            (true, _) => ListenerTls::from_settings(&http.internal_tls, "http_server.internal_tls")?,
+            (false, true) => None,
+            (false, false) => main.clone(),
+        };
+        let uni_grpc = match settings.uni_grpc.enabled {
+            true => ListenerTls::from_settings(&settings.uni_grpc.tls, "uni_grpc.tls")?,
+            false => None,
+        };
+        let grpc_api = match settings.grpc_api.enabled {
+            true => ListenerTls::from_settings(&settings.grpc_api.tls, "grpc_api.tls")?,
+            false => None,
+        };
+        Ok(Self { main, internal, uni_grpc, grpc_api })
+    }
 }
 
 /// Binds `uni_grpc`'s port (with the other listeners, before any actor exists).
@@ -169,8 +206,51 @@ fn bind_grpc_api(settings: &Settings) -> anyhow::Result<Option<TcpListener>> {
     Ok(Some(listener))
 }
 
+/// The HTTP/1 service of one listener's worker, plain or TLS (`.tcp()` or `.rustls_0_23…()`
+/// on the result): the App, and WebSocket upgrades outside it (see `RunningNode::serve`).
+macro_rules! http_service {
+    ($node:expr, $endpoints:expr, $stopping:expr) => {{
+        let (node, endpoints) = (&$node, $endpoints);
+        let data = web::Data::new(node.clone());
+        let routes_node = node.clone();
+        let app = App::new()
+            .app_data(data)
+            .wrap(TracingLogger::default())
+            .configure(move |cfg| routes(cfg, &routes_node, endpoints));
+        let upgrade_node = node.clone();
+        let upgrades = fn_service(move |upgrade| {
+            client::transport::websocket::accept(upgrade_node.clone(), endpoints.websocket, upgrade)
+        });
+        let stopping = $stopping.clone();
+        let serves_streams = endpoints.websocket && {
+            let s = &node.settings;
+            s.http_stream.enabled || s.sse.enabled || s.uni_sse.enabled || s.uni_http_stream.enabled
+        };
+        // Go servers such as Centrifugo disable Nagle too: small frames (replies, pushes) go out
+        // at once instead of waiting for the peer's delayed ACK.
+        HttpService::build()
+            .tcp_nodelay(true)
+            // HTTP streams watch their client's socket (see `client::transport::http::PeerSocket`).
+            .on_connect_ext(move |io, extensions| {
+                if serves_streams {
+                    client::transport::http::PeerSocket::keep(UpgradedIo::tcp(io), extensions);
+                }
+            })
+            // As actix-web's HttpServer: idle keep-alive connections close when the server
+            // stops, and a refused request body is drained for up to 1 s so the client reads
+            // the answer instead of a reset.
+            .graceful_shutdown_signal(move || {
+                let stopping = stopping.clone();
+                async move { stopping.notified().await }
+            })
+            .client_disconnect_timeout(Duration::from_secs(1))
+            .upgrade(upgrades)
+            .finish(map_config(app, |_| AppConfig::default()))
+    }};
+}
+
 impl RunningNode {
-    /// Serves `endpoints` on `listener`. WebSocket upgrades bypass the App: actix-http hands them
+    /// Serves `endpoints` on `listener`, over TLS when `tls` is given. WebSocket upgrades bypass the App: actix-http hands them
     /// over with the socket ([`client::transport::websocket::accept`]), so a connection does not keep the HTTP/1
     /// dispatcher (and its buffers) for its lifetime. A `registry` waiting to start is started
     /// by the first worker, on its thread.
@@ -178,6 +258,7 @@ impl RunningNode {
         &mut self,
         listener: TcpListener,
         endpoints: Endpoints,
+        tls: Option<ListenerTls>,
         workers: usize,
         registry: Option<PendingRegistry>,
     ) -> anyhow::Result<()> {
@@ -185,78 +266,55 @@ impl RunningNode {
         let registry = Arc::new(Mutex::new(registry));
         let builder = actix_server::Server::build();
         let stopping = builder.graceful_shutdown_signal();
-        let server = builder
+        let builder = builder
             .disable_signals()
             .shutdown_timeout(self.node.settings.shutdown.timeout.as_secs().max(1))
-            .workers(workers)
-            .listen("gyre-http", listener, move || {
-                if let Some(pending) = registry.lock().ok().and_then(|mut waiting| waiting.take()) {
-                    pending.run_here();
-                }
-                let data = web::Data::new(node.clone());
-                let routes_node = node.clone();
-                let app = App::new()
-                    .app_data(data)
-                    .wrap(TracingLogger::default())
-                    .configure(move |cfg| routes(cfg, &routes_node, endpoints));
-                let upgrade_node = node.clone();
-                let upgrades = fn_service(move |upgrade| {
-                    client::transport::websocket::accept(upgrade_node.clone(), endpoints.websocket, upgrade)
-                });
-                // Go servers such as Centrifugo disable Nagle too: small frames (replies, pushes)
-                // go out at once instead of waiting for the peer's delayed ACK.
-                let stopping = stopping.clone();
-                let serves_streams = endpoints.websocket && {
-                    let s = &node.settings;
-                    s.http_stream.enabled || s.sse.enabled || s.uni_sse.enabled || s.uni_http_stream.enabled
-                };
-                HttpService::build()
-                    .tcp_nodelay(true)
-                    // HTTP streams watch their client's socket (see `client::transport::http::PeerSocket`).
-                    .on_connect_ext(move |io, extensions| {
-                        if serves_streams {
-                            client::transport::http::PeerSocket::keep(io, extensions);
-                        }
-                    })
-                    // As actix-web's HttpServer: idle keep-alive connections close when the
-                    // server stops, and a refused request body is drained for up to 1 s so
-                    // the client reads the answer instead of a reset.
-                    .graceful_shutdown_signal(move || {
-                        let stopping = stopping.clone();
-                        async move { stopping.notified().await }
-                    })
-                    .client_disconnect_timeout(Duration::from_secs(1))
-                    .upgrade(upgrades)
-                    .finish(map_config(app, |_| AppConfig::default()))
-                    .tcp()
-            })?
-            .run();
+            .workers(workers);
+        let start_registry = move || {
+            if let Some(pending) = registry.lock().ok().and_then(|mut waiting| waiting.take()) {
+                pending.run_here();
+            }
+        };
+        let server = match tls {
+            None => builder.listen("gyre-http", listener, move || {
+                start_registry();
+                http_service!(node, endpoints, stopping).tcp()
+            })?,
+            Some(tls) => builder.listen("gyre-https", listener, move || {
+                start_registry();
+                let handshake = TlsAcceptorConfig::default().handshake_timeout(TLS_HANDSHAKE_TIMEOUT);
+                http_service!(node, endpoints, stopping).rustls_0_23_with_config((*tls.config).clone(), handshake)
+            })?,
+        }
+        .run();
         self.servers.push(server.handle());
         self.tasks.push(actix_web::rt::spawn(server));
         Ok(())
     }
 
     /// Serves the unidirectional gRPC stream on `listener`; its sessions live on this thread.
-    fn serve_uni_grpc(&mut self, listener: TcpListener) -> anyhow::Result<()> {
+    fn serve_uni_grpc(&mut self, listener: TcpListener, tls: Option<&ListenerTls>) -> anyhow::Result<()> {
         let addr = listener.local_addr()?;
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let node = self.node.clone();
+        let secure = tls.is_some();
+        let tls = tls.map(ListenerTls::grpc);
         actix_web::rt::spawn(async move {
             let stopped = async move {
                 let _ = stopped.await;
             };
-            if let Err(error) = client::transport::grpc::serve(node, listener, stopped).await {
+            if let Err(error) = client::transport::grpc::serve(node, listener, tls, stopped).await {
                 tracing::error!(%error, "uni_grpc server failed; the gRPC stream is no longer served");
             }
         });
         self.grpc_addr = Some(addr);
         self.grpc_stop = Some(stop);
-        tracing::info!(addr = %addr, "uni_grpc listening");
+        tracing::info!(addr = %addr, tls = secure, "uni_grpc listening");
         Ok(())
     }
 
     /// Serves the server gRPC API on `listener`, on this thread.
-    fn serve_grpc_api(&mut self, listener: TcpListener) -> anyhow::Result<()> {
+    fn serve_grpc_api(&mut self, listener: TcpListener, tls: Option<&ListenerTls>) -> anyhow::Result<()> {
         let addr = listener.local_addr()?;
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let node = self.node.clone();
@@ -267,18 +325,19 @@ impl RunningNode {
         if settings.reflection {
             tracing::warn!("grpc_api.reflection is not supported by gyre; ignored");
         }
+        let grpc_tls = tls.map(ListenerTls::grpc);
         let task = actix_web::rt::spawn(async move {
             let stopped = async move {
                 let _ = stopped.await;
             };
-            if let Err(error) = api::grpc::serve(node, listener, stopped).await {
+            if let Err(error) = api::grpc::serve(node, listener, grpc_tls, stopped).await {
                 tracing::error!(%error, "grpc_api server failed; the gRPC API is no longer served");
             }
         });
         self.grpc_api_addr = Some(addr);
         self.grpc_api_stop = Some(stop);
         self.grpc_api_task = Some(task);
-        tracing::info!(addr = %addr, "grpc_api listening");
+        tracing::info!(addr = %addr, tls = tls.is_some(), "grpc_api listening");
         Ok(())
     }
 
@@ -455,11 +514,12 @@ fn node_name(settings: &Settings, port: u16) -> String {
 }
 
 /// Tells the operator what is where (never secrets).
-fn log_endpoints(node: &Node, addr: SocketAddr) {
+fn log_endpoints(node: &Node, addr: SocketAddr, tls: bool) {
     let settings = &node.settings;
+    let (ws, http) = if tls { ("wss", "https") } else { ("ws", "http") };
     tracing::info!(
-        websocket = %format!("ws://{addr}{}", settings.websocket.handler_prefix),
-        api = %format!("http://{}{}", node_api_addr(node, addr), settings.http_api.handler_prefix),
+        websocket = %format!("{ws}://{addr}{}", settings.websocket.handler_prefix),
+        api = %format!("{http}://{}{}", node_api_addr(node, addr), settings.http_api.handler_prefix),
         engine = %settings.engine.kind,
         "endpoints"
     );

@@ -81,3 +81,4 @@ pub mod proxy;
 pub mod registry;
 pub mod shutdown;
 pub mod telemetry;
+pub mod tls;

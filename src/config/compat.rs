@@ -41,12 +41,7 @@ const IGNORED: &[&str] = &[
     "brokers",
     "presence_managers",
     // Inside supported sections.
-    "http_server.tls",
-    "http_server.internal_tls",
     "http_server.tls_autocert",
-    "uni_grpc.tls",
-    "grpc_api.tls",
-    "http_server.tls_external",
     "http_server.http3",
     "http_server.h2c_external",
     "node.info_metrics_aggregate_interval",
@@ -108,33 +103,11 @@ enum Trigger {
 }
 
 /// Ignoring these would silently weaken the node, so they are errors when switched on.
-const REFUSED: &[(&str, Trigger, &str)] = &[
-    (
-        "http_server.tls",
-        Trigger::Enabled,
-        "TLS is not supported by gyre; terminate TLS in a reverse proxy or load balancer and remove this setting",
-    ),
-    (
-        "http_server.internal_tls",
-        Trigger::Enabled,
-        "TLS is not supported by gyre; terminate TLS in a reverse proxy and remove this setting",
-    ),
-    (
-        "uni_grpc.tls",
-        Trigger::Enabled,
-        "TLS is not supported by gyre; terminate TLS for the gRPC port in a proxy and remove this setting",
-    ),
-    (
-        "grpc_api.tls",
-        Trigger::Enabled,
-        "TLS is not supported by gyre; terminate TLS for the gRPC API port in a proxy and remove this setting",
-    ),
-    (
-        "http_server.tls_autocert",
-        Trigger::Enabled,
-        "automatic TLS certificates are not supported by gyre; terminate TLS in a reverse proxy",
-    ),
-];
+const REFUSED: &[(&str, Trigger, &str)] = &[(
+    "http_server.tls_autocert",
+    Trigger::Enabled,
+    "automatic certificates (ACME) are not supported by gyre: they need a public address the ACME server can reach; give a certificate with http_server.tls.cert_pem and key_pem, or terminate TLS in a reverse proxy",
+)];
 
 /// The path as a pattern: channel option objects collapse to `*`.
 fn normalized(path: &KeyPath) -> String {
@@ -232,11 +205,11 @@ mod tests {
     }
 
     #[test]
-    fn switched_on_tls_is_refused() {
-        let out = report(&["http_server", "tls"], json!({"enabled": true, "cert_pem": "x"}));
+    fn switched_on_autocert_is_refused() {
+        let out = report(&["http_server", "tls_autocert"], json!({"enabled": true, "host_whitelist": ["a"]}));
         assert_eq!(out.errors.len(), 1);
-        assert!(out.errors[0].starts_with("http_server.tls: TLS is not supported"));
-        let out = report(&["http_server", "tls"], json!({"enabled": false}));
+        assert!(out.errors[0].starts_with("http_server.tls_autocert: automatic certificates (ACME) are not supported"));
+        let out = report(&["http_server", "tls_autocert"], json!({"enabled": false}));
         assert!(out.errors.is_empty());
     }
 }

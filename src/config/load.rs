@@ -549,12 +549,19 @@ mod tests {
 
     #[test]
     fn refused_options_are_errors() {
-        let message = invalid(load_text("c.json", r#"{"tls": true, "tls_cert": "c.pem"}"#, &[]));
-        assert!(message.contains("http_server.tls: TLS is not supported by gyre"), "{message}");
+        let message = invalid(load_text("c.json", r#"{"http_server": {"tls_autocert": {"enabled": true}}}"#, &[]));
+        assert!(
+            message.contains("http_server.tls_autocert: automatic certificates (ACME) are not supported"),
+            "{message}"
+        );
+        // v5's flat keys reach http_server.tls, which is checked at load.
+        let message =
+            invalid(load_text("c.json", r#"{"tls": true, "tls_cert": "/nonexistent/c.pem", "tls_key": "k"}"#, &[]));
+        assert!(message.contains("http_server.tls.cert_pem: file \"/nonexistent/c.pem\" does not exist"), "{message}");
     }
 
     #[test]
-    fn grpc_api_loads_from_file_and_env_and_its_tls_is_refused() {
+    fn grpc_api_loads_from_file_and_env_and_its_tls_is_checked() {
         let text = r#"{"grpc_api": {"enabled": true, "port": 10001, "key": "k", "error_mode": "transport",
             "reflection": true, "max_receive_message_size": 1024, "tls": {"enabled": false}}}"#;
         let loaded = load_text("c.json", text, &[("CENTRIFUGO_GRPC_API_ADDRESS", "127.0.0.1")]).expect("loads");
@@ -566,11 +573,12 @@ mod tests {
             error_mode: "transport".into(),
             reflection: true,
             max_receive_message_size: 1024,
+            tls: crate::config::TlsSettings::default(),
         };
         assert_eq!(loaded.settings.grpc_api, expected);
         assert!(loaded.unknown_keys.is_empty(), "{:?}", loaded.unknown_keys);
-        let message = invalid(load_text("c.json", r#"{"grpc_api": {"tls": {"enabled": true}}}"#, &[]));
-        assert!(message.contains("grpc_api.tls: TLS is not supported by gyre"), "{message}");
+        let message = invalid(load_text("c.json", r#"{"grpc_api": {"enabled": true, "tls": {"enabled": true}}}"#, &[]));
+        assert!(message.contains("grpc_api.tls: enabled without a certificate"), "{message}");
         let message = invalid(load_text("c.json", r#"{"grpc_api": {"error_mode": "status"}}"#, &[]));
         assert!(message.contains("grpc_api.error_mode: \"status\" is not an error mode"), "{message}");
     }

@@ -13,6 +13,7 @@ pub mod load;
 pub mod proxy;
 pub mod rate_limit;
 mod schema;
+pub mod tls;
 mod v5;
 pub mod validate;
 
@@ -21,6 +22,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 pub use load::{load, load_with, load_with_env, process_env, ConfigError, Loaded, Override};
+pub use tls::TlsSettings;
 pub use validate::validate;
 
 /// The whole node configuration (Centrifugo v6 layout).
@@ -94,6 +96,12 @@ pub struct HttpServerSettings {
     /// gyre: HTTP worker threads per listener; 0 (default) means one per CPU the process may use.
     /// With one worker the registry and channels run on the worker's thread too.
     pub workers: usize,
+    /// TLS on the main port (and on the internal port, unless `tls_external` or `internal_tls`).
+    pub tls: TlsSettings,
+    /// TLS on the main port only: the internal port stays plain. Default false.
+    pub tls_external: bool,
+    /// TLS of its own for the internal port (used when enabled, whatever `tls_external` says).
+    pub internal_tls: TlsSettings,
 }
 
 impl Default for HttpServerSettings {
@@ -104,6 +112,9 @@ impl Default for HttpServerSettings {
             internal_address: String::new(),
             internal_port: String::new(),
             workers: 0,
+            tls: TlsSettings::default(),
+            tls_external: false,
+            internal_tls: TlsSettings::default(),
         }
     }
 }
@@ -879,11 +890,19 @@ pub struct UniGrpcSettings {
     pub port: u16,
     /// Largest request message (the connect request) in bytes; 0 is gRPC's 4 MiB. Default 0.
     pub max_receive_message_size: usize,
+    /// TLS on this port.
+    pub tls: TlsSettings,
 }
 
 impl Default for UniGrpcSettings {
     fn default() -> Self {
-        Self { enabled: false, address: String::new(), port: 11000, max_receive_message_size: 0 }
+        Self {
+            enabled: false,
+            address: String::new(),
+            port: 11000,
+            max_receive_message_size: 0,
+            tls: TlsSettings::default(),
+        }
     }
 }
 
@@ -907,6 +926,8 @@ pub struct GrpcApiSettings {
     pub reflection: bool,
     /// Largest request message in bytes; 0 is gRPC's 4 MiB. Default 0.
     pub max_receive_message_size: usize,
+    /// TLS on this port.
+    pub tls: TlsSettings,
 }
 
 impl Default for GrpcApiSettings {
@@ -919,6 +940,7 @@ impl Default for GrpcApiSettings {
             error_mode: String::new(),
             reflection: false,
             max_receive_message_size: 0,
+            tls: TlsSettings::default(),
         }
     }
 }

@@ -84,6 +84,7 @@ pub fn validate(settings: &Settings) -> Vec<String> {
     }
 
     super::proxy::validate(s, &mut errors);
+    validate_tls(s, &mut errors);
 
     super::code_maps::validate(
         &s.client.connect_code_to_unidirectional_disconnect,
@@ -394,6 +395,24 @@ fn validate_options(options: &ChannelOptions, at: &str, global_meta_ttl: Duratio
         other => errors.push(format!(
             "{at}.subscription_type: {other:?} subscriptions are not supported by gyre; use stream (or leave it empty)"
         )),
+    }
+}
+
+/// Every enabled listener TLS must load: files readable, key matching, certificate current.
+fn validate_tls(s: &Settings, errors: &mut Vec<String>) {
+    let http = &s.http_server;
+    let listeners = [
+        (&http.tls, "http_server.tls", true),
+        (&http.internal_tls, "http_server.internal_tls", true),
+        (&s.uni_grpc.tls, "uni_grpc.tls", s.uni_grpc.enabled),
+        (&s.grpc_api.tls, "grpc_api.tls", s.grpc_api.enabled),
+    ];
+    for (tls, at, used) in listeners {
+        if used {
+            if let Err(error) = crate::tls::ListenerTls::from_settings(tls, at) {
+                errors.push(error);
+            }
+        }
     }
 }
 

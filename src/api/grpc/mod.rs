@@ -42,6 +42,7 @@ const PROTOCOL: &str = "grpc";
 pub async fn serve(
     node: Arc<Node>,
     listener: std::net::TcpListener,
+    tls: Option<tonic::transport::ServerTlsConfig>,
     stop: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), tonic::transport::Error> {
     let incoming = match listener.set_nonblocking(true).and_then(|()| tokio::net::TcpListener::from_std(listener)) {
@@ -58,7 +59,11 @@ pub async fn serve(
     };
     let key = KeyCheck::new(&settings.key);
     let service = CentrifugoApiServer::new(Api { node: node.clone() }).max_decoding_message_size(limit);
-    tonic::transport::Server::builder()
+    let mut server = tonic::transport::Server::builder();
+    if let Some(tls) = tls {
+        server = server.tls_config(tls)?;
+    }
+    server
         .add_service(tonic::service::interceptor::InterceptedService::new(service, move |request| key.check(request)))
         .serve_with_incoming_shutdown(incoming, stop)
         .await

@@ -47,6 +47,7 @@ const DEFAULT_MAX_RECEIVE: usize = 4 * 1024 * 1024;
 pub async fn serve(
     node: Arc<Node>,
     listener: std::net::TcpListener,
+    tls: Option<tonic::transport::ServerTlsConfig>,
     stop: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), tonic::transport::Error> {
     let service = UniStream { node, sessions: actix_rt::Arbiter::current() };
@@ -57,7 +58,11 @@ pub async fn serve(
             return Ok(());
         }
     };
-    tonic::transport::Server::builder()
+    let mut server = tonic::transport::Server::builder();
+    if let Some(tls) = tls {
+        server = server.tls_config(tls)?;
+    }
+    server
         // As Centrifugo: keepalive pings every 25 s, answered within 5 s.
         .http2_keepalive_interval(Some(std::time::Duration::from_secs(25)))
         .http2_keepalive_timeout(Some(std::time::Duration::from_secs(5)))

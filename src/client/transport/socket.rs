@@ -23,10 +23,12 @@ use std::time::Duration;
 
 use actix::dev::ContextFut;
 use actix::{AsyncContext, Context as ActorContext};
+use actix_tls::accept::rustls_0_23::TlsStream;
 use actix_web::rt::net::TcpStream;
 use bytes::{Buf, Bytes};
+use futures_util::future::LocalBoxFuture;
 use futures_util::Stream;
-use tokio::io::Interest;
+use tokio::io::{AsyncRead, AsyncWrite, Interest, ReadBuf};
 use tokio::time::{sleep, Instant, Sleep};
 
 use super::ws_frames::{compress_frame, CompressionSettings, Decoder, DecoderSettings, Inbound};
@@ -58,7 +60,7 @@ thread_local! {
 /// Runs `session` on `io` (already upgraded) on the current thread until the connection ends.
 /// `early` holds bytes the client sent right behind its handshake; `deflate` says whether
 /// permessage-deflate was negotiated.
-pub fn start(session: ClientSession, io: TcpStream, early: &[u8], settings: &WebsocketSettings, deflate: bool) {
+pub fn start<S: SocketIo>(session: ClientSession, io: S, early: &[u8], settings: &WebsocketSettings, deflate: bool) {
     let io = Rc::new(io);
     let flow = session.flow.clone();
     let limit = settings.message_size_limit;
@@ -89,30 +91,30 @@ pub fn start(session: ClientSession, io: TcpStream, early: &[u8], settings: &Web
 type SessionFuture = ContextFut<ClientSession, ActorContext<ClientSession>>;
 
 /// The connection's task: runs the session and writes what it hands over.
-struct Connection {
-    io: Rc<TcpStream>,
+struct Connection<S> {
+    io: Rc<S>,
     session: Pin<Box<SessionFuture>>,
     writer: Writer,
     write_timeout: Duration,
 }
 
-impl Future for Connection {
+impl<S: SocketIo> Future for Connection<S> {
     type Output = ();
 
     fn poll(self: Pin<&mut Self>, task: &mut Context<'_>) -> Poll<()> {
         let this = self.get_mut();
-        if let Err(error) = ready!(this.writer.poll(&this.io, this.session.as_mut(), this.write_timeout, task)) {
+        if let Err(error) = ready!(this.writer.poll(&*this.io, this.session.as_mut(), this.write_timeout, task)) {
             tracing::debug!(%error, "WebSocket connection closed");
         }
-        actix_web::rt::spawn(linger(this.io.clone()));
+        actix_web::rt::spawn(this.io.clone().close());
         Poll::Ready(())
     }
 }
 
 /// What the client sends, decoded into messages for the session. Reading waits while the
 /// session has commands left to run.
-struct SocketInput {
-    io: Rc<TcpStream>,
+struct SocketInput<S> {
+    io: Rc<S>,
     flow: Rc<Flow>,
     /// Read from the socket, not decoded yet: at most one read.
     unread: Bytes,
@@ -121,7 +123,7 @@ struct SocketInput {
     ended: bool,
 }
 
-impl Stream for SocketInput {
+impl<S: SocketIo> Stream for SocketInput<S> {
     type Item = Inbound;
 
     fn poll_next(self: Pin<&mut Self>, task: &mut Context<'_>) -> Poll<Option<Inbound>> {
@@ -158,7 +160,7 @@ impl Stream for SocketInput {
     }
 }
 
-impl SocketInput {
+impl<S: SocketIo> SocketInput<S> {
     /// The next read from the socket: `Ok(None)` at end of stream.
     fn poll_read(&mut self, task: &mut Context<'_>) -> Poll<io::Result<Option<Bytes>>> {
         if self.read_in_turn >= READ_TURN {
@@ -167,24 +169,114 @@ impl SocketInput {
             task.waker().wake_by_ref();
             return Poll::Pending;
         }
-        loop {
-            match self.io.poll_read_ready(task) {
-                Poll::Ready(Ok(())) => {}
-                Poll::Ready(Err(error)) => return Poll::Ready(Err(error)),
-                Poll::Pending => {
-                    self.read_in_turn = 0;
-                    return Poll::Pending;
-                }
+        match self.io.poll_read_some(task) {
+            Poll::Ready(Ok(Some(bytes))) => {
+                self.read_in_turn += bytes.len();
+                Poll::Ready(Ok(Some(bytes)))
             }
-            match read_available(&self.io) {
+            Poll::Pending => {
+                self.read_in_turn = 0;
+                Poll::Pending
+            }
+            other => other,
+        }
+    }
+}
+
+/// What a connection's task needs of its socket; the reader and the writer share it, on the
+/// connection's one task. Plain TCP is read and written by readiness, with no buffer of its
+/// own ([`TcpStream`]); TLS goes through rustls ([`TlsSocket`]).
+pub trait SocketIo: 'static {
+    /// What the client sent, up to the scratch size; `Ok(None)` at end of stream.
+    fn poll_read_some(&self, task: &mut Context<'_>) -> Poll<io::Result<Option<Bytes>>>;
+    /// Writes from the front of `frames`: how many bytes were taken.
+    fn poll_write_frames(&self, task: &mut Context<'_>, frames: &VecDeque<Bytes>) -> Poll<io::Result<usize>>;
+    /// Ready once no byte taken by `poll_write_frames` waits inside the I/O layer.
+    fn poll_flush(&self, task: &mut Context<'_>) -> Poll<io::Result<()>>;
+    /// Ends the connection after the session: see [`linger`].
+    fn close(self: Rc<Self>) -> LocalBoxFuture<'static, ()>;
+}
+
+impl SocketIo for TcpStream {
+    fn poll_read_some(&self, task: &mut Context<'_>) -> Poll<io::Result<Option<Bytes>>> {
+        loop {
+            ready!(self.poll_read_ready(task))?;
+            match read_available(self) {
                 Err(error) if error.kind() == io::ErrorKind::WouldBlock => continue,
-                Ok(Some(bytes)) => {
-                    self.read_in_turn += bytes.len();
-                    return Poll::Ready(Ok(Some(bytes)));
-                }
                 other => return Poll::Ready(other),
             }
         }
+    }
+
+    fn poll_write_frames(&self, task: &mut Context<'_>, frames: &VecDeque<Bytes>) -> Poll<io::Result<usize>> {
+        loop {
+            let written = if frames.len() == 1 {
+                self.try_write(&frames[0])
+            } else {
+                let slices: Vec<IoSlice<'_>> =
+                    frames.iter().take(MAX_SLICES).map(|bytes| IoSlice::new(bytes)).collect();
+                self.try_write_vectored(&slices)
+            };
+            match written {
+                // Not writable after all: wait for readiness again (tokio cleared it).
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => ready!(self.poll_write_ready(task))?,
+                other => return Poll::Ready(other),
+            }
+        }
+    }
+
+    fn poll_flush(&self, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn close(self: Rc<Self>) -> LocalBoxFuture<'static, ()> {
+        Box::pin(async move {
+            if shutdown_write(&self).is_ok() {
+                linger(&self).await;
+            }
+        })
+    }
+}
+
+/// A WebSocket over TLS. rustls keeps its own buffers (about 20 KB a connection more than plain
+/// TCP; see docs/benchmarks.md).
+pub struct TlsSocket(RefCell<TlsStream<TcpStream>>);
+
+impl TlsSocket {
+    pub fn new(stream: TlsStream<TcpStream>) -> Self {
+        Self(RefCell::new(stream))
+    }
+}
+
+impl SocketIo for TlsSocket {
+    fn poll_read_some(&self, task: &mut Context<'_>) -> Poll<io::Result<Option<Bytes>>> {
+        let mut stream = self.0.borrow_mut();
+        SCRATCH.with_borrow_mut(|scratch| {
+            let mut buf = ReadBuf::new(scratch);
+            ready!(Pin::new(&mut *stream).poll_read(task, &mut buf))?;
+            let read = buf.filled();
+            Poll::Ready(Ok((!read.is_empty()).then(|| Bytes::copy_from_slice(read))))
+        })
+    }
+
+    fn poll_write_frames(&self, task: &mut Context<'_>, frames: &VecDeque<Bytes>) -> Poll<io::Result<usize>> {
+        let slices: Vec<IoSlice<'_>> = frames.iter().take(MAX_SLICES).map(|bytes| IoSlice::new(bytes)).collect();
+        Pin::new(&mut *self.0.borrow_mut()).poll_write_vectored(task, &slices)
+    }
+
+    fn poll_flush(&self, task: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut *self.0.borrow_mut()).poll_flush(task)
+    }
+
+    fn close(self: Rc<Self>) -> LocalBoxFuture<'static, ()> {
+        Box::pin(async move {
+            // close_notify, then FIN: bounded like the drain that follows.
+            let closing = std::future::poll_fn(|task| Pin::new(&mut *self.0.borrow_mut()).poll_shutdown(task));
+            if let Ok(Ok(())) = tokio::time::timeout(LINGER, closing).await {
+                let stream = self.0.borrow();
+                linger(stream.get_ref().0).await;
+            }
+        })
     }
 }
 
@@ -216,9 +308,9 @@ struct Writer {
 }
 
 impl Writer {
-    fn poll(
+    fn poll<S: SocketIo>(
         &mut self,
-        io: &TcpStream,
+        io: &S,
         mut session: Pin<&mut SessionFuture>,
         write_timeout: Duration,
         task: &mut Context<'_>,
@@ -234,27 +326,32 @@ impl Writer {
             if self.pending.is_empty() {
                 // An idle connection keeps no queue allocation.
                 self.pending = VecDeque::new();
+                // TLS may still hold records the socket did not take.
+                if io.poll_flush(task)?.is_pending() {
+                    return self.wait_for_socket(write_timeout, task);
+                }
                 self.deadline = None;
                 return if self.session_ended { Poll::Ready(Ok(())) } else { Poll::Pending };
             }
-            match self.write_pending(io) {
-                Ok(written) => {
+            match io.poll_write_frames(task, &self.pending) {
+                Poll::Ready(Ok(written)) => {
                     self.advance(written);
                     self.deadline = None;
                 }
-                Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
-                    if ready!(self.poll_writable(io, write_timeout, task)).is_err() {
-                        return Poll::Ready(Err(io::Error::new(
-                            io::ErrorKind::TimedOut,
-                            "the client took nothing for websocket.write_timeout",
-                        )));
-                    }
-                }
-                Err(error) => return Poll::Ready(Err(error)),
+                Poll::Ready(Err(error)) => return Poll::Ready(Err(error)),
+                Poll::Pending => return self.wait_for_socket(write_timeout, task),
             }
         }
         task.waker().wake_by_ref();
         Poll::Pending
+    }
+
+    /// The socket takes nothing now (it wakes the task when it does): Pending, or an error once
+    /// it has taken nothing for `websocket.write_timeout`.
+    fn wait_for_socket(&mut self, write_timeout: Duration, task: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let deadline = self.deadline.get_or_insert_with(|| Box::pin(sleep(write_timeout)));
+        ready!(deadline.as_mut().poll(task));
+        Poll::Ready(Err(io::Error::new(io::ErrorKind::TimedOut, "the client took nothing for websocket.write_timeout")))
     }
 
     /// Takes the frames the session wrote during the last poll, in order (compressed, if the
@@ -285,14 +382,6 @@ impl Writer {
         self.flow.pending.set(self.pending_bytes);
     }
 
-    fn write_pending(&self, io: &TcpStream) -> io::Result<usize> {
-        if self.pending.len() == 1 {
-            return io.try_write(&self.pending[0]);
-        }
-        let slices: Vec<IoSlice<'_>> = self.pending.iter().take(MAX_SLICES).map(|bytes| IoSlice::new(bytes)).collect();
-        io.try_write_vectored(&slices)
-    }
-
     fn advance(&mut self, mut written: usize) {
         self.pending_bytes -= written;
         self.flow.pending.set(self.pending_bytes);
@@ -306,32 +395,13 @@ impl Writer {
             self.pending.pop_front();
         }
     }
-
-    /// Ready(Ok) when the socket can take bytes again, Ready(Err) when the write deadline passed.
-    fn poll_writable(
-        &mut self,
-        io: &TcpStream,
-        write_timeout: Duration,
-        task: &mut Context<'_>,
-    ) -> Poll<Result<(), ()>> {
-        if io.poll_write_ready(task).is_ready() {
-            // Ready, or failed: the next write tells which.
-            return Poll::Ready(Ok(()));
-        }
-        let deadline = self.deadline.get_or_insert_with(|| Box::pin(sleep(write_timeout)));
-        match deadline.as_mut().poll(task) {
-            Poll::Ready(()) => Poll::Ready(Err(())),
-            Poll::Pending => Poll::Pending,
-        }
-    }
 }
 
-/// Sends FIN and drains what the client still sends (bounded in time and bytes), then closes.
-async fn linger(io: Rc<TcpStream>) {
+/// Drains what the client still sends after the session ended (bounded in time and bytes),
+/// so that closing the socket sends FIN, not a reset that could destroy the close frame before
+/// the client reads it.
+async fn linger(io: &TcpStream) {
     let deadline = Instant::now() + LINGER;
-    if shutdown_write(&io).is_err() {
-        return;
-    }
     let mut drained = 0;
     while drained < LINGER_BYTES {
         let Ok(Ok(ready)) = tokio::time::timeout_at(deadline, io.ready(Interest::READABLE)).await else { return };
@@ -339,7 +409,7 @@ async fn linger(io: Rc<TcpStream>) {
             continue;
         }
         // Discarded where it was read: no copy.
-        match read_into_scratch(&io, <[u8]>::len) {
+        match read_into_scratch(io, <[u8]>::len) {
             Ok(0) => return,
             Ok(read) => drained += read,
             Err(error) if error.kind() == io::ErrorKind::WouldBlock => continue,

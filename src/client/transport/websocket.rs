@@ -9,11 +9,13 @@ use actix_codec::Framed;
 use actix_http::body::{BodySize, BoxBody};
 use actix_http::header::{self, HeaderValue};
 use actix_http::{h1, ws, ConnectionType, Request, RequestHead, Response, StatusCode};
+use actix_tls::accept::rustls_0_23::TlsStream;
 use actix_web::rt::net::TcpStream;
 use actix_web::HttpResponse;
 use futures_util::SinkExt;
+use tokio::io::{AsyncRead, AsyncWrite};
 
-use super::socket;
+use super::socket::{self, SocketIo, TlsSocket};
 use super::ws_frames::negotiate_deflate;
 use crate::client::ClientSession;
 use crate::node::Node;
@@ -25,12 +27,44 @@ const JSON_SUBPROTOCOL: &str = "centrifuge-json";
 const PROTOBUF_SUBPROTOCOL: &str = "centrifuge-protobuf";
 
 /// An upgrade request with the connection it arrived on.
-pub type Upgrade = (Request, Framed<TcpStream, h1::Codec>);
+pub type Upgrade<T> = (Request, Framed<T, h1::Codec>);
+
+/// An accepted connection, plain TCP or TLS: what a WebSocket runs on once upgraded.
+pub trait UpgradedIo: AsyncRead + AsyncWrite + Unpin + 'static {
+    type Socket: SocketIo;
+    fn into_socket(self) -> Self::Socket;
+    /// The TCP socket underneath.
+    fn tcp(&self) -> &TcpStream;
+}
+
+impl UpgradedIo for TcpStream {
+    type Socket = TcpStream;
+    fn into_socket(self) -> TcpStream {
+        self
+    }
+    fn tcp(&self) -> &TcpStream {
+        self
+    }
+}
+
+impl UpgradedIo for TlsStream<TcpStream> {
+    type Socket = TlsSocket;
+    fn into_socket(self) -> TlsSocket {
+        TlsSocket::new(self)
+    }
+    fn tcp(&self) -> &TcpStream {
+        self.get_ref().0
+    }
+}
 
 /// Answers one WebSocket upgrade request. `serves_websocket` is false on listeners without the
 /// WebSocket endpoint (the internal port). Never fails: a refused handshake is answered with
 /// its HTTP status and the connection closed.
-pub async fn accept(node: Arc<Node>, serves_websocket: bool, upgrade: Upgrade) -> Result<(), actix_http::Error> {
+pub async fn accept<T: UpgradedIo>(
+    node: Arc<Node>,
+    serves_websocket: bool,
+    upgrade: Upgrade<T>,
+) -> Result<(), actix_http::Error> {
     let (request, mut framed) = upgrade;
     let admitted = endpoint_of(&node, serves_websocket, request.head())
         .and_then(|endpoint| Ok((endpoint, admit(&node, request.head())?)));
@@ -59,7 +93,7 @@ pub async fn accept(node: Arc<Node>, serves_websocket: bool, upgrade: Upgrade) -
     }
     .with_header_user(&request.head().headers)
     .with_proxy_headers(&request.head().headers);
-    socket::start(session, parts.io, &parts.read_buf, &settings, deflate);
+    socket::start(session, parts.io.into_socket(), &parts.read_buf, &settings, deflate);
     Ok(())
 }
 
@@ -152,7 +186,6 @@ fn protocol_of(head: &RequestHead) -> Protocol {
     }
 }
 
-/// Answers a refused handshake (status and headers, no body) and closes the connection.
 /// Answers a permessage-deflate offer, if the client made one the node can honour.
 fn accept_deflate(head: &RequestHead, response: &mut Response<()>) -> bool {
     let offers = head.headers.get_all(header::SEC_WEBSOCKET_EXTENSIONS).filter_map(|value| value.to_str().ok());
@@ -161,7 +194,8 @@ fn accept_deflate(head: &RequestHead, response: &mut Response<()>) -> bool {
     true
 }
 
-async fn refuse(mut framed: Framed<TcpStream, h1::Codec>, refusal: Response<BoxBody>) {
+/// Answers a refused handshake (status and headers, no body) and closes the connection.
+async fn refuse<T: UpgradedIo>(mut framed: Framed<T, h1::Codec>, refusal: Response<BoxBody>) {
     let (mut response, _) = refusal.into_parts();
     response.head_mut().set_connection_type(ConnectionType::Close);
     let response = response.set_body(());
