@@ -39,6 +39,8 @@ mod proxy;
 mod recovery;
 /// Pings, stale connections, token expiry and refresh.
 mod timers;
+/// TLS on the listeners: wss, https, mutual TLS, gRPC over TLS.
+mod tls;
 /// The unidirectional WebSocket transport.
 mod uni;
 /// Publication versions.

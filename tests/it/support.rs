@@ -161,6 +161,11 @@ pub struct TestClient {
 }
 
 impl TestClient {
+    /// A client on a WebSocket opened elsewhere (e.g. over TLS).
+    pub fn over(framed: Framed<BoxedSocket, Codec>) -> Self {
+        Self { framed, lines: VecDeque::new(), id: String::new() }
+    }
+
     pub async fn send(&mut self, text: &str) {
         self.framed.send(Message::Text(text.to_owned().into())).await.expect("send frame");
     }
