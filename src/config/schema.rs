@@ -264,6 +264,7 @@ impl fmt::Display for KeyPath {
 pub(crate) fn is_secret(leaf: &str) -> bool {
     leaf == "key"
         || leaf.ends_with("_key")
+        || leaf == "key_pem"
         || leaf.contains("secret")
         || leaf.contains("password")
         || leaf.contains("dsn")
