@@ -63,6 +63,35 @@ pub fn write_config(dir: &Path, name: &str, nats: Option<&str>) -> PathBuf {
     path
 }
 
+/// Turns on `http_server.tls` in a config written by [`write_config`], with a self-signed
+/// certificate for localhost written beside it; returns a client that trusts it.
+pub fn enable_tls(config: &Path) -> awc::Client {
+    use rustls::pki_types::pem::PemObject;
+    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).expect("certificate");
+    let dir = config.parent().expect("config dir");
+    let (cert, key) = (dir.join("tls.crt"), dir.join("tls.key"));
+    std::fs::write(&cert, certified.cert.pem()).expect("write certificate");
+    std::fs::write(&key, certified.signing_key.serialize_pem()).expect("write key");
+    let text = std::fs::read_to_string(config).expect("read config");
+    let tls = format!(
+        r#"{{"http_server":{{"tls":{{"enabled":true,"cert_pem":"{}","key_pem":"{}"}}}},"#,
+        cert.display(),
+        key.display()
+    );
+    std::fs::write(config, text.replacen('{', &tls, 1)).expect("write config");
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(rustls::pki_types::CertificateDer::from_pem_slice(certified.cert.pem().as_bytes()).expect("PEM"))
+        .expect("root");
+    let tls =
+        rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .expect("versions")
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+    awc::Client::builder().connector(awc::Connector::new().rustls_0_23(std::sync::Arc::new(tls))).finish()
+}
+
 /// Adds the namespace `hist` (history size 10, ttl 300 s, open to clients) to a config written
 /// by [`write_config`]: in cluster mode its channels keep history in JetStream.
 pub fn add_history_namespace(config: &Path) {
@@ -166,11 +195,12 @@ pub type Socket = actix_codec::Framed<awc::BoxedSocket, awc::ws::Codec>;
 
 /// A WebSocket that completed `connect` as `user` and `subscribe` to `channel`.
 pub async fn subscriber(addr: &str, user: &str, channel: &str) -> Result<Socket, String> {
-    let (_, mut socket) = awc::Client::new()
-        .ws(format!("ws://{addr}/connection/websocket"))
-        .connect()
-        .await
-        .map_err(|e| e.to_string())?;
+    subscriber_over(&awc::Client::new(), &format!("ws://{addr}/connection/websocket"), user, channel).await
+}
+
+/// [`subscriber`] with a given client (e.g. one trusting a test CA) and URL (e.g. `wss://`).
+pub async fn subscriber_over(client: &awc::Client, url: &str, user: &str, channel: &str) -> Result<Socket, String> {
+    let (_, mut socket) = client.ws(url).connect().await.map_err(|e| e.to_string())?;
     let token =
         encode(&Header::default(), &serde_json::json!({"sub": user}), &EncodingKey::from_secret(SECRET.as_bytes()))
             .map_err(|e| e.to_string())?;
