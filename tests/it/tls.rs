@@ -346,3 +346,27 @@ async fn uni_sse_streams_over_https() {
     }
     assert!(gone, "the session ends when the client closes its TLS stream");
 }
+
+/// A node does not start with an expired certificate: the error names the setting and the date.
+#[actix_web::test]
+async fn an_expired_certificate_stops_the_node_at_start() {
+    let pki = TestPki::new("gyre test CA");
+    let key = KeyPair::generate().expect("key");
+    let mut params = CertificateParams::new(vec!["localhost".to_string()]).expect("params");
+    params.not_before = rcgen::date_time_ymd(2020, 1, 1);
+    params.not_after = rcgen::date_time_ymd(2020, 6, 1);
+    let expired = params.signed_by(&key, &pki.issuer).expect("signed");
+    let dir = tempfile::tempdir().expect("dir");
+    let cert_path = dir.path().join("expired.crt");
+    std::fs::write(&cert_path, expired.pem()).expect("write");
+    let mut settings = test_settings();
+    settings.http_server.tls = TlsSettings {
+        enabled: true,
+        cert_pem: cert_path.display().to_string(),
+        key_pem: key.serialize_pem(),
+        ..TlsSettings::default()
+    };
+    let Err(error) = gyre::app::start(settings).await else { panic!("a node with an expired certificate started") };
+    let message = format!("{error:#}");
+    assert!(message.contains("expired.crt") && message.contains("expired on 2020-06-01"), "{message}");
+}

@@ -102,3 +102,28 @@ def make_wss(sdk, node, user: str, context: ssl.SSLContext):
     client.log = log  # type: ignore[attr-defined]
     sdk.clients.append(client)
     return client
+
+
+@pytest.mark.parametrize("case", ["missing", "mismatched"])
+def test_gyre_refuses_to_start_with_a_bad_certificate_or_key_and_names_the_file(pki, tmp_path, case):
+    from conftest import GYRE_BIN, base_config
+
+    key = str(tmp_path / "absent.key")
+    if case == "mismatched":
+        key = str(tmp_path / "other.key")
+        subprocess.run(["openssl", "genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+                        "-out", key], check=True, capture_output=True)
+    config = base_config("secret-" + "x" * 32, "api-key")
+    config["http_server"] = {"tls": {"enabled": True, "cert_pem": pki["cert"], "key_pem": key}}
+    path = tmp_path / "config.json"
+    import json
+
+    path.write_text(json.dumps(config))
+    result = subprocess.run([GYRE_BIN, "serve", "--config", str(path), "--port", "0", "--address", "127.0.0.1"],
+                            capture_output=True, text=True, timeout=15)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0, output
+    assert key in output, output
+    expected = "does not exist" if case == "missing" else "does not match the certificate"
+    assert expected in output, output
+    assert "PRIVATE KEY" not in output
