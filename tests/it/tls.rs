@@ -370,3 +370,33 @@ async fn an_expired_certificate_stops_the_node_at_start() {
     let message = format!("{error:#}");
     assert!(message.contains("expired.crt") && message.contains("expired on 2020-06-01"), "{message}");
 }
+
+/// Over TLS too, a client whose socket takes nothing for `websocket.write_timeout` is dropped
+/// (rustls holding records it could not send counts as not taken), and the node serves on.
+#[actix_web::test]
+async fn a_tls_client_that_reads_nothing_is_dropped_after_write_timeout() {
+    let pki = TestPki::new("gyre test CA");
+    let node = tls_node(|s| {
+        s.http_server.tls = pki.server();
+        s.client.queue_max_size = 256 * 1024 * 1024;
+        s.websocket.write_timeout = std::time::Duration::from_millis(300);
+    })
+    .await;
+    let client = https_client(pki.roots(), None);
+    let mut stuck = wss_connect(&client, &node, "stuck").await;
+    stuck.request(2, "subscribe", json!({"channel": "flood"})).await;
+    let base = format!("https://localhost:{}", node.addr.port());
+    let chunk = "x".repeat(100_000);
+    for n in 0..300 {
+        https_api(&client, &base, "publish", json!({"channel": "flood", "data": {"n": n, "pad": chunk}})).await;
+    }
+    let clients =
+        || async { https_api(&client, &base, "info", json!({})).await.1["result"]["nodes"][0]["num_clients"].clone() };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while clients().await != 0 {
+        assert!(std::time::Instant::now() < deadline, "the stuck TLS client was never dropped");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let mut other = wss_connect(&client, &node, "other").await;
+    assert_eq!(other.request(2, "ping", json!({})).await, json!({"id": 2, "ping": {}}));
+}
