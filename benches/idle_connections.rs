@@ -30,7 +30,9 @@ fn main() {
     };
     let pid = node.pid();
     let outcome = actix_rt::System::new().block_on(async move {
-        let client = client.unwrap_or_else(awc::Client::new);
+        // No pool limit: every WebSocket holds its connection.
+        let client =
+            client.unwrap_or_else(|| awc::Client::builder().connector(awc::Connector::new().limit(0)).finish());
         measure(pid, &client, &url, count).await
     });
     drop(node);

@@ -89,7 +89,8 @@ pub fn enable_tls(config: &Path) -> awc::Client {
             .expect("versions")
             .with_root_certificates(roots)
             .with_no_client_auth();
-    awc::Client::builder().connector(awc::Connector::new().rustls_0_23(std::sync::Arc::new(tls))).finish()
+    // No pool limit: every WebSocket holds its connection.
+    awc::Client::builder().connector(awc::Connector::new().limit(0).rustls_0_23(std::sync::Arc::new(tls))).finish()
 }
 
 /// Adds the namespace `hist` (history size 10, ttl 300 s, open to clients) to a config written
