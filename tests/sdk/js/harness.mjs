@@ -381,6 +381,8 @@ export async function startNats(opts = {}) {
   const dir = opts.dir || fs.mkdtempSync(path.join(os.tmpdir(), 'gyre-js-nats-'));
   const ownsDir = opts.ownsDir ?? !opts.dir;
   const args = ['-a', '127.0.0.1', '-p', String(opts.port ?? -1), '-js', '--ports_file_dir', dir, '-sd', path.join(dir, 'js')];
+  // `opts.monitor`: the HTTP monitoring endpoint too (`monitorUrl`, e.g. for /jsz API counts).
+  if (opts.monitor) args.push('-m', '-1');
   const child = spawn(NATS_SERVER_BIN, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   running.add(child);
   let log = '';
@@ -393,6 +395,7 @@ export async function startNats(opts = {}) {
 
   const portsFile = () => path.join(dir, `nats-server_${child.pid}.ports`);
   let url;
+  let monitorUrl;
   try {
     url = await new Promise((resolve, reject) => {
       const deadline = Date.now() + NATS_START_TIMEOUT_MS;
@@ -404,6 +407,8 @@ export async function startNats(opts = {}) {
         try {
           const parsed = JSON.parse(fs.readFileSync(portsFile(), 'utf8'));
           const u = parsed?.nats?.[0];
+          monitorUrl = parsed?.monitoring?.[0];
+          if (opts.monitor && typeof monitorUrl !== 'string') throw new Error('no monitoring port yet');
           if (typeof u === 'string' && /^nats:\/\/127\.0\.0\.1:\d+$/.test(u)) return resolve(u);
         } catch { /* not written yet (or half written) */ }
         if (Date.now() > deadline) {
@@ -424,6 +429,7 @@ export async function startNats(opts = {}) {
     url,
     port,
     dir,
+    monitorUrl,
     log: () => log,
     /** Kills the server and waits (bounded) for it to exit; removes its ports file. */
     async kill() {
