@@ -273,8 +273,11 @@ impl SocketIo for TlsSocket {
             // close_notify, then FIN: bounded like the drain that follows.
             let closing = std::future::poll_fn(|task| Pin::new(&mut *self.0.borrow_mut()).poll_shutdown(task));
             if let Ok(Ok(())) = tokio::time::timeout(LINGER, closing).await {
-                let stream = self.0.borrow();
-                linger(stream.get_ref().0).await;
+                // The connection's task has ended by now: this is the socket's last holder.
+                if let Ok(socket) = Rc::try_unwrap(self) {
+                    let stream = socket.0.into_inner();
+                    linger(stream.get_ref().0).await;
+                }
             }
         })
     }
