@@ -144,6 +144,7 @@ export async function startGyre(patch = {}) {
 
   const node = {
     addr,
+    pid: child.pid,
     secret,
     apiKey,
     config,
