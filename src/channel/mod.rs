@@ -5,6 +5,7 @@
 mod actor;
 pub mod history;
 pub mod messages;
+pub mod recent;
 pub mod rules;
 
 pub use actor::Channel;

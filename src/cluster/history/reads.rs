@@ -1,0 +1,209 @@
+//! Bounded reads of one channel's history: direct gets of the messages a read needs, no
+//! consumer. Many channels share a stream, so offset N is not sequence N; a read starts from
+//! the channel's last message (direct get by subject) and walks back along each message's
+//! predecessor (the sequence its write expected to follow), or from the channel's first
+//! retained message forward (next by subject), whichever reaches the wanted offsets sooner.
+//! A walk ends where the channel's retained history does: a missing predecessor (trimmed or
+//! purged), a meta message (`history_remove` or a pinned epoch), another epoch, or none.
+
+use std::time::{Duration, Instant};
+
+use async_nats::jetstream::stream;
+
+use super::{js_error, unix_ms, visible, HistoryStore, StoreError, StoredMessage};
+use crate::channel::history::{HistoryError, HistoryPage, HistoryQuery, Stream, Wanted};
+use crate::channel::HistoryShape;
+use crate::domain::{Publication, StreamPosition};
+
+/// Messages of one channel as read: contiguous by stream order, oldest first.
+#[derive(Debug, Clone, Default)]
+pub struct Span {
+    /// Oldest first; the last one is the channel's top when the read started from it.
+    pub messages: Vec<StoredMessage>,
+    /// Nothing older than the first message is retained: the span starts the channel's history.
+    pub reached_start: bool,
+}
+
+/// Whether a walk has what `wanted` needs, judged on what it read so far.
+struct Goal {
+    wanted: Wanted,
+    epoch: std::sync::Arc<str>,
+    ttl: Duration,
+    now_ms: u64,
+}
+
+impl Goal {
+    fn new(wanted: Wanted, top: &StreamPosition, ttl: Duration) -> Self {
+        Self { wanted, epoch: top.epoch.clone(), ttl, now_ms: unix_ms() }
+    }
+
+    fn visible(&self, message: &StoredMessage) -> bool {
+        message.publication.is_some() && message.position.epoch == self.epoch && message.age(self.now_ms) < self.ttl
+    }
+
+    /// Walking back (newest first in `read`).
+    fn met_backward(&self, read: &[StoredMessage]) -> bool {
+        let Some(lowest) = read.last() else { return false };
+        match self.wanted {
+            Wanted::Top => true,
+            Wanted::Oldest(_) => false,
+            Wanted::After { offset, .. } => lowest.position.offset <= offset.saturating_add(1),
+            Wanted::Before { offset, count } => {
+                read.iter().filter(|m| m.position.offset < offset && self.visible(m)).count() >= count
+            }
+        }
+    }
+
+    /// Walking forward (oldest first in `read`).
+    fn met_forward(&self, read: &[StoredMessage]) -> bool {
+        let after = match self.wanted {
+            Wanted::Oldest(count) => Some((0, count)),
+            Wanted::After { offset, count } => Some((offset, count)),
+            Wanted::Top | Wanted::Before { .. } => None,
+        };
+        let Some((after, count)) = after else { return true };
+        read.iter().filter(|m| m.position.offset > after && self.visible(m)).count() >= count
+    }
+}
+
+impl HistoryStore {
+    /// The messages of `channel` that `wanted` (decided on the stream's top position) needs,
+    /// and the top itself. An empty span: the channel has no message.
+    pub async fn read_span(
+        &self,
+        shape: HistoryShape,
+        channel: &str,
+        wanted: impl FnOnce(&StreamPosition) -> Wanted,
+        ttl: Duration,
+    ) -> Result<Span, StoreError> {
+        self.ensure_connected()?;
+        let subject = self.history_subject(shape, channel);
+        let Some(top) = self.read_last(shape, &subject).await? else { return Ok(Span::default()) };
+        let goal = Goal::new(wanted(&top.position), &top.position, ttl);
+        self.read_from(shape, &subject, top, &goal).await
+    }
+
+    /// A page of history with the memory engine's rules, reading what the page needs from
+    /// `top` (the channel's last message, read here when `None`). An empty channel gets its
+    /// epoch pinned, so every node reports the same position.
+    pub async fn read_page(
+        &self,
+        shape: HistoryShape,
+        channel: &str,
+        query: &HistoryQuery,
+        ttl: Duration,
+        top: Option<StoredMessage>,
+    ) -> Result<Result<HistoryPage, HistoryError>, StoreError> {
+        let top = match top {
+            Some(top) => Some(top),
+            None => self.last_message(shape, channel).await?,
+        };
+        let Some(top) = top else {
+            let position = self.position(shape, channel).await?;
+            let none = std::iter::empty::<(Publication, Duration)>();
+            return Ok(Stream::restore(position, none, shape.size, Instant::now()).read(query));
+        };
+        let position = top.position.clone();
+        let goal = Goal::new(Wanted::for_query(query, &position), &position, ttl);
+        let span = self.read_from(shape, &self.history_subject(shape, channel), top, &goal).await?;
+        let items = visible(span.messages, &position.epoch, position.offset, ttl).into_values();
+        Ok(Stream::restore(position, items, shape.size, Instant::now()).read(query))
+    }
+
+    /// The last message of `channel`, if any (one direct get).
+    pub async fn last_message(&self, shape: HistoryShape, channel: &str) -> Result<Option<StoredMessage>, StoreError> {
+        self.ensure_connected()?;
+        self.read_last(shape, &self.history_subject(shape, channel)).await
+    }
+
+    async fn read_from(
+        &self,
+        shape: HistoryShape,
+        subject: &str,
+        top: StoredMessage,
+        goal: &Goal,
+    ) -> Result<Span, StoreError> {
+        let stream = self.stream(shape)?;
+        let backward = match goal.wanted {
+            Wanted::Top | Wanted::Before { .. } => true,
+            Wanted::Oldest(_) => false,
+            Wanted::After { offset, count } => top.position.offset.saturating_sub(offset) <= count as u64,
+        };
+        if backward || goal.met_backward(std::slice::from_ref(&top)) {
+            return walk_back(stream, top, goal).await;
+        }
+        let Some(first) = first_message(stream, subject).await? else { return walk_back(stream, top, goal).await };
+        if let Wanted::After { offset, count } = goal.wanted {
+            // From the first message: skip up to `offset`, then `count`; from the top: down to `offset`.
+            let forward = offset.saturating_sub(first.position.offset).saturating_add(count as u64);
+            if forward > top.position.offset.saturating_sub(offset) {
+                return walk_back(stream, top, goal).await;
+            }
+        }
+        walk_forward(stream, subject, first, top.seq, goal).await
+    }
+}
+
+/// From the top back along predecessors until `goal` is met or the history ends.
+async fn walk_back(stream: &stream::Stream, top: StoredMessage, goal: &Goal) -> Result<Span, StoreError> {
+    let mut read = vec![top];
+    let reached_start = loop {
+        let Some(oldest) = read.last() else { break true };
+        if oldest.publication.is_none() || oldest.prev == 0 {
+            break true;
+        }
+        if goal.met_backward(&read) {
+            break false;
+        }
+        match get(stream, oldest.prev).await? {
+            Some(message) if message.position.epoch == goal.epoch => read.push(message),
+            _ => break true,
+        }
+    };
+    read.reverse();
+    Ok(Span { messages: read, reached_start })
+}
+
+/// From the channel's first message forward until `goal` is met or the top is reached.
+async fn walk_forward(
+    stream: &stream::Stream,
+    subject: &str,
+    first: StoredMessage,
+    top_seq: u64,
+    goal: &Goal,
+) -> Result<Span, StoreError> {
+    let mut read = vec![first];
+    while let Some(newest) = read.last().filter(|m| m.seq < top_seq) {
+        if goal.met_forward(&read) {
+            break;
+        }
+        match next_message(stream, subject, newest.seq + 1).await? {
+            Some(message) if message.seq <= top_seq => read.push(message),
+            _ => break,
+        }
+    }
+    Ok(Span { messages: read, reached_start: true })
+}
+
+async fn get(stream: &stream::Stream, seq: u64) -> Result<Option<StoredMessage>, StoreError> {
+    found(stream.direct_get(seq).await)
+}
+
+async fn first_message(stream: &stream::Stream, subject: &str) -> Result<Option<StoredMessage>, StoreError> {
+    found(stream.direct_get_first_for_subject(subject).await)
+}
+
+async fn next_message(stream: &stream::Stream, subject: &str, seq: u64) -> Result<Option<StoredMessage>, StoreError> {
+    found(stream.direct_get_next_for_subject(subject, Some(seq)).await)
+}
+
+/// A direct get's message, decoded; `None` when there is none (or it is not gyre's).
+fn found(
+    result: Result<async_nats::jetstream::message::StreamMessage, stream::DirectGetError>,
+) -> Result<Option<StoredMessage>, StoreError> {
+    match result {
+        Ok(message) => Ok(StoredMessage::decode(message.sequence, Some(&message.headers), &message.payload)),
+        Err(error) if error.kind() == stream::DirectGetErrorKind::NotFound => Ok(None),
+        Err(error) => Err(js_error(error)),
+    }
+}
