@@ -57,11 +57,12 @@ impl Goal {
     /// Walking forward (oldest first in `read`).
     fn met_forward(&self, read: &[StoredMessage]) -> bool {
         let after = match self.wanted {
-            Wanted::Oldest(count) => Some((0, count)),
-            Wanted::After { offset, count } => Some((offset, count)),
-            Wanted::Top | Wanted::Before { .. } => None,
+            Wanted::Oldest(count) => (0, count),
+            Wanted::After { offset, count } => (offset, count),
+            Wanted::Before { offset, .. } => return read.last().is_some_and(|m| m.position.offset + 1 >= offset),
+            Wanted::Top => return true,
         };
-        let Some((after, count)) = after else { return true };
+        let (after, count) = after;
         read.iter().filter(|m| m.position.offset > after && self.visible(m)).count() >= count
     }
 }
@@ -124,24 +125,65 @@ impl HistoryStore {
         goal: &Goal,
     ) -> Result<Span, StoreError> {
         let stream = self.stream(shape)?;
-        let backward = match goal.wanted {
-            Wanted::Top | Wanted::Before { .. } => true,
-            Wanted::Oldest(_) => false,
-            Wanted::After { offset, count } => top.position.offset.saturating_sub(offset) <= count as u64,
+        let Some(lowest) = forward_from(goal.wanted, &top) else { return walk_back(stream, top, goal).await };
+        let first = match first_message(stream, subject).await? {
+            // Offsets of another epoch say nothing about where this one's are.
+            Some(first) if first.position.epoch == top.position.epoch => first,
+            _ => return walk_back(stream, top, goal).await,
         };
-        if backward || goal.met_backward(std::slice::from_ref(&top)) {
-            return walk_back(stream, top, goal).await;
+        if first.position.offset >= lowest {
+            return walk_forward(stream, subject, first, (top.seq, true), goal).await;
         }
-        let Some(first) = first_message(stream, subject).await? else { return walk_back(stream, top, goal).await };
-        if let Wanted::After { offset, count } = goal.wanted {
-            // From the first message: skip up to `offset`, then `count`; from the top: down to `offset`.
-            let forward = offset.saturating_sub(first.position.offset).saturating_add(count as u64);
-            if forward > top.position.offset.saturating_sub(offset) {
-                return walk_back(stream, top, goal).await;
-            }
-        }
-        walk_forward(stream, subject, first, top.seq, goal).await
+        let start = locate(stream, subject, first, &top, lowest).await?;
+        walk_forward(stream, subject, start, (top.seq, false), goal).await
     }
+}
+
+/// Where a forward read starts (the lowest offset it needs), or `None` when the read is as
+/// short from the top backward (what it wants sits right below the top).
+fn forward_from(wanted: Wanted, top: &StoredMessage) -> Option<u64> {
+    let above = |offset: u64| top.position.offset.saturating_add(1).saturating_sub(offset);
+    match wanted {
+        Wanted::Top => None,
+        Wanted::Oldest(_) => Some(0),
+        Wanted::After { offset, count } => (above(offset + 1) > count as u64).then_some(offset + 1),
+        Wanted::Before { offset, count } => (above(offset) > count as u64).then(|| offset.saturating_sub(count as u64)),
+    }
+}
+
+/// How many probes [`locate`] makes before it walks.
+const LOCATE_PROBES: usize = 6;
+
+/// The message to walk forward from to reach offset `target`, between `low` (below it) and
+/// `high` (at or above it). Offsets grow with stream sequences, and a channel's messages are
+/// usually spread evenly over its stream: each probe guesses the sequence by interpolation and
+/// asks for the channel's next message from there, narrowing the bracket.
+async fn locate(
+    stream: &stream::Stream,
+    subject: &str,
+    mut low: StoredMessage,
+    high: &StoredMessage,
+    target: u64,
+) -> Result<StoredMessage, StoreError> {
+    let (mut high_seq, mut high_offset) = (high.seq, high.position.offset);
+    for _ in 0..LOCATE_PROBES {
+        let (low_seq, low_offset) = (low.seq, low.position.offset);
+        if low_offset + 1 >= target || high_seq <= low_seq + 1 || high_offset <= low_offset {
+            break;
+        }
+        let share = u128::from(target - low_offset) * u128::from(high_seq - low_seq) / u128::from(high_offset - low_offset);
+        let guess = (low_seq + u64::try_from(share).unwrap_or(u64::MAX)).clamp(low_seq + 1, high_seq);
+        let Some(probe) = next_message(stream, subject, guess).await? else { break };
+        if probe.position.epoch != low.position.epoch || probe.seq > high_seq {
+            break;
+        }
+        match probe.position.offset {
+            offset if offset == target => return Ok(probe),
+            offset if offset < target => low = probe,
+            offset => (high_seq, high_offset) = (probe.seq, offset),
+        }
+    }
+    Ok(low)
 }
 
 /// From the top back along predecessors until `goal` is met or the history ends.
@@ -164,15 +206,15 @@ async fn walk_back(stream: &stream::Stream, top: StoredMessage, goal: &Goal) -> 
     Ok(Span { messages: read, reached_start })
 }
 
-/// From the channel's first message forward until `goal` is met or the top is reached.
+/// From `start` forward until `goal` is met or the top is reached.
 async fn walk_forward(
     stream: &stream::Stream,
     subject: &str,
-    first: StoredMessage,
-    top_seq: u64,
+    start: StoredMessage,
+    (top_seq, from_first): (u64, bool),
     goal: &Goal,
 ) -> Result<Span, StoreError> {
-    let mut read = vec![first];
+    let mut read = vec![start];
     while let Some(newest) = read.last().filter(|m| m.seq < top_seq) {
         if goal.met_forward(&read) {
             break;
@@ -182,7 +224,7 @@ async fn walk_forward(
             _ => break,
         }
     }
-    Ok(Span { messages: read, reached_start: true })
+    Ok(Span { messages: read, reached_start: from_first })
 }
 
 async fn get(stream: &stream::Stream, seq: u64) -> Result<Option<StoredMessage>, StoreError> {
