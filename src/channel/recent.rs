@@ -164,16 +164,20 @@ impl Recent {
                 self.complete = true;
                 return;
             }
-            if message.publication.is_none() {
+            let meta = message.publication.is_none();
+            if !meta && message.position.offset != self.from {
+                return;
+            }
+            if front.is_none() {
+                // The cache had nothing: the first message it takes is the one at its top.
+                self.last_seq = self.last_seq.max(message.seq);
+            }
+            self.entries.push_front(entry(message));
+            if meta {
                 // Everything before a meta message is gone.
-                self.entries.push_front(entry(message));
                 self.complete = true;
                 return;
             }
-            if message.position.offset != self.from {
-                return;
-            }
-            self.entries.push_front(entry(message));
             self.from = self.from.saturating_sub(1);
         }
         // Nothing older than the read's first message is retained, and the cache now reaches it.
@@ -288,9 +292,24 @@ mod tests {
         recent.backfill(&read, generation);
         assert_eq!(offsets(&recent), vec![3, 4, 5, 6]);
         assert!(recent.covers(Wanted::Oldest(10), TTL, 2_000), "the read reached the start");
+        assert!(recent.is_at(&at(6), Some(20)));
         let stream = Stream::restore(at(6), recent.visible(TTL, 2_000), 10, std::time::Instant::now());
         let page = stream.read(&HistoryQuery { since: None, limit: Some(2), reverse: false }).expect("page");
         assert_eq!(page.publications.iter().map(|p| p.offset).collect::<Vec<_>>(), vec![3, 4]);
+    }
+
+    #[test]
+    fn a_store_read_fills_an_empty_cache_up_to_its_top() {
+        let mut recent = Recent::new(10);
+        recent.restart_at(&at(5));
+        let read = Span { messages: (4..=5).map(|n| message(n + 10, n, "e")).collect(), reached_start: false };
+        recent.backfill(&read, recent.generation());
+        assert_eq!(offsets(&recent), vec![4, 5]);
+        assert!(recent.is_at(&at(5), Some(15)), "the store's last message is the cache's");
+        assert!(!recent.covers(Wanted::Oldest(1), TTL, 2_000));
+        recent.record(&message(15, 5, "e"));
+        recent.record(&message(16, 6, "e"));
+        assert_eq!(offsets(&recent), vec![4, 5, 6]);
     }
 
     #[test]

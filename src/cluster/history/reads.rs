@@ -147,7 +147,10 @@ fn forward_from(wanted: Wanted, top: &StoredMessage) -> Option<u64> {
         Wanted::Top => None,
         Wanted::Oldest(_) => Some(0),
         Wanted::After { offset, count } => (above(offset + 1) > count as u64).then_some(offset + 1),
-        Wanted::Before { offset, count } => (above(offset) > count as u64).then(|| offset.saturating_sub(count as u64)),
+        Wanted::Before { offset, count } => {
+            let below = offset.min(count as u64);
+            (above(offset) > below).then(|| offset - below)
+        }
     }
 }
 
@@ -171,7 +174,8 @@ async fn locate(
         if low_offset + 1 >= target || high_seq <= low_seq + 1 || high_offset <= low_offset {
             break;
         }
-        let share = u128::from(target - low_offset) * u128::from(high_seq - low_seq) / u128::from(high_offset - low_offset);
+        let share =
+            u128::from(target - low_offset) * u128::from(high_seq - low_seq) / u128::from(high_offset - low_offset);
         let guess = (low_seq + u64::try_from(share).unwrap_or(u64::MAX)).clamp(low_seq + 1, high_seq);
         let Some(probe) = next_message(stream, subject, guess).await? else { break };
         if probe.position.epoch != low.position.epoch || probe.seq > high_seq {
@@ -247,5 +251,28 @@ fn found(
         Ok(message) => Ok(StoredMessage::decode(message.sequence, Some(&message.headers), &message.payload)),
         Err(error) if error.kind() == stream::DirectGetErrorKind::NotFound => Ok(None),
         Err(error) => Err(js_error(error)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn top(offset: u64) -> StoredMessage {
+        let position = StreamPosition { offset, epoch: "e".into() };
+        StoredMessage { seq: offset * 3, position, publication: None, time_ms: 0, prev: 0 }
+    }
+
+    #[test]
+    fn reads_near_the_top_go_backward_and_the_others_forward_from_where_they_start() {
+        let top = top(100);
+        assert_eq!(forward_from(Wanted::Top, &top), None);
+        assert_eq!(forward_from(Wanted::Before { offset: 101, count: 1 }, &top), None);
+        assert_eq!(forward_from(Wanted::After { offset: 95, count: 10 }, &top), None);
+        assert_eq!(forward_from(Wanted::After { offset: 50, count: usize::MAX }, &top), None);
+        assert_eq!(forward_from(Wanted::Oldest(1), &top), Some(0));
+        assert_eq!(forward_from(Wanted::After { offset: 50, count: 10 }, &top), Some(51));
+        assert_eq!(forward_from(Wanted::Before { offset: 50, count: 10 }, &top), Some(40));
+        assert_eq!(forward_from(Wanted::Before { offset: 50, count: usize::MAX }, &top), Some(0));
     }
 }
