@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 
 use super::Channel;
-use crate::channel::history::{HistoryError, HistoryPage, HistoryQuery, Stream, Wanted};
+use crate::channel::history::{HistoryError, HistoryPage, HistoryQuery, RecoveryMode, Stream, Wanted};
 use crate::channel::messages::Join;
 use crate::client::messages::Subscribed;
 use crate::cluster::history::{unix_ms, Span, StoreError};
@@ -29,14 +29,21 @@ impl Channel {
 
     /// The answer, when the recent messages hold all that recovery from `since` needs.
     fn recovered_here(&mut self, since: &StreamPosition, limit: usize) -> Option<Subscribed> {
-        let ttl = self.namespace.options.history_ttl;
+        let (mode, ttl) = (self.namespace.recovery_mode, self.namespace.options.history_ttl);
         let now_ms = unix_ms();
         let shared = self.shared.as_mut()?;
         let delivered = shared.delivered.clone()?;
         shared.recent.expire(ttl, now_ms);
-        let wanted = Wanted::for_recovery(self.namespace.recovery_mode, since, &delivered, limit);
-        let here = shared.recent.is_at(&delivered, None) && shared.recent.covers(wanted, ttl, now_ms);
-        let items: Vec<_> = if here { shared.recent.visible(ttl, now_ms).collect() } else { return None };
+        let wanted = Wanted::for_recovery(mode, since, &delivered, limit);
+        if !shared.recent.is_at(&delivered, None) || !shared.recent.covers(wanted, ttl, now_ms) {
+            return None;
+        }
+        // Only what the recovery can return: the latest one, or those after the client's offset.
+        let visible = shared.recent.visible(ttl, now_ms);
+        let items: Vec<_> = match mode {
+            RecoveryMode::Cache => visible.last().into_iter().collect(),
+            RecoveryMode::Stream => visible.filter(|(p, _)| p.offset > since.offset).collect(),
+        };
         self.recovery_against(items, since, limit)
     }
 
