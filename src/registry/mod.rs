@@ -374,7 +374,7 @@ impl Handler<History> for Registry {
                 if let Some(Ok(page)) = futures_util::future::OptionFuture::from(local).await {
                     return Ok(page);
                 }
-                let page = store.read_page(shape, name.as_str(), &msg.query, ttl, None).await;
+                let page = store.read_page(shape, name.as_str(), &msg.query, ttl, None).await.map(|(page, _)| page);
                 Ok(page
                     .map_err(|error| {
                         tracing::warn!(%error, channel = %name, "history read failed: JetStream is unavailable");

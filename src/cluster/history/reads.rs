@@ -85,8 +85,8 @@ impl HistoryStore {
     }
 
     /// A page of history with the memory engine's rules, reading what the page needs from
-    /// `top` (the channel's last message, read here when `None`). An empty channel gets its
-    /// epoch pinned, so every node reports the same position.
+    /// `top` (the channel's last message, read here when `None`), and the messages read. An
+    /// empty channel gets its epoch pinned, so every node reports the same position.
     pub async fn read_page(
         &self,
         shape: HistoryShape,
@@ -94,7 +94,7 @@ impl HistoryStore {
         query: &HistoryQuery,
         ttl: Duration,
         top: Option<StoredMessage>,
-    ) -> Result<Result<HistoryPage, HistoryError>, StoreError> {
+    ) -> Result<(Result<HistoryPage, HistoryError>, Span), StoreError> {
         let top = match top {
             Some(top) => Some(top),
             None => self.last_message(shape, channel).await?,
@@ -102,13 +102,13 @@ impl HistoryStore {
         let Some(top) = top else {
             let position = self.position(shape, channel).await?;
             let none = std::iter::empty::<(Publication, Duration)>();
-            return Ok(Stream::restore(position, none, shape.size, Instant::now()).read(query));
+            return Ok((Stream::restore(position, none, shape.size, Instant::now()).read(query), Span::default()));
         };
         let position = top.position.clone();
         let goal = Goal::new(Wanted::for_query(query, &position), &position, ttl);
         let span = self.read_from(shape, &self.history_subject(shape, channel), top, &goal).await?;
-        let items = visible(span.messages, &position.epoch, position.offset, ttl).into_values();
-        Ok(Stream::restore(position, items, shape.size, Instant::now()).read(query))
+        let items = visible(span.messages.clone(), &position.epoch, position.offset, ttl).into_values();
+        Ok((Stream::restore(position, items, shape.size, Instant::now()).read(query), span))
     }
 
     /// The last message of `channel`, if any (one direct get).
@@ -125,33 +125,121 @@ impl HistoryStore {
         goal: &Goal,
     ) -> Result<Span, StoreError> {
         let stream = self.stream(shape)?;
-        let Some(lowest) = forward_from(goal.wanted, &top) else { return walk_back(stream, top, goal).await };
+        let plan = plan(goal.wanted, &top);
+        let (Plan::Forward(lowest) | Plan::ToTop(lowest)) = plan else { return walk_back(stream, top, goal).await };
         let first = match first_message(stream, subject).await? {
             // Offsets of another epoch say nothing about where this one's are.
             Some(first) if first.position.epoch == top.position.epoch => first,
             _ => return walk_back(stream, top, goal).await,
         };
-        if first.position.offset >= lowest {
-            return walk_forward(stream, subject, first, (top.seq, true), goal).await;
+        let first_seq = first.seq;
+        let start = match first.position.offset >= lowest {
+            true => first,
+            false => locate(stream, subject, first, &top, lowest).await?,
+        };
+        let reached_start = start.seq == first_seq;
+        match plan {
+            Plan::ToTop(_) => Ok(Span { messages: read_range(stream, subject, start, top).await?, reached_start }),
+            _ => walk_forward(stream, subject, start, (top.seq, reached_start), goal).await,
         }
-        let start = locate(stream, subject, first, &top, lowest).await?;
-        walk_forward(stream, subject, start, (top.seq, false), goal).await
     }
 }
 
-/// Where a forward read starts (the lowest offset it needs), or `None` when the read is as
-/// short from the top backward (what it wants sits right below the top).
-fn forward_from(wanted: Wanted, top: &StoredMessage) -> Option<u64> {
-    let above = |offset: u64| top.position.offset.saturating_add(1).saturating_sub(offset);
+/// How a read goes through the channel's messages.
+#[derive(Debug, PartialEq, Eq)]
+enum Plan {
+    /// Back from the top along predecessors (what is wanted sits right below the top).
+    Back,
+    /// Forward one by one from the message at this offset (or just below it).
+    Forward(u64),
+    /// Everything from the message at this offset (or just below it) up to the top, in
+    /// segments read at once: a long read, where one round trip per message would add up.
+    ToTop(u64),
+}
+
+/// Reads longer than this go in segments ([`read_range`]).
+const LONG_READ: u64 = 16;
+
+fn plan(wanted: Wanted, top: &StoredMessage) -> Plan {
+    let top_offset = top.position.offset;
+    let long = |n: u64| n > LONG_READ;
     match wanted {
-        Wanted::Top => None,
-        Wanted::Oldest(_) => Some(0),
-        Wanted::After { offset, count } => (above(offset + 1) > count as u64).then_some(offset + 1),
+        Wanted::Top => Plan::Back,
+        Wanted::Oldest(count) if long((count as u64).min(top_offset)) => Plan::ToTop(0),
+        Wanted::Oldest(_) => Plan::Forward(0),
+        Wanted::After { offset, count } => {
+            let (above, count) = (top_offset.saturating_sub(offset), count as u64);
+            match above <= count {
+                true if long(above) => Plan::ToTop(offset + 1),
+                true => Plan::Back,
+                false if long(count) => Plan::ToTop(offset + 1),
+                false => Plan::Forward(offset + 1),
+            }
+        }
         Wanted::Before { offset, count } => {
+            let above = top_offset.saturating_add(1).saturating_sub(offset);
             let below = offset.min(count as u64);
-            (above(offset) > below).then(|| offset - below)
+            match () {
+                _ if long(below) => Plan::ToTop(offset - below),
+                _ if above > below => Plan::Forward(offset - below),
+                _ => Plan::Back,
+            }
         }
     }
+}
+
+/// Messages a segment of [`read_range`] covers, about.
+const SEGMENT: u64 = 8;
+/// Segments of one [`read_range`] at most (requests in flight at once).
+const MAX_SEGMENTS: u64 = 16;
+
+/// Every message of the channel from `low` to `high`, in order. The range is cut into
+/// segments at evenly spaced stream sequences; a probe at each cut finds the segment's first
+/// message (next by subject), then every segment walks forward to the next one's start, all
+/// at once.
+async fn read_range(
+    stream: &stream::Stream,
+    subject: &str,
+    low: StoredMessage,
+    high: StoredMessage,
+) -> Result<Vec<StoredMessage>, StoreError> {
+    if low.seq >= high.seq {
+        return Ok(vec![high]);
+    }
+    let segments = (high.position.offset.saturating_sub(low.position.offset) / SEGMENT).clamp(1, MAX_SEGMENTS);
+    let (first_seq, step) = (low.seq, (high.seq - low.seq) / segments);
+    let probes = (1..segments).map(|i| next_message(stream, subject, first_seq + i * step));
+    let mut starts = vec![low];
+    for probe in futures_util::future::join_all(probes).await {
+        starts.extend(probe?.filter(|m| m.seq < high.seq));
+    }
+    starts.sort_by_key(|m| m.seq);
+    starts.dedup_by_key(|m| m.seq);
+    let ends: Vec<u64> = starts.iter().skip(1).map(|m| m.seq).chain([high.seq]).collect();
+    let walks = starts.into_iter().zip(ends).map(|(start, end)| walk_segment(stream, subject, start, end));
+    let mut read = Vec::new();
+    for segment in futures_util::future::join_all(walks).await {
+        read.extend(segment?);
+    }
+    read.push(high);
+    Ok(read)
+}
+
+/// `start` and the channel's messages after it, before sequence `end`.
+async fn walk_segment(
+    stream: &stream::Stream,
+    subject: &str,
+    start: StoredMessage,
+    end: u64,
+) -> Result<Vec<StoredMessage>, StoreError> {
+    let mut read = vec![start];
+    while let Some(last) = read.last().filter(|m| m.seq + 1 < end) {
+        match next_message(stream, subject, last.seq + 1).await? {
+            Some(message) if message.seq < end => read.push(message),
+            _ => break,
+        }
+    }
+    Ok(read)
 }
 
 /// How many probes [`locate`] makes before it walks.
@@ -264,15 +352,17 @@ mod tests {
     }
 
     #[test]
-    fn reads_near_the_top_go_backward_and_the_others_forward_from_where_they_start() {
+    fn reads_near_the_top_go_backward_long_ones_in_segments_and_the_others_forward() {
         let top = top(100);
-        assert_eq!(forward_from(Wanted::Top, &top), None);
-        assert_eq!(forward_from(Wanted::Before { offset: 101, count: 1 }, &top), None);
-        assert_eq!(forward_from(Wanted::After { offset: 95, count: 10 }, &top), None);
-        assert_eq!(forward_from(Wanted::After { offset: 50, count: usize::MAX }, &top), None);
-        assert_eq!(forward_from(Wanted::Oldest(1), &top), Some(0));
-        assert_eq!(forward_from(Wanted::After { offset: 50, count: 10 }, &top), Some(51));
-        assert_eq!(forward_from(Wanted::Before { offset: 50, count: 10 }, &top), Some(40));
-        assert_eq!(forward_from(Wanted::Before { offset: 50, count: usize::MAX }, &top), Some(0));
+        assert_eq!(plan(Wanted::Top, &top), Plan::Back);
+        assert_eq!(plan(Wanted::Before { offset: 101, count: 1 }, &top), Plan::Back);
+        assert_eq!(plan(Wanted::After { offset: 95, count: 10 }, &top), Plan::Back);
+        assert_eq!(plan(Wanted::After { offset: 50, count: usize::MAX }, &top), Plan::ToTop(51));
+        assert_eq!(plan(Wanted::Oldest(1), &top), Plan::Forward(0));
+        assert_eq!(plan(Wanted::Oldest(usize::MAX), &top), Plan::ToTop(0));
+        assert_eq!(plan(Wanted::After { offset: 50, count: 10 }, &top), Plan::Forward(51));
+        assert_eq!(plan(Wanted::Before { offset: 50, count: 10 }, &top), Plan::Forward(40));
+        assert_eq!(plan(Wanted::Before { offset: 50, count: usize::MAX }, &top), Plan::ToTop(0));
+        assert_eq!(plan(Wanted::Before { offset: 101, count: usize::MAX }, &top), Plan::ToTop(0));
     }
 }

@@ -137,20 +137,29 @@ impl Channel {
             (delivered, shared.recent.last_seq(), page)
         });
         let (store, shape, name) = (shared.store.clone(), shared.shape, self.name.clone());
+        let generation = shared.recent.generation();
         let reading = async move {
             let top = store.last_message(shape, name.as_str()).await?;
             if let (Some(top), Some((position, seq, page))) = (&top, cached) {
                 if top.seq == seq && top.position == position {
-                    return Ok(page);
+                    return Ok((page, None));
                 }
             }
-            store.read_page(shape, name.as_str(), &query, ttl, top).await
+            let (page, span) = store.read_page(shape, name.as_str(), &query, ttl, top).await?;
+            Ok((page, Some(span)))
         };
-        Box::pin(reading.into_actor(self).map(|page, this, _| {
-            page.unwrap_or_else(|error| {
+        Box::pin(reading.into_actor(self).map(move |read: Result<_, StoreError>, this, _| match read {
+            Ok((page, span)) => {
+                // What the store read brought fills the recent messages in, for the next reads.
+                if let (Some(span), Some(shared)) = (span, this.shared.as_mut()) {
+                    shared.recent.backfill(&span, generation);
+                }
+                page
+            }
+            Err(error) => {
                 tracing::warn!(%error, channel = %this.name, "history read failed: JetStream is unavailable");
                 Err(HistoryError::Unavailable)
-            })
+            }
         }))
     }
 }
