@@ -143,9 +143,26 @@ pub fn start_nats(dir: &Path) -> (Proc, String) {
 
 /// Starts `nats-server` with JetStream on `port` ("-1" = any free port) and `dir` as its store.
 pub fn start_nats_on(dir: &Path, port: &str) -> (Proc, String) {
+    start_nats_with(dir, &["-p", port])
+}
+
+/// Starts `nats-server` with JetStream and its monitoring endpoint on free ports; returns it,
+/// its URL and the monitoring base URL (`/connz`, `/jsz`).
+pub fn start_nats_monitored(dir: &Path) -> (Proc, String, String) {
+    let (nats, url) = start_nats_with(dir, &["-p", "-1", "-m", "-1"]);
+    let ports = dir.join(format!("nats-server_{}.ports", nats.pid()));
+    let text = std::fs::read_to_string(ports).expect("ports file");
+    let value: serde_json::Value = serde_json::from_str(&text).expect("ports json");
+    let monitoring = value["monitoring"][0].as_str().expect("monitoring url").to_owned();
+    (nats, url, monitoring)
+}
+
+fn start_nats_with(dir: &Path, ports: &[&str]) -> (Proc, String) {
     let bin = std::env::var("NATS_SERVER_BIN").unwrap_or_else(|_| "nats-server".to_owned());
     let child = Command::new(bin)
-        .args(["-a", "127.0.0.1", "-p", port, "-js", "--ports_file_dir"])
+        .args(["-a", "127.0.0.1"])
+        .args(ports)
+        .args(["-js", "--ports_file_dir"])
         .arg(dir)
         .arg("-sd")
         .arg(dir.join("js"))

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 
-use super::history::Stream;
+use super::history::{HistoryError, HistoryPage, Stream};
 use super::messages::{Broadcast, DeltaMode, FanOutJoinLeave, Join, Leave, ReadHistory, RemoveHistory, Stop};
 use super::rules::Namespace;
 use super::IDEMPOTENCY_WINDOW;
@@ -237,7 +237,8 @@ impl Channel {
     /// publications to it.
     fn is_idle(&self) -> bool {
         let stream_may_park = self.relay.is_none() || self.stream.as_deref().is_none_or(Stream::is_empty);
-        self.subscribers.is_empty() && self.recent.is_none() && stream_may_park
+        let settled = self.shared.as_deref().is_none_or(shared::SharedHistory::is_settled);
+        self.subscribers.is_empty() && self.recent.is_none() && stream_may_park && settled
     }
 
     /// Counts a registry message and reports idleness so the registry can drop this channel.
@@ -401,6 +402,14 @@ impl Handler<Leave> for Channel {
     type Result = ();
 
     fn handle(&mut self, leave: Leave, _: &mut Self::Context) {
+        if let Some(leave) = self.leave_shared(leave) {
+            self.leave(leave);
+        }
+    }
+}
+
+impl Channel {
+    fn leave(&mut self, leave: Leave) {
         if let Some(subscriber) = self.remove_subscriber(&leave.client).filter(|s| s.emit_join_leave) {
             self.push_join_leave("leave", &subscriber.info());
         }
@@ -480,9 +489,13 @@ impl Channel {
 }
 
 impl Handler<ReadHistory> for Channel {
-    type Result = MessageResult<ReadHistory>;
+    type Result = ActorResponse<Self, Result<HistoryPage, HistoryError>>;
 
     fn handle(&mut self, ReadHistory(query): ReadHistory, _: &mut Self::Context) -> Self::Result {
+        if self.shared.is_some() {
+            self.processed_one();
+            return ActorResponse::r#async(self.read_shared_history(query));
+        }
         let page = match self.stream.as_mut() {
             Some(stream) => {
                 stream.expire(Instant::now());
@@ -491,7 +504,7 @@ impl Handler<ReadHistory> for Channel {
             None => Ok(Default::default()),
         };
         self.processed_one();
-        MessageResult(page)
+        ActorResponse::reply(page)
     }
 }
 

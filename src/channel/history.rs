@@ -26,6 +26,64 @@ pub struct HistoryQuery {
     pub reverse: bool,
 }
 
+/// Which stored publications answer a read, by offset, relative to the stream's top: what a
+/// bounded read of cluster-wide history fetches and what a cache must hold to answer alone.
+/// Counts are of visible publications (within `history_ttl`, not meta messages).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wanted {
+    /// Nothing but the top (`limit: 0`, a `since` in another epoch, a recovery that cannot
+    /// succeed).
+    Top,
+    /// The oldest `n`.
+    Oldest(usize),
+    /// The first `n` after `offset`.
+    After {
+        /// Exclusive lower bound.
+        offset: u64,
+        /// How many.
+        count: usize,
+    },
+    /// The last `n` before `offset`.
+    Before {
+        /// Exclusive upper bound.
+        offset: u64,
+        /// How many.
+        count: usize,
+    },
+}
+
+impl Wanted {
+    /// What [`Stream::read`] of `query` looks at on a stream whose top is `top`.
+    pub fn for_query(query: &HistoryQuery, top: &StreamPosition) -> Self {
+        let count = query.limit.unwrap_or(usize::MAX);
+        let foreign = |since: &StreamPosition| !since.epoch.is_empty() && since.epoch != top.epoch;
+        match (&query.since, query.reverse) {
+            _ if count == 0 => Wanted::Top,
+            (Some(since), _) if foreign(since) => Wanted::Top,
+            (Some(since), true) if since.offset == 0 => Wanted::Top,
+            (None, false) => Wanted::Oldest(count),
+            (Some(since), false) => Wanted::After { offset: since.offset, count },
+            (None, true) => Wanted::Before { offset: top.offset.saturating_add(1), count },
+            (Some(since), true) => Wanted::Before { offset: since.offset, count },
+        }
+    }
+
+    /// What [`Stream::recover_in`] from `since` with at most `max` publications looks at.
+    /// Stream recovery that cannot succeed (another epoch, further behind than `max`, ahead of
+    /// the top) needs nothing.
+    pub fn for_recovery(mode: RecoveryMode, since: &StreamPosition, top: &StreamPosition, max: usize) -> Self {
+        let foreign = !since.epoch.is_empty() && since.epoch != top.epoch;
+        match mode {
+            // At the top the answer is the same with or without the latest publication.
+            RecoveryMode::Cache if since == top => Wanted::Top,
+            RecoveryMode::Cache => Wanted::Before { offset: top.offset.saturating_add(1), count: 1 },
+            _ if foreign || since.offset > top.offset => Wanted::Top,
+            _ if top.offset - since.offset > max as u64 => Wanted::Top,
+            RecoveryMode::Stream => Wanted::After { offset: since.offset, count: max },
+        }
+    }
+}
+
 /// A page of history plus the current top of the stream.
 #[derive(Debug, Clone, Default)]
 pub struct HistoryPage {
@@ -111,15 +169,15 @@ impl Stream {
 
     /// A stream at `position` holding `items` (publication and remaining lifetime, oldest
     /// first), as read back from cluster-wide storage.
-    pub fn restore(
+    pub fn restore<P: Into<Arc<Publication>>>(
         position: StreamPosition,
-        items: impl IntoIterator<Item = (Publication, Duration)>,
+        items: impl IntoIterator<Item = (P, Duration)>,
         size: usize,
         now: Instant,
     ) -> Self {
         let items: VecDeque<Entry> = items
             .into_iter()
-            .map(|(publication, left)| Entry { publication: Arc::new(publication), expires: deadline_after(now, left) })
+            .map(|(publication, left)| Entry { publication: publication.into(), expires: deadline_after(now, left) })
             .collect();
         let (epoch, top) = (position.epoch, position.offset);
         Self { epoch, top, items, size, ttl: Duration::ZERO, last_version: LastVersion::default() }
@@ -354,6 +412,35 @@ mod tests {
         assert!(ok.recovered);
         assert_eq!(offsets(&ok.publications), vec![3, 4, 5]);
         assert!(!s.recover(&StreamPosition { offset: 1, epoch }, 300).recovered);
+    }
+
+    #[test]
+    fn a_read_wants_only_what_it_returns() {
+        let top = StreamPosition { offset: 50, epoch: "e".into() };
+        let at = |offset| Some(StreamPosition { offset, epoch: "e".into() });
+        let query = |since, limit, reverse| HistoryQuery { since, limit, reverse };
+        assert_eq!(Wanted::for_query(&query(None, Some(0), false), &top), Wanted::Top);
+        assert_eq!(Wanted::for_query(&query(None, Some(1), false), &top), Wanted::Oldest(1));
+        assert_eq!(Wanted::for_query(&query(None, Some(2), true), &top), Wanted::Before { offset: 51, count: 2 });
+        assert_eq!(Wanted::for_query(&query(at(7), Some(3), false), &top), Wanted::After { offset: 7, count: 3 });
+        assert_eq!(Wanted::for_query(&query(at(7), None, true), &top), Wanted::Before { offset: 7, count: usize::MAX });
+        let other = Some(StreamPosition { offset: 7, epoch: "x".into() });
+        assert_eq!(Wanted::for_query(&query(other, None, false), &top), Wanted::Top);
+        assert_eq!(Wanted::for_query(&query(at(0), None, true), &top), Wanted::Top);
+    }
+
+    #[test]
+    fn a_recovery_wants_the_missed_publications_or_nothing() {
+        let top = StreamPosition { offset: 50, epoch: "e".into() };
+        let since = |offset| StreamPosition { offset, epoch: "e".into() };
+        let stream = RecoveryMode::Stream;
+        assert_eq!(Wanted::for_recovery(stream, &since(45), &top, 10), Wanted::After { offset: 45, count: 10 });
+        assert_eq!(Wanted::for_recovery(stream, &since(30), &top, 10), Wanted::Top, "too far behind");
+        assert_eq!(Wanted::for_recovery(stream, &since(60), &top, 10), Wanted::Top, "ahead");
+        let other = StreamPosition { offset: 45, epoch: "x".into() };
+        assert_eq!(Wanted::for_recovery(stream, &other, &top, 10), Wanted::Top);
+        let latest = Wanted::Before { offset: 51, count: 1 };
+        assert_eq!(Wanted::for_recovery(RecoveryMode::Cache, &other, &top, 10), latest);
     }
 
     #[test]

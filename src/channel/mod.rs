@@ -1,10 +1,11 @@
 //! One [`Channel`] actor per active channel on this node: its local subscribers, its history
-//! stream (memory engine), and fan-out of pre-encoded frames. Also the node-wide
-//! [`ChannelRules`] (names, namespaces, permissions).
+//! stream (memory engine) or its recent publications (history on JetStream), and fan-out of
+//! pre-encoded frames. Also the node-wide [`ChannelRules`] (names, namespaces, permissions).
 
 mod actor;
 pub mod history;
 pub mod messages;
+pub mod recent;
 pub mod rules;
 
 pub use actor::Channel;

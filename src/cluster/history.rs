@@ -20,11 +20,14 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use async_nats::jetstream::{self, consumer, context::PublishErrorKind, stream};
+use async_nats::jetstream::{self, context::PublishErrorKind, stream};
 use async_nats::HeaderMap;
-use futures_util::StreamExt;
+
+mod reads;
+
+pub use reads::Span;
 
 use super::lossless;
 use super::subjects::encode_token;
@@ -97,6 +100,9 @@ pub struct StoredMessage {
     pub publication: Option<Publication>,
     /// When it was stored (Unix ms), for `history_ttl`.
     pub time_ms: u64,
+    /// Stream sequence of the channel's message before it (0: none, it starts the channel's
+    /// history or its epoch): what a backward read follows.
+    pub prev: u64,
 }
 
 impl StoredMessage {
@@ -107,6 +113,8 @@ impl StoredMessage {
         let offset = header(OFFSET)?.parse().ok()?;
         let epoch = header(EPOCH)?;
         let time_ms = header(TIME).and_then(|t| t.parse().ok()).unwrap_or(0);
+        // Every write names the sequence it expects to follow; JetStream keeps the header.
+        let prev = header(EXPECTED_LAST_SUBJECT_SEQUENCE).and_then(|s| s.parse().ok()).unwrap_or(0);
         let publication = if header(META).is_some() {
             None
         } else {
@@ -115,7 +123,7 @@ impl StoredMessage {
             publication.offset = offset;
             Some(publication)
         };
-        Some(Self { seq, position: StreamPosition { offset, epoch: epoch.into() }, publication, time_ms })
+        Some(Self { seq, position: StreamPosition { offset, epoch: epoch.into() }, publication, time_ms, prev })
     }
 
     /// How long ago it was stored.
@@ -337,71 +345,30 @@ impl HistoryStore {
         Ok(ack)
     }
 
-    /// Every retained message of the channel, oldest first.
-    pub async fn read_all(&self, shape: HistoryShape, channel: &str) -> Result<Vec<StoredMessage>, StoreError> {
-        self.ensure_connected()?;
-        let subject = self.history_subject(shape, channel);
-        let stream = self.stream(shape)?;
-        let config = consumer::pull::Config {
-            filter_subject: subject.clone(),
-            deliver_policy: consumer::DeliverPolicy::All,
-            ack_policy: consumer::AckPolicy::None,
-            memory_storage: true,
-            inactive_threshold: Duration::from_secs(10),
-            ..Default::default()
-        };
-        let mut reader = stream.create_consumer(config).await.map_err(js_error)?;
-        let name = reader.cached_info().name.clone();
-        let pending = reader.info().await.map_err(js_error)?.num_pending as usize;
-        let messages = self.fetch(&reader, pending).await;
-        if let Err(error) = stream.delete_consumer(&name).await {
-            tracing::debug!(%error, "could not delete a history reader; it expires by itself");
-        }
-        let messages = messages?;
-        if let Some(last) = messages.last() {
-            self.remember_top(&subject, Top::of(last));
-        }
-        Ok(messages)
-    }
-
-    async fn fetch(
-        &self,
-        reader: &consumer::Consumer<consumer::pull::Config>,
-        pending: usize,
-    ) -> Result<Vec<StoredMessage>, StoreError> {
-        let mut out = Vec::with_capacity(pending);
-        if pending == 0 {
-            return Ok(out);
-        }
-        let deadline = Instant::now() + REQUEST_TIMEOUT;
-        let mut batch =
-            reader.fetch().max_messages(pending).expires(REQUEST_TIMEOUT).messages().await.map_err(js_error)?;
-        while out.len() < pending {
-            let remaining = deadline.saturating_duration_since(Instant::now());
-            let Ok(next) = tokio::time::timeout(remaining, batch.next()).await else { break };
-            let Some(message) = next else { break };
-            let message = message.map_err(js_error)?;
-            let seq = message.info().map(|i| i.stream_sequence).unwrap_or(0);
-            if let Some(stored) = StoredMessage::decode(seq, message.headers.as_ref(), &message.payload) {
-                out.push(stored);
-            }
-        }
-        Ok(out)
-    }
-
     /// Drops the channel's publications, keeping its position (so offsets and epoch continue).
     pub async fn remove(&self, shape: HistoryShape, channel: &str) -> Result<(), StoreError> {
         self.ensure_connected()?;
         let subject = self.history_subject(shape, channel);
-        let Some(top) = self.read_top(shape, &subject).await? else { return Ok(()) };
         // The meta message first, then everything before it: the channel never has no message,
-        // so no node meanwhile takes it for a new channel and pins a new epoch.
-        match self.write_meta(&subject, &top.position, top.seq).await {
-            // A publish raced in: it carries the position, and it is kept below.
-            Err(error) if error.kind() == PublishErrorKind::WrongLastSequence => {}
-            other => {
-                other.map_err(js_error)?;
+        // so no node meanwhile takes it for a new channel and pins a new epoch. Re-published like
+        // any stored message, it also tells every node's cache of recent publications to forget
+        // them, so a publish racing in does not skip it: it goes after that publish.
+        let mut written = false;
+        for _ in 0..MAX_ATTEMPTS {
+            let Some(top) = self.read_top(shape, &subject).await? else { return Ok(()) };
+            match self.write_meta(&subject, &top.position, top.seq).await {
+                Ok(_) => {
+                    written = true;
+                    break;
+                }
+                Err(error) if error.kind() == PublishErrorKind::WrongLastSequence => {}
+                Err(error) => return Err(js_error(error)),
             }
+        }
+        if !written {
+            return Err(StoreError::JetStream(format!(
+                "gave up after {MAX_ATTEMPTS} publishes raced a history_remove"
+            )));
         }
         self.stream(shape)?.purge().filter(subject.clone()).keep(1).await.map_err(js_error)?;
         self.tops.lock().map(|mut t| t.remove(&subject)).ok();
@@ -427,14 +394,18 @@ impl HistoryStore {
     }
 
     async fn read_top(&self, shape: HistoryShape, subject: &str) -> Result<Option<Top>, StoreError> {
+        Ok(self.read_last(shape, subject).await?.map(|last| Top::of(&last)))
+    }
+
+    /// The channel's last message (direct get by subject), remembered as its top.
+    async fn read_last(&self, shape: HistoryShape, subject: &str) -> Result<Option<StoredMessage>, StoreError> {
         let stream = self.stream(shape)?;
         match stream.direct_get_last_for_subject(subject).await {
             Ok(message) => {
                 let stored = StoredMessage::decode(message.sequence, Some(&message.headers), &message.payload)
                     .ok_or_else(|| StoreError::JetStream(format!("{subject} holds a message gyre did not write")))?;
-                let top = Top::of(&stored);
-                self.remember_top(subject, top.clone());
-                Ok(Some(top))
+                self.remember_top(subject, Top::of(&stored));
+                Ok(Some(stored))
             }
             Err(error) if error.kind() == stream::DirectGetErrorKind::NotFound => Ok(None),
             Err(error) => Err(js_error(error)),

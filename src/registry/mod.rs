@@ -17,12 +17,12 @@ use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 
-use crate::channel::history::{HistoryError, HistoryPage, HistoryQuery, Stream};
+use crate::channel::history::{HistoryError, Stream};
 use crate::channel::messages as channel;
 use crate::channel::{Channel, HistoryShape, ResolvedChannel};
 use crate::client::messages::{ClientHandle, Deliver, ServerAction, SubscribeAnswer};
 use crate::cluster::envelope::{ChannelEvent, SurveyQuery};
-use crate::cluster::history::{visible, HistoryStore, StoreError};
+use crate::cluster::history::HistoryStore;
 use crate::cluster::{NatsBridge, PublishToChannel, Survey, UnwatchChannel, WatchChannel};
 use crate::domain::{ChannelName, ClientId, ClientInfo, SmallMap, StreamPosition};
 use crate::presence::{self, Presence};
@@ -362,10 +362,19 @@ impl Handler<History> for Registry {
 
     fn handle(&mut self, msg: History, _: &mut Self::Context) -> Self::Result {
         if let Some((store, shape)) = self.shared_history(&msg.channel) {
-            let options = msg.channel.namespace.options.clone();
+            let ttl = msg.channel.namespace.options.history_ttl;
             let name = msg.channel.name.clone();
+            // A channel with subscribers here holds its recent publications: it answers from them
+            // when they are current.
+            let local = self.channels.get_mut(&name).filter(|e| e.subscribers > 0).map(|entry| {
+                entry.sent += 1;
+                entry.channel.send(channel::ReadHistory(msg.query.clone()))
+            });
             return Box::pin(async move {
-                let page = read_shared(&store, shape, &name, &options, &msg.query).await;
+                if let Some(Ok(page)) = futures_util::future::OptionFuture::from(local).await {
+                    return Ok(page);
+                }
+                let page = store.read_page(shape, name.as_str(), &msg.query, ttl, None).await.map(|(page, _)| page);
                 Ok(page
                     .map_err(|error| {
                         tracing::warn!(%error, channel = %name, "history read failed: JetStream is unavailable");
@@ -648,24 +657,6 @@ impl Registry {
     fn shared_history(&self, channel: &ResolvedChannel) -> Option<(Arc<HistoryStore>, HistoryShape)> {
         self.history.clone().zip(channel.namespace.history)
     }
-}
-
-/// Reads a page of history from the cluster-wide store with the memory engine's rules. An
-/// empty channel gets its epoch pinned, so every node reports the same position.
-async fn read_shared(
-    store: &HistoryStore,
-    shape: HistoryShape,
-    channel: &ChannelName,
-    options: &crate::config::ChannelOptions,
-    query: &HistoryQuery,
-) -> Result<Result<HistoryPage, HistoryError>, StoreError> {
-    let messages = store.read_all(shape, channel.as_str()).await?;
-    let top = match messages.last() {
-        Some(last) => last.position.clone(),
-        None => store.position(shape, channel.as_str()).await?,
-    };
-    let items = visible(messages, &top.epoch, top.offset, options.history_ttl).into_values();
-    Ok(Stream::restore(top, items, options.history_size, Instant::now()).read(query))
 }
 
 impl Handler<UserConnections> for Registry {

@@ -17,6 +17,8 @@ mod client_protocol;
 mod cluster;
 /// History and recovery shared through JetStream.
 mod cluster_history;
+/// Bounded JetStream history reads and the per-channel cache of recent publications.
+mod cluster_history_reads;
 /// Fossil delta compression.
 mod delta;
 /// The server gRPC API (`CentrifugoApi`).

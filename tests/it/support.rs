@@ -275,7 +275,7 @@ impl NatsServer {
         let port_arg = port.map_or("-1".to_owned(), |p| p.to_string());
         let bin = std::env::var("NATS_SERVER_BIN").unwrap_or_else(|_| "nats-server".to_owned());
         let child = std::process::Command::new(&bin)
-            .args(["-a", "127.0.0.1", "-p", &port_arg, "-js", "--ports_file_dir"])
+            .args(["-a", "127.0.0.1", "-p", &port_arg, "-m", "-1", "-js", "--ports_file_dir"])
             .arg(dir.path())
             .arg("-sd")
             .arg(dir.path().join("js"))
@@ -296,6 +296,18 @@ impl NatsServer {
 
     pub fn url(&self) -> String {
         format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    /// Messages every client connection has sent the server so far (`/connz` `in_msgs`): the
+    /// nodes' NATS and JetStream requests, publishes included.
+    pub async fn messages_from_clients(&self) -> u64 {
+        let ports = self.dir.path().join(format!("nats-server_{}.ports", self.child.id()));
+        let text = std::fs::read_to_string(ports).expect("ports file");
+        let ports: Value = serde_json::from_str(&text).expect("ports json");
+        let monitoring = ports["monitoring"][0].as_str().expect("monitoring port (-m)").to_owned();
+        let mut response = awc::Client::new().get(format!("{monitoring}/connz")).send().await.expect("connz");
+        let connz: Value = response.json().limit(1 << 22).await.expect("connz json");
+        connz["connections"].as_array().map_or(0, |c| c.iter().filter_map(|c| c["in_msgs"].as_u64()).sum())
     }
 
     /// Kills the server (clients see the connection drop).

@@ -1,41 +1,66 @@
 //! A channel whose history lives in the cluster-wide store (JetStream).
 //!
-//! The channel keeps only the position it has delivered up to. Stored publications arrive in
-//! offset order through the store's live subject; a duplicate is dropped, and a hole (a
-//! re-published message overtaken, or lost while NATS reconnected) is filled from the store
-//! before anything newer goes out, so subscribers see every offset once, in order. While the
-//! channel reads the store it handles nothing else (`ctx.wait`): joins and publications wait in
-//! the mailbox and keep their order.
+//! The channel keeps the position it has delivered up to, and the messages it delivered lately
+//! ([`Recent`], at most `history_size`). Stored publications arrive in offset order through the
+//! store's live subject; a duplicate is dropped, and a hole (a re-published message overtaken,
+//! or lost while NATS reconnected) is filled from the store before anything newer goes out, so
+//! subscribers see every offset once, in order. While the channel fills a hole it handles
+//! nothing else (`ctx.wait`): joins and publications wait in the mailbox and keep their order.
+//!
+//! A recovering subscriber is answered from the recent messages when they reach back to its
+//! position. Otherwise the channel reads the missing range from the store *without* waiting for
+//! it: other joins and publications go on, the read fills the recent messages in from below,
+//! and the subscriber is answered against what has been delivered by then (recovered
+//! publications, then live ones: none missing, none twice). Messages for a client whose join
+//! waits on such a read wait with it and are handled after it, in order.
 
+mod recovery;
+
+use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Instant;
 
 use actix::prelude::*;
 
-use super::super::history::Stream;
-use super::super::messages::{CheckPosition, Join, Stored, Watched};
+use super::super::messages::{CheckPosition, Join, Leave, Stored, Watched};
+use super::super::recent::Recent;
 use super::Channel;
+use crate::channel::history::Wanted;
 use crate::channel::HistoryShape;
-use crate::client::messages::{Deliver, Subscribed};
-use crate::cluster::history::{visible, HistoryStore, StoreError, StoredMessage};
-use crate::domain::StreamPosition;
+use crate::client::messages::Deliver;
+use crate::cluster::history::{HistoryStore, StoreError, StoredMessage};
+use crate::domain::{ClientId, StreamPosition};
 use crate::protocol::{Disconnect, ReplyError};
 
-/// The store, and how far this channel has delivered.
+/// The store, how far this channel has delivered, and what it delivered lately.
 pub(super) struct SharedHistory {
     store: Arc<HistoryStore>,
     shape: HistoryShape,
     /// `None` until the position was read from the store (or after that failed).
     delivered: Option<StreamPosition>,
+    /// The messages delivered lately; always at `delivered`.
+    recent: Recent,
+    /// Clients whose join waits on a store read, with their later joins and leaves.
+    waiting: HashMap<ClientId, Vec<Deferred>>,
+}
+
+/// A message for a client whose join waits on a store read.
+enum Deferred {
+    Join(Join),
+    Leave(Leave),
 }
 
 impl SharedHistory {
     pub(super) fn new(store: Arc<HistoryStore>, shape: HistoryShape) -> Self {
-        Self { store, shape, delivered: None }
+        Self { store, shape, delivered: None, recent: Recent::new(shape.size), waiting: HashMap::new() }
     }
 
     pub(super) fn position_check(&self) -> std::time::Duration {
         self.store.position_check()
+    }
+
+    /// No join waits on a store read.
+    pub(super) fn is_settled(&self) -> bool {
+        self.waiting.is_empty()
     }
 }
 
@@ -68,6 +93,13 @@ impl Handler<CheckPosition> for Channel {
     type Result = ();
 
     fn handle(&mut self, _: CheckPosition, ctx: &mut Self::Context) {
+        // NATS was away: a history_remove may have happened unseen, so the recent messages are
+        // no longer to be trusted.
+        if let Some(shared) = self.shared.as_mut() {
+            if let Some(delivered) = &shared.delivered {
+                shared.recent.restart_at(delivered);
+            }
+        }
         self.check_position(ctx);
         self.processed_one();
     }
@@ -77,7 +109,7 @@ impl Handler<Watched> for Channel {
     type Result = ();
 
     /// NATS now relays this channel to this node: read where it stands, before any subscriber
-    /// is answered.
+    /// is answered (nothing can be delivered before that, so waiting costs nobody anything).
     fn handle(&mut self, _: Watched, ctx: &mut Self::Context) {
         let Some(shared) = &self.shared else { return self.processed_one() };
         let (store, shape, name) = (shared.store.clone(), shared.shape, self.name.clone());
@@ -102,40 +134,58 @@ impl Channel {
                 .as_ref()
                 .is_none_or(|known| known.epoch != position.epoch || known.offset < position.offset);
             if newer {
+                shared.recent.restart_at(&position);
                 shared.delivered = Some(position);
             }
         }
     }
 
     /// A subscriber joins a store-backed channel; recovery reads the store when the client is
-    /// behind.
+    /// behind what the recent messages reach.
     pub(super) fn join_shared(&mut self, join: Join, ctx: &mut Context<Self>) {
-        let Some(shared) = &self.shared else { return };
+        let Some(shared) = self.shared.as_mut() else { return };
+        if let Some(waiting) = shared.waiting.get_mut(&join.client.id) {
+            return waiting.push(Deferred::Join(join));
+        }
         let Some(delivered) = shared.delivered.clone() else {
             return self.read_position_then_join(join, ctx);
         };
-        let Some(since) = join.recover.clone() else {
-            return self.admit(join, Ok(Subscribed { position: Some(delivered), recovery: None }));
-        };
-        if since == delivered {
-            let mode = self.namespace.recovery_mode;
-            let recovery = Stream::restore(delivered.clone(), [], 0, Instant::now()).recover_in(mode, &since, 0);
-            return self.admit(join, Ok(Subscribed { position: Some(delivered), recovery: Some(recovery) }));
+        match join.recover.clone() {
+            None => {
+                self.admit(join, Ok(crate::client::messages::Subscribed { position: Some(delivered), recovery: None }))
+            }
+            Some(since) => self.recover(join, since, ctx),
         }
-        let (store, shape, name) = (shared.store.clone(), shared.shape, self.name.clone());
-        let reading = async move { store.read_all(shape, name.as_str()).await };
-        ctx.wait(reading.into_actor(self).map(move |read, this, _| {
-            let outcome = read.map(|messages| this.recover_from(messages, &delivered, &since, join.recovery_limit));
-            let outcome = outcome.map_err(|error| {
-                tracing::warn!(channel = %this.name, %error, "recovery could not read JetStream");
-                ReplyError::Internal
-            });
-            this.admit(join, outcome);
-        }));
+    }
+
+    /// A subscriber leaves, after its join if that waits on a store read.
+    pub(super) fn leave_shared(&mut self, leave: Leave) -> Option<Leave> {
+        let Some(waiting) = self.shared.as_mut().and_then(|s| s.waiting.get_mut(&leave.client)) else {
+            return Some(leave);
+        };
+        waiting.push(Deferred::Leave(leave));
+        None
+    }
+
+    /// Handles what waited for `client`'s join, in order, until one waits again.
+    fn replay_waiting(&mut self, client: &ClientId, ctx: &mut Context<Self>) {
+        let Some(deferred) = self.shared.as_mut().and_then(|s| s.waiting.remove(client)) else { return };
+        let mut deferred = deferred.into_iter();
+        while let Some(message) = deferred.next() {
+            match message {
+                Deferred::Join(join) => self.join_shared(join, ctx),
+                Deferred::Leave(leave) => self.leave(leave),
+            }
+            if let Some(waiting) = self.shared.as_mut().and_then(|s| s.waiting.get_mut(client)) {
+                waiting.extend(deferred);
+                return;
+            }
+        }
     }
 
     /// The position could not be read when the channel started (NATS was down): try again
-    /// before answering; if it still fails, the client gets an error and retries.
+    /// before answering; if it still fails, the client gets an error and retries. Nothing can
+    /// be delivered without a position, so no subscriber is here to be held up by the wait.
     fn read_position_then_join(&mut self, join: Join, ctx: &mut Context<Self>) {
         let Some(shared) = &self.shared else { return };
         let (store, shape, name) = (shared.store.clone(), shared.shape, self.name.clone());
@@ -150,22 +200,6 @@ impl Channel {
                 this.admit(join, Err(ReplyError::Internal));
             }
         }));
-    }
-
-    /// Recovery against what this channel has delivered: later publications reach the new
-    /// subscriber live, like everyone else's.
-    fn recover_from(
-        &self,
-        messages: Vec<StoredMessage>,
-        delivered: &StreamPosition,
-        since: &StreamPosition,
-        limit: usize,
-    ) -> Subscribed {
-        let ttl = self.namespace.options.history_ttl;
-        let items = visible(messages, &delivered.epoch, delivered.offset, ttl).into_values();
-        let stream = Stream::restore(delivered.clone(), items, self.namespace.options.history_size, Instant::now());
-        let recovery = stream.recover_in(self.namespace.recovery_mode, since, limit);
-        Subscribed { position: Some(delivered.clone()), recovery: Some(recovery) }
     }
 }
 
@@ -184,6 +218,12 @@ impl Channel {
         // Not synchronised yet: nobody is subscribed, the position read will cover it.
         let Some(delivered) = shared.delivered.clone() else { return };
         match classify(&delivered, &message.position) {
+            // A meta message at the delivered position: history_remove. Forget what it removed.
+            Arrival::Old if message.publication.is_none() && message.position == delivered => {
+                if let Some(shared) = self.shared.as_mut() {
+                    shared.recent.record(&message);
+                }
+            }
             Arrival::Old => {}
             Arrival::Next | Arrival::NewEpoch => self.deliver_stored(message),
             Arrival::Gap => self.catch_up(Some(message), ctx),
@@ -193,6 +233,7 @@ impl Channel {
     fn deliver_stored(&mut self, message: StoredMessage) {
         if let Some(shared) = self.shared.as_mut() {
             shared.delivered = Some(message.position.clone());
+            shared.recent.record(&message);
         }
         if let Some(publication) = &message.publication {
             self.deliver(publication);
@@ -204,12 +245,15 @@ impl Channel {
     /// some of them are no longer stored: they come back and recover what still is.
     fn catch_up(&mut self, arrived: Option<StoredMessage>, ctx: &mut Context<Self>) {
         let Some(shared) = &self.shared else { return };
+        let Some(after) = shared.delivered.as_ref().map(|d| d.offset) else { return };
         let (store, shape, name) = (shared.store.clone(), shared.shape, self.name.clone());
-        let reading = async move { store.read_all(shape, name.as_str()).await };
+        let ttl = self.namespace.options.history_ttl;
+        let wanted = move |_: &StreamPosition| Wanted::After { offset: after, count: usize::MAX };
+        let reading = async move { store.read_span(shape, name.as_str(), wanted, ttl).await };
         ctx.wait(reading.into_actor(self).map(move |read, this, _| {
             let Some(delivered) = this.shared.as_ref().and_then(|s| s.delivered.clone()) else { return };
             let before = arrived.as_ref().map(|m| m.position.offset);
-            match continuation(read, &delivered, before) {
+            match continuation(read.map(|span| span.messages), &delivered, before) {
                 Ok(messages) => messages.into_iter().for_each(|m| this.deliver_stored(m)),
                 Err(error) => {
                     tracing::warn!(channel = %this.name, %error, "cannot deliver the publications this node missed; subscribers reconnect to recover (3010)");
@@ -218,6 +262,12 @@ impl Channel {
             }
             if let Some(arrived) = arrived {
                 this.deliver_stored(arrived);
+            }
+            // A hole may also have swallowed a history_remove (a meta message, no new offset).
+            if let Some(shared) = this.shared.as_mut() {
+                if let Some(delivered) = &shared.delivered {
+                    shared.recent.restart_at(delivered);
+                }
             }
         }));
     }
@@ -286,7 +336,7 @@ mod tests {
     }
 
     fn stored(offset: u64) -> StoredMessage {
-        StoredMessage { seq: offset, position: at(offset, "e"), publication: None, time_ms: 0 }
+        StoredMessage { seq: offset, position: at(offset, "e"), publication: None, time_ms: 0, prev: 0 }
     }
 
     #[test]
