@@ -79,7 +79,12 @@ describe('recovery storm: a node with many recovering clients killed with SIGKIL
     await waitUntil(() => rounds >= 3, STORM_WAIT_MS, 'three rounds published');
 
     const jsApiCalls = async () => (await (await fetch(`${nats.monitorUrl}/jsz`)).json()).api.total;
+    // Every message node b sends to NATS (direct gets, which /jsz does not count, but also its
+    // join and presence traffic): an upper bound on its store requests.
+    const sentByB = async () => (await (await fetch(`${nats.monitorUrl}/connz?limit=1000`)).json()).connections
+      .filter((c) => c.name === 'gyre b').reduce((sum, c) => sum + c.in_msgs, 0);
     const callsBefore = await jsApiCalls();
+    const sentBefore = await sentByB();
     const killedAt = Date.now();
     const exit = await nodes.c.kill();
     assert.deepEqual(exit, { code: null, signal: 'SIGKILL' });
@@ -88,6 +93,7 @@ describe('recovery storm: a node with many recovering clients killed with SIGKIL
     await waitUntil(() => victims.every((c) => c.subscribed.length === 2), STORM_WAIT_MS, 'every client of node c resubscribed');
     const recoveredAfterMs = Date.now() - killedAt;
     const stormCalls = (await jsApiCalls()) - callsBefore;
+    const stormSent = (await sentByB()) - sentBefore;
     for (const c of victims) {
       const ctx = c.subscribed[1];
       assert.equal(ctx.wasRecovering, true, `client ${c.i} asked to recover`);
@@ -108,7 +114,8 @@ describe('recovery storm: a node with many recovering clients killed with SIGKIL
       assert.equal(c.subscribed.length, 1, `client ${c.i} on a live node was not disturbed`);
     }
     t.diagnostic(`${victims.length} clients of the killed node recovered within ${recoveredAfterMs} ms, `
-      + `${stormCalls} JetStream API calls meanwhile (${(stormCalls / victims.length).toFixed(2)} per recovering subscription); `
+      + `${stormCalls} JetStream API calls meanwhile (${(stormCalls / victims.length).toFixed(2)} per recovering subscription), `
+      + `node b sent ${stormSent} messages to NATS (${(stormSent / victims.length).toFixed(2)} per recovering subscription, joins and presence included); `
       + `${rounds} rounds on ${CHANNELS} channels`);
   });
 });
