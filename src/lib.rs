@@ -34,7 +34,8 @@
 //! * A WebSocket leaves actix-http's HTTP/1 dispatcher at the upgrade: the connection's task
 //!   runs the session actor's future, decodes the client's frames itself (limits checked at each
 //!   header; permessage-deflate) and writes what the session hands over, so an idle connection
-//!   holds no I/O buffer; one ping wheel per thread replaces per-connection timers.
+//!   holds no I/O buffer; one ping wheel per thread replaces per-connection timers. Over TLS
+//!   the same driver goes through rustls (`socket::SocketIo`).
 //! * The session does not know its transport: it takes decoded messages (`ws_frames::Inbound`
 //!   from a WebSocket, posted commands from `/emulation`) and hands wire frames to a `Flow`,
 //!   which the WebSocket writer or an HTTP response body drains.
@@ -60,7 +61,8 @@
 //! * [`api`]: the server HTTP API; [`admin`]: the admin endpoints (login, admin API).
 //! * [`proxy`]: backend proxies (connect, refresh, subscribe, publish, RPC, sub_refresh) over
 //!   HTTP and gRPC; sessions spawn their calls and take the answers as messages.
-//! * [`config`]: settings with Centrifugo v6 (and v5) keys.
+//! * [`config`]: settings with Centrifugo v6 (and v5) keys; [`tls`]: the listeners'
+//!   certificates, checked at start, as rustls and tonic server configs.
 //! * [`app`], [`node`], [`shutdown`], [`telemetry`]: wiring, shared context, graceful shutdown,
 //!   logging.
 
