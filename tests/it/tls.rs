@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use gyre::api::grpc::proto;
-use gyre::config::{Settings, TlsSettings};
+use gyre::config::TlsSettings;
 use gyre::protocol::protobuf::wire;
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose};
 use rustls::pki_types::pem::PemObject;
@@ -79,10 +79,6 @@ fn https_client(roots: rustls::RootCertStore, identity: Option<&Leaf>) -> awc::C
     awc::Client::builder().connector(awc::Connector::new().rustls_0_23(Arc::new(config))).finish()
 }
 
-async fn tls_node(change: impl FnOnce(&mut Settings)) -> TestNode {
-    TestNode::start_with(change).await
-}
-
 fn wss_url(node: &TestNode) -> String {
     format!("wss://localhost:{}/connection/websocket", node.addr.port())
 }
@@ -112,7 +108,7 @@ async fn https_api(client: &awc::Client, base: &str, method: &str, body: Value) 
 #[actix_web::test]
 async fn wss_and_https_carry_the_protocol_and_the_api() {
     let pki = TestPki::new("gyre test CA");
-    let node = tls_node(|s| s.http_server.tls = pki.server()).await;
+    let node = TestNode::start_with(|s| s.http_server.tls = pki.server()).await;
     let client = https_client(pki.roots(), None);
     let mut socket = wss_connect(&client, &node, "alice").await;
     let reply = socket.request(2, "subscribe", json!({"channel": "news"})).await;
@@ -148,7 +144,7 @@ async fn wss_and_https_carry_the_protocol_and_the_api() {
 #[actix_web::test]
 async fn plain_and_distrusting_clients_are_refused_and_others_keep_working() {
     let pki = TestPki::new("gyre test CA");
-    let node = tls_node(|s| s.http_server.tls = pki.server()).await;
+    let node = TestNode::start_with(|s| s.http_server.tls = pki.server()).await;
     let good = https_client(pki.roots(), None);
     let mut socket = wss_connect(&good, &node, "alice").await;
 
@@ -177,7 +173,7 @@ async fn plain_and_distrusting_clients_are_refused_and_others_keep_working() {
 async fn mutual_tls_requires_a_client_certificate_from_client_ca() {
     let pki = TestPki::new("gyre test CA");
     let clients = TestPki::new("client CA");
-    let node = tls_node(|s| {
+    let node = TestNode::start_with(|s| {
         s.http_server.tls = TlsSettings { client_ca_pem: clients.ca_pem.clone(), ..pki.server() };
     })
     .await;
@@ -202,7 +198,7 @@ async fn internal_port_follows_tls_external_and_internal_tls() {
         client.get(url).send().await.map(|response| response.status().as_u16()).ok()
     };
     let port = free_port();
-    let same = tls_node(|s| {
+    let same = TestNode::start_with(|s| {
         s.http_server.tls = pki.server();
         s.http_server.internal_port = port.to_string();
         s.health.enabled = true;
@@ -214,7 +210,7 @@ async fn internal_port_follows_tls_external_and_internal_tls() {
     drop(same);
 
     let port = free_port();
-    let _external_only = tls_node(|s| {
+    let _external_only = TestNode::start_with(|s| {
         s.http_server.tls = pki.server();
         s.http_server.tls_external = true;
         s.http_server.internal_port = port.to_string();
@@ -224,7 +220,7 @@ async fn internal_port_follows_tls_external_and_internal_tls() {
     assert_eq!(health(awc::Client::new(), format!("http://127.0.0.1:{port}/health")).await, Some(200));
 
     let port = free_port();
-    let _own = tls_node(|s| {
+    let _own = TestNode::start_with(|s| {
         s.http_server.tls = pki.server();
         s.http_server.internal_tls = internal.server();
         s.http_server.internal_port = port.to_string();
@@ -240,7 +236,7 @@ async fn internal_port_follows_tls_external_and_internal_tls() {
 #[actix_web::test]
 async fn grpc_api_and_uni_grpc_serve_over_tls() {
     let pki = TestPki::new("gyre test CA");
-    let node = tls_node(|s| {
+    let node = TestNode::start_with(|s| {
         s.grpc_api.enabled = true;
         s.grpc_api.port = 0;
         s.grpc_api.address = "127.0.0.1".into();
@@ -314,7 +310,7 @@ async fn grpc_api_and_uni_grpc_serve_over_tls() {
 async fn uni_sse_streams_over_https() {
     use futures_util::StreamExt;
     let pki = TestPki::new("gyre test CA");
-    let node = tls_node(|s| {
+    let node = TestNode::start_with(|s| {
         s.http_server.tls = pki.server();
         s.uni_sse.enabled = true;
     })
@@ -376,7 +372,7 @@ async fn an_expired_certificate_stops_the_node_at_start() {
 #[actix_web::test]
 async fn a_tls_client_that_reads_nothing_is_dropped_after_write_timeout() {
     let pki = TestPki::new("gyre test CA");
-    let node = tls_node(|s| {
+    let node = TestNode::start_with(|s| {
         s.http_server.tls = pki.server();
         s.client.queue_max_size = 256 * 1024 * 1024;
         s.websocket.write_timeout = std::time::Duration::from_millis(300);

@@ -6,6 +6,7 @@ and a client that does not trust the CA never connects while the others keep wor
 from __future__ import annotations
 
 import asyncio
+import json
 import ssl
 import subprocess
 from pathlib import Path
@@ -13,9 +14,9 @@ from pathlib import Path
 import cent
 import pytest
 import requests
-from centrifuge import ClientState
+from centrifuge import Client, ClientState
 
-from conftest import WAIT
+from conftest import GYRE_BIN, WAIT, ClientRecorder, Log, base_config
 
 
 @pytest.fixture(scope="module")
@@ -85,10 +86,6 @@ async def test_a_client_that_does_not_trust_the_ca_does_not_connect(sdk, node, p
 
 def make_wss(sdk, node, user: str, context: ssl.SSLContext):
     """A centrifuge-python client for the node's wss:// address, recorded like sdk.client()'s."""
-    from centrifuge import Client
-
-    from conftest import ClientRecorder, Log
-
     log = Log()
     client = Client(
         f"wss://localhost:{port(node)}/connection/websocket",
@@ -106,8 +103,6 @@ def make_wss(sdk, node, user: str, context: ssl.SSLContext):
 
 @pytest.mark.parametrize("case", ["missing", "mismatched"])
 def test_gyre_refuses_to_start_with_a_bad_certificate_or_key_and_names_the_file(pki, tmp_path, case):
-    from conftest import GYRE_BIN, base_config
-
     key = str(tmp_path / "absent.key")
     if case == "mismatched":
         key = str(tmp_path / "other.key")
@@ -116,8 +111,6 @@ def test_gyre_refuses_to_start_with_a_bad_certificate_or_key_and_names_the_file(
     config = base_config("secret-" + "x" * 32, "api-key")
     config["http_server"] = {"tls": {"enabled": True, "cert_pem": pki["cert"], "key_pem": key}}
     path = tmp_path / "config.json"
-    import json
-
     path.write_text(json.dumps(config))
     result = subprocess.run([GYRE_BIN, "serve", "--config", str(path), "--port", "0", "--address", "127.0.0.1"],
                             capture_output=True, text=True, timeout=15)
