@@ -25,6 +25,9 @@ pub enum Command {
     Cluster(ClusterArgs),
     /// Publish throughput and API latency to channels of a namespace with history.
     History(HistoryArgs),
+    /// A recovery storm: clients with recovery on several nodes, one node killed with SIGKILL;
+    /// time until its clients are subscribed elsewhere with `recovered: true`, loss and repeats.
+    Storm(StormArgs),
     /// Side-by-side table of two report directories (e.g. gyre vs peer), with ratios and plot data.
     Compare(CompareArgs),
     /// N connects (no subscribe) per round: with an HS256 JWT, or without a token (the server asks
@@ -197,6 +200,57 @@ pub struct HistoryArgs {
     /// One subscriber per channel (checks that every publication is delivered).
     #[arg(long)]
     pub subscribe: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct StormArgs {
+    #[command(flatten)]
+    pub common: Common,
+    /// Every node's address, comma-separated; clients are spread over them round-robin.
+    /// Publications go through the first (`--addr` is ignored).
+    #[arg(long, value_delimiter = ',', required = true)]
+    pub nodes: Vec<String>,
+    /// Index in `--nodes` of the node to kill (not 0: it takes the publications).
+    #[arg(long, default_value_t = 2)]
+    pub victim: usize,
+    /// PID of that node; it is sent SIGKILL.
+    #[arg(long)]
+    pub victim_pid: u32,
+    /// Clients; client i subscribes to channel i % channels.
+    #[arg(long, default_value_t = 10_000)]
+    pub clients: usize,
+    /// Channels NAMESPACE:storm-0 … NAMESPACE:storm-(N-1).
+    #[arg(long, default_value_t = 1000)]
+    pub channels: usize,
+    /// Namespace with history and `force_recovery` in the servers' config.
+    #[arg(long, default_value = "chat")]
+    pub namespace: String,
+    /// Put all clients of a channel on one node (channel k on node k % nodes), so the killed
+    /// node's channels have no subscriber left anywhere and every recovery reads the store.
+    /// Default: a channel's clients are spread over every node.
+    #[arg(long)]
+    pub affinity: bool,
+    /// Publications per second through the first node, round-robin over the channels.
+    #[arg(long, default_value_t = 1000.0)]
+    pub rate: f64,
+    /// Seconds of publishing before the kill.
+    #[arg(long, default_value_t = 3.0)]
+    pub before_secs: f64,
+    /// Seconds of publishing after the last client recovered.
+    #[arg(long, default_value_t = 2.0)]
+    pub after_secs: f64,
+    /// Give up waiting for the recoveries after this many seconds.
+    #[arg(long, default_value_t = 60.0)]
+    pub recover_wait_secs: f64,
+    /// Reconnect backoff as the SDKs do it (full jitter): attempt k waits
+    /// min(max, min + random(0 .. min·2^k)) ms. The SDKs' defaults are 500 and 20000; 0 = at once.
+    #[arg(long, default_value_t = 500)]
+    pub reconnect_min_ms: u64,
+    #[arg(long, default_value_t = 20_000)]
+    pub reconnect_max_ms: u64,
+    /// nats-server's monitoring address (host:port): JetStream API calls (`/jsz`) during the storm.
+    #[arg(long)]
+    pub nats_monitor: Option<String>,
 }
 
 /// How a `connect-rate` round authenticates its connections.

@@ -10,6 +10,7 @@
 //! gyre-bench channels --addr 127.0.0.1:8000 --conns 2000 --rates 1000,5000 --batch 100
 //! gyre-bench cluster  --addr 127.0.0.1:8001 --addr2 127.0.0.1:8002 --subscribers 100
 //! gyre-bench history  --addr 127.0.0.1:8000 --namespace hist --channels 100
+//! gyre-bench storm    --nodes 127.0.0.1:8001,127.0.0.1:8002,127.0.0.1:8003 --victim-pid PID
 //! gyre-bench compare  target/bench-report/gyre target/bench-report/peer --out target/bench-report
 //! gyre-bench proxy-backend --port 9100            # answers connect/publish proxy calls at once
 //! gyre-bench connect-rate --addr 127.0.0.1:8000 --auth jwt,tokenless --conns 5000 --rounds 3
@@ -75,6 +76,7 @@ fn common(command: &Command) -> Option<&Common> {
         Command::Channels(a) => Some(&a.common),
         Command::Cluster(a) => Some(&a.common),
         Command::History(a) => Some(&a.common),
+        Command::Storm(a) => Some(&a.common),
         Command::ConnectRate(a) => Some(&a.common),
         Command::PublishLatency(a) => Some(&a.common),
         Command::Compare(_) | Command::ProxyBackend(_) => None,
@@ -112,6 +114,7 @@ async fn dispatch(command: Command) -> Result<Report, String> {
         Command::Channels(args) => scenarios::channels::run(args).await,
         Command::Cluster(args) => scenarios::cluster::run(args).await,
         Command::History(args) => scenarios::history::run(args).await,
+        Command::Storm(args) => scenarios::storm::run(args).await,
         Command::ConnectRate(args) => scenarios::proxy::connect_rate(args).await,
         Command::PublishLatency(args) => scenarios::proxy::publish_latency(args).await,
         Command::Compare(_) | Command::ProxyBackend(_) => Err("not a scenario".into()),

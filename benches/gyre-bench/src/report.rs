@@ -125,6 +125,9 @@ pub struct Report {
     /// A scenario's own summary (Markdown), printed after its tables.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub summary: Option<String>,
+    /// A scenario's own figures that fit no table (e.g. `storm`'s), machine-readable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub results: Option<serde_json::Value>,
 }
 
 impl Report {

@@ -1,7 +1,9 @@
 //! CI smoke test: the harness builds, tiny `fanout`, `idle`, `connect-rate` and
 //! `publish-latency` runs (the last two through `proxy-backend`) against a real gyre node finish,
-//! and their JSON reports have the expected fields with non-zero deliveries. No timing
-//! thresholds. Needs a built gyre binary: `GYRE_BIN`, else target/{debug,release}/gyre.
+//! and their JSON reports have the expected fields with non-zero deliveries; a tiny `storm` on
+//! three nodes and a nats-server of its own recovers every client of the killed node without a
+//! lost or repeated publication. No timing thresholds. Needs a built gyre binary: `GYRE_BIN`,
+//! else target/{debug,release}/gyre; and `nats-server` on the PATH.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -40,9 +42,18 @@ fn start_gyre(dir: &Path) -> Node {
 }
 
 fn start_gyre_with(dir: &Path, config_text: &str) -> Node {
+    start_named_gyre(dir, config_text, "")
+}
+
+/// A node named `name` (empty: the default name).
+fn start_named_gyre(dir: &Path, config_text: &str, name: &str) -> Node {
     let config = dir.join("gyre.json");
     std::fs::write(&config, config_text).expect("write config");
-    let mut child = Command::new(gyre_bin())
+    let mut command = Command::new(gyre_bin());
+    if !name.is_empty() {
+        command.env("CENTRIFUGO_NODE_NAME", name);
+    }
+    let mut child = command
         .args(["serve", "--config"])
         .arg(&config)
         .args(["--port", "0", "--address", "127.0.0.1"])
@@ -213,5 +224,103 @@ fn publish_latency_with_and_without_the_publish_proxy() {
         assert!(step["deliveries"].as_u64().is_some_and(|d| d > 0), "{report}");
     }
     assert_eq!(report["loss"]["lost"], 0, "{report}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("free port").port()
+}
+
+/// Polls `done` every 50 ms for at most 15 s.
+fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    while !done() {
+        assert!(std::time::Instant::now() < deadline, "timed out waiting until {what}");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// `nats-server -js` on free ports (client, monitoring), killed on drop.
+fn start_nats(dir: &Path) -> (Node, u16) {
+    let (port, monitor) = (free_port(), free_port());
+    let child = Command::new("nats-server")
+        .args(["-a", "127.0.0.1", "-p", &port.to_string(), "-m", &monitor.to_string(), "-js", "-sd"])
+        .arg(dir.join("js"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start nats-server (is it installed?)");
+    let nats = Node { child, addr: format!("127.0.0.1:{port}") };
+    wait_for("nats-server accepts connections", || std::net::TcpStream::connect(&nats.addr).is_ok());
+    (nats, monitor)
+}
+
+/// How many nodes `info` on `node` lists (0 when it does not answer).
+fn nodes_listed(node: &Node) -> usize {
+    use std::io::{Read, Write};
+    let Ok(mut stream) = std::net::TcpStream::connect(&node.addr) else { return 0 };
+    let request = "POST /api/info HTTP/1.0\r\nX-API-Key: bench-key\r\nContent-Length: 2\r\n\r\n{}";
+    let mut response = String::new();
+    if stream.write_all(request.as_bytes()).is_err() || stream.read_to_string(&mut response).is_err() {
+        return 0;
+    }
+    let body = response.split("\r\n\r\n").nth(1).unwrap_or_default();
+    let info: serde_json::Value = serde_json::from_str(body).unwrap_or_default();
+    info["result"]["nodes"].as_array().map_or(0, Vec::len)
+}
+
+#[test]
+fn storm_recovers_every_client_of_the_killed_node() {
+    let dir = scratch_dir("storm");
+    let (nats, monitor) = start_nats(&dir);
+    let config = format!(
+        r#"{{"client":{{"token":{{"hmac_secret_key":"bench-secret"}}}},"http_api":{{"key":"bench-key"}},
+           "channel":{{"namespaces":[{{"name":"chat","history_size":100,"history_ttl":"300s",
+             "force_recovery":true,"allow_subscribe_for_client":true}}]}},
+           "broker":{{"enabled":true,"type":"nats","nats":{{"url":"nats://{}"}}}},"log":{{"level":"info"}}}}"#,
+        nats.addr
+    );
+    let nodes: Vec<Node> = ["a", "b", "c"].iter().map(|name| start_named_gyre(&dir, &config, name)).collect();
+    wait_for("node a lists three nodes", || nodes_listed(&nodes[0]) == 3);
+    let addrs = nodes.iter().map(|n| n.addr.as_str()).collect::<Vec<_>>().join(",");
+    let victim = nodes[2].child.id().to_string();
+    let monitor = format!("127.0.0.1:{monitor}");
+    // Affinity: the killed node's channels have no subscriber left, so recoveries read the store.
+    let args = [
+        "--nodes",
+        &addrs,
+        "--victim",
+        "2",
+        "--victim-pid",
+        &victim,
+        "--nats-monitor",
+        &monitor,
+        "--clients",
+        "90",
+        "--channels",
+        "9",
+        "--affinity",
+        "--rate",
+        "60",
+        "--before-secs",
+        "1",
+        "--after-secs",
+        "0.5",
+        "--reconnect-min-ms",
+        "0",
+    ];
+    let report = bench(&nodes[0], &dir, "storm", &args);
+    let results = &report["results"];
+    assert_eq!(results["victims"], 30, "{report}");
+    assert_eq!(results["all_resubscribed"], true, "{report}");
+    assert_eq!(results["recovered"], 30, "{report}");
+    assert_eq!(results["not_recovered"], 0, "{report}");
+    for field in ["gaps", "repeats", "behind_at_end"] {
+        assert_eq!(results[field], 0, "{field}: {report}");
+    }
+    assert!(results["published"].as_u64().is_some_and(|p| p > 0), "{report}");
+    assert!(results["jetstream_api_calls"].is_u64(), "{report}");
+    drop(nodes);
+    drop(nats);
     let _ = std::fs::remove_dir_all(&dir);
 }

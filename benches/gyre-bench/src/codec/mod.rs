@@ -166,6 +166,6 @@ impl<'a> Iterator for Messages<'a> {
 }
 
 /// JSON string literal for `value` (channel names and tokens may need escaping).
-fn quoted(value: &str) -> String {
+pub fn quoted(value: &str) -> String {
     serde_json::Value::from(value).to_string()
 }

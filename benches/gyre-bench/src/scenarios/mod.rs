@@ -6,6 +6,7 @@ pub mod fanout;
 pub mod history;
 pub mod idle;
 pub mod proxy;
+pub mod storm;
 
 use std::sync::atomic::Ordering::Relaxed;
 
@@ -23,6 +24,8 @@ pub struct Outcome {
     pub notes: Vec<String>,
     /// Markdown printed after the tables.
     pub summary: Option<String>,
+    /// Figures that fit no table, machine-readable (`Report::results`).
+    pub results: Option<serde_json::Value>,
 }
 
 /// The report of a finished run.
@@ -56,6 +59,7 @@ pub fn report(run: &Run, scenario: &str, outcome: Outcome) -> Report {
         errors: stats.errors(),
         notes: outcome.notes,
         summary: outcome.summary,
+        results: outcome.results,
     }
 }
 
