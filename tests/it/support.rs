@@ -323,14 +323,15 @@ impl NatsServer {
         if self.bystanders.borrow().is_some() {
             return;
         }
-        let mut started = Vec::new();
+        // Marked before the first await: a node started meanwhile does not start more.
+        *self.bystanders.borrow_mut() = Some(Vec::new());
         for i in 1..=self.bystander_count() {
             let mut own = settings.clone();
             own.node.name = format!("{BYSTANDER}{i}");
             own.broker.nats.url = self.url();
-            started.push(TestNode::start_from(own).await);
+            let bystander = TestNode::start_from(own).await;
+            self.bystanders.borrow_mut().get_or_insert_with(Vec::new).push(bystander);
         }
-        *self.bystanders.borrow_mut() = Some(started);
     }
 
     async fn start_in(dir: tempfile::TempDir, port: Option<u16>) -> Self {
