@@ -388,9 +388,13 @@ function wantedClusterNodes() {
   return n;
 }
 
-/** The bystanders of a server for a test that starts `testNodes` nodes on it (not started yet). */
+/**
+ * The bystanders of a server for a test that starts `testNodes` nodes on it (not started yet);
+ * none for a server whose test did not say (e.g. the browser tests, whose screenshots list nodes).
+ */
 function newCluster(url, testNodes) {
-  return { url, count: Math.max(0, CLUSTER_NODES - testNodes), starting: null, nodes: [] };
+  const count = testNodes === undefined ? 0 : Math.max(0, CLUSTER_NODES - testNodes);
+  return { url, count, starting: null, nodes: [] };
 }
 
 function bystanderNames(cluster) {
@@ -475,7 +479,7 @@ export async function startNats(opts = {}) {
     throw e;
   }
   const port = Number(url.split(':').pop());
-  const cluster = opts.cluster ?? newCluster(url, opts.nodes ?? 0);
+  const cluster = opts.cluster ?? newCluster(url, opts.nodes);
   clusters.set(url, cluster);
 
   const nats = {
