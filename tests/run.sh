@@ -7,11 +7,14 @@
 # built gyre, no timing thresholds), then every fuzz target for FUZZ_SECONDS each
 # (default 20; tests/fuzz/run.sh, nightly + cargo-fuzz), then the admin web UI: its committed
 # build checked against its sources (web/admin/check.sh) and its browser tests (Debian's
-# chromium driven by playwright-core on a 3-node cluster, tests/browser). Exits non-zero if any
-# stage fails; prints a summary at the end.
+# chromium driven by playwright-core on a 3-node cluster, tests/browser), then the cluster
+# tests again (Rust and centrifuge-js) with every test cluster grown to five nodes
+# (GYRE_CLUSTER_NODES=5: bystander nodes join each test's own). Exits non-zero if any stage
+# fails; prints a summary at the end.
 #
 # Usage: bash tests/run.sh [rust] [js] [python] [deploy] [bench] [fuzz] [uidist] [browser]
-#        (no argument = all eight)
+#                          [cluster5]
+#        (no argument = all nine)
 # Env:   GYRE_BIN   path of the gyre binary the SDK suites start (default target/debug/gyre)
 #        SKIP_INSTALL=1  do not install anything, use what is there
 #        FUZZ_SECONDS    seconds per fuzz target (default 20)
@@ -27,7 +30,7 @@ PY_DIR="tests/sdk/python"
 VENV="$PY_DIR/.venv"
 
 STAGES=("$@")
-[[ ${#STAGES[@]} -eq 0 ]] && STAGES=(rust js python deploy bench fuzz uidist browser)
+[[ ${#STAGES[@]} -eq 0 ]] && STAGES=(rust js python deploy bench fuzz uidist browser cluster5)
 want() { local s; for s in "${STAGES[@]}"; do [[ "$s" == "$1" ]] && return 0; done; return 1; }
 
 log() { printf '\n==> %s\n' "$*"; }
@@ -57,7 +60,7 @@ if [[ "${SKIP_INSTALL:-0}" != "1" ]]; then
     apt_install nats-server
   fi
 
-  if want js || want uidist || want browser; then
+  if want js || want uidist || want browser || want cluster5; then
     if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
       log "installing nodejs and npm"
       apt_install nodejs npm
@@ -163,10 +166,28 @@ count_uidist() {
   # web/admin/check.sh ends with "ui dist: N passed, M failed".
   awk '/^ui dist: [0-9]+ passed, [0-9]+ failed/ { p = $3; f = $5 } END { print p + 0, f + 0 }' "$1"
 }
+count_cargo_and_node() {
+  local cargo node
+  cargo="$(count_cargo "$1")"
+  node="$(count_node "$1")"
+  echo "$((${cargo% *} + ${node% *})) $((${cargo#* } + ${node#* }))"
+}
 count_pytest() {
   grep -E '(passed|failed|errors?|no tests ran).* in [0-9.]+s' "$1" | tail -n 1 |
     awk '{ for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p = $i; if ($(i+1) ~ /^(failed|errors?)/) f += $i } }
          END { print p + 0, f + 0 }'
+}
+
+# Every test that clusters nodes over NATS, each cluster grown to five nodes by bystanders
+# (tests/it/support.rs NatsServer, tests/sdk/js/harness.mjs startNats). The Rust filter
+# `cluster` takes the cluster*.rs modules and the cluster test of proxy.rs; uni.rs has one more.
+cluster_tests_on_five_nodes() {
+  local status=0
+  GYRE_CLUSTER_NODES=5 cargo test --test it -- cluster uni::an_emulation_request_to_another_node || status=$?
+  GYRE_CLUSTER_NODES=5 node --test --test-timeout=120000 "$JS_DIR/cluster.test.mjs" \
+    "$JS_DIR/cluster_history.test.mjs" "$JS_DIR/failover.test.mjs" "$JS_DIR/slow_node.test.mjs" \
+    "$JS_DIR/chaos.test.mjs" "$JS_DIR/recovery_storm.test.mjs" || status=$?
+  return $status
 }
 
 if want rust; then
@@ -200,6 +221,10 @@ fi
 if want browser; then
   # The admin web UI in chromium against a 3-node cluster; screenshots go to docs/img/admin-*.png.
   run_stage browser count_node env CHROMIUM_BIN="$CHROMIUM_BIN" node --test --test-timeout=120000 "$BROWSER_DIR/"
+fi
+
+if want cluster5; then
+  run_stage cluster5 count_cargo_and_node cluster_tests_on_five_nodes
 fi
 
 # ---------------------------------------------------------------- summary

@@ -60,6 +60,8 @@ describe('admin web UI on a 3-node cluster', () => {
   }
 
   before(async () => {
+    // No `nodes`: never grown by GYRE_CLUSTER_NODES, bystanders would show in the screenshots
+    // of docs/admin.md (the cluster suite covers five nodes).
     nats = await startNats();
     const keys = sharedKeys();
     const admin = { admin: { enabled: true, password, secret: 'admin-secret-' + randomId(16) } };

@@ -6,7 +6,7 @@ use crate::support::*;
 
 #[actix_web::test]
 async fn publications_cross_nodes_both_ways() {
-    let nats = NatsServer::start().await;
+    let nats = NatsServer::for_nodes(2).await;
     let a = TestNode::start_clustered(&nats, "a").await;
     let b = TestNode::start_clustered(&nats, "b").await;
     let mut on_a = a.connect_as("alice").await;
@@ -23,11 +23,11 @@ async fn publications_cross_nodes_both_ways() {
 
 #[actix_web::test]
 async fn client_publish_join_leave_and_presence_span_nodes() {
-    let nats = NatsServer::start().await;
+    let nats = NatsServer::for_nodes(2).await;
     let a = TestNode::start_clustered(&nats, "a").await;
     let b = TestNode::start_clustered(&nats, "b").await;
-    a.wait_for_nodes(2).await;
-    b.wait_for_nodes(2).await;
+    a.wait_for_nodes(nats.cluster_size(2)).await;
+    b.wait_for_nodes(nats.cluster_size(2)).await;
     let mut alice = a.connect_as("alice").await;
     alice.request(2, "subscribe", json!({"channel": "chat:x"})).await;
     assert_eq!(alice.push("chat:x").await["join"]["info"]["user"], "alice");
@@ -58,10 +58,10 @@ async fn client_publish_join_leave_and_presence_span_nodes() {
 
 #[actix_web::test]
 async fn api_disconnect_reaches_a_user_on_another_node() {
-    let nats = NatsServer::start().await;
+    let nats = NatsServer::for_nodes(2).await;
     let a = TestNode::start_clustered(&nats, "a").await;
     let b = TestNode::start_clustered(&nats, "b").await;
-    a.wait_for_nodes(2).await;
+    a.wait_for_nodes(nats.cluster_size(2)).await;
     let mut carol = b.connect_as("carol").await;
     a.api_ok("disconnect", json!({"user": "carol", "disconnect": {"code": 4000, "reason": "moved"}})).await;
     assert_eq!(carol.closed().await, (4000, "moved".to_owned()));
@@ -69,24 +69,24 @@ async fn api_disconnect_reaches_a_user_on_another_node() {
 
 #[actix_web::test]
 async fn info_lists_every_node_and_forgets_a_stopped_one() {
-    let nats = NatsServer::start().await;
+    let nats = NatsServer::for_nodes(3).await;
     let a = TestNode::start_clustered(&nats, "a").await;
     let b = TestNode::start_clustered(&nats, "b").await;
     let mut c = TestNode::start_clustered(&nats, "c").await;
-    a.wait_for_nodes(3).await;
-    b.wait_for_nodes(3).await;
+    a.wait_for_nodes(nats.cluster_size(3)).await;
+    b.wait_for_nodes(nats.cluster_size(3)).await;
     let info = b.api_ok("info", json!({})).await;
     let mut names: Vec<&str> = info["nodes"].as_array().unwrap().iter().map(|n| n["name"].as_str().unwrap()).collect();
     names.sort();
-    assert_eq!(names, vec!["a", "b", "c"]);
+    assert_eq!(names, nats.node_names(&["a", "b", "c"]));
     let running = c.running.take().unwrap();
     running.shutdown().await;
-    a.wait_for_nodes(2).await;
+    a.wait_for_nodes(nats.cluster_size(2)).await;
 }
 
 #[actix_web::test]
 async fn nats_outage_fails_publishes_then_delivery_resumes() {
-    let mut nats = NatsServer::start().await;
+    let mut nats = NatsServer::for_nodes(1).await;
     let a = TestNode::start_clustered(&nats, "a").await;
     let mut client = a.connect_as("dora").await;
     client.request(2, "subscribe", json!({"channel": "news"})).await;
@@ -147,7 +147,7 @@ async fn unreachable_nats_at_start_is_a_clear_error() {
 
 #[actix_web::test]
 async fn the_same_idempotency_key_through_two_nodes_delivers_once() {
-    let nats = NatsServer::start().await;
+    let nats = NatsServer::for_nodes(2).await;
     let a = TestNode::start_clustered(&nats, "a").await;
     let b = TestNode::start_clustered(&nats, "b").await;
     let mut client = a.connect_as("ida").await;
@@ -169,13 +169,13 @@ async fn the_same_idempotency_key_through_two_nodes_delivers_once() {
 /// an API disconnect on one node reaches a user on another.
 #[actix_web::test]
 async fn five_nodes_share_publications_presence_and_user_actions() {
-    let nats = NatsServer::start().await;
+    let nats = NatsServer::for_nodes(5).await;
     let mut nodes = Vec::new();
     for name in ["n1", "n2", "n3", "n4", "n5"] {
         nodes.push(TestNode::start_clustered(&nats, name).await);
     }
     for node in &nodes {
-        node.wait_for_nodes(5).await;
+        node.wait_for_nodes(nats.cluster_size(5)).await;
     }
     let mut clients = Vec::new();
     for (i, node) in nodes.iter().enumerate() {

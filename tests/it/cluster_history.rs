@@ -11,7 +11,7 @@ fn offsets(publications: &Value) -> Vec<u64> {
 
 /// A nats-server and two clustered nodes on it.
 async fn two_nodes() -> (NatsServer, TestNode, TestNode) {
-    let nats = NatsServer::start().await;
+    let nats = NatsServer::for_nodes(2).await;
     let a = TestNode::start_clustered(&nats, "a").await;
     let b = TestNode::start_clustered(&nats, "b").await;
     (nats, a, b)
@@ -143,7 +143,7 @@ async fn eventually_history(node: &TestNode, channel: &str, done: impl Fn(&Value
 
 #[actix_web::test]
 async fn a_recoverable_subscriber_misses_nothing_across_a_nats_restart() {
-    let nats = NatsServer::start().await;
+    let nats = NatsServer::for_nodes(1).await;
     let a = TestNode::start_clustered(&nats, "a").await;
     let mut client = a.connect_as("1").await;
     client.request(2, "subscribe", json!({"channel": "chat:n", "recoverable": true})).await;
@@ -172,14 +172,11 @@ async fn a_recoverable_subscriber_misses_nothing_across_a_nats_restart() {
 /// Node a reaches NATS through a proxy; while it is cut off, node b stores two publications on
 /// `channel`; after the proxy is restored, a's subscriber must get both, in order.
 async fn cut_off_node_catches_up(channel: &str, position_check: std::time::Duration) {
-    let nats = NatsServer::start().await;
+    let nats = NatsServer::for_nodes(2).await;
     let proxy = TcpProxy::start(nats.port).await;
     let url = proxy.url();
-    let a = TestNode::start_with(move |s| {
-        s.broker.enabled = true;
-        s.broker.kind = "nats".into();
+    let a = TestNode::start_clustered_with(&nats, "a", move |s| {
         s.broker.nats.url = url;
-        s.node.name = "a".into();
         s.client.channel_position_check_delay = position_check;
     })
     .await;
@@ -211,25 +208,19 @@ async fn a_node_back_on_nats_catches_up_at_once_not_at_the_next_position_check()
 
 #[actix_web::test]
 async fn history_ttl_drops_publications_but_keeps_the_position_on_every_node() {
-    let nats = NatsServer::start().await;
-    let short_lived = |url: String, name: &'static str| {
-        move |s: &mut gyre::config::Settings| {
-            s.broker.enabled = true;
-            s.broker.kind = "nats".into();
-            s.broker.nats.url = url;
-            s.node.name = name.into();
-            s.channel.namespaces.push(gyre::config::NamespaceSettings {
-                name: "brief".into(),
-                options: gyre::config::ChannelOptions {
-                    history_size: 5,
-                    history_ttl: std::time::Duration::from_secs(1),
-                    ..Default::default()
-                },
-            });
-        }
+    let nats = NatsServer::for_nodes(2).await;
+    let short_lived = |s: &mut gyre::config::Settings| {
+        s.channel.namespaces.push(gyre::config::NamespaceSettings {
+            name: "brief".into(),
+            options: gyre::config::ChannelOptions {
+                history_size: 5,
+                history_ttl: std::time::Duration::from_secs(1),
+                ..Default::default()
+            },
+        });
     };
-    let a = TestNode::start_with(short_lived(nats.url(), "a")).await;
-    let b = TestNode::start_with(short_lived(nats.url(), "b")).await;
+    let a = TestNode::start_clustered_with(&nats, "a", short_lived).await;
+    let b = TestNode::start_clustered_with(&nats, "b", short_lived).await;
     let first = a.api_ok("publish", json!({"channel": "brief:x", "data": 1})).await;
     b.api_ok("publish", json!({"channel": "brief:x", "data": 2})).await;
     assert_eq!(offsets(&history(&b, "brief:x").await["publications"]), vec![1, 2]);
@@ -283,7 +274,7 @@ async fn binary_data_crosses_nodes_and_the_stream_byte_for_byte() {
 async fn a_delta_subscriber_on_one_node_gets_patches_for_publications_made_on_another() {
     use crate::delta::{delta_namespace, state};
 
-    let nats = NatsServer::start().await;
+    let nats = NatsServer::for_nodes(2).await;
     let a = TestNode::start_clustered_with(&nats, "a", delta_namespace).await;
     let b = TestNode::start_clustered_with(&nats, "b", delta_namespace).await;
     let mut client = b.connect_as("d").await;
@@ -324,7 +315,7 @@ async fn versions_are_compared_across_nodes() {
 async fn cache_recovery_reads_the_latest_publication_from_the_stream_on_another_node() {
     use crate::cache_recovery::cache_namespaces;
 
-    let nats = NatsServer::start().await;
+    let nats = NatsServer::for_nodes(2).await;
     let a = TestNode::start_clustered_with(&nats, "a", cache_namespaces).await;
     let b = TestNode::start_clustered_with(&nats, "b", cache_namespaces).await;
     for n in 1..=3 {

@@ -54,7 +54,7 @@ async fn eventually_history(node: &TestNode, channel: &str, done: impl Fn(&Value
 
 #[actix_web::test]
 async fn a_page_of_a_long_history_is_right_in_every_direction_and_costs_what_it_returns() {
-    let nats = NatsServer::start().await;
+    let nats = NatsServer::for_nodes(1).await;
     let a = node(&nats, "a").await;
     // Interleaved with another channel: offset N of big:c is not sequence N of the stream.
     let mut epoch = String::new();
@@ -100,7 +100,7 @@ async fn a_page_of_a_long_history_is_right_in_every_direction_and_costs_what_it_
 
 #[actix_web::test]
 async fn after_history_remove_history_and_recovery_return_only_what_is_left() {
-    let nats = NatsServer::start().await;
+    let nats = NatsServer::for_nodes(2).await;
     let (a, b) = (node(&nats, "a").await, node(&nats, "b").await);
     // A subscriber on a: the channel there keeps its recent publications.
     let mut watcher = a.connect_as("w").await;
@@ -132,7 +132,7 @@ async fn after_history_remove_history_and_recovery_return_only_what_is_left() {
 
 #[actix_web::test]
 async fn a_new_epoch_replaces_the_recent_publications() {
-    let nats = NatsServer::start().await;
+    let nats = NatsServer::for_nodes(2).await;
     let (a, b) = (node(&nats, "a").await, node(&nats, "b").await);
     let mut watcher = a.connect_as("w").await;
     watcher.request(2, "subscribe", json!({"channel": "brief:e", "recoverable": true})).await;
@@ -173,7 +173,7 @@ async fn recover_and_follow(node: &TestNode, user: String, since: u64, epoch: St
 
 #[actix_web::test]
 async fn subscribers_recovering_while_publications_flow_get_each_one_once_in_order() {
-    let nats = NatsServer::start().await;
+    let nats = NatsServer::for_nodes(2).await;
     let (a, b) = (node(&nats, "a").await, node(&nats, "b").await);
     let mut epoch = String::new();
     for n in 1..=40 {
@@ -202,7 +202,7 @@ async fn subscribers_recovering_while_publications_flow_get_each_one_once_in_ord
 
 #[actix_web::test]
 async fn recovery_and_history_from_the_recent_publications_ask_jetstream_little() {
-    let nats = NatsServer::start().await;
+    let nats = NatsServer::for_nodes(1).await;
     let a = node(&nats, "a").await;
     let mut watcher = a.connect_as("w").await;
     let reply = watcher.request(2, "subscribe", json!({"channel": "big:warm", "recoverable": true})).await;

@@ -492,10 +492,10 @@ async fn the_sub_refresh_proxy_extends_subscriptions_until_the_backend_refuses()
 async fn proxies_work_on_every_node_of_a_cluster_and_api_calls_reach_proxied_users_everywhere() {
     let backend = Backend::default();
     let url = backend.start();
-    let nats = NatsServer::start().await;
+    let nats = NatsServer::for_nodes(2).await;
     let a = TestNode::start_clustered_with(&nats, "a", |s| proxied(&url, s)).await;
     let b = TestNode::start_clustered_with(&nats, "b", |s| proxied(&url, s)).await;
-    a.wait_for_nodes(2).await;
+    a.wait_for_nodes(nats.cluster_size(2)).await;
     backend.answer(
         "/connect",
         vec![Answer::json(json!({"result": {"user": "reader"}})), Answer::json(json!({"result": {"user": "writer"}}))],

@@ -63,9 +63,14 @@ impl TestNode {
     }
 
     pub async fn start_with(change: impl FnOnce(&mut Settings)) -> Self {
-        init_test_log();
         let mut settings = test_settings();
         change(&mut settings);
+        Self::start_from(settings).await
+    }
+
+    /// A node with exactly these settings.
+    pub async fn start_from(settings: Settings) -> Self {
+        init_test_log();
         let running = gyre::app::start(settings).await.expect("node starts");
         let addr = running.addr;
         Self { running: Some(running), addr }
@@ -257,18 +262,76 @@ impl TestClient {
 }
 
 /// A real `nats-server` with JetStream on a free loopback port, killed on drop.
+///
+/// It also owns the cluster's bystanders: with `GYRE_CLUSTER_NODES=N` set, a test that starts
+/// k < N nodes on it gets N - k more, full nodes with the settings of the test's first clustered
+/// node (named `bystander-1`, ...). They start with that node, take part in heartbeats, surveys,
+/// user actions and JetStream history like any node, reconnect when NATS restarts, and stop
+/// with the server. Tests count them through [`NatsServer::cluster_size`].
 pub struct NatsServer {
     child: std::process::Child,
     pub port: u16,
     dir: tempfile::TempDir,
+    /// How many nodes the test itself starts on this server.
+    test_nodes: usize,
+    bystanders: std::cell::RefCell<Option<Vec<TestNode>>>,
+}
+
+/// Prefix of the bystanders' node names (and so of their NATS connection names).
+const BYSTANDER: &str = "bystander-";
+
+/// The cluster size asked for by `GYRE_CLUSTER_NODES` (0 when unset).
+fn wanted_cluster_size() -> usize {
+    match std::env::var("GYRE_CLUSTER_NODES") {
+        Ok(text) => text.trim().parse().unwrap_or_else(|_| panic!("GYRE_CLUSTER_NODES is not a number: {text:?}")),
+        Err(_) => 0,
+    }
 }
 
 impl NatsServer {
-    /// Starts one; fails the test (never skips) when the binary is missing: `tests/run.sh`
-    /// installs it.
-    pub async fn start() -> Self {
+    /// Starts one for a test that starts `test_nodes` clustered nodes on it; fails the test
+    /// (never skips) when the binary is missing: `tests/run.sh` installs it.
+    pub async fn for_nodes(test_nodes: usize) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
-        Self::start_in(dir, None).await
+        let mut nats = Self::start_in(dir, None).await;
+        nats.test_nodes = test_nodes;
+        nats
+    }
+
+    /// Nodes added to the test's own (none unless `GYRE_CLUSTER_NODES` asks for more).
+    pub fn bystander_count(&self) -> usize {
+        wanted_cluster_size().saturating_sub(self.test_nodes)
+    }
+
+    /// How many nodes `info` lists while `test_nodes` of the test's nodes run (bystanders
+    /// included).
+    pub fn cluster_size(&self, test_nodes: usize) -> usize {
+        test_nodes + self.bystander_count()
+    }
+
+    /// The sorted names `info` lists while the test's nodes `names` run (bystanders included).
+    pub fn node_names(&self, names: &[&str]) -> Vec<String> {
+        let mut all: Vec<String> = names.iter().map(|name| (*name).to_owned()).collect();
+        all.extend((1..=self.bystander_count()).map(|i| format!("{BYSTANDER}{i}")));
+        all.sort();
+        all
+    }
+
+    /// Starts the bystanders once, with the settings of the test's first clustered node (and
+    /// this server's own URL, in case that node reaches NATS through a proxy).
+    async fn start_bystanders(&self, settings: &Settings) {
+        if self.bystanders.borrow().is_some() {
+            return;
+        }
+        // Marked before the first await: a node started meanwhile does not start more.
+        *self.bystanders.borrow_mut() = Some(Vec::new());
+        for i in 1..=self.bystander_count() {
+            let mut own = settings.clone();
+            own.node.name = format!("{BYSTANDER}{i}");
+            own.broker.nats.url = self.url();
+            let bystander = TestNode::start_from(own).await;
+            self.bystanders.borrow_mut().get_or_insert_with(Vec::new).push(bystander);
+        }
     }
 
     async fn start_in(dir: tempfile::TempDir, port: Option<u16>) -> Self {
@@ -291,15 +354,16 @@ impl NatsServer {
         })
         .await;
         // The ports file appears when the listener is ready.
-        Self { child, port, dir }
+        Self { child, port, dir, test_nodes: 0, bystanders: std::cell::RefCell::new(None) }
     }
 
     pub fn url(&self) -> String {
         format!("nats://127.0.0.1:{}", self.port)
     }
 
-    /// Messages every client connection has sent the server so far (`/connz` `in_msgs`): the
-    /// nodes' NATS and JetStream requests, publishes included.
+    /// Messages the test's nodes have sent the server so far (`/connz` `in_msgs`): their NATS
+    /// and JetStream requests, publishes included. Bystanders are left out: their heartbeats
+    /// and survey answers are not what a test measures.
     pub async fn messages_from_clients(&self) -> u64 {
         let ports = self.dir.path().join(format!("nats-server_{}.ports", self.child.id()));
         let text = std::fs::read_to_string(ports).expect("ports file");
@@ -307,7 +371,11 @@ impl NatsServer {
         let monitoring = ports["monitoring"][0].as_str().expect("monitoring port (-m)").to_owned();
         let mut response = awc::Client::new().get(format!("{monitoring}/connz")).send().await.expect("connz");
         let connz: Value = response.json().limit(1 << 22).await.expect("connz json");
-        connz["connections"].as_array().map_or(0, |c| c.iter().filter_map(|c| c["in_msgs"].as_u64()).sum())
+        let bystander = format!("gyre {BYSTANDER}");
+        let connections = connz["connections"].as_array().into_iter().flatten();
+        let of_test_nodes =
+            connections.filter(|c| !c["name"].as_str().is_some_and(|name| name.starts_with(&bystander)));
+        of_test_nodes.filter_map(|c| c["in_msgs"].as_u64()).sum()
     }
 
     /// Kills the server (clients see the connection drop).
@@ -317,13 +385,15 @@ impl NatsServer {
         let _ = std::fs::remove_file(self.dir.path().join(format!("nats-server_{}.ports", self.child.id())));
     }
 
-    /// Starts it again on the same port and store.
+    /// Starts it again on the same port and store; the bystanders stay (and reconnect).
     pub async fn restart(mut self) -> Self {
         self.stop();
         let port = self.port;
         let dir = tempfile::tempdir().expect("temp dir");
         let old = std::mem::replace(&mut self.dir, dir);
-        let fresh = Self::start_in(old, Some(port)).await;
+        let mut fresh = Self::start_in(old, Some(port)).await;
+        fresh.test_nodes = self.test_nodes;
+        fresh.bystanders = std::mem::take(&mut self.bystanders);
         drop(self);
         fresh
     }
@@ -331,6 +401,8 @@ impl NatsServer {
 
 impl Drop for NatsServer {
     fn drop(&mut self) {
+        // The bystanders leave the cluster while NATS still runs.
+        drop(self.bystanders.take());
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -354,19 +426,18 @@ impl TestNode {
         Self::start_clustered_with(nats, name, |_| {}).await
     }
 
-    /// A node in cluster mode on `nats`, with more settings changed.
+    /// A node in cluster mode on `nats`, with more settings changed (the first such node on
+    /// `nats` brings the bystanders up with its settings).
     pub async fn start_clustered_with(nats: &NatsServer, name: &str, change: impl FnOnce(&mut Settings)) -> Self {
-        let url = nats.url();
-        let name = name.to_owned();
-        Self::start_with(move |s| {
-            s.broker.enabled = true;
-            s.broker.kind = "nats".into();
-            s.broker.nats.url = url;
-            s.node.name = name;
-            s.prometheus.enabled = true;
-            change(s);
-        })
-        .await
+        let mut settings = test_settings();
+        settings.broker.enabled = true;
+        settings.broker.kind = "nats".into();
+        settings.broker.nats.url = nats.url();
+        settings.node.name = name.to_owned();
+        settings.prometheus.enabled = true;
+        change(&mut settings);
+        nats.start_bystanders(&settings).await;
+        Self::start_from(settings).await
     }
 
     /// Waits until `info` lists `count` nodes.

@@ -462,11 +462,11 @@ async fn sse_emulation_takes_commands_through_emulation() {
 /// node: it is relayed through NATS to the node holding the session.
 #[actix_web::test]
 async fn an_emulation_request_to_another_node_is_relayed_to_the_session() {
-    let nats = NatsServer::start().await;
+    let nats = NatsServer::for_nodes(2).await;
     let a = TestNode::start_clustered_with(&nats, "a", |s| s.sse.enabled = true).await;
     let b = TestNode::start_clustered_with(&nats, "b", |s| s.sse.enabled = true).await;
-    a.wait_for_nodes(2).await;
-    b.wait_for_nodes(2).await;
+    a.wait_for_nodes(nats.cluster_size(2)).await;
+    b.wait_for_nodes(nats.cluster_size(2)).await;
     let connect = json!({"id": 1, "connect": {"token": token(json!({"sub": "r"}))}}).to_string();
     let response = awc::Client::new()
         .get(format!("http://{}/connection/sse?cf_connect={}", a.addr, url_encode(&connect)))

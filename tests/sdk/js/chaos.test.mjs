@@ -43,7 +43,7 @@ describe('chaos: SIGKILL, a NATS restart and a partition under a publishing load
   });
 
   it('every client ends subscribed with every publication exactly once, in order', async () => {
-    let nats = await startNats();
+    let nats = await startNats({ nodes: 3 });
     cleanup.push(() => nats.stop());
     const natsProxy = await startProxy(`127.0.0.1:${nats.port}`);
     cleanup.push(() => natsProxy.close());
@@ -52,7 +52,7 @@ describe('chaos: SIGKILL, a NATS restart and a partition under a publishing load
     const b = await startClusterNode(nats.url, 'b', keys);
     const c = await startClusterNode(`nats://127.0.0.1:${natsProxy.port}`, 'c', keys);
     cleanup.push(() => Promise.allSettled([a, b, c].map((n) => n.stop())));
-    await eventually(async () => (await nodeNames(a)).join() === 'a,b,c', CLUSTER_WAIT_MS, 'node a to list a, b and c');
+    await eventually(async () => (await nodeNames(a)).join() === nats.clusterNames('a', 'b', 'c').join(), CLUSTER_WAIT_MS, 'node a to list a, b and c');
 
     // Clients are spread over the nodes; reconnects after node b dies go to node a.
     const lb = await startProxy(a.addr);

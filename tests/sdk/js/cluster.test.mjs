@@ -29,13 +29,13 @@ describe('centrifuge-js on two gyre nodes clustered over NATS', () => {
   let a;
   let b;
   before(async () => {
-    nats = await startNats();
+    nats = await startNats({ nodes: 2 });
     const keys = sharedKeys();
     a = await startClusterNode(nats.url, 'a', keys);
     b = await startClusterNode(nats.url, 'b', keys);
     // Each node learns of the other from its heartbeats; surveys (presence) only ask known nodes.
-    await eventually(async () => (await nodeNames(a)).join() === 'a,b', CLUSTER_WAIT_MS, 'node a to list nodes a and b');
-    await eventually(async () => (await nodeNames(b)).join() === 'a,b', CLUSTER_WAIT_MS, 'node b to list nodes a and b');
+    await eventually(async () => (await nodeNames(a)).join() === nats.clusterNames('a', 'b').join(), CLUSTER_WAIT_MS, 'node a to list nodes a and b');
+    await eventually(async () => (await nodeNames(b)).join() === nats.clusterNames('a', 'b').join(), CLUSTER_WAIT_MS, 'node b to list nodes a and b');
   });
   after(async () => { await stopAll([a, b], nats); });
 
@@ -269,7 +269,7 @@ describe('gyre info on three clustered nodes', () => {
   let nats;
   const nodes = [];
   before(async () => {
-    nats = await startNats();
+    nats = await startNats({ nodes: 3 });
     const keys = sharedKeys();
     for (const name of ['a', 'b', 'c']) nodes.push(await startClusterNode(nats.url, name, keys));
   });
@@ -278,7 +278,7 @@ describe('gyre info on three clustered nodes', () => {
   it('lists all three nodes on every node, and drops a node at once when it stops gracefully', async () => {
     const [a, b, c] = nodes;
     for (const node of [a, b, c]) {
-      const want = 'a,b,c';
+      const want = nats.clusterNames('a', 'b', 'c').join();
       await eventually(async () => (await nodeNames(node)).join() === want, CLUSTER_WAIT_MS,
         `node ${node.config.node.name} to list nodes ${want}`);
     }
@@ -294,7 +294,7 @@ describe('gyre info on three clustered nodes', () => {
     // Bounded well below the 7 s peer TTL: the drop must come from c's leaving notice, not from
     // missed heartbeats.
     for (const node of [a, b]) {
-      await eventually(async () => (await nodeNames(node)).join() === 'a,b', 2000,
+      await eventually(async () => (await nodeNames(node)).join() === nats.clusterNames('a', 'b').join(), 2000,
         `node ${node.config.node.name} to drop node c`);
     }
   });
@@ -304,7 +304,7 @@ describe('centrifuge-js during a NATS outage', () => {
   let nats;
   let a;
   before(async () => {
-    nats = await startNats();
+    nats = await startNats({ nodes: 1 });
     a = await startClusterNode(nats.url, 'a');
   });
   after(async () => { await stopAll([a], nats); });

@@ -39,7 +39,7 @@ describe('centrifuge-js on three gyre nodes sharing history through JetStream', 
   let b;
   let c;
   before(async () => {
-    nats = await startNats();
+    nats = await startNats({ nodes: 3 });
     const keys = sharedKeys();
     [a, b, c] = await Promise.all(['a', 'b', 'c'].map((name) => startClusterNode(nats.url, name, keys)));
   });
@@ -158,7 +158,7 @@ describe('centrifuge-js on three gyre nodes sharing history through JetStream', 
 
   it('lists three nodes in info and delivers a publication made through node c to subscribers on nodes a and b', async () => {
     for (const node of [a, b, c]) {
-      await eventually(async () => (await nodeNames(node)).join() === 'a,b,c', CLUSTER_WAIT_MS,
+      await eventually(async () => (await nodeNames(node)).join() === nats.clusterNames('a', 'b', 'c').join(), CLUSTER_WAIT_MS,
         `node ${node.config.node.name} to list nodes a, b and c`);
     }
     const id = randomId();
@@ -202,7 +202,7 @@ describe('centrifuge-js recoverable subscriber across a NATS restart', () => {
   let a;
   let b;
   before(async () => {
-    nats = await startNats();
+    nats = await startNats({ nodes: 2 });
     const keys = sharedKeys();
     [a, b] = await Promise.all(['a', 'b'].map((name) => startClusterNode(nats.url, name, keys)));
   });

@@ -31,12 +31,12 @@ describe('centrifuge-js failover: a clustered node killed with SIGKILL', () => {
   let proxy;
   let client;
   before(async () => {
-    nats = await startNats();
+    nats = await startNats({ nodes: 2 });
     const keys = sharedKeys();
     a = await startClusterNode(nats.url, 'a', keys);
     b = await startClusterNode(nats.url, 'b', keys);
-    await eventually(async () => (await nodeNames(a)).join() === 'a,b', CLUSTER_WAIT_MS, 'node a to list nodes a and b');
-    await eventually(async () => (await nodeNames(b)).join() === 'a,b', CLUSTER_WAIT_MS, 'node b to list nodes a and b');
+    await eventually(async () => (await nodeNames(a)).join() === nats.clusterNames('a', 'b').join(), CLUSTER_WAIT_MS, 'node a to list nodes a and b');
+    await eventually(async () => (await nodeNames(b)).join() === nats.clusterNames('a', 'b').join(), CLUSTER_WAIT_MS, 'node b to list nodes a and b');
     proxy = await startProxy(b.addr);
   });
   after(async () => {
@@ -106,7 +106,7 @@ describe('centrifuge-js failover: a clustered node killed with SIGKILL', () => {
     assert.deepEqual(exit, { code: null, signal: 'SIGKILL' });
     // Node b sent no leaving notice: node a can only drop it when its heartbeats expire. Watched
     // from now on, checked at the end.
-    const dropped = eventually(async () => (await nodeNames(a)).join() === 'a', CLUSTER_WAIT_MS,
+    const dropped = eventually(async () => (await nodeNames(a)).join() === nats.clusterNames('a').join(), CLUSTER_WAIT_MS,
       'node a to drop the killed node b').then(() => Date.now() - killedAt);
     dropped.catch(() => { /* awaited below */ });
 

@@ -370,13 +370,67 @@ export const NATS_SERVER_BIN = process.env.NATS_SERVER_BIN || 'nats-server';
 const NATS_START_TIMEOUT_MS = 10000;
 
 /**
+ * `GYRE_CLUSTER_NODES=N` grows every test cluster to N nodes: a test that starts k < N nodes on
+ * a nats-server (declared with `startNats({ nodes: k })`) gets N - k bystanders, full gyre nodes
+ * started with the config patch of the test's first node on that server, named `bystander-1`,
+ * ... They take part in heartbeats, surveys, user actions and JetStream history like any node,
+ * reconnect when NATS restarts, and stop when the server's `stop()` is called. Tests count
+ * them through `nats.clusterNames(...)`.
+ */
+const CLUSTER_NODES = wantedClusterNodes();
+/** Bystanders by the URL of their nats-server (the same across its restarts). */
+const clusters = new Map();
+
+function wantedClusterNodes() {
+  const text = process.env.GYRE_CLUSTER_NODES || '0';
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < 0) throw new Error(`GYRE_CLUSTER_NODES is not a node count: ${text}`);
+  return n;
+}
+
+/**
+ * The bystanders of a server for a test that starts `testNodes` nodes on it (not started yet);
+ * none for a server whose test did not say (e.g. the browser tests, whose screenshots list nodes).
+ */
+function newCluster(url, testNodes) {
+  const count = testNodes === undefined ? 0 : Math.max(0, CLUSTER_NODES - testNodes);
+  return { url, count, starting: null, nodes: [] };
+}
+
+function bystanderNames(cluster) {
+  return Array.from({ length: cluster.count }, (_, i) => `bystander-${i + 1}`);
+}
+
+/** Starts the cluster's bystanders once, with the config patch of the test's first node. */
+function startBystanders(cluster, patch) {
+  if (!cluster || cluster.count === 0) return Promise.resolve();
+  cluster.starting ??= (async () => {
+    const starting = bystanderNames(cluster).map((name) => startGyre(clusterPatch(cluster.url, name, structuredClone(patch))));
+    const results = await Promise.allSettled(starting);
+    cluster.nodes = results.filter((r) => r.status === 'fulfilled').map((r) => r.value);
+    const failed = results.find((r) => r.status === 'rejected');
+    if (failed) throw failed.reason;
+  })();
+  return cluster.starting;
+}
+
+/** Stops the cluster's bystanders (SIGTERM: they leave the cluster); never throws. */
+async function stopBystanders(cluster) {
+  await cluster.starting?.catch(() => { /* the ones that started are in cluster.nodes */ });
+  await Promise.allSettled(cluster.nodes.map((n) => n.stop()));
+  cluster.nodes = [];
+}
+
+/**
  * Starts a nats-server with JetStream on 127.0.0.1 (a free port, or `opts.port`), storing in
- * `opts.dir` (a fresh temp dir by default). Resolves once the server has written its ports file
- * (it does so when its listener is ready), bounded by 10 s. Returns `{url, port, dir, stop(),
- * restart(), kill()}`: `kill()` kills the server (SIGKILL: clients see the connection drop) and
- * waits for it to exit; `restart()` starts a new one on the same port and store dir and resolves
- * with its handle; `stop()` kills it and removes the temp dir. The process is
- * killed when node exits too, and `stop()` is safe to call twice.
+ * `opts.dir` (a fresh temp dir by default), for a test that starts `opts.nodes` gyre nodes on
+ * it (how many bystanders to add depends on it). Resolves once the server has written its ports
+ * file (it does so when its listener is ready), bounded by 10 s. Returns `{url, port, dir,
+ * clusterNames(), stop(), restart(), kill()}`: `kill()` kills the server (SIGKILL: clients see
+ * the connection drop) and waits for it to exit; `restart()` starts a new one on the same port
+ * and store dir and resolves with its handle; `stop()` stops the bystanders, kills the server
+ * and removes the temp dir. The processes are killed when node exits too, and `stop()` is safe
+ * to call twice.
  */
 export async function startNats(opts = {}) {
   const dir = opts.dir || fs.mkdtempSync(path.join(os.tmpdir(), 'gyre-js-nats-'));
@@ -425,6 +479,8 @@ export async function startNats(opts = {}) {
     throw e;
   }
   const port = Number(url.split(':').pop());
+  const cluster = opts.cluster ?? newCluster(url, opts.nodes);
+  clusters.set(url, cluster);
 
   const nats = {
     url,
@@ -432,6 +488,10 @@ export async function startNats(opts = {}) {
     dir,
     monitorUrl,
     log: () => log,
+    /** The sorted names `info` lists while the test's nodes `names` run (bystanders included). */
+    clusterNames(...names) {
+      return [...names, ...bystanderNames(cluster)].sort();
+    },
     /** Kills the server and waits (bounded) for it to exit; removes its ports file. */
     async kill() {
       if (!exited) {
@@ -442,13 +502,15 @@ export async function startNats(opts = {}) {
       }
       fs.rmSync(portsFile(), { force: true });
     },
-    /** Starts a new server on the same port and store dir (after `kill()`). */
+    /** Starts a new server on the same port and store dir (after `kill()`); bystanders stay. */
     async restart() {
       await nats.kill();
-      return startNats({ port, dir, ownsDir });
+      return startNats({ port, dir, ownsDir, cluster });
     },
-    /** Kills the server and removes its temp dir (if this call created it). */
+    /** Stops the bystanders, kills the server and removes its temp dir (if this call created it). */
     async stop() {
+      await stopBystanders(cluster);
+      clusters.delete(url);
       await nats.kill();
       if (ownsDir) fs.rmSync(dir, { recursive: true, force: true });
     },
@@ -459,10 +521,19 @@ export async function startNats(opts = {}) {
 /**
  * Starts one gyre node in cluster mode on `natsUrl`, named `name`, with the base config
  * deep-merged with `patch` (pass a shared `client.token.hmac_secret_key` and `http_api.key` to
- * use one token and one API key on every node, as in a real deployment).
+ * use one token and one API key on every node, as in a real deployment). The first node on a
+ * server started by `startNats` brings up that server's bystanders too (see CLUSTER_NODES).
  */
-export function startClusterNode(natsUrl, name, patch = {}) {
-  return startGyre(deepMerge({ broker: { enabled: true, type: 'nats', nats: { url: natsUrl } }, node: { name } }, patch));
+export async function startClusterNode(natsUrl, name, patch = {}) {
+  const [node] = await Promise.all([
+    startGyre(clusterPatch(natsUrl, name, patch)),
+    startBystanders(clusters.get(natsUrl), patch),
+  ]);
+  return node;
+}
+
+function clusterPatch(natsUrl, name, patch) {
+  return deepMerge({ broker: { enabled: true, type: 'nats', nats: { url: natsUrl } }, node: { name } }, patch);
 }
 
 /** A secret and API key shared by the nodes of one test cluster, as a config patch. */

@@ -28,11 +28,11 @@ describe('recovery storm: a node with many recovering clients killed with SIGKIL
   const proxies = {};
   const clients = [];
   before(async () => {
-    nats = await startNats({ monitor: true });
+    nats = await startNats({ nodes: 3, monitor: true });
     const keys = sharedKeys();
     for (const name of ['a', 'b', 'c']) nodes[name] = await startClusterNode(nats.url, name, keys);
     for (const node of Object.values(nodes)) {
-      await eventually(async () => (await nodeNames(node)).join() === 'a,b,c', CLUSTER_WAIT_MS, 'three nodes listed');
+      await eventually(async () => (await nodeNames(node)).join() === nats.clusterNames('a', 'b', 'c').join(), CLUSTER_WAIT_MS, 'three nodes listed');
     }
     for (const [name, node] of Object.entries(nodes)) proxies[name] = await startProxy(node.addr);
   });

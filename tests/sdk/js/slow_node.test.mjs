@@ -16,11 +16,11 @@ describe('a cluster with a frozen node', () => {
   let nats;
   const nodes = {};
   before(async () => {
-    nats = await startNats();
+    nats = await startNats({ nodes: 3 });
     const keys = sharedKeys();
     for (const name of ['a', 'b', 'c']) nodes[name] = await startClusterNode(nats.url, name, keys);
     for (const node of Object.values(nodes)) {
-      await eventually(async () => (await nodeNames(node)).join() === 'a,b,c', CLUSTER_WAIT_MS, 'three nodes listed');
+      await eventually(async () => (await nodeNames(node)).join() === nats.clusterNames('a', 'b', 'c').join(), CLUSTER_WAIT_MS, 'three nodes listed');
     }
   });
   after(async () => {
