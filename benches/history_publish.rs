@@ -28,6 +28,8 @@ use support::{start_gyre, start_nats, API_KEY, SECRET};
 
 static CHANNELS: std::sync::LazyLock<usize> = std::sync::LazyLock::new(|| env_count("HIST_CHANNELS", 100));
 static PUBLISHERS: std::sync::LazyLock<usize> = std::sync::LazyLock::new(|| env_count("HIST_PUBLISHERS", 16));
+/// NATS connections the raw probe spreads its publishers over (one is what gyre has).
+static RAW_CONNECTIONS: std::sync::LazyLock<usize> = std::sync::LazyLock::new(|| env_count("RAW_CONNECTIONS", 1));
 
 fn env_count(name: &str, default: usize) -> usize {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).filter(|&n| n > 0).unwrap_or(default)
@@ -40,7 +42,8 @@ fn main() {
         "{} publishers, {} channels\n| engine | publishes | publishes/s | p50 | p99 | max | CPU µs/publish gyre + nats-server |\n|---|---|---|---|---|---|---|\n",
         *PUBLISHERS, *CHANNELS
     );
-    for engine in ["memory", "jetstream", "raw JetStream"] {
+    let engines = std::env::var("HIST_ENGINES").unwrap_or_else(|_| "memory,jetstream,raw JetStream".into());
+    for engine in engines.split(',').map(str::trim) {
         let (nats, url) = if engine != "memory" {
             let (proc, url) = start_nats(dir.path());
             (Some(proc), Some(url))
@@ -106,8 +109,11 @@ fn cpu_micros(pid: u32) -> u64 {
 /// The store's own ceiling: gyre's stream shape and headers, straight from async-nats.
 async fn raw_jetstream(url: &str, total: usize) -> Result<String, String> {
     use async_nats::jetstream::{self, stream};
-    let client = async_nats::connect(url).await.map_err(|e| e.to_string())?;
-    let js = jetstream::new(client);
+    let mut contexts = Vec::new();
+    for _ in 0..*RAW_CONNECTIONS {
+        contexts.push(jetstream::new(async_nats::connect(url).await.map_err(|e| e.to_string())?));
+    }
+    let js = contexts[0].clone();
     js.get_or_create_stream(stream::Config {
         name: "probe".into(),
         subjects: vec!["probe.history.>".into()],
@@ -127,7 +133,8 @@ async fn raw_jetstream(url: &str, total: usize) -> Result<String, String> {
     .await
     .map_err(|e| e.to_string())?;
     let started = Instant::now();
-    let publishers = (0..*PUBLISHERS).map(|first| raw_publisher(js.clone(), first, total));
+    let publishers =
+        (0..*PUBLISHERS).map(|first| raw_publisher(contexts[first % contexts.len()].clone(), first, total));
     let mut latencies = Vec::with_capacity(total);
     for result in join_all(publishers).await {
         latencies.extend(result?);

@@ -71,6 +71,7 @@ pub struct Metrics {
     broker_received: IntCounterVec,
     broker_publish_errors: IntCounterVec,
     broker_reconnects: IntCounter,
+    surveys_partial: IntCounter,
     proxy_duration: HistogramVec,
     proxy_errors: IntCounterVec,
     proxy_inflight: IntGaugeVec,
@@ -225,6 +226,15 @@ impl Metrics {
                 r.register(Box::new(c.clone())).expect("metric names are unique");
                 c
             },
+            surveys_partial: {
+                let c = IntCounter::new(
+                    "gyre_cluster_surveys_partial_total",
+                    "Cluster surveys (presence, channels, info) that ended at their timeout without every live node's answer.",
+                )
+                .expect("static metric definition is valid");
+                r.register(Box::new(c.clone())).expect("metric names are unique");
+                c
+            },
             proxy_duration: histogram(
                 &r,
                 "proxy",
@@ -357,6 +367,11 @@ impl Metrics {
     /// The NATS connection came back after a loss.
     pub fn broker_reconnected(&self) {
         self.broker_reconnects.inc();
+    }
+
+    /// A survey answered with fewer nodes than it asked.
+    pub fn survey_partial(&self) {
+        self.surveys_partial.inc();
     }
 
     /// One server HTTP API call.

@@ -266,9 +266,15 @@ impl NatsBridge {
         serde_json::to_vec(&ControlMessage { v: VERSION, from: self.uid.clone(), command }).unwrap_or_default()
     }
 
-    fn heartbeat(&mut self, ctx: &mut Context<Self>) {
+    /// Forgets peers not heard from within `PEER_TTL`: a killed node says no goodbye, and a
+    /// survey must not wait for it.
+    fn forget_silent_peers(&mut self) {
         let now = Instant::now();
         self.peers.retain(|_, (_, seen)| now.duration_since(*seen) < PEER_TTL);
+    }
+
+    fn heartbeat(&mut self, ctx: &mut Context<Self>) {
+        self.forget_silent_peers();
         let (uid, name, uptime) = (self.uid.clone(), self.name.clone(), self.started.elapsed().as_secs());
         let stats = self.registry.send(GetStats);
         ctx.spawn(stats.into_actor(self).map(move |stats, this, ctx| {
@@ -430,6 +436,9 @@ impl NatsBridge {
     fn finish_survey(&mut self, id: u64) {
         if let Some(mut survey) = self.surveys.remove(&id) {
             if let Some(reply) = survey.reply.take() {
+                if survey.answers.len() < survey.expected {
+                    METRICS.survey_partial();
+                }
                 let _ = reply.send(survey.answers);
             }
         }
@@ -586,8 +595,8 @@ impl Handler<RelayEmulation> for NatsBridge {
     type Result = ResponseFuture<Result<bool, ClusterError>>;
 
     fn handle(&mut self, msg: RelayEmulation, _: &mut Self::Context) -> Self::Result {
-        let live = self.peers.get(&msg.node).is_some_and(|(_, seen)| seen.elapsed() < PEER_TTL);
-        if !live {
+        self.forget_silent_peers();
+        if !self.peers.contains_key(&msg.node) {
             return Box::pin(async { Ok(false) });
         }
         let payload = self.control(ControlCommand::Emulation { session: msg.session, data: msg.data });
@@ -600,14 +609,8 @@ impl Handler<GetNodes> for NatsBridge {
     type Result = MessageResult<GetNodes>;
 
     fn handle(&mut self, _: GetNodes, _: &mut Self::Context) -> Self::Result {
-        let now = Instant::now();
-        MessageResult(
-            self.peers
-                .values()
-                .filter(|(_, seen)| now.duration_since(*seen) < PEER_TTL)
-                .map(|(info, _)| info.clone())
-                .collect(),
-        )
+        self.forget_silent_peers();
+        MessageResult(self.peers.values().map(|(info, _)| info.clone()).collect())
     }
 }
 
@@ -615,6 +618,7 @@ impl Handler<Survey> for NatsBridge {
     type Result = ResponseFuture<Vec<SurveyAnswer>>;
 
     fn handle(&mut self, Survey(query): Survey, ctx: &mut Self::Context) -> Self::Result {
+        self.forget_silent_peers();
         let expected = self.peers.len();
         if expected == 0 {
             return Box::pin(async { Vec::new() });

@@ -1,7 +1,9 @@
 // Surveys with a node that does not answer: three gyre nodes on one nats-server; node c is
 // frozen with SIGSTOP (alive for NATS and its heartbeats' TTL, but silent). Presence, presence
 // stats and channels asked through node a must still answer, within the survey's bounded wait,
-// with what nodes a and b know; once node c runs again (SIGCONT) its clients count again.
+// with what nodes a and b know, and count as partial surveys. Once node a has not heard node c
+// for the peer TTL, surveys stop asking it (none is partial any more); once node c runs again
+// (SIGCONT) its clients count again.
 
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
@@ -12,13 +14,20 @@ import {
 
 const CLUSTER_WAIT_MS = 12000;
 
+/** gyre_cluster_surveys_partial_total of `node`. */
+async function partialSurveys(node) {
+  const res = await fetch(`http://${node.addr}/metrics`, { signal: AbortSignal.timeout(5000) });
+  const line = (await res.text()).split('\n').find((l) => l.startsWith('gyre_cluster_surveys_partial_total '));
+  return Number(line?.split(' ')[1] ?? 0);
+}
+
 describe('a cluster with a frozen node', () => {
   let nats;
   const nodes = {};
   before(async () => {
     nats = await startNats({ nodes: 3 });
-    const keys = sharedKeys();
-    for (const name of ['a', 'b', 'c']) nodes[name] = await startClusterNode(nats.url, name, keys);
+    const config = { ...sharedKeys(), prometheus: { enabled: true } };
+    for (const name of ['a', 'b', 'c']) nodes[name] = await startClusterNode(nats.url, name, config);
     for (const node of Object.values(nodes)) {
       await eventually(async () => (await nodeNames(node)).join() === nats.clusterNames('a', 'b', 'c').join(), CLUSTER_WAIT_MS, 'three nodes listed');
     }
@@ -50,6 +59,15 @@ describe('a cluster with a frozen node', () => {
     assert.ok(stats.num_clients >= 2, JSON.stringify(stats));
     const channels = await nodes.a.api('channels', { pattern: channel });
     assert.ok(channel in channels.channels, JSON.stringify(channels));
+    const partialWhileListed = await partialSurveys(nodes.a);
+    assert.ok(partialWhileListed >= 1, `surveys that waited for node c count as partial: ${partialWhileListed}`);
+
+    // Silent past the peer TTL (7 s): node a forgets node c, and its surveys no longer wait for it.
+    await eventually(async () => !(await nodeNames(nodes.a)).includes('c'), CLUSTER_WAIT_MS, 'node a forgets node c');
+    const before = await partialSurveys(nodes.a);
+    assert.deepEqual((await users()).filter((u) => u !== 'user-c'), ['user-a', 'user-b']);
+    await nodes.a.api('channels', { pattern: channel });
+    assert.equal(await partialSurveys(nodes.a), before, 'a survey after node c was forgotten is complete');
 
     process.kill(nodes.c.pid, 'SIGCONT');
     await eventually(async () => (await users()).join() === 'user-a,user-b,user-c', CLUSTER_WAIT_MS, 'node c counted again');
