@@ -28,6 +28,9 @@ use support::{start_gyre, start_nats, API_KEY, SECRET};
 
 static CHANNELS: std::sync::LazyLock<usize> = std::sync::LazyLock::new(|| env_count("HIST_CHANNELS", 100));
 static PUBLISHERS: std::sync::LazyLock<usize> = std::sync::LazyLock::new(|| env_count("HIST_PUBLISHERS", 16));
+/// Padding in the raw probe's payload, to match the size of gyre's stored messages.
+static RAW_PADDING: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| "x".repeat(std::env::var("RAW_PADDING").ok().and_then(|v| v.parse().ok()).unwrap_or(0)));
 /// NATS connections the raw probe spreads its publishers over (one is what gyre has).
 static RAW_CONNECTIONS: std::sync::LazyLock<usize> = std::sync::LazyLock::new(|| env_count("RAW_CONNECTIONS", 1));
 
@@ -159,7 +162,8 @@ async fn raw_publisher(
         headers.insert("Nats-Expected-Last-Subject-Sequence", expected.to_string().as_str());
         headers.insert("gyre-offset", (n / *CHANNELS + 1).to_string().as_str());
         headers.insert("gyre-epoch", "probe");
-        let payload = bytes::Bytes::from(format!(r#"{{"data":{{"n":{n}}}}}"#));
+        headers.insert("gyre-time", "1796660618000");
+        let payload = bytes::Bytes::from(format!(r#"{{"data":{{"n":{n},"pad":"{}"}}}}"#, *RAW_PADDING));
         let started = Instant::now();
         let ack = js
             .publish_with_headers(subject.clone(), headers, payload)
