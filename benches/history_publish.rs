@@ -29,8 +29,9 @@ use support::{start_gyre, start_nats, API_KEY, SECRET};
 static CHANNELS: std::sync::LazyLock<usize> = std::sync::LazyLock::new(|| env_count("HIST_CHANNELS", 100));
 static PUBLISHERS: std::sync::LazyLock<usize> = std::sync::LazyLock::new(|| env_count("HIST_PUBLISHERS", 16));
 /// Padding in the raw probe's payload, to match the size of gyre's stored messages.
-static RAW_PADDING: std::sync::LazyLock<String> =
-    std::sync::LazyLock::new(|| "x".repeat(std::env::var("RAW_PADDING").ok().and_then(|v| v.parse().ok()).unwrap_or(0)));
+static RAW_PADDING: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    "x".repeat(std::env::var("RAW_PADDING").ok().and_then(|v| v.parse().ok()).unwrap_or(0))
+});
 /// NATS connections the raw probe spreads its publishers over (one is what gyre has).
 static RAW_CONNECTIONS: std::sync::LazyLock<usize> = std::sync::LazyLock::new(|| env_count("RAW_CONNECTIONS", 1));
 
