@@ -43,22 +43,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-free_port() {
-  local port
-  while :; do
-    port=$((20000 + RANDOM % 10000))
-    (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null || { echo "$port"; return; }
-  done
-}
-
-wait_port() {
-  local port="$1" i
-  for i in $(seq 1 200); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && return 0
-    sleep 0.05
-  done
-  die "nothing listens on port $port after 10 s (logs in $WORK)"
-}
+source "$ROOT/benches/ports.sh"
 
 nats_port="$(free_port)"
 monitor_port="$(free_port)"

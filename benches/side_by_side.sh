@@ -115,22 +115,7 @@ mkdir -p "$OUT/gyre" "$OUT/peer"
 note_load() { echo "$(date -u +%T) $1: load average $(cut -d' ' -f1-3 /proc/loadavg)" >>"$OUT/machine.txt"; }
 
 # ---------------------------------------------------------------- servers
-free_port() {
-  local port
-  while :; do
-    port=$((20000 + RANDOM % 10000))
-    (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null || { echo "$port"; return; }
-  done
-}
-
-wait_port() {
-  local port="$1" i
-  for i in $(seq 1 200); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && return 0
-    sleep 0.05
-  done
-  die "nothing listens on port $port after 10 s"
-}
+source "$ROOT/benches/ports.sh"
 
 # gyre_config FILE [NATS_URL]
 gyre_config() {
