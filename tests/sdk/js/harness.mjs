@@ -502,10 +502,10 @@ export async function startNats(opts = {}) {
       }
       fs.rmSync(portsFile(), { force: true });
     },
-    /** Starts a new server on the same port and store dir (after `kill()`); bystanders stay. */
+    /** Starts a new server on the same port and store dir (after `kill()`); bystanders stay, and so does monitoring. */
     async restart() {
       await nats.kill();
-      return startNats({ port, dir, ownsDir, cluster });
+      return startNats({ port, dir, ownsDir, cluster, monitor: opts.monitor });
     },
     /** Stops the bystanders, kills the server and removes its temp dir (if this call created it). */
     async stop() {
