@@ -229,7 +229,7 @@ impl Metrics {
             surveys_partial: {
                 let c = IntCounter::new(
                     "gyre_cluster_surveys_partial_total",
-                    "Cluster surveys (presence, channels, info) that ended at their timeout without every live node's answer.",
+                    "Cluster surveys (presence, presence stats, channels) that ended at their timeout without every live node's answer.",
                 )
                 .expect("static metric definition is valid");
                 r.register(Box::new(c.clone())).expect("metric names are unique");
